@@ -1,0 +1,227 @@
+//! `/api/v1/app`: applications.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiState;
+use super::error::ApiError;
+use super::extract::{JsonBody, QueryParams};
+use super::fields::{self, nullable};
+use super::pagination::{ListParams, ListResponse, list_response};
+use crate::domain::{AppId, AppKey, Application, Metadata, ResourceKey};
+use crate::store::{NewApplication, Order};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationIn {
+    #[schema(min_length = 1)]
+    pub name: String,
+    #[schema(max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    pub uid: Option<String>,
+    /// Deliveries per second allowed to each endpoint of the application.
+    pub throttle_rate: Option<u16>,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationPatch {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub uid: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u16>)]
+    pub throttle_rate: Option<Option<u16>>,
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationOut {
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub throttle_rate: Option<u16>,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Application> for ApplicationOut {
+    fn from(a: Application) -> Self {
+        Self {
+            id: a.id.to_string(),
+            uid: a.uid.map(|u| u.to_string()),
+            name: a.name,
+            throttle_rate: a.rate_limit,
+            metadata: a.metadata,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CreateParams {
+    /// Return the existing application with the body's `uid` (200) instead of a 409.
+    #[serde(default)]
+    pub get_if_exists: bool,
+}
+
+fn is_app_id(s: &str) -> bool {
+    AppId::parse(s).is_some()
+}
+
+/// The fields of a new application, checked.
+pub fn new_application(input: ApplicationIn) -> Result<NewApplication, ApiError> {
+    Ok(NewApplication {
+        uid: fields::uid("uid", input.uid, is_app_id)?,
+        name: fields::non_empty("name", input.name)?,
+        rate_limit: input.throttle_rate,
+        metadata: input.metadata,
+    })
+}
+
+/// The application a path names, or 404.
+pub async fn find(state: &ApiState, app_id: &str) -> Result<Application, ApiError> {
+    let key = fields::app_key(app_id)?;
+    state
+        .store
+        .get_application(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("application"))
+}
+
+#[utoipa::path(get, path = "/api/v1/app", tag = "Application", params(ListParams),
+    responses((status = 200, body = ListResponse<ApplicationOut>)))]
+pub async fn list(
+    State(state): State<ApiState>,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<ListResponse<ApplicationOut>>, ApiError> {
+    let page = params.page(Order::Ascending)?;
+    let rows = state.store.list_applications(&page).await?;
+    Ok(Json(list_response(
+        rows,
+        &page,
+        |a| a.id.to_string(),
+        ApplicationOut::from,
+    )))
+}
+
+#[utoipa::path(post, path = "/api/v1/app", tag = "Application", params(CreateParams),
+    request_body = ApplicationIn,
+    responses((status = 201, body = ApplicationOut), (status = 200, body = ApplicationOut,
+        description = "`get_if_exists` and the uid exists")))]
+pub async fn create(
+    State(state): State<ApiState>,
+    QueryParams(params): QueryParams<CreateParams>,
+    JsonBody(input): JsonBody<ApplicationIn>,
+) -> Result<(StatusCode, Json<ApplicationOut>), ApiError> {
+    let new = new_application(input)?;
+    if params.get_if_exists {
+        if let Some(uid) = &new.uid {
+            let key = ResourceKey::Uid(uid.clone());
+            if let Some(existing) = state.store.get_application(&key).await? {
+                return Ok((StatusCode::OK, Json(existing.into())));
+            }
+        }
+    }
+    let app = state.store.insert_application(new).await?;
+    Ok((StatusCode::CREATED, Json(app.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/app/{app_id}", tag = "Application",
+    params(("app_id" = String, Path, description = "Application id or uid")),
+    responses((status = 200, body = ApplicationOut)))]
+pub async fn get(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+) -> Result<Json<ApplicationOut>, ApiError> {
+    Ok(Json(find(&state, &app_id).await?.into()))
+}
+
+/// Replaces the application's name, throttle rate and metadata (and uid, when given); creates
+/// it with the path as its uid when there is none.
+#[utoipa::path(put, path = "/api/v1/app/{app_id}", tag = "Application",
+    params(("app_id" = String, Path, description = "Application id or uid")),
+    request_body = ApplicationIn,
+    responses((status = 200, body = ApplicationOut), (status = 201, body = ApplicationOut)))]
+pub async fn update(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    JsonBody(input): JsonBody<ApplicationIn>,
+) -> Result<(StatusCode, Json<ApplicationOut>), ApiError> {
+    let key = fields::app_key(&app_id)?;
+    let new = new_application(input)?;
+    match state.store.get_application(&key).await? {
+        Some(mut app) => {
+            app.uid = new.uid.or(app.uid);
+            app.name = new.name;
+            app.rate_limit = new.rate_limit;
+            app.metadata = new.metadata;
+            let app = state.store.update_application(app).await?;
+            Ok((StatusCode::OK, Json(app.into())))
+        }
+        None => {
+            let AppKey::Uid(path_uid) = key else {
+                return Err(ApiError::not_found("application"));
+            };
+            if new.uid.as_ref().is_some_and(|u| *u != path_uid) {
+                return Err(fields::body_error("uid", "must match the uid in the path"));
+            }
+            let app = state
+                .store
+                .insert_application(NewApplication {
+                    uid: Some(path_uid),
+                    ..new
+                })
+                .await?;
+            Ok((StatusCode::CREATED, Json(app.into())))
+        }
+    }
+}
+
+#[utoipa::path(patch, path = "/api/v1/app/{app_id}", tag = "Application",
+    params(("app_id" = String, Path, description = "Application id or uid")),
+    request_body = ApplicationPatch,
+    responses((status = 200, body = ApplicationOut)))]
+pub async fn patch(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    JsonBody(input): JsonBody<ApplicationPatch>,
+) -> Result<Json<ApplicationOut>, ApiError> {
+    let mut app = find(&state, &app_id).await?;
+    if let Some(name) = input.name {
+        app.name = fields::non_empty("name", name)?;
+    }
+    if let Some(uid) = input.uid {
+        app.uid = fields::uid("uid", uid, is_app_id)?;
+    }
+    if let Some(rate) = input.throttle_rate {
+        app.rate_limit = rate;
+    }
+    if let Some(metadata) = input.metadata {
+        app.metadata = metadata;
+    }
+    Ok(Json(state.store.update_application(app).await?.into()))
+}
+
+/// Deletes the application with its endpoints, messages and delivery records.
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}", tag = "Application",
+    params(("app_id" = String, Path, description = "Application id or uid")),
+    responses((status = 204)))]
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let app = find(&state, &app_id).await?;
+    state.store.delete_application(&app.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,459 @@
+//! `/api/v1/app/{app_id}/endpoint`: endpoints, their custom headers and signing secrets.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Duration;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ApiState;
+use super::applications;
+use super::error::ApiError;
+use super::extract::{JsonBody, QueryParams};
+use super::fields::{self, nullable};
+use super::pagination::{ListParams, ListResponse, list_response};
+use crate::domain::time::now;
+use crate::domain::{
+    Endpoint, EndpointHeaders, EndpointId, EndpointKey, EndpointUrl, Metadata, PreviousSecret,
+    SigningSecret, Subscription,
+};
+use crate::store::{NewEndpoint, Order};
+
+/// The most channels an endpoint may filter on.
+const MAX_CHANNELS: usize = 10;
+/// How long a rotated-out secret keeps signing, unless the request says otherwise.
+const DEFAULT_GRACE_SECONDS: u32 = 24 * 60 * 60;
+const MAX_GRACE_SECONDS: u32 = 7 * 24 * 60 * 60;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointIn {
+    pub url: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub throttle_rate: Option<u16>,
+    pub uid: Option<String>,
+    /// Only these event types are delivered; absent or empty: all.
+    pub event_types: Option<Vec<String>>,
+    /// Only messages with one of these channels are delivered; absent or empty: all.
+    pub channels: Option<Vec<String>>,
+    /// `whsec_` and the base64 of 24 to 64 bytes; generated when absent.
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Custom headers sent with every delivery.
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// The body of PUT: as for creation, but the secret and headers are left as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointUpdate {
+    pub url: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub throttle_rate: Option<u16>,
+    pub uid: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub disabled: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u16>)]
+    pub throttle_rate: Option<Option<u16>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub uid: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub event_types: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub channels: Option<Option<Vec<String>>>,
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointOut {
+    pub id: String,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub disabled: bool,
+    pub throttle_rate: Option<u16>,
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Endpoint> for EndpointOut {
+    fn from(e: Endpoint) -> Self {
+        Self {
+            id: e.id.to_string(),
+            uid: e.uid.map(|u| u.to_string()),
+            url: e.url.as_str().to_owned(),
+            description: e.description,
+            disabled: e.disabled,
+            throttle_rate: e.rate_limit,
+            event_types: e
+                .subscription
+                .event_types
+                .map(|s| s.into_iter().map(|n| n.to_string()).collect()),
+            channels: e
+                .subscription
+                .channels
+                .map(|s| s.into_iter().map(|c| c.to_string()).collect()),
+            metadata: e.metadata,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EndpointHeadersIn {
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointHeadersPatchIn {
+    /// Headers to set; a null value removes the header.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Option<String>>,
+    /// Headers to remove.
+    #[serde(default)]
+    pub delete_headers: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointHeadersOut {
+    /// Headers whose values may be shown.
+    pub headers: BTreeMap<String, String>,
+    /// Names of headers holding credentials; their values are not shown.
+    pub sensitive: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EndpointSecretOut {
+    pub key: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSecretRotateIn {
+    /// The new secret; generated when absent.
+    pub key: Option<String>,
+    /// How long the old secret keeps signing deliveries (default 86400, at most 604800).
+    pub grace_period_seconds: Option<u32>,
+}
+
+fn is_endpoint_id(s: &str) -> bool {
+    EndpointId::parse(s).is_some()
+}
+
+fn url(value: &str) -> Result<EndpointUrl, ApiError> {
+    EndpointUrl::parse(value).map_err(|e| fields::body_error("url", e))
+}
+
+fn subscription(
+    event_types: Option<Vec<String>>,
+    channels: Option<Vec<String>>,
+) -> Result<Subscription, ApiError> {
+    Ok(Subscription {
+        event_types: fields::event_types("eventTypes", event_types)?,
+        channels: fields::channels("channels", channels, MAX_CHANNELS)?,
+    })
+}
+
+fn secret(field: &str, value: Option<String>) -> Result<SigningSecret, ApiError> {
+    match value {
+        None => Ok(SigningSecret::generate()),
+        Some(s) => SigningSecret::parse(&s).map_err(|e| fields::body_error(field, e)),
+    }
+}
+
+/// The endpoint a path names (in an application the path names), or 404.
+async fn find(state: &ApiState, app_id: &str, endpoint_id: &str) -> Result<Endpoint, ApiError> {
+    let app = applications::find(state, app_id).await?;
+    let key = fields::endpoint_key(endpoint_id)?;
+    state
+        .store
+        .get_endpoint(&app.id, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("endpoint"))
+}
+
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint",
+    params(("app_id" = String, Path), ListParams),
+    responses((status = 200, body = ListResponse<EndpointOut>)))]
+pub async fn list(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<ListResponse<EndpointOut>>, ApiError> {
+    let app = applications::find(&state, &app_id).await?;
+    let page = params.page(Order::Ascending)?;
+    let rows = state.store.list_endpoints(&app.id, &page).await?;
+    Ok(Json(list_response(
+        rows,
+        &page,
+        |e| e.id.to_string(),
+        EndpointOut::from,
+    )))
+}
+
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint",
+    params(("app_id" = String, Path)), request_body = EndpointIn,
+    responses((status = 201, body = EndpointOut)))]
+pub async fn create(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    JsonBody(input): JsonBody<EndpointIn>,
+) -> Result<(StatusCode, Json<EndpointOut>), ApiError> {
+    let app = applications::find(&state, &app_id).await?;
+    let new = NewEndpoint {
+        app_id: app.id,
+        uid: fields::uid("uid", input.uid, is_endpoint_id)?,
+        url: url(&input.url)?,
+        description: input.description,
+        disabled: input.disabled,
+        rate_limit: input.throttle_rate,
+        subscription: subscription(input.event_types, input.channels)?,
+        metadata: input.metadata,
+        headers: EndpointHeaders::parse(input.headers.unwrap_or_default())
+            .map_err(|e| fields::body_error("headers", e))?,
+        secret: secret("secret", input.secret)?,
+    };
+    let endpoint = state.store.insert_endpoint(new).await?;
+    Ok((StatusCode::CREATED, Json(endpoint.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    responses((status = 200, body = EndpointOut)))]
+pub async fn get(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<Json<EndpointOut>, ApiError> {
+    Ok(Json(find(&state, &app_id, &endpoint_id).await?.into()))
+}
+
+/// Replaces the endpoint's settings (not its secret or headers), or creates it with the
+/// path as its uid.
+#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    request_body = EndpointUpdate,
+    responses((status = 200, body = EndpointOut), (status = 201, body = EndpointOut)))]
+pub async fn update(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    JsonBody(input): JsonBody<EndpointUpdate>,
+) -> Result<(StatusCode, Json<EndpointOut>), ApiError> {
+    let app = applications::find(&state, &app_id).await?;
+    let key = fields::endpoint_key(&endpoint_id)?;
+    let uid = fields::uid("uid", input.uid, is_endpoint_id)?;
+    let url = url(&input.url)?;
+    let subscription = subscription(input.event_types, input.channels)?;
+    match state.store.get_endpoint(&app.id, &key).await? {
+        Some(mut endpoint) => {
+            endpoint.uid = uid.or(endpoint.uid);
+            endpoint.url = url;
+            endpoint.description = input.description;
+            endpoint.disabled = input.disabled;
+            endpoint.rate_limit = input.throttle_rate;
+            endpoint.subscription = subscription;
+            endpoint.metadata = input.metadata;
+            let endpoint = state.store.update_endpoint(endpoint).await?;
+            Ok((StatusCode::OK, Json(endpoint.into())))
+        }
+        None => {
+            let EndpointKey::Uid(path_uid) = key else {
+                return Err(ApiError::not_found("endpoint"));
+            };
+            if uid.as_ref().is_some_and(|u| *u != path_uid) {
+                return Err(fields::body_error("uid", "must match the uid in the path"));
+            }
+            let new = NewEndpoint {
+                app_id: app.id,
+                uid: Some(path_uid),
+                url,
+                description: input.description,
+                disabled: input.disabled,
+                rate_limit: input.throttle_rate,
+                subscription,
+                metadata: input.metadata,
+                headers: EndpointHeaders::default(),
+                secret: SigningSecret::generate(),
+            };
+            let endpoint = state.store.insert_endpoint(new).await?;
+            Ok((StatusCode::CREATED, Json(endpoint.into())))
+        }
+    }
+}
+
+#[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    request_body = EndpointPatch, responses((status = 200, body = EndpointOut)))]
+pub async fn patch(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    JsonBody(input): JsonBody<EndpointPatch>,
+) -> Result<Json<EndpointOut>, ApiError> {
+    let mut endpoint = find(&state, &app_id, &endpoint_id).await?;
+    if let Some(u) = input.url {
+        endpoint.url = url(&u)?;
+    }
+    if let Some(description) = input.description {
+        endpoint.description = description;
+    }
+    if let Some(disabled) = input.disabled {
+        endpoint.disabled = disabled;
+    }
+    if let Some(rate) = input.throttle_rate {
+        endpoint.rate_limit = rate;
+    }
+    if let Some(uid) = input.uid {
+        endpoint.uid = fields::uid("uid", uid, is_endpoint_id)?;
+    }
+    if let Some(types) = input.event_types {
+        endpoint.subscription.event_types = fields::event_types("eventTypes", types)?;
+    }
+    if let Some(channels) = input.channels {
+        endpoint.subscription.channels = fields::channels("channels", channels, MAX_CHANNELS)?;
+    }
+    if let Some(metadata) = input.metadata {
+        endpoint.metadata = metadata;
+    }
+    Ok(Json(state.store.update_endpoint(endpoint).await?.into()))
+}
+
+/// Deletes the endpoint; its pending deliveries stop.
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    responses((status = 204)))]
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let endpoint = find(&state, &app_id, &endpoint_id).await?;
+    state
+        .store
+        .delete_endpoint(&endpoint.app_id, &endpoint.id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    responses((status = 200, body = EndpointHeadersOut)))]
+pub async fn get_headers(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<Json<EndpointHeadersOut>, ApiError> {
+    let endpoint = find(&state, &app_id, &endpoint_id).await?;
+    let (headers, sensitive) = endpoint.headers.split_sensitive();
+    Ok(Json(EndpointHeadersOut { headers, sensitive }))
+}
+
+/// Replaces all custom headers.
+#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    request_body = EndpointHeadersIn, responses((status = 204)))]
+pub async fn update_headers(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    JsonBody(input): JsonBody<EndpointHeadersIn>,
+) -> Result<StatusCode, ApiError> {
+    let mut endpoint = find(&state, &app_id, &endpoint_id).await?;
+    endpoint.headers =
+        EndpointHeaders::parse(input.headers).map_err(|e| fields::body_error("headers", e))?;
+    state.store.update_endpoint(endpoint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets the given headers and removes those with a null value or listed in `deleteHeaders`.
+#[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    request_body = EndpointHeadersPatchIn, responses((status = 204)))]
+pub async fn patch_headers(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    JsonBody(input): JsonBody<EndpointHeadersPatchIn>,
+) -> Result<StatusCode, ApiError> {
+    let mut endpoint = find(&state, &app_id, &endpoint_id).await?;
+    let mut changes = input.headers;
+    changes.extend(input.delete_headers.into_iter().map(|name| (name, None)));
+    endpoint
+        .headers
+        .patch(changes)
+        .map_err(|e| fields::body_error("headers", e))?;
+    state.store.update_endpoint(endpoint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret",
+    tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    responses((status = 200, body = EndpointSecretOut)))]
+pub async fn get_secret(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<Json<EndpointSecretOut>, ApiError> {
+    let endpoint = find(&state, &app_id, &endpoint_id).await?;
+    Ok(Json(EndpointSecretOut {
+        key: endpoint.secret.expose(),
+    }))
+}
+
+/// Replaces the signing secret and answers with the new one. The old secret keeps signing
+/// (deliveries carry both signatures) for `gracePeriodSeconds`.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+    tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    request_body = EndpointSecretRotateIn, responses((status = 200, body = EndpointSecretOut)))]
+pub async fn rotate_secret(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    JsonBody(input): JsonBody<EndpointSecretRotateIn>,
+) -> Result<Json<EndpointSecretOut>, ApiError> {
+    let mut endpoint = find(&state, &app_id, &endpoint_id).await?;
+    let grace = input.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(fields::body_error(
+            "gracePeriodSeconds",
+            format!("must be at most {MAX_GRACE_SECONDS} (7 days)"),
+        ));
+    }
+    let new_secret = secret("key", input.key)?;
+    let now = now();
+    let old = std::mem::replace(&mut endpoint.secret, new_secret);
+    endpoint.previous_secrets.retain(|p| p.expires_at > now);
+    if grace > 0 {
+        endpoint.previous_secrets.push(PreviousSecret {
+            secret: old,
+            expires_at: now + Duration::seconds(i64::from(grace)),
+        });
+    }
+    let endpoint = state.store.update_endpoint(endpoint).await?;
+    Ok(Json(EndpointSecretOut {
+        key: endpoint.secret.expose(),
+    }))
+}

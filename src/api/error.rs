@@ -1,0 +1,169 @@
+//! The one place that turns failures into HTTP responses.
+//!
+//! Error policy:
+//! - Bad input is the caller's to fix, so it gets a 4xx with a message saying what to change:
+//!   400 for a body that is not JSON, 413 for one that is too large, 422 (with the field's
+//!   location) for JSON that does not fit the schema or a value the domain rejects.
+//! - 401 for a missing or unknown token, 404 for an unknown resource, 409 for a conflict with
+//!   stored state. These bodies are `{"code": …, "detail": …}`, as the Svix contract has it;
+//!   422 bodies are `{"detail": [{"loc": […], "msg": …, "type": …}]}`.
+//! - 503 when the store is unreachable or overloaded: the request may be retried as is.
+//! - 500 only for bugs and unexpected database errors; the cause is logged once (by the
+//!   trace middleware, with the request) and never sent to the client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("authentication failed: {0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("validation failed")]
+    Validation(Vec<ValidationItem>),
+    #[error("the store is unavailable")]
+    Unavailable(#[source] StoreError),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// One problem with the request, in the Svix/FastAPI shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ValidationItem {
+    /// Where the problem is: `["body", "url"]`, `["query", "limit"]`, `["path", "app_id"]`.
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl ValidationItem {
+    pub fn new(loc: &[&str], msg: impl Into<String>, kind: &str) -> Self {
+        Self {
+            loc: loc.iter().map(|s| s.to_string()).collect(),
+            msg: msg.into(),
+            kind: kind.to_owned(),
+        }
+    }
+}
+
+/// The error body for every status but 422.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HttpErrorOut {
+    pub code: String,
+    pub detail: String,
+}
+
+/// The 422 body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HttpValidationError {
+    pub detail: Vec<ValidationItem>,
+}
+
+impl ApiError {
+    /// A single 422 problem.
+    pub fn invalid(loc: &[&str], msg: impl Into<String>) -> Self {
+        ApiError::Validation(vec![ValidationItem::new(loc, msg, "value_error")])
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "invalid_request",
+            ApiError::Unauthorized(_) => "authentication_failed",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Validation(_) => "validation",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::Conflict(c) => ApiError::Conflict(c.to_string()),
+            StoreError::Unavailable(_) | StoreError::BatchFailed(_) => ApiError::Unavailable(e),
+            StoreError::Corrupt(_) | StoreError::Database(_) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+/// Marks a response as produced from an error, so the trace middleware can log the cause.
+#[derive(Clone)]
+pub struct ErrorCause(pub std::sync::Arc<String>);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = match &self {
+            ApiError::Validation(items) => (
+                status,
+                Json(HttpValidationError {
+                    detail: items.clone(),
+                }),
+            )
+                .into_response(),
+            ApiError::Unavailable(_) => (
+                status,
+                Json(HttpErrorOut {
+                    code: self.code().into(),
+                    detail: "the store is temporarily unavailable; retry later".into(),
+                }),
+            )
+                .into_response(),
+            ApiError::Internal(_) => (
+                status,
+                Json(HttpErrorOut {
+                    code: self.code().into(),
+                    detail: "internal server error".into(),
+                }),
+            )
+                .into_response(),
+            other => (
+                status,
+                Json(HttpErrorOut {
+                    code: other.code().into(),
+                    detail: other.to_string(),
+                }),
+            )
+                .into_response(),
+        };
+        if status.is_server_error() {
+            let cause = format!("{:#}", anyhow::Error::new(self));
+            response.extensions_mut().insert(ErrorCause(cause.into()));
+        }
+        response
+    }
+}

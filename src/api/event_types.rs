@@ -1,0 +1,327 @@
+//! `/api/v1/event-type`: event types, shared by all applications.
+//!
+//! DELETE archives (hidden from lists unless `include_archived`, still readable); with
+//! `expunge=true` it removes the event type. Creating an event type whose name is archived
+//! replaces and un-archives it; creating one that is live is a 409.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiState;
+use super::error::ApiError;
+use super::extract::{JsonBody, QueryParams};
+use super::fields::{self, nullable};
+use super::pagination::{ListParams, ListResponse, Ordering, list_response};
+use crate::domain::time::now;
+use crate::domain::{EventType, EventTypeName, FeatureFlag};
+use crate::store::{Order, StoreError};
+
+type Schemas = Map<String, Value>;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeIn {
+    #[schema(max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    pub name: String,
+    #[serde(flatten)]
+    pub fields: EventTypeUpdate,
+}
+
+/// The body of PUT: everything but the name, which is in the path.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeUpdate {
+    pub description: String,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub deprecated: bool,
+    /// JSON schemas of the payload by version, e.g. `{"1": {"type": "object"}}`.
+    #[schema(value_type = Option<Object>)]
+    pub schemas: Option<Schemas>,
+    pub feature_flag: Option<String>,
+    pub feature_flags: Option<Vec<String>>,
+    pub group_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypePatch {
+    pub description: Option<String>,
+    pub archived: Option<bool>,
+    pub deprecated: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub schemas: Option<Option<Schemas>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub feature_flag: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub feature_flags: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub group_name: Option<Option<String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeOut {
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    #[schema(value_type = Option<Object>)]
+    pub schemas: Option<Schemas>,
+    /// The first of `featureFlags`, for clients of the older single-flag field.
+    pub feature_flag: Option<String>,
+    pub feature_flags: Option<Vec<String>>,
+    pub group_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EventTypeOut {
+    fn new(et: EventType, with_schemas: bool) -> Self {
+        let flags: Option<Vec<String>> = et
+            .feature_flags
+            .map(|f| f.into_iter().map(|f| f.to_string()).collect());
+        Self {
+            name: et.name.to_string(),
+            description: et.description,
+            archived: et.archived,
+            deprecated: et.deprecated,
+            schemas: et.schemas.filter(|_| with_schemas),
+            feature_flag: flags.as_ref().and_then(|f| f.first().cloned()),
+            feature_flags: flags,
+            group_name: et.group_name,
+            created_at: et.created_at,
+            updated_at: et.updated_at,
+        }
+    }
+}
+
+impl From<EventType> for EventTypeOut {
+    fn from(et: EventType) -> Self {
+        Self::new(et, true)
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventTypeListParams {
+    /// How many items to return (1 to 250, default 50).
+    pub limit: Option<u64>,
+    /// The `iterator` (or `prevIterator`) of the previous page.
+    pub iterator: Option<String>,
+    pub order: Option<Ordering>,
+    /// Include archived event types.
+    #[serde(default)]
+    pub include_archived: bool,
+    /// Include the schemas (default true).
+    pub with_content: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// Remove the event type entirely instead of archiving it.
+    #[serde(default)]
+    pub expunge: bool,
+}
+
+fn feature_flags(
+    single: Option<String>,
+    many: Option<Vec<String>>,
+) -> Result<Option<Vec<FeatureFlag>>, ApiError> {
+    let Some(flags) = many
+        .or_else(|| single.map(|f| vec![f]))
+        .filter(|f| !f.is_empty())
+    else {
+        return Ok(None);
+    };
+    flags
+        .iter()
+        .map(|f| FeatureFlag::parse(f).map_err(|e| fields::body_error("featureFlags", e)))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// Applies a full update to `et`.
+fn replace(et: &mut EventType, input: EventTypeUpdate) -> Result<(), ApiError> {
+    et.feature_flags = feature_flags(input.feature_flag, input.feature_flags)?;
+    et.description = input.description;
+    et.archived = input.archived;
+    et.deprecated = input.deprecated;
+    et.schemas = input.schemas;
+    et.group_name = input.group_name;
+    Ok(())
+}
+
+fn blank(name: EventTypeName) -> EventType {
+    let now = now();
+    EventType {
+        name,
+        description: String::new(),
+        archived: false,
+        deprecated: false,
+        feature_flags: None,
+        group_name: None,
+        schemas: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn find(state: &ApiState, name: &str) -> Result<EventType, ApiError> {
+    let name = fields::event_type_path(name)?;
+    state
+        .store
+        .get_event_type(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event type"))
+}
+
+#[utoipa::path(get, path = "/api/v1/event-type", tag = "Event Type", params(EventTypeListParams),
+    responses((status = 200, body = ListResponse<EventTypeOut>)))]
+pub async fn list(
+    State(state): State<ApiState>,
+    QueryParams(params): QueryParams<EventTypeListParams>,
+) -> Result<Json<ListResponse<EventTypeOut>>, ApiError> {
+    let page = ListParams::page_of(
+        params.limit,
+        params.iterator.as_deref(),
+        params.order,
+        Order::Ascending,
+    )?;
+    let rows = state
+        .store
+        .list_event_types(&page, params.include_archived)
+        .await?;
+    let with_schemas = params.with_content.unwrap_or(true);
+    Ok(Json(list_response(
+        rows,
+        &page,
+        |et| et.name.to_string(),
+        |et| EventTypeOut::new(et, with_schemas),
+    )))
+}
+
+#[utoipa::path(post, path = "/api/v1/event-type", tag = "Event Type", request_body = EventTypeIn,
+    responses((status = 201, body = EventTypeOut)))]
+pub async fn create(
+    State(state): State<ApiState>,
+    JsonBody(input): JsonBody<EventTypeIn>,
+) -> Result<(StatusCode, Json<EventTypeOut>), ApiError> {
+    let name = EventTypeName::parse(&input.name).map_err(|e| fields::body_error("name", e))?;
+    match state.store.get_event_type(&name).await? {
+        Some(existing) if !existing.archived => {
+            Err(StoreError::Conflict(crate::store::Conflict::EventType).into())
+        }
+        Some(mut archived) => {
+            replace(&mut archived, input.fields)?;
+            archived.updated_at = now();
+            state.store.update_event_type(&archived).await?;
+            Ok((StatusCode::CREATED, Json(archived.into())))
+        }
+        None => {
+            let mut et = blank(name);
+            replace(&mut et, input.fields)?;
+            state.store.insert_event_type(&et).await?;
+            Ok((StatusCode::CREATED, Json(et.into())))
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
+    params(("event_type_name" = String, Path)),
+    responses((status = 200, body = EventTypeOut)))]
+pub async fn get(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<EventTypeOut>, ApiError> {
+    Ok(Json(find(&state, &name).await?.into()))
+}
+
+/// Replaces the event type, or creates it (201).
+#[utoipa::path(put, path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
+    params(("event_type_name" = String, Path)), request_body = EventTypeUpdate,
+    responses((status = 200, body = EventTypeOut), (status = 201, body = EventTypeOut)))]
+pub async fn update(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    JsonBody(input): JsonBody<EventTypeUpdate>,
+) -> Result<(StatusCode, Json<EventTypeOut>), ApiError> {
+    let name = fields::event_type_path(&name)?;
+    match state.store.get_event_type(&name).await? {
+        Some(mut et) => {
+            replace(&mut et, input)?;
+            et.updated_at = now();
+            state.store.update_event_type(&et).await?;
+            Ok((StatusCode::OK, Json(et.into())))
+        }
+        None => {
+            let mut et = blank(name);
+            replace(&mut et, input)?;
+            state.store.insert_event_type(&et).await?;
+            Ok((StatusCode::CREATED, Json(et.into())))
+        }
+    }
+}
+
+#[utoipa::path(patch, path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
+    params(("event_type_name" = String, Path)), request_body = EventTypePatch,
+    responses((status = 200, body = EventTypeOut)))]
+pub async fn patch(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    JsonBody(input): JsonBody<EventTypePatch>,
+) -> Result<Json<EventTypeOut>, ApiError> {
+    let mut et = find(&state, &name).await?;
+    if let Some(description) = input.description {
+        et.description = description;
+    }
+    if let Some(archived) = input.archived {
+        et.archived = archived;
+    }
+    if let Some(deprecated) = input.deprecated {
+        et.deprecated = deprecated;
+    }
+    if let Some(schemas) = input.schemas {
+        et.schemas = schemas;
+    }
+    if input.feature_flag.is_some() || input.feature_flags.is_some() {
+        et.feature_flags =
+            feature_flags(input.feature_flag.flatten(), input.feature_flags.flatten())?;
+    }
+    if let Some(group) = input.group_name {
+        et.group_name = group;
+    }
+    et.updated_at = now();
+    state.store.update_event_type(&et).await?;
+    Ok(Json(et.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
+    params(("event_type_name" = String, Path), DeleteParams),
+    responses((status = 204)))]
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    QueryParams(params): QueryParams<DeleteParams>,
+) -> Result<StatusCode, ApiError> {
+    let mut et = find(&state, &name).await?;
+    if params.expunge {
+        state.store.delete_event_type(&et.name).await?;
+    } else if !et.archived {
+        et.archived = true;
+        et.updated_at = now();
+        state.store.update_event_type(&et).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

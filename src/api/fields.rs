@@ -1,0 +1,183 @@
+//! Parsing of request fields into domain types, with 422s that name the field.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Deserializer};
+
+use super::error::ApiError;
+use crate::domain::{AppKey, Channel, EndpointKey, EventTypeName, MessageKey, NameError, Uid};
+
+/// For PATCH fields: absent → `None` (leave as is), `null` → `Some(None)` (clear),
+/// a value → `Some(Some(v))`. Use with `#[serde(default, deserialize_with = "nullable")]`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+pub fn body_error(field: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid(&["body", field], e.to_string())
+}
+
+fn path_error(param: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid(&["path", param], e.to_string())
+}
+
+pub fn app_key(s: &str) -> Result<AppKey, ApiError> {
+    AppKey::parse(s).map_err(|e| path_error("app_id", e))
+}
+
+pub fn endpoint_key(s: &str) -> Result<EndpointKey, ApiError> {
+    EndpointKey::parse(s).map_err(|e| path_error("endpoint_id", e))
+}
+
+pub fn message_key(s: &str) -> Result<MessageKey, ApiError> {
+    MessageKey::parse(s).map_err(|e| path_error("msg_id", e))
+}
+
+pub fn event_type_path(s: &str) -> Result<EventTypeName, ApiError> {
+    EventTypeName::parse(s).map_err(|e| path_error("event_type_name", e))
+}
+
+/// A uid from a body. `id_shaped` tells whether the value would be read as an id in a path,
+/// which would make the resource unreachable by its uid.
+pub fn uid(
+    field: &str,
+    value: Option<String>,
+    id_shaped: impl Fn(&str) -> bool,
+) -> Result<Option<Uid>, ApiError> {
+    let Some(value) = value else { return Ok(None) };
+    if id_shaped(&value) {
+        return Err(body_error(
+            field,
+            "must not have the shape of a generated id",
+        ));
+    }
+    Uid::parse(&value)
+        .map(Some)
+        .map_err(|e| body_error(field, e))
+}
+
+pub fn non_empty(field: &str, value: String) -> Result<String, ApiError> {
+    if value.trim().is_empty() {
+        return Err(body_error(field, "must not be empty"));
+    }
+    Ok(value)
+}
+
+/// A list of names; an empty list means "no filter", like an absent one.
+pub fn name_set<T: Ord>(
+    field: &str,
+    values: Option<Vec<String>>,
+    max_items: usize,
+    parse: fn(&str) -> Result<T, NameError>,
+) -> Result<Option<BTreeSet<T>>, ApiError> {
+    let Some(values) = values.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if values.len() > max_items {
+        return Err(body_error(
+            field,
+            format!("may hold at most {max_items} items"),
+        ));
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            parse(v).map_err(|e| ApiError::invalid(&["body", field, &i.to_string()], e.to_string()))
+        })
+        .collect::<Result<BTreeSet<T>, ApiError>>()
+        .map(Some)
+}
+
+pub fn event_types(
+    field: &str,
+    values: Option<Vec<String>>,
+) -> Result<Option<BTreeSet<EventTypeName>>, ApiError> {
+    name_set(field, values, usize::MAX, EventTypeName::parse)
+}
+
+pub fn channels(
+    field: &str,
+    values: Option<Vec<String>>,
+    max: usize,
+) -> Result<Option<BTreeSet<Channel>>, ApiError> {
+    name_set(field, values, max, Channel::parse)
+}
+
+/// Splits query list values: `a,b` and repeated keys both work.
+pub fn query_list(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An RFC 3339 time from a query parameter; without an offset it is taken as UTC.
+pub fn query_time(param: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
+            return Ok(Some(t.and_utc()));
+        }
+    }
+    Err(ApiError::invalid(
+        &["query", param],
+        "must be an RFC 3339 date-time, such as 2024-01-02T03:04:05Z",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_times_accept_offsets_and_naive_utc() {
+        let z = query_time("t", Some("2024-01-02T03:04:05Z"))
+            .unwrap()
+            .unwrap();
+        let off = query_time("t", Some("2024-01-02T05:04:05+02:00"))
+            .unwrap()
+            .unwrap();
+        let naive = query_time("t", Some("2024-01-02T03:04:05"))
+            .unwrap()
+            .unwrap();
+        let micros = query_time("t", Some("2024-01-02T03:04:05.123000+00:00"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(z, off);
+        assert_eq!(z, naive);
+        assert_eq!(micros.timestamp_subsec_micros(), 123_000);
+        assert!(query_time("t", Some("yesterday")).is_err());
+        assert_eq!(query_time("t", None).unwrap(), None);
+    }
+
+    #[test]
+    fn query_lists_split_on_commas_and_repeats() {
+        assert_eq!(
+            query_list(&["a,b".into(), "c".into(), "".into()]),
+            ["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn id_shaped_uids_are_refused() {
+        let id = crate::domain::AppId::generate();
+        let shaped = |s: &str| crate::domain::AppId::parse(s).is_some();
+        assert!(uid("uid", Some(id.to_string()), shaped).is_err());
+        assert!(uid("uid", Some("my-app".into()), shaped).unwrap().is_some());
+        assert!(uid("uid", Some("bad uid".into()), shaped).is_err());
+    }
+}

@@ -1,0 +1,290 @@
+//! `/api/v1/app/{app_id}/msg`: message ingestion and the message log.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiState;
+use super::applications::{self, ApplicationIn};
+use super::error::ApiError;
+use super::extract::{JsonBody, QueryParams};
+use super::fields;
+use super::pagination::{ListParams, ListResponse, Ordering, list_response};
+use crate::domain::{AppKey, Channel, EventId, EventTypeName, Message, Payload, PayloadError};
+use crate::store::{InlineApplication, MessageFilter, NewMessage, Order};
+
+/// The most channels a message may carry.
+const MAX_CHANNELS: usize = 5;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageIn {
+    #[schema(max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    pub event_type: String,
+    /// The JSON object delivered to endpoints, byte for byte.
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+    /// Your id for the message; a second message with the same one is refused (409).
+    pub event_id: Option<String>,
+    pub channels: Option<Vec<String>>,
+    /// Creates the application (with the path as its uid) if it does not exist yet.
+    pub application: Option<ApplicationIn>,
+    /// Accepted for compatibility; hookd keeps payloads until they are expunged.
+    pub payload_retention_period: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageOut {
+    pub id: String,
+    pub event_id: Option<String>,
+    pub event_type: String,
+    /// The payload; `{}` when `with_content=false`, `{"expired": true}` once expunged.
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+    pub channels: Option<Vec<String>>,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl MessageOut {
+    pub fn new(m: Message, with_content: bool) -> Self {
+        let payload = match (&m.payload, with_content) {
+            (_, false) => raw("{}"),
+            (None, true) => raw(r#"{"expired":true}"#),
+            (Some(p), true) => raw(p.as_str()),
+        };
+        Self {
+            id: m.id.to_string(),
+            event_id: m.event_id.map(|e| e.to_string()),
+            event_type: m.event_type.to_string(),
+            payload,
+            channels: m
+                .channels
+                .map(|c| c.into_iter().map(|c| c.to_string()).collect()),
+            timestamp: m.created_at,
+        }
+    }
+}
+
+fn raw(json: &str) -> Box<RawValue> {
+    // Stored payloads were valid JSON objects when accepted; a corrupt one is shown as {}
+    // rather than failing the whole list.
+    RawValue::from_string(json.to_owned())
+        .unwrap_or_else(|_| RawValue::from_string("{}".to_owned()).expect("{} is JSON"))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContentParams {
+    /// Include the payload in the response (default true).
+    pub with_content: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageListParams {
+    /// How many items to return (1 to 250, default 50).
+    pub limit: Option<u64>,
+    /// The `iterator` (or `prevIterator`) of the previous page.
+    pub iterator: Option<String>,
+    /// Newest first unless `ascending`.
+    pub order: Option<Ordering>,
+    /// Only messages carrying this channel.
+    pub channel: Option<String>,
+    /// Only messages created before this time (RFC 3339).
+    pub before: Option<String>,
+    /// Only messages created after this time (RFC 3339).
+    pub after: Option<String>,
+    /// Include payloads (default true).
+    pub with_content: Option<bool>,
+    /// Only messages of these event types (comma-separated or repeated).
+    #[serde(default)]
+    pub event_types: Vec<String>,
+}
+
+impl MessageListParams {
+    fn filter(&self) -> Result<MessageFilter, ApiError> {
+        let types = fields::query_list(&self.event_types);
+        let event_types = if types.is_empty() {
+            None
+        } else {
+            Some(
+                types
+                    .iter()
+                    .map(|t| EventTypeName::parse(t))
+                    .collect::<Result<BTreeSet<_>, _>>()
+                    .map_err(|e| ApiError::invalid(&["query", "event_types"], e.to_string()))?,
+            )
+        };
+        let channel = match self.channel.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => Some(
+                Channel::parse(c)
+                    .map_err(|e| ApiError::invalid(&["query", "channel"], e.to_string()))?,
+            ),
+        };
+        Ok(MessageFilter {
+            event_types,
+            channel,
+            before: fields::query_time("before", self.before.as_deref())?,
+            after: fields::query_time("after", self.after.as_deref())?,
+        })
+    }
+}
+
+fn new_message(state: &ApiState, app: AppKey, input: MessageIn) -> Result<NewMessage, ApiError> {
+    let limit = state.settings.max_payload_bytes;
+    if input.payload.get().len() > limit {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the payload is {} bytes; the limit is {limit} bytes",
+            input.payload.get().len()
+        )));
+    }
+    let payload = Payload::parse(&input.payload)
+        .map_err(|e: PayloadError| fields::body_error("payload", e))?;
+    let event_type =
+        EventTypeName::parse(&input.event_type).map_err(|e| fields::body_error("eventType", e))?;
+    let event_id = input
+        .event_id
+        .map(|e| EventId::parse(&e).map_err(|err| fields::body_error("eventId", err)))
+        .transpose()?;
+    let channels = fields::channels("channels", input.channels, MAX_CHANNELS)?
+        .map(|set| set.into_iter().collect::<Vec<_>>());
+    if let Some(days) = input.payload_retention_period {
+        if !(5..=90).contains(&days) {
+            return Err(fields::body_error(
+                "payloadRetentionPeriod",
+                "must be between 5 and 90",
+            ));
+        }
+    }
+    let create_app = match input.application {
+        None => None,
+        Some(app_in) => {
+            let new = applications::new_application(app_in)?;
+            if let (Some(uid), AppKey::Uid(path_uid)) = (&new.uid, &app) {
+                if uid != path_uid {
+                    return Err(ApiError::invalid(
+                        &["body", "application", "uid"],
+                        "must match the application uid in the path",
+                    ));
+                }
+            }
+            Some(InlineApplication {
+                name: new.name,
+                rate_limit: new.rate_limit,
+                metadata: new.metadata,
+            })
+        }
+    };
+    Ok(NewMessage {
+        app,
+        create_app,
+        event_type,
+        event_id,
+        channels,
+        payload,
+    })
+}
+
+/// Accepts a message: once this answers 202, the message and its deliveries are on disk.
+#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", tag = "Message",
+    params(("app_id" = String, Path), ContentParams), request_body = MessageIn,
+    responses((status = 202, body = MessageOut)))]
+pub async fn create(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    QueryParams(params): QueryParams<ContentParams>,
+    JsonBody(input): JsonBody<MessageIn>,
+) -> Result<(StatusCode, Json<MessageOut>), ApiError> {
+    let app = fields::app_key(&app_id)?;
+    let new = new_message(&state, app, input)?;
+    let message = state
+        .store
+        .enqueue_message(new)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => ApiError::not_found("application"),
+            other => other.into(),
+        })?;
+    state.message_enqueued.notify_one();
+    let with_content = params.with_content.unwrap_or(true);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageOut::new(message, with_content)),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", tag = "Message",
+    params(("app_id" = String, Path), MessageListParams),
+    responses((status = 200, body = ListResponse<MessageOut>)))]
+pub async fn list(
+    State(state): State<ApiState>,
+    Path(app_id): Path<String>,
+    QueryParams(params): QueryParams<MessageListParams>,
+) -> Result<Json<ListResponse<MessageOut>>, ApiError> {
+    let app = applications::find(&state, &app_id).await?;
+    let page = ListParams::page_of(
+        params.limit,
+        params.iterator.as_deref(),
+        params.order,
+        Order::Descending,
+    )?;
+    let filter = params.filter()?;
+    let rows = state.store.list_messages(&app.id, &filter, &page).await?;
+    let with_content = params.with_content.unwrap_or(true);
+    Ok(Json(list_response(
+        rows,
+        &page,
+        |m| m.id.to_string(),
+        |m| MessageOut::new(m, with_content),
+    )))
+}
+
+/// A message by id, or by the `eventId` it was created with.
+#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", tag = "Message",
+    params(("app_id" = String, Path), ("msg_id" = String, Path), ContentParams),
+    responses((status = 200, body = MessageOut)))]
+pub async fn get(
+    State(state): State<ApiState>,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    QueryParams(params): QueryParams<ContentParams>,
+) -> Result<Json<MessageOut>, ApiError> {
+    let message = find(&state, &app_id, &msg_id).await?;
+    Ok(Json(MessageOut::new(
+        message,
+        params.with_content.unwrap_or(true),
+    )))
+}
+
+pub async fn find(state: &ApiState, app_id: &str, msg_id: &str) -> Result<Message, ApiError> {
+    let app = applications::find(state, app_id).await?;
+    let key = fields::message_key(msg_id)?;
+    state
+        .store
+        .get_message(&app.id, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))
+}
+
+/// Deletes the payload of a message; its record and delivery log stay.
+#[utoipa::path(delete, path = "/api/v1/app/{app_id}/msg/{msg_id}/content", tag = "Message",
+    params(("app_id" = String, Path), ("msg_id" = String, Path)),
+    responses((status = 204)))]
+pub async fn expunge_content(
+    State(state): State<ApiState>,
+    Path((app_id, msg_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let message = find(&state, &app_id, &msg_id).await?;
+    state
+        .store
+        .expunge_message_content(&message.app_id, &message.id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,173 @@
+//! The HTTP API: axum routers, DTOs, authentication, pagination, idempotency, error
+//! mapping and the generated OpenAPI document.
+//!
+//! Request DTOs are parsed into domain types here, at the edge; handlers then call the
+//! store. Every error response is JSON (see [`error`]), including those for unknown routes
+//! and methods, because the Svix SDKs parse every error body.
+
+mod applications;
+mod auth;
+mod endpoints;
+pub mod error;
+mod event_types;
+mod extract;
+mod fields;
+mod health;
+mod idempotency;
+mod messages;
+mod openapi;
+mod pagination;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Notify;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use auth::{Authenticator, generate_token, hash_hex, hash_token};
+use error::{ApiError, ErrorCause};
+
+use crate::store::Store;
+
+/// Bytes a message request may carry beyond its payload (event type, ids, channels...).
+const ENVELOPE_ALLOWANCE: usize = 64 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<Authenticator>,
+    pub settings: Arc<ApiSettings>,
+    /// Notified after each accepted message, to wake the delivery engine.
+    pub message_enqueued: Arc<Notify>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub max_payload_bytes: usize,
+}
+
+/// The routes that need a token, with their documentation.
+fn protected_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(applications::list, applications::create))
+        .routes(routes!(
+            applications::get,
+            applications::update,
+            applications::patch,
+            applications::delete
+        ))
+        .routes(routes!(event_types::list, event_types::create))
+        .routes(routes!(
+            event_types::get,
+            event_types::update,
+            event_types::patch,
+            event_types::delete
+        ))
+        .routes(routes!(endpoints::list, endpoints::create))
+        .routes(routes!(
+            endpoints::get,
+            endpoints::update,
+            endpoints::patch,
+            endpoints::delete
+        ))
+        .routes(routes!(
+            endpoints::get_headers,
+            endpoints::update_headers,
+            endpoints::patch_headers
+        ))
+        .routes(routes!(endpoints::get_secret))
+        .routes(routes!(endpoints::rotate_secret))
+        .routes(routes!(messages::list, messages::create))
+        .routes(routes!(messages::get))
+        .routes(routes!(messages::expunge_content))
+}
+
+/// The OpenAPI document describing every route.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = protected_routes().split_for_parts();
+    let (_, public) = public_routes().split_for_parts();
+    doc.merge(public);
+    doc
+}
+
+fn public_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::get))
+        .routes(routes!(health::ping))
+}
+
+pub fn router(state: ApiState) -> Router {
+    let document = openapi_document();
+    let json = Arc::new(document.to_pretty_json().unwrap_or_else(|_| "{}".into()));
+    let body_limit = state.settings.max_payload_bytes + ENVELOPE_ALLOWANCE;
+
+    let (protected, _) = protected_routes().split_for_parts();
+    let protected = protected
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    let (public, _) = public_routes().split_for_parts();
+
+    Router::new()
+        .merge(protected)
+        .merge(public)
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let json = json.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        json.to_string(),
+                    )
+                }
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(error::HttpErrorOut {
+                    code: "method_not_allowed".into(),
+                    detail: "this route does not accept that method".into(),
+                }),
+            )
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(log_server_errors))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("request handler panicked")).into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Logs every 5xx once, with its cause, at the edge.
+async fn log_server_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if response.status().is_server_error() {
+        let cause = response
+            .extensions()
+            .get::<ErrorCause>()
+            .map(|c| c.0.as_str().to_owned())
+            .unwrap_or_default();
+        tracing::error!(%method, %path, status = response.status().as_u16(), %cause, "request failed");
+    }
+    response
+}

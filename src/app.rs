@@ -1,0 +1,126 @@
+//! Wiring: opens the store, binds the listener, runs the API and background tasks, and shuts
+//! them down in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, ApiSettings, ApiState, Authenticator};
+use crate::config::{Config, Database};
+use crate::domain::time::now;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// How often expired idempotency records are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Opens (creating and migrating if needed) the configured store.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = match config.database()? {
+        Database::SqliteFile(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+            }
+            SqliteStore::open_path(&path, config.sqlite_read_connections).await?
+        }
+        Database::SqliteUrl(url) => {
+            SqliteStore::open_url(&url, config.sqlite_read_connections).await?
+        }
+    };
+    Ok(Arc::new(store))
+}
+
+/// A running hookd: the API on `addr` and its background tasks.
+pub struct Server {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    serving: JoinHandle<std::io::Result<()>>,
+    tasks: TaskTracker,
+    timeout: Duration,
+}
+
+impl Server {
+    /// Opens the store, binds `config.listen` (port 0 picks a free port) and starts serving.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let store = open_store(&config).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+
+        let state = ApiState {
+            store: store.clone(),
+            auth: Arc::new(Authenticator::new(Some(&config.admin_token))),
+            settings: Arc::new(ApiSettings {
+                max_payload_bytes: config.max_payload_bytes,
+            }),
+            message_enqueued: Arc::new(Notify::new()),
+        };
+        let ttl = Duration::from_secs(u64::from(config.idempotency_ttl_hours) * 3600);
+        tasks.spawn(prune_idempotency_keys(store, ttl, shutdown.clone()));
+
+        let router = api::router(state);
+        let stop = shutdown.clone();
+        let serving = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        });
+        tracing::info!(%addr, "hookd is listening");
+        Ok(Self {
+            addr,
+            shutdown,
+            serving,
+            tasks,
+            timeout: Duration::from_secs(config.shutdown_timeout_secs),
+        })
+    }
+
+    /// Stops accepting requests, lets running ones finish within the shutdown timeout, and
+    /// stops the background tasks.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.tasks.close();
+        let drained = async {
+            let served = self.serving.await;
+            self.tasks.wait().await;
+            served
+        };
+        match tokio::time::timeout(self.timeout, drained).await {
+            Ok(served) => served
+                .context("the API server task failed")?
+                .context("the API server failed")?,
+            Err(_) => {
+                tracing::warn!(timeout = ?self.timeout, "shutdown timed out; exiting with requests still running")
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn prune_idempotency_keys(store: Arc<dyn Store>, ttl: Duration, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                let before = now() - ttl;
+                match store.prune_idempotency_keys(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "pruned idempotency keys"),
+                    Err(e) => tracing::warn!(error = %e, "pruning idempotency keys failed"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The command line: `hookd serve`, `hookd migrate`, `hookd token create`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::api::{generate_token, hash_hex, hash_token};
+use crate::app::{Server, open_store};
+use crate::config::{Config, Overrides};
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hookd",
+    version,
+    about = "Webhook delivery service with a Svix-compatible API"
+)]
+pub struct Cli {
+    /// Configuration file (TOML); see config.default.toml for the options. [env: HOOKD_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Directory for the embedded database. [env: HOOKD_DATA_DIR] [default: ./hookd-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (migrates the store first).
+    Serve {
+        /// Address to listen on. [env: HOOKD_LISTEN] [default: 127.0.0.1:8071]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage admin API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an admin API token and print it (only its hash is stored).
+    Create,
+}
+
+impl Cli {
+    fn load_config(&self, listen: Option<String>) -> anyhow::Result<Config> {
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let file = self
+            .config
+            .clone()
+            .or_else(|| std::env::var_os("HOOKD_CONFIG").map(PathBuf::from));
+        let overrides = Overrides {
+            listen,
+            data_dir: self.data_dir.clone(),
+        };
+        Ok(Config::load(file.as_deref(), env, &overrides)?)
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve { listen } => {
+            let config = cli.load_config(listen.clone())?;
+            telemetry::init(&config);
+            tracing::info!(?config, "starting hookd {}", env!("CARGO_PKG_VERSION"));
+            let server = Server::start(config).await?;
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            server.stop().await
+        }
+        Command::Migrate => {
+            let config = cli.load_config(None)?;
+            telemetry::init(&config);
+            open_store(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Create,
+        } => {
+            let config = cli.load_config(None)?;
+            telemetry::init(&config);
+            let store = open_store(&config).await?;
+            let token = generate_token();
+            store
+                .insert_api_token(&hash_hex(&hash_token(&token)))
+                .await
+                .context("cannot store the token")?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_the_documented_commands() {
+        let cli = Cli::try_parse_from([
+            "hookd",
+            "serve",
+            "--listen",
+            "0.0.0.0:1",
+            "--data-dir",
+            "/d",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Serve { listen: Some(_) }));
+        assert_eq!(cli.data_dir, Some(PathBuf::from("/d")));
+        assert!(Cli::try_parse_from(["hookd", "token", "create"]).is_ok());
+        assert!(Cli::try_parse_from(["hookd", "migrate", "--config", "x.toml"]).is_ok());
+        assert!(Cli::try_parse_from(["hookd", "frobnicate"]).is_err());
+    }
+}

@@ -1,0 +1,337 @@
+//! Configuration: compiled-in defaults (`config.default.toml`), overridden by an optional
+//! TOML file, then by `HOOKD_*` environment variables, then by command-line flags.
+//!
+//! Every option must exist in the defaults file, so that file is the complete, commented
+//! reference. A key unknown to it, in the file or as a `HOOKD_*` variable, is an error at
+//! start (a typo must not silently leave the default in force), and so is a value of the
+//! wrong type or out of range.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+use toml::{Table, Value};
+
+pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
+
+/// Environment variables with the `HOOKD_` prefix that are not configuration options.
+const NOT_OPTIONS: &[&str] = &["HOOKD_CONFIG"];
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("unknown option `{key}` in {origin} (see config.default.toml for the options)")]
+    UnknownKey { key: String, origin: String },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub admin_token: String,
+    pub max_payload_bytes: usize,
+    pub idempotency_ttl_hours: u32,
+    pub sqlite_read_connections: u32,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the data lives, from `database_url` and `data_dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    SqliteFile(PathBuf),
+    SqliteUrl(String),
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the admin token.
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field(
+                "admin_token",
+                &(!self.admin_token.is_empty()).then_some("<set>"),
+            )
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("log_level", &self.log_level)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Overrides given on the command line; `None` leaves the option as configured.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// The defaults alone, with no file or environment.
+    pub fn defaults() -> Self {
+        Self::load(None, std::iter::empty(), &Overrides::default())
+            .expect("config.default.toml must be valid")
+    }
+
+    /// Builds the configuration from the defaults, `file`, the `HOOKD_*` variables among
+    /// `env`, and `overrides`, and checks it.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let defaults: Table = DEFAULT_TOML
+            .parse()
+            .expect("config.default.toml must parse");
+        let mut merged = defaults.clone();
+        if let Some(path) = file {
+            let origin = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let table: Table = text.parse().map_err(|source| ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+            for (key, value) in table {
+                if !defaults.contains_key(&key) {
+                    return Err(ConfigError::UnknownKey { key, origin });
+                }
+                merged.insert(key, value);
+            }
+        }
+        for (name, raw) in env {
+            let Some(option) = name.strip_prefix("HOOKD_") else {
+                continue;
+            };
+            if NOT_OPTIONS.contains(&name.as_str()) || option.starts_with("TEST_") {
+                continue;
+            }
+            let key = option.to_ascii_lowercase();
+            let Some(default) = defaults.get(&key) else {
+                return Err(ConfigError::UnknownKey {
+                    key: name,
+                    origin: "the environment".into(),
+                });
+            };
+            let value = env_value(default, &raw).map_err(|message| ConfigError::Invalid {
+                origin: format!("environment variable {name}"),
+                message,
+            })?;
+            merged.insert(key, value);
+        }
+        if let Some(listen) = &overrides.listen {
+            merged.insert("listen".into(), Value::String(listen.clone()));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            merged.insert("data_dir".into(), Value::String(dir.display().to_string()));
+        }
+        let config =
+            Config::deserialize(Value::Table(merged)).map_err(|e| ConfigError::Invalid {
+                origin: "configuration".into(),
+                message: e.message().to_owned(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            origin: format!("option `{key}`"),
+            message: message.to_owned(),
+        };
+        if self.max_payload_bytes == 0 {
+            return Err(invalid("max_payload_bytes", "must be greater than 0"));
+        }
+        if self.sqlite_read_connections == 0 {
+            return Err(invalid("sqlite_read_connections", "must be at least 1"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return Err(invalid(
+                "log_level",
+                "is not a valid log filter (try \"info\")",
+            ));
+        }
+        self.database().map(|_| ())
+    }
+
+    pub fn database(&self) -> Result<Database, ConfigError> {
+        let url = self.database_url.trim();
+        if url.is_empty() {
+            return Ok(Database::SqliteFile(self.data_dir.join("hookd.db")));
+        }
+        if url.starts_with("sqlite:") {
+            return Ok(Database::SqliteUrl(url.to_owned()));
+        }
+        Err(ConfigError::Invalid {
+            origin: "option `database_url`".into(),
+            message: format!(
+                "{:?} is not supported: use an sqlite:// URL or leave it empty for the \
+                 default file in data_dir",
+                redact_url(url)
+            ),
+        })
+    }
+}
+
+/// Parses an environment variable's text as the type of the option's default.
+fn env_value(default: &Value, raw: &str) -> Result<Value, String> {
+    Ok(match default {
+        Value::String(_) => Value::String(raw.to_owned()),
+        Value::Integer(_) => Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("{raw:?} is not an integer"))?,
+        ),
+        Value::Float(_) => Value::Float(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("{raw:?} is not a number"))?,
+        ),
+        Value::Boolean(_) => Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(format!("{raw:?} is not a boolean (true or false)")),
+        }),
+        Value::Array(items) => {
+            let element = items
+                .first()
+                .cloned()
+                .unwrap_or(Value::String(String::new()));
+            let parts = raw.split(',').map(str::trim).filter(|s| !s.is_empty());
+            Value::Array(
+                parts
+                    .map(|p| env_value(&element, p))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        Value::Datetime(_) | Value::Table(_) => {
+            return Err("cannot be set from the environment".to_owned());
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        let c = Config::defaults();
+        assert_eq!(c.listen, "127.0.0.1:8071".parse().unwrap());
+        assert_eq!(c.max_payload_bytes, 1 << 20);
+        assert_eq!(
+            c.database().unwrap(),
+            Database::SqliteFile("./hookd-data/hookd.db".into())
+        );
+    }
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "max_payload_bytes = 10\nlog_format = \"json\"").unwrap();
+        let c = Config::load(
+            Some(file.path()),
+            env(&[("HOOKD_MAX_PAYLOAD_BYTES", "20"), ("PATH", "/bin")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.max_payload_bytes, 20);
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn flags_override_everything() {
+        let c = Config::load(
+            None,
+            env(&[("HOOKD_LISTEN", "127.0.0.1:1")]),
+            &Overrides {
+                listen: Some("127.0.0.1:2".into()),
+                data_dir: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "lisen = \"x\"").unwrap();
+        let err = Config::load(Some(file.path()), env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("unknown option `lisen`"), "{err}");
+
+        let err =
+            Config::load(None, env(&[("HOOKD_LISEN", "x")]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("HOOKD_LISEN"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_errors() {
+        for (key, value) in [
+            ("HOOKD_MAX_PAYLOAD_BYTES", "lots"),
+            ("HOOKD_MAX_PAYLOAD_BYTES", "0"),
+            ("HOOKD_LISTEN", "not-an-address"),
+            ("HOOKD_LOG_FORMAT", "xml"),
+            ("HOOKD_DATABASE_URL", "mysql://x"),
+        ] {
+            let result = Config::load(None, env(&[(key, value)]), &Overrides::default());
+            assert!(result.is_err(), "{key}={value} was accepted");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_admin_token() {
+        let c = Config::load(
+            None,
+            env(&[("HOOKD_ADMIN_TOKEN", "s3cret")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

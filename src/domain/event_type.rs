@@ -1,0 +1,21 @@
+use super::{EventTypeName, FeatureFlag, Timestamp};
+
+/// A kind of message, with its documentation and JSON schemas. Event types are shared by
+/// all applications; a message may name an event type that was never registered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventType {
+    pub name: EventTypeName,
+    pub description: String,
+    /// Archived event types are hidden from lists unless asked for; DELETE archives.
+    pub archived: bool,
+    pub deprecated: bool,
+    /// Only users with one of these flags may see the event type (not enforced by hookd,
+    /// which has no per-user views; kept for API compatibility).
+    pub feature_flags: Option<Vec<FeatureFlag>>,
+    /// A label to group event types in documentation.
+    pub group_name: Option<String>,
+    /// JSON object of schemas by version (`{"1": {...json schema...}}`), stored as given.
+    pub schemas: Option<serde_json::Map<String, serde_json::Value>>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}

@@ -1,0 +1,21 @@
+//! hookd: a webhook delivery service with a Svix-compatible API.
+//!
+//! # Layout
+//!
+//! | module      | owns                                                                 | may use |
+//! | ----------- | -------------------------------------------------------------------- | ------- |
+//! | [`domain`]  | ids, names, Application, Endpoint, Message, EventType, signing secrets | nothing else in the crate |
+//! | [`store`]   | SQLite (and PostgreSQL), migrations, the delivery queue              | `domain` |
+//! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store` |
+//! | [`config`], [`app`], [`cli`], [`telemetry`] | wiring: configuration, startup and shutdown, the command line, logs | everything |
+//!
+//! Signing secrets live in `domain` (endpoints own them and the store persists them); the
+//! signing and delivery modules build on them.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,61 @@
+use thiserror::Error;
+
+/// What a unique constraint was protecting, so the API can say it in words.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Conflict {
+    #[error("the uid is already in use")]
+    Uid,
+    #[error("an event type with this name already exists")]
+    EventType,
+    #[error("a message with this eventId already exists for this application")]
+    EventId,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("conflict: {0}")]
+    Conflict(Conflict),
+    #[error("not found")]
+    NotFound,
+    /// The database could not be reached or refused work (connection lost, pool
+    /// exhausted, disk full, shutting down): the request may succeed if retried later.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// A row that should have parsed did not: a bug or manual tampering.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// A batched write failed as a whole; every request in the batch gets this.
+    #[error("the write batch holding this request failed")]
+    BatchFailed(#[source] std::sync::Arc<StoreError>),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+/// Maps a unique-constraint violation to `conflict`, anything else through `From`.
+pub(crate) fn unique_as(conflict: Conflict) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(conflict.clone())
+        }
+        _ => StoreError::from(e),
+    }
+}

@@ -1,0 +1,122 @@
+//! Persistence and the delivery queue, behind one narrow interface with domain operations.
+//!
+//! [`Store`] is what the rest of the crate sees; it is split into one trait per resource so
+//! each backend can keep one file per resource. The embedded backend is SQLite
+//! ([`sqlite::SqliteStore`]); PostgreSQL implements the same traits.
+//!
+//! Invariants every backend keeps:
+//! - A message and its delivery rows are written in one transaction, and `enqueue_message`
+//!   returns only once that transaction is durable.
+//! - Ids are assigned by the store while it holds the write lock, so that id order is commit
+//!   order and keyset pagination never skips an item that was committed before the page
+//!   boundary was passed.
+//! - Timestamps are integer microseconds, payloads and JSON columns are text: the same SQL
+//!   shape works on both backends.
+
+mod error;
+mod page;
+pub mod sqlite;
+mod types;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    AppId, AppKey, Application, Endpoint, EndpointId, EndpointKey, EventType, EventTypeName,
+    Message, MessageId, MessageKey, Timestamp,
+};
+
+pub use error::{Conflict, StoreError};
+pub use page::{Cursor, Order, PageQuery};
+pub use types::{
+    IdempotencyClaim, InlineApplication, MessageFilter, NewApplication, NewEndpoint, NewMessage,
+    StoredResponse,
+};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything hookd keeps. Object safe, so the service holds an `Arc<dyn Store>`.
+pub trait Store:
+    ApplicationStore + EventTypeStore + EndpointStore + MessageStore + AdminStore + Send + Sync
+{
+}
+
+impl<T> Store for T where
+    T: ApplicationStore + EventTypeStore + EndpointStore + MessageStore + AdminStore + Send + Sync
+{
+}
+
+#[async_trait]
+pub trait AdminStore {
+    /// Succeeds when the store answers a trivial query.
+    async fn ping(&self) -> Result<()>;
+    async fn insert_api_token(&self, token_hash: &str) -> Result<()>;
+    async fn api_token_exists(&self, token_hash: &str) -> Result<bool>;
+    /// Claims an idempotency key for one request. See [`IdempotencyClaim`].
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        lock_expired_before: Timestamp,
+    ) -> Result<IdempotencyClaim>;
+    /// Stores the response of the request that claimed `key`.
+    async fn complete_idempotency_key(&self, key: &str, response: &StoredResponse) -> Result<()>;
+    /// Releases a claimed key without a response, so a retry runs the request again.
+    async fn release_idempotency_key(&self, key: &str) -> Result<()>;
+    /// Deletes idempotency records started before `before`; returns how many.
+    async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait ApplicationStore {
+    /// Creates an application; `Conflict::Uid` if the uid is taken.
+    async fn insert_application(&self, new: NewApplication) -> Result<Application>;
+    async fn get_application(&self, key: &AppKey) -> Result<Option<Application>>;
+    /// Saves every field but `id` and `created_at`; sets `updated_at`.
+    async fn update_application(&self, app: Application) -> Result<Application>;
+    /// Deletes the application with its endpoints, messages and deliveries.
+    async fn delete_application(&self, id: &AppId) -> Result<()>;
+    /// Up to `page.limit + 1` applications in scan order (see [`PageQuery`]).
+    async fn list_applications(&self, page: &PageQuery) -> Result<Vec<Application>>;
+}
+
+#[async_trait]
+pub trait EventTypeStore {
+    /// Creates an event type; `Conflict::EventType` if the name exists (archived or not).
+    async fn insert_event_type(&self, event_type: &EventType) -> Result<()>;
+    async fn get_event_type(&self, name: &EventTypeName) -> Result<Option<EventType>>;
+    async fn update_event_type(&self, event_type: &EventType) -> Result<()>;
+    /// Removes the event type for good (DELETE with `expunge=true`).
+    async fn delete_event_type(&self, name: &EventTypeName) -> Result<()>;
+    async fn list_event_types(
+        &self,
+        page: &PageQuery,
+        include_archived: bool,
+    ) -> Result<Vec<EventType>>;
+}
+
+#[async_trait]
+pub trait EndpointStore {
+    async fn insert_endpoint(&self, new: NewEndpoint) -> Result<Endpoint>;
+    async fn get_endpoint(&self, app: &AppId, key: &EndpointKey) -> Result<Option<Endpoint>>;
+    /// Saves every field but `id`, `app_id` and `created_at`; sets `updated_at`.
+    async fn update_endpoint(&self, endpoint: Endpoint) -> Result<Endpoint>;
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()>;
+    async fn list_endpoints(&self, app: &AppId, page: &PageQuery) -> Result<Vec<Endpoint>>;
+}
+
+#[async_trait]
+pub trait MessageStore {
+    /// Writes the message and one pending delivery per endpoint that accepts it, in one
+    /// durable transaction. `Conflict::EventId` if the application already has a message
+    /// with this `eventId`; `NotFound` if the application does not exist and no inline
+    /// application was given.
+    async fn enqueue_message(&self, new: NewMessage) -> Result<Message>;
+    async fn get_message(&self, app: &AppId, key: &MessageKey) -> Result<Option<Message>>;
+    async fn list_messages(
+        &self,
+        app: &AppId,
+        filter: &MessageFilter,
+        page: &PageQuery,
+    ) -> Result<Vec<Message>>;
+    /// Removes the payload of a message; its record and delivery log stay.
+    async fn expunge_message_content(&self, app: &AppId, id: &MessageId) -> Result<()>;
+}
