@@ -5,6 +5,7 @@
 //! | module      | owns                                                                 | may use |
 //! | ----------- | -------------------------------------------------------------------- | ------- |
 //! | [`domain`]  | ids, names, Application, Endpoint, Message, EventType, signing secrets | nothing else in the crate |
+//! | [`signing`] | Standard Webhooks signatures: signing deliveries, verifying them     | `domain` |
 //! | [`store`]   | SQLite (and PostgreSQL), migrations, the delivery queue              | `domain` |
 //! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store` |
 //! | [`config`], [`app`], [`cli`], [`telemetry`] | wiring: configuration, startup and shutdown, the command line, logs | everything |
@@ -17,5 +18,6 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod signing;
 pub mod store;
 pub mod telemetry;
