@@ -7,6 +7,7 @@
 //! | [`domain`]  | ids, names, Application, Endpoint, Message, EventType, signing secrets | nothing else in the crate |
 //! | [`signing`] | Standard Webhooks signatures: signing deliveries, verifying them     | `domain` |
 //! | [`store`]   | SQLite (and PostgreSQL), migrations, the delivery queue              | `domain` |
+//! | [`delivery`] | dispatcher, HTTP sender, outcome classification, retry policy, SSRF guard | `domain`, `signing`, `store` |
 //! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store` |
 //! | [`config`], [`app`], [`cli`], [`telemetry`] | wiring: configuration, startup and shutdown, the command line, logs | everything |
 //!
@@ -17,6 +18,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod signing;
 pub mod store;
