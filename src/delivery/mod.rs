@@ -2,4 +2,5 @@
 //! classification, and the pure pieces they build on: the retry policy ([`policy`]) and the
 //! guard against requests to internal networks ([`ssrf`]).
 
+pub mod policy;
 pub mod ssrf;
