@@ -1,0 +1,6 @@
+//! Integration tests: each test starts a real hookd (see [`helpers::TestApp`]) and drives
+//! its HTTP API the way a Svix client would.
+
+mod auth;
+mod helpers;
+mod public;
