@@ -3,6 +3,9 @@
 
 mod applications;
 mod auth;
+mod endpoint_headers;
+mod endpoint_secrets;
+mod endpoints;
 mod event_types;
 mod helpers;
 mod public;
