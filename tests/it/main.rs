@@ -8,4 +8,7 @@ mod endpoint_secrets;
 mod endpoints;
 mod event_types;
 mod helpers;
+mod message_batches;
+mod message_log;
+mod messages;
 mod public;
