@@ -13,4 +13,6 @@ mod idempotency;
 mod message_batches;
 mod message_log;
 mod messages;
+mod pagination;
+mod pagination_concurrent;
 mod public;
