@@ -15,4 +15,5 @@ mod message_log;
 mod messages;
 mod pagination;
 mod pagination_concurrent;
+mod persistence;
 mod public;
