@@ -1,0 +1,338 @@
+//! `TestApp`: a real hookd server on a free port with its own data directory, and a client
+//! that talks to it over HTTP.
+//!
+//! Each test starts its own server (`TestApp::spawn().await`), so tests never share state and
+//! run in parallel. The server runs on the test's tokio runtime: a test that ends (or panics)
+//! without calling `stop()` takes the server down with its runtime, so nothing is left
+//! running to hang the test binary.
+
+use std::net::SocketAddr;
+use std::sync::Once;
+
+use hookd::app::Server;
+use hookd::config::Config;
+use reqwest::{Method, RequestBuilder, StatusCode, header};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+type ConfigEdit = Box<dyn FnOnce(&mut Config) + Send>;
+
+/// Builds a [`TestApp`]. Everything about the server under test is chosen here, before it
+/// starts. Today that is the configuration. The database backend (SQLite in the data
+/// directory by default; `with_postgres()` will point `database_url` at a fresh database) and
+/// an in-process webhook receiver (started before the server, its address kept on `TestApp`)
+/// belong here too: as fields of this builder, applied in [`TestAppBuilder::spawn`].
+#[derive(Default)]
+pub struct TestAppBuilder {
+    config_edits: Vec<ConfigEdit>,
+}
+
+impl TestAppBuilder {
+    /// Changes the configuration after the test defaults (free port, fresh data directory,
+    /// random admin token) are set, so a test can override any of them.
+    pub fn with_config(mut self, edit: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.config_edits.push(Box::new(edit));
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        init_logs();
+        let data_dir = tempfile::tempdir().expect("cannot create a temporary data directory");
+        let mut config = Config::defaults();
+        config.listen = "127.0.0.1:0".parse().expect("valid address");
+        config.data_dir = data_dir.path().to_owned();
+        config.admin_token = hookd::api::generate_token();
+        config.shutdown_timeout_secs = 5;
+        for edit in self.config_edits {
+            edit(&mut config);
+        }
+        let server = Server::start(config.clone())
+            .await
+            .expect("the server failed to start");
+        TestApp {
+            addr: server.addr,
+            token: config.admin_token.clone(),
+            client: reqwest::Client::new(),
+            config,
+            server: Some(server),
+            _data_dir: data_dir,
+        }
+    }
+}
+
+/// Logs of the servers under test go to stderr when `HOOKD_TEST_LOG` holds a filter
+/// (`HOOKD_TEST_LOG=debug cargo test --test it -- --nocapture`).
+fn init_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if let Ok(filter) = std::env::var("HOOKD_TEST_LOG") {
+            let mut config = Config::defaults();
+            config.log_level = filter;
+            hookd::telemetry::init(&config);
+        }
+    });
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// The admin token every helper but [`TestApp::raw_request`] sends.
+    pub token: String,
+    pub client: reqwest::Client,
+    config: Config,
+    server: Option<Server>,
+    /// Deleted when the app is dropped; kept across `restart`.
+    _data_dir: TempDir,
+}
+
+impl TestApp {
+    /// A server with the test defaults.
+    pub async fn spawn() -> TestApp {
+        Self::builder().spawn().await
+    }
+
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    /// The configuration the server runs with (its data directory, token, limits).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts the server down gracefully; the data directory is removed when `self` drops.
+    pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    /// Stops the server and starts a new one on the same data directory and token (on a new
+    /// port), as an operator restarting hookd would.
+    pub async fn restart(&mut self) {
+        self.shut_down().await;
+        let server = Server::start(self.config.clone())
+            .await
+            .expect("the server failed to restart");
+        self.addr = server.addr;
+        self.server = Some(server);
+    }
+
+    async fn shut_down(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("the server failed to stop");
+        }
+    }
+
+    /// A request to `path` with nothing added: no token, no body. For tests of
+    /// authentication, non-JSON bodies and custom headers; send it with [`send`].
+    pub fn raw_request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base_url()))
+    }
+
+    /// Sends `body` (if any) as JSON with the admin token; returns the status and the JSON
+    /// body (`Null` when empty).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.raw_request(method, path).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        send(request).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.request(Method::POST, path, body).await
+    }
+
+    pub async fn put(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.request(Method::PUT, path, body).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.request(Method::PATCH, path, body).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::DELETE, path, None).await
+    }
+
+    /// Creates an application from `body` (at least `{"name": …}`); panics unless 201.
+    pub async fn create_app(&self, body: Value) -> Value {
+        let (status, app) = self.post("/api/v1/app", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "creating an app: {app}");
+        app
+    }
+
+    /// Creates an endpoint in `app` (id or uid); panics unless 201.
+    pub async fn create_endpoint(&self, app: &str, body: Value) -> Value {
+        let (status, endpoint) = self
+            .post(&format!("/api/v1/app/{app}/endpoint"), Some(body))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "creating an endpoint: {endpoint}"
+        );
+        endpoint
+    }
+
+    /// Sends a message to `app`; panics unless 202.
+    pub async fn create_message(&self, app: &str, body: Value) -> Value {
+        let (status, message) = self
+            .post(&format!("/api/v1/app/{app}/msg"), Some(body))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "creating a message: {message}"
+        );
+        message
+    }
+
+    /// Every item of a list, following `iterator` until `done`. `path` may carry a query.
+    pub async fn list_all(&self, path: &str) -> Vec<Value> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut iterator: Option<String> = None;
+        loop {
+            let page_path = match &iterator {
+                None => path.to_owned(),
+                Some(it) => format!("{path}{separator}iterator={}", encode(it)),
+            };
+            let (status, page) = self.get(&page_path).await;
+            assert_eq!(status, StatusCode::OK, "listing {page_path}: {page}");
+            items.extend(page["data"].as_array().expect("data is a list").clone());
+            if page["done"] == json!(true) {
+                return items;
+            }
+            iterator = Some(page["iterator"].as_str().expect("iterator").to_owned());
+        }
+    }
+}
+
+/// Every operation of the API that needs a token, as in the OpenAPI document.
+pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/app"),
+    ("POST", "/api/v1/app"),
+    ("GET", "/api/v1/app/{app_id}"),
+    ("PUT", "/api/v1/app/{app_id}"),
+    ("PATCH", "/api/v1/app/{app_id}"),
+    ("DELETE", "/api/v1/app/{app_id}"),
+    ("GET", "/api/v1/event-type"),
+    ("POST", "/api/v1/event-type"),
+    ("GET", "/api/v1/event-type/{event_type_name}"),
+    ("PUT", "/api/v1/event-type/{event_type_name}"),
+    ("PATCH", "/api/v1/event-type/{event_type_name}"),
+    ("DELETE", "/api/v1/event-type/{event_type_name}"),
+    ("GET", "/api/v1/app/{app_id}/endpoint"),
+    ("POST", "/api/v1/app/{app_id}/endpoint"),
+    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+    ("PUT", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+    ("PATCH", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+    ("DELETE", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers"),
+    ("PUT", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers"),
+    (
+        "PATCH",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    ),
+    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret"),
+    (
+        "POST",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+    ),
+    ("GET", "/api/v1/app/{app_id}/msg"),
+    ("POST", "/api/v1/app/{app_id}/msg"),
+    ("GET", "/api/v1/app/{app_id}/msg/{msg_id}"),
+    ("DELETE", "/api/v1/app/{app_id}/msg/{msg_id}/content"),
+];
+
+/// The operations that need no token.
+pub const PUBLIC_ROUTES: &[(&str, &str)] =
+    &[("GET", "/api/v1/health"), ("GET", "/api/v1/health/ping")];
+
+/// `template` with every `{param}` replaced by `value`.
+pub fn fill(template: &str, value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let end = rest[start..].find('}').expect("unclosed {") + start;
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Sends `request` and returns its status and body. Every body hookd sends is JSON, so a
+/// non-empty body that is not (or is not labelled as such) fails the test.
+pub async fn send(request: RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("the request failed");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = response.bytes().await.expect("unreadable response body");
+    if bytes.is_empty() {
+        return (status, Value::Null);
+    }
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status} response has content-type {content_type:?}: {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "{status} response is not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, body)
+}
+
+/// Percent-encodes a query parameter value.
+pub fn encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// The `id`s of a list of items.
+pub fn ids(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| i["id"].as_str().expect("item has an id").to_owned())
+        .collect()
+}
+
+/// Asserts an error body of the `{"code", "detail"}` shape, with the given code.
+#[track_caller]
+pub fn assert_http_error(body: &Value, code: &str) {
+    assert_eq!(body["code"], json!(code), "error body: {body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "error body without a detail: {body}"
+    );
+}
+
+/// Asserts a 422 body whose first problem is at `loc`.
+#[track_caller]
+pub fn assert_validation_error(body: &Value, loc: &[&str]) {
+    let first = &body["detail"][0];
+    assert_eq!(first["loc"], json!(loc), "validation body: {body}");
+    assert!(first["msg"].is_string(), "validation body: {body}");
+    assert!(first["type"].is_string(), "validation body: {body}");
+}

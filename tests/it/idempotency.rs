@@ -1,0 +1,129 @@
+//! `Idempotency-Key` on POST: a retried request gets the first response and changes nothing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_validation_error, ids, send};
+
+async fn post_with_key(app: &TestApp, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+    let request = app
+        .raw_request(Method::POST, path)
+        .bearer_auth(&app.token)
+        .header("idempotency-key", key)
+        .json(&body);
+    send(request).await
+}
+
+#[tokio::test]
+async fn a_repeated_key_replays_the_first_response() {
+    let app = TestApp::spawn().await;
+    let first = post_with_key(&app, "/api/v1/app", "key-1", json!({"name": "Once"})).await;
+    assert_eq!(first.0, StatusCode::CREATED);
+    let second = post_with_key(&app, "/api/v1/app", "key-1", json!({"name": "Once"})).await;
+    assert_eq!(second, first);
+    // Even with another body: the key, not the body, identifies the request.
+    let third = post_with_key(&app, "/api/v1/app", "key-1", json!({"name": "Other"})).await;
+    assert_eq!(third, first);
+    assert_eq!(
+        ids(&app.list_all("/api/v1/app").await),
+        [first.1["id"].as_str().unwrap()]
+    );
+
+    // Another key is another request.
+    let other = post_with_key(&app, "/api/v1/app", "key-2", json!({"name": "Once"})).await;
+    assert_eq!(other.0, StatusCode::CREATED);
+    assert_ne!(other.1["id"], first.1["id"]);
+    assert_eq!(app.list_all("/api/v1/app").await.len(), 2);
+}
+
+#[tokio::test]
+async fn without_a_key_every_request_runs() {
+    let app = TestApp::spawn().await;
+    app.create_app(json!({"name": "Twice"})).await;
+    app.create_app(json!({"name": "Twice"})).await;
+    assert_eq!(app.list_all("/api/v1/app").await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_replayed_message_is_not_enqueued_twice() {
+    let app = TestApp::spawn().await;
+    app.create_app(json!({"name": "Owner", "uid": "owner"}))
+        .await;
+    let body = json!({"eventType": "t", "payload": {"n": 1}});
+    let first = post_with_key(&app, "/api/v1/app/owner/msg", "m", body.clone()).await;
+    assert_eq!(first.0, StatusCode::ACCEPTED);
+    let again = post_with_key(&app, "/api/v1/app/owner/msg", "m", body).await;
+    assert_eq!(again, first);
+    assert_eq!(app.list_all("/api/v1/app/owner/msg").await, [first.1]);
+}
+
+#[tokio::test]
+async fn the_same_key_on_another_path_is_another_request() {
+    let app = TestApp::spawn().await;
+    app.create_app(json!({"name": "A", "uid": "a"})).await;
+    app.create_app(json!({"name": "B", "uid": "b"})).await;
+    let body = json!({"eventType": "t", "payload": {}});
+    let (status_a, in_a) = post_with_key(&app, "/api/v1/app/a/msg", "shared", body.clone()).await;
+    let (status_b, in_b) = post_with_key(&app, "/api/v1/app/b/msg", "shared", body).await;
+    assert_eq!(
+        (status_a, status_b),
+        (StatusCode::ACCEPTED, StatusCode::ACCEPTED)
+    );
+    assert_ne!(in_a["id"], in_b["id"]);
+    assert_eq!(app.list_all("/api/v1/app/a/msg").await, [in_a]);
+    assert_eq!(app.list_all("/api/v1/app/b/msg").await, [in_b]);
+
+    let (status, app_c) = post_with_key(&app, "/api/v1/app", "shared", json!({"name": "C"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(app_c["name"], "C");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_one_key_create_one_application() {
+    let app = TestApp::spawn().await;
+    let requests: Vec<_> = (0..12)
+        .map(|_| {
+            let request = app
+                .raw_request(Method::POST, "/api/v1/app")
+                .bearer_auth(&app.token)
+                .header("idempotency-key", "racing")
+                .json(&json!({"name": "Raced"}));
+            tokio::spawn(send(request))
+        })
+        .collect();
+    let mut responses = Vec::new();
+    for request in requests {
+        responses.push(request.await.unwrap());
+    }
+    let first = responses[0].clone();
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+    for response in &responses {
+        assert_eq!(response, &first);
+    }
+    assert_eq!(app.list_all("/api/v1/app").await, [first.1]);
+}
+
+#[tokio::test]
+async fn a_request_refused_for_its_token_does_not_use_up_the_key() {
+    let app = TestApp::spawn().await;
+    let request = app
+        .raw_request(Method::POST, "/api/v1/app")
+        .bearer_auth("wrong")
+        .header("idempotency-key", "k")
+        .json(&json!({"name": "A"}));
+    let (status, _) = send(request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, created) = post_with_key(&app, "/api/v1/app", "k", json!({"name": "A"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(app.list_all("/api/v1/app").await, [created]);
+}
+
+#[tokio::test]
+async fn an_unusable_key_is_422() {
+    let app = TestApp::spawn().await;
+    let (status, body) =
+        post_with_key(&app, "/api/v1/app", &"k".repeat(257), json!({"name": "x"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_validation_error(&body, &["header", "idempotency-key"]);
+    assert!(app.list_all("/api/v1/app").await.is_empty());
+}

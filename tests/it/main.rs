@@ -1,0 +1,19 @@
+//! Integration tests: each test starts a real hookd (see [`helpers::TestApp`]) and drives
+//! its HTTP API the way a Svix client would.
+
+mod applications;
+mod auth;
+mod endpoint_headers;
+mod endpoint_secrets;
+mod endpoints;
+mod errors;
+mod event_types;
+mod helpers;
+mod idempotency;
+mod message_batches;
+mod message_log;
+mod messages;
+mod pagination;
+mod pagination_concurrent;
+mod persistence;
+mod public;
