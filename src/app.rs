@@ -14,12 +14,22 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, ApiSettings, ApiState, Authenticator};
 use crate::config::{Config, Database};
+use crate::delivery::clock::{Clock, SystemClock};
+use crate::delivery::dispatcher::{DispatchSettings, Dispatcher};
+use crate::delivery::policy::RetryPolicy;
+use crate::delivery::sender::{Sender, SenderSettings};
+use crate::delivery::ssrf::{AddressPolicy, parse_networks};
 use crate::domain::time::now;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
 /// How often expired idempotency records are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Time given, beyond the attempts' own grace period, to release claims and close.
+const STOP_MARGIN: Duration = Duration::from_secs(10);
+/// A claim outlives the request timeout by this much before another dispatcher may take it.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+const CLAIM_BATCH: usize = 256;
 
 /// Opens (creating and migrating if needed) the configured store.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -48,8 +58,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store, binds `config.listen` (port 0 picks a free port) and starts serving.
+    /// Opens the store, binds `config.listen` (port 0 picks a free port) and starts serving
+    /// and delivering.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Server::start`], with the dispatcher reading time from `clock`.
+    pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -63,9 +79,17 @@ impl Server {
             auth: Arc::new(Authenticator::new(Some(&config.admin_token))),
             settings: Arc::new(ApiSettings {
                 max_payload_bytes: config.max_payload_bytes,
+                https_only: config.https_only,
             }),
             message_enqueued: Arc::new(Notify::new()),
         };
+        let dispatcher = dispatcher(
+            &config,
+            store.clone(),
+            clock,
+            state.message_enqueued.clone(),
+        )?;
+        tasks.spawn(dispatcher.run(shutdown.clone()));
         let ttl = Duration::from_secs(u64::from(config.idempotency_ttl_hours) * 3600);
         tasks.spawn(prune_idempotency_keys(store, ttl, shutdown.clone()));
 
@@ -82,7 +106,7 @@ impl Server {
             shutdown,
             serving,
             tasks,
-            timeout: Duration::from_secs(config.shutdown_timeout_secs),
+            timeout: Duration::from_secs(config.shutdown_timeout_secs) + STOP_MARGIN,
         })
     }
 
@@ -106,6 +130,46 @@ impl Server {
         }
         Ok(())
     }
+}
+
+fn dispatcher(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+) -> anyhow::Result<Arc<Dispatcher>> {
+    let timeout = Duration::from_secs(config.request_timeout_secs);
+    let networks = parse_networks(&config.allowed_networks)
+        .map_err(|e| anyhow::anyhow!("allowed_networks: {e}"))?;
+    let sender = Sender::new(SenderSettings {
+        timeout,
+        max_response_body_bytes: config.max_response_body_bytes,
+        signature_headers: config.signature_headers,
+        https_only: config.https_only,
+        addresses: Arc::new(AddressPolicy::new(networks)),
+    })?;
+    let retry = RetryPolicy::new(
+        config
+            .retry_schedule
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect(),
+        config.retry_jitter,
+    );
+    Ok(Dispatcher::new(
+        store,
+        sender,
+        retry,
+        clock,
+        wake,
+        DispatchSettings {
+            max_in_flight: config.delivery_concurrency,
+            per_endpoint: config.endpoint_concurrency,
+            claim_batch: CLAIM_BATCH,
+            lease: timeout + LEASE_MARGIN,
+            shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
+        },
+    ))
 }
 
 async fn prune_idempotency_keys(store: Arc<dyn Store>, ttl: Duration, shutdown: CancellationToken) {

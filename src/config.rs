@@ -14,6 +14,9 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::{Table, Value};
 
+use crate::delivery::sender::SignatureHeaders;
+use crate::delivery::ssrf::parse_networks;
+
 pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
 
 /// Environment variables with the `HOOKD_` prefix that are not configuration options.
@@ -50,6 +53,15 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub shutdown_timeout_secs: u64,
+    pub retry_schedule: Vec<u64>,
+    pub retry_jitter: f64,
+    pub request_timeout_secs: u64,
+    pub max_response_body_bytes: usize,
+    pub signature_headers: SignatureHeaders,
+    pub allowed_networks: Vec<String>,
+    pub https_only: bool,
+    pub delivery_concurrency: usize,
+    pub endpoint_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -182,6 +194,19 @@ impl Config {
         if self.sqlite_read_connections == 0 {
             return Err(invalid("sqlite_read_connections", "must be at least 1"));
         }
+        if !(0.0..1.0).contains(&self.retry_jitter) {
+            return Err(invalid("retry_jitter", "must be at least 0 and below 1"));
+        }
+        if self.request_timeout_secs == 0 {
+            return Err(invalid("request_timeout_secs", "must be at least 1"));
+        }
+        if self.delivery_concurrency == 0 || self.endpoint_concurrency == 0 {
+            return Err(invalid(
+                "delivery_concurrency",
+                "concurrency limits must be at least 1",
+            ));
+        }
+        parse_networks(&self.allowed_networks).map_err(|e| invalid("allowed_networks", &e))?;
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return Err(invalid(
                 "log_level",
@@ -299,6 +324,25 @@ mod tests {
     }
 
     #[test]
+    fn lists_come_from_comma_separated_env_values() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("HOOKD_RETRY_SCHEDULE", "1,1,1"),
+                ("HOOKD_ALLOWED_NETWORKS", "127.0.0.0/8, 10.0.0.0/8"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.retry_schedule, [1, 1, 1]);
+        assert_eq!(c.allowed_networks, ["127.0.0.0/8", "10.0.0.0/8"]);
+        assert_eq!(
+            Config::defaults().retry_schedule,
+            [5, 300, 1800, 7200, 18000, 36000, 36000]
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         writeln!(file, "lisen = \"x\"").unwrap();
@@ -318,6 +362,10 @@ mod tests {
             ("HOOKD_LISTEN", "not-an-address"),
             ("HOOKD_LOG_FORMAT", "xml"),
             ("HOOKD_DATABASE_URL", "mysql://x"),
+            ("HOOKD_RETRY_SCHEDULE", "1,soon"),
+            ("HOOKD_RETRY_JITTER", "1.5"),
+            ("HOOKD_SIGNATURE_HEADERS", "hmac"),
+            ("HOOKD_ALLOWED_NETWORKS", "10.0.0.0/33"),
         ] {
             let result = Config::load(None, env(&[(key, value)]), &Overrides::default());
             assert!(result.is_err(), "{key}={value} was accepted");

@@ -99,7 +99,7 @@ pub async fn find(state: &ApiState, app_id: &str) -> Result<Application, ApiErro
         .ok_or_else(|| ApiError::not_found("application"))
 }
 
-#[utoipa::path(get, path = "/api/v1/app", tag = "Application", params(ListParams),
+#[utoipa::path(get, operation_id = "v1.application.list", path = "/api/v1/app", tag = "Application", params(ListParams),
     responses((status = 200, body = ListResponse<ApplicationOut>)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -115,7 +115,7 @@ pub async fn list(
     )))
 }
 
-#[utoipa::path(post, path = "/api/v1/app", tag = "Application", params(CreateParams),
+#[utoipa::path(post, operation_id = "v1.application.create", path = "/api/v1/app", tag = "Application", params(CreateParams),
     request_body = ApplicationIn,
     responses((status = 201, body = ApplicationOut), (status = 200, body = ApplicationOut,
         description = "`get_if_exists` and the uid exists")))]
@@ -137,7 +137,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(app.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/app/{app_id}", tag = "Application",
+#[utoipa::path(get, operation_id = "v1.application.get", path = "/api/v1/app/{app_id}", tag = "Application",
     params(("app_id" = String, Path, description = "Application id or uid")),
     responses((status = 200, body = ApplicationOut)))]
 pub async fn get(
@@ -149,7 +149,7 @@ pub async fn get(
 
 /// Replaces the application's name, throttle rate and metadata (and uid, when given); creates
 /// it with the path as its uid when there is none.
-#[utoipa::path(put, path = "/api/v1/app/{app_id}", tag = "Application",
+#[utoipa::path(put, operation_id = "v1.application.update", path = "/api/v1/app/{app_id}", tag = "Application",
     params(("app_id" = String, Path, description = "Application id or uid")),
     request_body = ApplicationIn,
     responses((status = 200, body = ApplicationOut), (status = 201, body = ApplicationOut)))]
@@ -188,7 +188,7 @@ pub async fn update(
     }
 }
 
-#[utoipa::path(patch, path = "/api/v1/app/{app_id}", tag = "Application",
+#[utoipa::path(patch, operation_id = "v1.application.patch", path = "/api/v1/app/{app_id}", tag = "Application",
     params(("app_id" = String, Path, description = "Application id or uid")),
     request_body = ApplicationPatch,
     responses((status = 200, body = ApplicationOut)))]
@@ -214,7 +214,7 @@ pub async fn patch(
 }
 
 /// Deletes the application with its endpoints, messages and delivery records.
-#[utoipa::path(delete, path = "/api/v1/app/{app_id}", tag = "Application",
+#[utoipa::path(delete, operation_id = "v1.application.delete", path = "/api/v1/app/{app_id}", tag = "Application",
     params(("app_id" = String, Path, description = "Application id or uid")),
     responses((status = 204)))]
 pub async fn delete(

@@ -171,8 +171,15 @@ fn is_endpoint_id(s: &str) -> bool {
     EndpointId::parse(s).is_some()
 }
 
-fn url(value: &str) -> Result<EndpointUrl, ApiError> {
-    EndpointUrl::parse(value).map_err(|e| fields::body_error("url", e))
+fn url(state: &ApiState, value: &str) -> Result<EndpointUrl, ApiError> {
+    let url = EndpointUrl::parse(value).map_err(|e| fields::body_error("url", e))?;
+    if state.settings.https_only && !url.is_https() {
+        return Err(fields::body_error(
+            "url",
+            "must use https (this server has https_only set)",
+        ));
+    }
+    Ok(url)
 }
 
 fn subscription(
@@ -193,7 +200,7 @@ fn secret(field: &str, value: Option<String>) -> Result<SigningSecret, ApiError>
 }
 
 /// The endpoint a path names (in an application the path names), or 404.
-async fn find(state: &ApiState, app_id: &str, endpoint_id: &str) -> Result<Endpoint, ApiError> {
+pub async fn find(state: &ApiState, app_id: &str, endpoint_id: &str) -> Result<Endpoint, ApiError> {
     let app = applications::find(state, app_id).await?;
     let key = fields::endpoint_key(endpoint_id)?;
     state
@@ -203,7 +210,7 @@ async fn find(state: &ApiState, app_id: &str, endpoint_id: &str) -> Result<Endpo
         .ok_or_else(|| ApiError::not_found("endpoint"))
 }
 
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint",
+#[utoipa::path(get, operation_id = "v1.endpoint.list", path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint",
     params(("app_id" = String, Path), ListParams),
     responses((status = 200, body = ListResponse<EndpointOut>)))]
 pub async fn list(
@@ -222,7 +229,7 @@ pub async fn list(
     )))
 }
 
-#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint",
+#[utoipa::path(post, operation_id = "v1.endpoint.create", path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint",
     params(("app_id" = String, Path)), request_body = EndpointIn,
     responses((status = 201, body = EndpointOut)))]
 pub async fn create(
@@ -234,7 +241,7 @@ pub async fn create(
     let new = NewEndpoint {
         app_id: app.id,
         uid: fields::uid("uid", input.uid, is_endpoint_id)?,
-        url: url(&input.url)?,
+        url: url(&state, &input.url)?,
         description: input.description,
         disabled: input.disabled,
         rate_limit: input.throttle_rate,
@@ -248,7 +255,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(endpoint.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
+#[utoipa::path(get, operation_id = "v1.endpoint.get", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
     responses((status = 200, body = EndpointOut)))]
 pub async fn get(
@@ -260,7 +267,7 @@ pub async fn get(
 
 /// Replaces the endpoint's settings (not its secret or headers), or creates it with the
 /// path as its uid.
-#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
+#[utoipa::path(put, operation_id = "v1.endpoint.update", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
     request_body = EndpointUpdate,
     responses((status = 200, body = EndpointOut), (status = 201, body = EndpointOut)))]
@@ -272,7 +279,7 @@ pub async fn update(
     let app = applications::find(&state, &app_id).await?;
     let key = fields::endpoint_key(&endpoint_id)?;
     let uid = fields::uid("uid", input.uid, is_endpoint_id)?;
-    let url = url(&input.url)?;
+    let url = url(&state, &input.url)?;
     let subscription = subscription(input.event_types, input.channels)?;
     match state.store.get_endpoint(&app.id, &key).await? {
         Some(mut endpoint) => {
@@ -311,7 +318,7 @@ pub async fn update(
     }
 }
 
-#[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
+#[utoipa::path(patch, operation_id = "v1.endpoint.patch", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
     request_body = EndpointPatch, responses((status = 200, body = EndpointOut)))]
 pub async fn patch(
@@ -321,7 +328,7 @@ pub async fn patch(
 ) -> Result<Json<EndpointOut>, ApiError> {
     let mut endpoint = find(&state, &app_id, &endpoint_id).await?;
     if let Some(u) = input.url {
-        endpoint.url = url(&u)?;
+        endpoint.url = url(&state, &u)?;
     }
     if let Some(description) = input.description {
         endpoint.description = description;
@@ -348,7 +355,7 @@ pub async fn patch(
 }
 
 /// Deletes the endpoint; its pending deliveries stop.
-#[utoipa::path(delete, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
+#[utoipa::path(delete, operation_id = "v1.endpoint.delete", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
     responses((status = 204)))]
 pub async fn delete(
@@ -363,7 +370,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+#[utoipa::path(get, operation_id = "v1.endpoint.get-headers", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
     tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
     responses((status = 200, body = EndpointHeadersOut)))]
 pub async fn get_headers(
@@ -376,7 +383,7 @@ pub async fn get_headers(
 }
 
 /// Replaces all custom headers.
-#[utoipa::path(put, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+#[utoipa::path(put, operation_id = "v1.endpoint.update-headers", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
     tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
     request_body = EndpointHeadersIn, responses((status = 204)))]
 pub async fn update_headers(
@@ -392,7 +399,7 @@ pub async fn update_headers(
 }
 
 /// Sets the given headers and removes those with a null value or listed in `deleteHeaders`.
-#[utoipa::path(patch, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+#[utoipa::path(patch, operation_id = "v1.endpoint.patch-headers", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
     tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
     request_body = EndpointHeadersPatchIn, responses((status = 204)))]
 pub async fn patch_headers(
@@ -411,7 +418,7 @@ pub async fn patch_headers(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret",
+#[utoipa::path(get, operation_id = "v1.endpoint.get-secret", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret",
     tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
     responses((status = 200, body = EndpointSecretOut)))]
 pub async fn get_secret(
@@ -426,7 +433,7 @@ pub async fn get_secret(
 
 /// Replaces the signing secret and answers with the new one. The old secret keeps signing
 /// (deliveries carry both signatures) for `gracePeriodSeconds`.
-#[utoipa::path(post, path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+#[utoipa::path(post, operation_id = "v1.endpoint.rotate-secret", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
     tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
     request_body = EndpointSecretRotateIn, responses((status = 200, body = EndpointSecretOut)))]
 pub async fn rotate_secret(

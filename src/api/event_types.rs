@@ -28,8 +28,33 @@ type Schemas = Map<String, Value>;
 pub struct EventTypeIn {
     #[schema(max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub name: String,
-    #[serde(flatten)]
-    pub fields: EventTypeUpdate,
+    pub description: String,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub deprecated: bool,
+    #[schema(value_type = Option<Object>)]
+    pub schemas: Option<Schemas>,
+    pub feature_flag: Option<String>,
+    pub feature_flags: Option<Vec<String>>,
+    pub group_name: Option<String>,
+}
+
+impl EventTypeIn {
+    /// Splits off the name; the rest is what PUT takes. (Written out rather than
+    /// `serde(flatten)`, which would hide the failing field's path from 422 errors.)
+    fn split(self) -> (String, EventTypeUpdate) {
+        let fields = EventTypeUpdate {
+            description: self.description,
+            archived: self.archived,
+            deprecated: self.deprecated,
+            schemas: self.schemas,
+            feature_flag: self.feature_flag,
+            feature_flags: self.feature_flags,
+            group_name: self.group_name,
+        };
+        (self.name, fields)
+    }
 }
 
 /// The body of PUT: everything but the name, which is in the path.
@@ -187,7 +212,7 @@ async fn find(state: &ApiState, name: &str) -> Result<EventType, ApiError> {
         .ok_or_else(|| ApiError::not_found("event type"))
 }
 
-#[utoipa::path(get, path = "/api/v1/event-type", tag = "Event Type", params(EventTypeListParams),
+#[utoipa::path(get, operation_id = "v1.event-type.list", path = "/api/v1/event-type", tag = "Event Type", params(EventTypeListParams),
     responses((status = 200, body = ListResponse<EventTypeOut>)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -212,33 +237,34 @@ pub async fn list(
     )))
 }
 
-#[utoipa::path(post, path = "/api/v1/event-type", tag = "Event Type", request_body = EventTypeIn,
+#[utoipa::path(post, operation_id = "v1.event-type.create", path = "/api/v1/event-type", tag = "Event Type", request_body = EventTypeIn,
     responses((status = 201, body = EventTypeOut)))]
 pub async fn create(
     State(state): State<ApiState>,
     JsonBody(input): JsonBody<EventTypeIn>,
 ) -> Result<(StatusCode, Json<EventTypeOut>), ApiError> {
-    let name = EventTypeName::parse(&input.name).map_err(|e| fields::body_error("name", e))?;
+    let (name, input) = input.split();
+    let name = EventTypeName::parse(&name).map_err(|e| fields::body_error("name", e))?;
     match state.store.get_event_type(&name).await? {
         Some(existing) if !existing.archived => {
             Err(StoreError::Conflict(crate::store::Conflict::EventType).into())
         }
         Some(mut archived) => {
-            replace(&mut archived, input.fields)?;
+            replace(&mut archived, input)?;
             archived.updated_at = now();
             state.store.update_event_type(&archived).await?;
             Ok((StatusCode::CREATED, Json(archived.into())))
         }
         None => {
             let mut et = blank(name);
-            replace(&mut et, input.fields)?;
+            replace(&mut et, input)?;
             state.store.insert_event_type(&et).await?;
             Ok((StatusCode::CREATED, Json(et.into())))
         }
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
+#[utoipa::path(get, operation_id = "v1.event-type.get", path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
     params(("event_type_name" = String, Path)),
     responses((status = 200, body = EventTypeOut)))]
 pub async fn get(
@@ -249,7 +275,7 @@ pub async fn get(
 }
 
 /// Replaces the event type, or creates it (201).
-#[utoipa::path(put, path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
+#[utoipa::path(put, operation_id = "v1.event-type.update", path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
     params(("event_type_name" = String, Path)), request_body = EventTypeUpdate,
     responses((status = 200, body = EventTypeOut), (status = 201, body = EventTypeOut)))]
 pub async fn update(
@@ -274,7 +300,7 @@ pub async fn update(
     }
 }
 
-#[utoipa::path(patch, path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
+#[utoipa::path(patch, operation_id = "v1.event-type.patch", path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
     params(("event_type_name" = String, Path)), request_body = EventTypePatch,
     responses((status = 200, body = EventTypeOut)))]
 pub async fn patch(
@@ -307,7 +333,7 @@ pub async fn patch(
     Ok(Json(et.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
+#[utoipa::path(delete, operation_id = "v1.event-type.delete", path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
     params(("event_type_name" = String, Path), DeleteParams),
     responses((status = 204)))]
 pub async fn delete(

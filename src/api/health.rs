@@ -7,7 +7,7 @@ use super::ApiState;
 use super::error::{ApiError, HttpErrorOut};
 
 /// 204 when the store answers; 503 when it does not.
-#[utoipa::path(get, path = "/api/v1/health", tag = "Health", security(()),
+#[utoipa::path(get, operation_id = "v1.health.get", path = "/api/v1/health", tag = "Health", security(()),
     responses((status = 204, description = "healthy"),
         (status = 503, body = HttpErrorOut, description = "the store is unreachable")))]
 pub async fn get(State(state): State<ApiState>) -> Result<StatusCode, ApiError> {
@@ -16,7 +16,7 @@ pub async fn get(State(state): State<ApiState>) -> Result<StatusCode, ApiError> 
 }
 
 /// 204 while the process is up, without checking the store (a liveness probe).
-#[utoipa::path(get, path = "/api/v1/health/ping", tag = "Health", security(()),
+#[utoipa::path(get, operation_id = "v1.health.ping", path = "/api/v1/health/ping", tag = "Health", security(()),
     responses((status = 204, description = "the process is up")))]
 pub async fn ping() -> StatusCode {
     StatusCode::NO_CONTENT

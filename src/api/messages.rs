@@ -108,30 +108,35 @@ pub struct MessageListParams {
     pub event_types: Vec<String>,
 }
 
+/// The `event_types` query filter: comma-separated or repeated names.
+pub fn event_type_filter(values: &[String]) -> Result<Option<BTreeSet<EventTypeName>>, ApiError> {
+    let types = fields::query_list(values);
+    if types.is_empty() {
+        return Ok(None);
+    }
+    types
+        .iter()
+        .map(|t| EventTypeName::parse(t))
+        .collect::<Result<BTreeSet<_>, _>>()
+        .map(Some)
+        .map_err(|e| ApiError::invalid(&["query", "event_types"], e.to_string()))
+}
+
+/// The `channel` query filter.
+pub fn channel_filter(value: Option<&str>) -> Result<Option<Channel>, ApiError> {
+    value
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            Channel::parse(c).map_err(|e| ApiError::invalid(&["query", "channel"], e.to_string()))
+        })
+        .transpose()
+}
+
 impl MessageListParams {
     fn filter(&self) -> Result<MessageFilter, ApiError> {
-        let types = fields::query_list(&self.event_types);
-        let event_types = if types.is_empty() {
-            None
-        } else {
-            Some(
-                types
-                    .iter()
-                    .map(|t| EventTypeName::parse(t))
-                    .collect::<Result<BTreeSet<_>, _>>()
-                    .map_err(|e| ApiError::invalid(&["query", "event_types"], e.to_string()))?,
-            )
-        };
-        let channel = match self.channel.as_deref().filter(|c| !c.is_empty()) {
-            None => None,
-            Some(c) => Some(
-                Channel::parse(c)
-                    .map_err(|e| ApiError::invalid(&["query", "channel"], e.to_string()))?,
-            ),
-        };
         Ok(MessageFilter {
-            event_types,
-            channel,
+            event_types: event_type_filter(&self.event_types)?,
+            channel: channel_filter(self.channel.as_deref())?,
             before: fields::query_time("before", self.before.as_deref())?,
             after: fields::query_time("after", self.after.as_deref())?,
         })
@@ -190,11 +195,12 @@ fn new_message(state: &ApiState, app: AppKey, input: MessageIn) -> Result<NewMes
         event_id,
         channels,
         payload,
+        only_endpoint: None,
     })
 }
 
 /// Accepts a message: once this answers 202, the message and its deliveries are on disk.
-#[utoipa::path(post, path = "/api/v1/app/{app_id}/msg", tag = "Message",
+#[utoipa::path(post, operation_id = "v1.message.create", path = "/api/v1/app/{app_id}/msg", tag = "Message",
     params(("app_id" = String, Path), ContentParams), request_body = MessageIn,
     responses((status = 202, body = MessageOut)))]
 pub async fn create(
@@ -221,7 +227,7 @@ pub async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg", tag = "Message",
+#[utoipa::path(get, operation_id = "v1.message.list", path = "/api/v1/app/{app_id}/msg", tag = "Message",
     params(("app_id" = String, Path), MessageListParams),
     responses((status = 200, body = ListResponse<MessageOut>)))]
 pub async fn list(
@@ -248,7 +254,7 @@ pub async fn list(
 }
 
 /// A message by id, or by the `eventId` it was created with.
-#[utoipa::path(get, path = "/api/v1/app/{app_id}/msg/{msg_id}", tag = "Message",
+#[utoipa::path(get, operation_id = "v1.message.get", path = "/api/v1/app/{app_id}/msg/{msg_id}", tag = "Message",
     params(("app_id" = String, Path), ("msg_id" = String, Path), ContentParams),
     responses((status = 200, body = MessageOut)))]
 pub async fn get(
@@ -274,7 +280,7 @@ pub async fn find(state: &ApiState, app_id: &str, msg_id: &str) -> Result<Messag
 }
 
 /// Deletes the payload of a message; its record and delivery log stay.
-#[utoipa::path(delete, path = "/api/v1/app/{app_id}/msg/{msg_id}/content", tag = "Message",
+#[utoipa::path(delete, operation_id = "v1.message.expunge-content", path = "/api/v1/app/{app_id}/msg/{msg_id}/content", tag = "Message",
     params(("app_id" = String, Path), ("msg_id" = String, Path)),
     responses((status = 204)))]
 pub async fn expunge_content(

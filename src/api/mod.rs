@@ -6,6 +6,7 @@
 //! and methods, because the Svix SDKs parse every error body.
 
 mod applications;
+mod attempts;
 mod auth;
 mod endpoints;
 pub mod error;
@@ -53,6 +54,8 @@ pub struct ApiState {
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub max_payload_bytes: usize,
+    /// Refuse `http://` endpoint URLs.
+    pub https_only: bool,
 }
 
 /// The routes that need a token, with their documentation.
@@ -89,6 +92,16 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(messages::list, messages::create))
         .routes(routes!(messages::get))
         .routes(routes!(messages::expunge_content))
+        .routes(routes!(attempts::list_by_msg))
+        .routes(routes!(attempts::list_by_endpoint))
+        .routes(routes!(attempts::get))
+        .routes(routes!(attempts::expunge_content))
+        .routes(routes!(attempts::list_attempted_messages))
+        .routes(routes!(attempts::list_attempted_destinations))
+        .routes(routes!(attempts::resend))
+        .routes(routes!(attempts::recover))
+        .routes(routes!(attempts::stats))
+        .routes(routes!(attempts::send_example))
 }
 
 /// The OpenAPI document describing every route.
@@ -96,6 +109,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = protected_routes().split_for_parts();
     let (_, public) = public_routes().split_for_parts();
     doc.merge(public);
+    utoipa::Modify::modify(&openapi::Conventions, &mut doc);
     doc
 }
 

@@ -14,13 +14,13 @@ use super::error::{HttpErrorOut, HttpValidationError, ValidationItem};
         description = "Webhook delivery service. The API is compatible with the Svix server API v1.",
     ),
     components(schemas(HttpErrorOut, HttpValidationError, ValidationItem)),
-    modifiers(&Conventions),
     security(("HTTPBearer" = [])),
 )]
 pub struct ApiDoc;
 
-/// Adds the bearer security scheme and the error responses every operation can give.
-struct Conventions;
+/// Adds the bearer security scheme and the error responses every operation can give. Run
+/// on the finished document: the routes are only known once the routers are merged.
+pub struct Conventions;
 
 impl Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

@@ -1,6 +1,10 @@
-//! Delivering messages to endpoints: the dispatcher, the HTTP sender, outcome
-//! classification, and the pure pieces they build on: the retry policy ([`policy`]) and the
-//! guard against requests to internal networks ([`ssrf`]).
+//! Delivering messages to endpoints: the [`dispatcher`] (claims, concurrency, outcomes), the
+//! HTTP [`sender`] (signing, timeouts, error classes), and the pure pieces they build on: the
+//! retry policy ([`policy`]), the guard against requests to internal networks ([`ssrf`]),
+//! and an injectable [`clock`].
 
+pub mod clock;
+pub mod dispatcher;
 pub mod policy;
+pub mod sender;
 pub mod ssrf;

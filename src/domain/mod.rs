@@ -7,6 +7,7 @@
 //! handles an unchecked string where one of these types exists.
 
 mod application;
+mod attempt;
 mod endpoint;
 mod event_type;
 mod headers;
@@ -17,6 +18,7 @@ mod secret;
 pub mod time;
 
 pub use application::{Application, Metadata};
+pub use attempt::{Attempt, AttemptError, DeliveryCounts, DeliveryStatus, ErrorClass, Trigger};
 pub use endpoint::{Endpoint, EndpointUrl, PreviousSecret, Subscription, UrlError};
 pub use event_type::EventType;
 pub use headers::{EndpointHeaders, HeaderError};

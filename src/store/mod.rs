@@ -21,14 +21,15 @@ mod types;
 use async_trait::async_trait;
 
 use crate::domain::{
-    AppId, AppKey, Application, Endpoint, EndpointId, EndpointKey, EventType, EventTypeName,
-    Message, MessageId, MessageKey, Timestamp,
+    AppId, AppKey, Application, Attempt, AttemptId, DeliveryCounts, DeliveryStatus, Endpoint,
+    EndpointId, EndpointKey, EventType, EventTypeName, Message, MessageId, MessageKey, Timestamp,
 };
 
 pub use error::{Conflict, StoreError};
 pub use page::{Cursor, Order, PageQuery};
 pub use types::{
-    IdempotencyClaim, InlineApplication, MessageFilter, NewApplication, NewEndpoint, NewMessage,
+    AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, IdempotencyClaim,
+    InlineApplication, MessageFilter, NewApplication, NewEndpoint, NewMessage, NextStep,
     StoredResponse,
 };
 
@@ -36,12 +37,26 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Everything hookd keeps. Object safe, so the service holds an `Arc<dyn Store>`.
 pub trait Store:
-    ApplicationStore + EventTypeStore + EndpointStore + MessageStore + AdminStore + Send + Sync
+    ApplicationStore
+    + EventTypeStore
+    + EndpointStore
+    + MessageStore
+    + DeliveryStore
+    + AdminStore
+    + Send
+    + Sync
 {
 }
 
 impl<T> Store for T where
-    T: ApplicationStore + EventTypeStore + EndpointStore + MessageStore + AdminStore + Send + Sync
+    T: ApplicationStore
+        + EventTypeStore
+        + EndpointStore
+        + MessageStore
+        + DeliveryStore
+        + AdminStore
+        + Send
+        + Sync
 {
 }
 
@@ -97,7 +112,8 @@ pub trait EventTypeStore {
 pub trait EndpointStore {
     async fn insert_endpoint(&self, new: NewEndpoint) -> Result<Endpoint>;
     async fn get_endpoint(&self, app: &AppId, key: &EndpointKey) -> Result<Option<Endpoint>>;
-    /// Saves every field but `id`, `app_id` and `created_at`; sets `updated_at`.
+    /// Saves every field but `id`, `app_id` and `created_at`; sets `updated_at`. Disabling
+    /// an endpoint parks its pending deliveries; enabling it makes them due at once.
     async fn update_endpoint(&self, endpoint: Endpoint) -> Result<Endpoint>;
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()>;
     async fn list_endpoints(&self, app: &AppId, page: &PageQuery) -> Result<Vec<Endpoint>>;
@@ -119,4 +135,77 @@ pub trait MessageStore {
     ) -> Result<Vec<Message>>;
     /// Removes the payload of a message; its record and delivery log stay.
     async fn expunge_message_content(&self, app: &AppId, id: &MessageId) -> Result<()>;
+}
+
+/// The delivery queue and the attempt log.
+#[async_trait]
+pub trait DeliveryStore {
+    /// Claims up to `limit` deliveries due at `now` (pending, or sending with an expired
+    /// lease) of enabled endpoints not in `skip`, oldest due first, leasing them until
+    /// `lease`. Committed before it returns: no transaction stays open while they are sent.
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease: Timestamp,
+        limit: usize,
+        skip: &[EndpointId],
+    ) -> Result<Vec<ClaimedDelivery>>;
+    /// When the next delivery that `claim_due` with the same `skip` could claim comes due.
+    async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<Timestamp>>;
+    /// Stores the attempt and moves its delivery on, if the claim still holds its lease.
+    /// Durable when it returns; many records share one commit under load.
+    async fn record_attempt(&self, record: AttemptRecord) -> Result<()>;
+    /// Gives claimed deliveries back (at shutdown), due at `now`, without an attempt.
+    async fn release_claims(&self, claims: &[(i64, Timestamp)], now: Timestamp) -> Result<()>;
+
+    async fn list_attempts(
+        &self,
+        app: &AppId,
+        filter: &AttemptFilter,
+        page: &PageQuery,
+    ) -> Result<Vec<Attempt>>;
+    async fn get_attempt(&self, app: &AppId, id: &AttemptId) -> Result<Option<Attempt>>;
+    /// Removes the stored response body of an attempt.
+    async fn expunge_attempt_content(&self, app: &AppId, id: &AttemptId) -> Result<()>;
+    /// The messages delivered (or being delivered) to an endpoint, keyed by message id.
+    async fn list_endpoint_messages(
+        &self,
+        endpoint: &EndpointId,
+        status: Option<DeliveryStatus>,
+        filter: &MessageFilter,
+        page: &PageQuery,
+    ) -> Result<Vec<(Message, DeliveryState)>>;
+    /// The endpoints a message is delivered to, keyed by endpoint id.
+    async fn list_message_endpoints(
+        &self,
+        msg: &MessageId,
+        page: &PageQuery,
+    ) -> Result<Vec<(Endpoint, DeliveryState)>>;
+    /// Queues the message for the endpoint again, now, as a manual attempt with a fresh
+    /// retry schedule (creating the delivery if the endpoint never had it).
+    async fn resend(
+        &self,
+        app: &AppId,
+        msg: &MessageId,
+        endpoint: &EndpointId,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Re-queues the endpoint's failed deliveries of messages created in `[since, until)`;
+    /// returns how many.
+    async fn recover(
+        &self,
+        endpoint: &EndpointId,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64>;
+    /// The endpoint's deliveries of messages created in the range, counted by status.
+    async fn endpoint_stats(
+        &self,
+        endpoint: &EndpointId,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<DeliveryCounts>;
+    /// The message's deliveries counted by status.
+    async fn message_delivery_counts(&self, msg: &MessageId) -> Result<DeliveryCounts>;
 }

@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 
 use crate::domain::{
-    AppId, AppKey, Channel, EndpointHeaders, EndpointUrl, EventId, EventTypeName, Metadata,
-    Payload, SigningSecret, Subscription, Timestamp, Uid,
+    AppId, AppKey, Attempt, Channel, DeliveryStatus, Endpoint, EndpointHeaders, EndpointId,
+    EndpointUrl, EventId, EventTypeName, Message, MessageId, Metadata, Payload, SigningSecret,
+    Subscription, Timestamp, Trigger, Uid,
 };
 
 #[derive(Debug, Clone)]
@@ -45,6 +46,8 @@ pub struct NewMessage {
     pub event_id: Option<EventId>,
     pub channels: Option<Vec<Channel>>,
     pub payload: Payload,
+    /// Deliver only to this endpoint (send-example), whatever the subscriptions say.
+    pub only_endpoint: Option<EndpointId>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -72,4 +75,58 @@ pub enum IdempotencyClaim {
     Completed(StoredResponse),
     /// An earlier request with this key is still running.
     InProgress,
+}
+
+/// A delivery claimed by a dispatcher: leased until `lease`, with what it needs to send.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    /// The lease's expiry; also the claim's token: a record is applied only while the
+    /// delivery still carries it, so a claim that outlived its lease cannot undo a newer one.
+    pub lease: Timestamp,
+    /// Attempts made before this one since the last (re)start of the schedule.
+    pub attempts: u32,
+    pub trigger: Trigger,
+    pub message: Message,
+    pub endpoint: Endpoint,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Delivered,
+    RetryAt(Timestamp),
+    /// Retries exhausted.
+    Failed,
+    /// The endpoint answered 410 Gone: fail this delivery and disable the endpoint, which
+    /// parks its other pending deliveries.
+    DisableEndpoint,
+}
+
+/// The outcome of one attempt, as the dispatcher hands it to the store.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: i64,
+    pub lease: Timestamp,
+    pub attempt: Attempt,
+    pub next: NextStep,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AttemptFilter {
+    pub msg_id: Option<MessageId>,
+    pub endpoint_id: Option<EndpointId>,
+    pub status: Option<DeliveryStatus>,
+    /// 200 for 2xx, 400 for 4xx, ..., 0 for no response.
+    pub status_code_class: Option<u16>,
+    pub before: Option<Timestamp>,
+    pub after: Option<Timestamp>,
+}
+
+/// A delivery's state, as shown next to its message or endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryState {
+    pub status: DeliveryStatus,
+    pub next_attempt: Option<Timestamp>,
+    pub updated_at: Timestamp,
 }

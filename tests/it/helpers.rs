@@ -256,6 +256,31 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/app/{app_id}/msg"),
     ("GET", "/api/v1/app/{app_id}/msg/{msg_id}"),
     ("DELETE", "/api/v1/app/{app_id}/msg/{msg_id}/content"),
+    ("GET", "/api/v1/app/{app_id}/attempt/msg/{msg_id}"),
+    ("GET", "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}"),
+    (
+        "GET",
+        "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
+    ),
+    (
+        "DELETE",
+        "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content",
+    ),
+    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg"),
+    ("GET", "/api/v1/app/{app_id}/msg/{msg_id}/endpoint"),
+    (
+        "POST",
+        "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+    ),
+    (
+        "POST",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
+    ),
+    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats"),
+    (
+        "POST",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
+    ),
 ];
 
 /// The operations that need no token.

@@ -2,6 +2,7 @@ use async_trait::async_trait;
 use sqlx::QueryBuilder;
 
 use super::SqliteStore;
+use super::deliveries::park_or_unpark;
 use super::rows::{self, ENDPOINT_COLUMNS, opt_to_json, previous_secrets_json, to_json};
 use crate::domain::time::{now, to_micros};
 use crate::domain::{AppId, Endpoint, EndpointId, EndpointKey, ResourceKey};
@@ -77,6 +78,7 @@ impl EndpointStore for SqliteStore {
 
     async fn update_endpoint(&self, mut endpoint: Endpoint) -> Result<Endpoint> {
         endpoint.updated_at = now();
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE endpoint SET uid = $3, url = $4, description = $5, disabled = $6,
              rate_limit = $7, event_types = $8, channels = $9, metadata = $10, headers = $11,
@@ -97,12 +99,20 @@ impl EndpointStore for SqliteStore {
         .bind(endpoint.secret.expose())
         .bind(previous_secrets_json(&endpoint.previous_secrets))
         .bind(to_micros(endpoint.updated_at))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(unique_as(Conflict::Uid))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        park_or_unpark(
+            &mut tx,
+            &endpoint.id,
+            endpoint.disabled,
+            endpoint.updated_at,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(endpoint)
     }
 

@@ -4,8 +4,7 @@ use tokio::sync::oneshot;
 
 use super::SqliteStore;
 use super::rows::{self, MESSAGE_COLUMNS};
-use super::writer::EnqueueJob;
-use crate::domain::time::to_micros;
+use super::writer::WriteJob;
 use crate::domain::{AppId, Message, MessageId, MessageKey};
 use crate::store::{MessageFilter, MessageStore, NewMessage, PageQuery, Result, StoreError};
 
@@ -14,10 +13,7 @@ impl MessageStore for SqliteStore {
     async fn enqueue_message(&self, new: NewMessage) -> Result<Message> {
         let (reply, answer) = oneshot::channel();
         let closed = || StoreError::Unavailable(sqlx::Error::PoolClosed);
-        self.enqueue
-            .send(EnqueueJob { new, reply })
-            .await
-            .map_err(|_| closed())?;
+        self.write(WriteJob::Enqueue { new, reply }).await?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -46,25 +42,7 @@ impl MessageStore for SqliteStore {
             "SELECT {MESSAGE_COLUMNS} FROM message WHERE app_id = "
         ));
         qb.push_bind(app.as_str().to_owned());
-        if let Some(types) = &filter.event_types {
-            qb.push(" AND event_type IN (");
-            let mut names = qb.separated(", ");
-            for name in types {
-                names.push_bind(name.as_str().to_owned());
-            }
-            qb.push(")");
-        }
-        if let Some(channel) = &filter.channel {
-            qb.push(" AND EXISTS (SELECT 1 FROM json_each(message.channels) WHERE value = ")
-                .push_bind(channel.as_str().to_owned())
-                .push(")");
-        }
-        if let Some(before) = filter.before {
-            qb.push(" AND created_at < ").push_bind(to_micros(before));
-        }
-        if let Some(after) = filter.after {
-            qb.push(" AND created_at > ").push_bind(to_micros(after));
-        }
+        rows::push_message_filter(&mut qb, filter, "message");
         rows::push_page(&mut qb, "id", page);
         let found = qb.build().fetch_all(&self.reader).await?;
         rows::all(&found, rows::message)

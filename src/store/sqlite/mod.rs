@@ -8,6 +8,8 @@
 
 mod admin;
 mod applications;
+mod attempts;
+mod deliveries;
 mod endpoints;
 mod event_types;
 mod messages;
@@ -26,11 +28,11 @@ use tokio::sync::mpsc;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    enqueue: mpsc::Sender<writer::EnqueueJob>,
+    writes: mpsc::Sender<writer::WriteJob>,
 }
 
-/// How many ingestion requests may wait for the batching writer before callers wait too.
-const ENQUEUE_QUEUE: usize = 8192;
+/// How many writes may wait for the batching writer before callers wait too.
+const WRITE_QUEUE: usize = 8192;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database named by a `sqlite://` URL and migrates it.
@@ -79,13 +81,21 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        let (enqueue, jobs) = mpsc::channel(ENQUEUE_QUEUE);
+        let (writes, jobs) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(writer::run(writer.clone(), jobs));
         Ok(Self {
             writer,
             reader,
-            enqueue,
+            writes,
         })
+    }
+
+    /// Sends a job to the batching writer.
+    async fn write(&self, job: writer::WriteJob) -> super::Result<()> {
+        self.writes
+            .send(job)
+            .await
+            .map_err(|_| super::StoreError::Unavailable(sqlx::Error::PoolClosed))
     }
 
     /// Closes both pools, waiting for running queries; later calls fail as unavailable.

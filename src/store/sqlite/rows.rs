@@ -8,11 +8,12 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::domain::time::{from_micros, to_micros};
 use crate::domain::{
-    AppId, Application, Channel, Endpoint, EndpointHeaders, EndpointId, EndpointUrl, EventId,
-    EventType, EventTypeName, FeatureFlag, Message, MessageId, Payload, PreviousSecret,
-    SigningSecret, Subscription, Timestamp, Uid,
+    AppId, Application, Attempt, AttemptError, AttemptId, Channel, DeliveryStatus, Endpoint,
+    EndpointHeaders, EndpointId, EndpointUrl, ErrorClass, EventId, EventType, EventTypeName,
+    FeatureFlag, Message, MessageId, Payload, PreviousSecret, SigningSecret, Subscription,
+    Timestamp, Trigger, Uid,
 };
-use crate::store::{PageQuery, Result, StoreError};
+use crate::store::{MessageFilter, PageQuery, Result, StoreError};
 
 pub const APPLICATION_COLUMNS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at";
 pub const EVENT_TYPE_COLUMNS: &str = "name, description, archived, deprecated, feature_flags, group_name, schemas, created_at, \
@@ -20,6 +21,44 @@ pub const EVENT_TYPE_COLUMNS: &str = "name, description, archived, deprecated, f
 pub const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, description, disabled, rate_limit, \
      event_types, channels, metadata, headers, secret, previous_secrets, created_at, updated_at";
 pub const MESSAGE_COLUMNS: &str = "id, app_id, event_type, event_id, channels, payload, created_at";
+pub const ATTEMPT_COLUMNS: &str = "id, msg_id, endpoint_id, app_id, url, status, \
+     response_status_code, response, response_headers, duration_ms, trigger_type, error_class, \
+     error, created_at";
+
+/// `a, b` with alias `t` → `t.a, t.b`: the columns of a joined table, still named `a`, `b`.
+pub fn prefixed(columns: &str, alias: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Appends the message list filters, for the `message` table under `alias`.
+pub fn push_message_filter(qb: &mut QueryBuilder<'_, Sqlite>, filter: &MessageFilter, alias: &str) {
+    if let Some(types) = &filter.event_types {
+        qb.push(format!(
+            " AND {alias}.event_type IN (SELECT value FROM json_each("
+        ))
+        .push_bind(to_json(types))
+        .push("))");
+    }
+    if let Some(channel) = &filter.channel {
+        qb.push(format!(
+            " AND EXISTS (SELECT 1 FROM json_each({alias}.channels) WHERE value = "
+        ))
+        .push_bind(channel.as_str().to_owned())
+        .push(")");
+    }
+    if let Some(before) = filter.before {
+        qb.push(format!(" AND {alias}.created_at < "))
+            .push_bind(to_micros(before));
+    }
+    if let Some(after) = filter.after {
+        qb.push(format!(" AND {alias}.created_at > "))
+            .push_bind(to_micros(after));
+    }
+}
 
 /// Appends `AND key > / < bound ORDER BY key LIMIT n` for `page`; rows come back in scan
 /// order (see [`PageQuery::scans_ascending`]).
@@ -187,4 +226,33 @@ pub fn message(row: &SqliteRow) -> Result<Message> {
 /// Decodes every row with `decode`.
 pub fn all<T>(rows: &[SqliteRow], decode: fn(&SqliteRow) -> Result<T>) -> Result<Vec<T>> {
     rows.iter().map(decode).collect()
+}
+
+pub fn attempt(row: &SqliteRow) -> Result<Attempt> {
+    let status: i64 = row.try_get("status")?;
+    let error = match row.try_get::<Option<String>, _>("error_class")? {
+        None => None,
+        Some(class) => Some(AttemptError {
+            class: ErrorClass::parse(&class).ok_or_else(|| corrupt("error_class", &class))?,
+            message: row
+                .try_get::<Option<String>, _>("error")?
+                .unwrap_or_default(),
+        }),
+    };
+    Ok(Attempt {
+        id: AttemptId::from_stored(row.try_get("id")?),
+        msg_id: MessageId::from_stored(row.try_get("msg_id")?),
+        endpoint_id: EndpointId::from_stored(row.try_get("endpoint_id")?),
+        app_id: AppId::from_stored(row.try_get("app_id")?),
+        url: row.try_get("url")?,
+        status: DeliveryStatus::from_code(status).ok_or_else(|| corrupt("status", status))?,
+        response_status_code: u16::try_from(row.try_get::<i64, _>("response_status_code")?)
+            .map_err(|e| corrupt("response_status_code", e))?,
+        response_body: row.try_get("response")?,
+        response_headers: json(row, "response_headers")?,
+        duration_ms: u64::try_from(row.try_get::<i64, _>("duration_ms")?).unwrap_or(0),
+        trigger: Trigger::from_code(row.try_get("trigger_type")?),
+        error,
+        created_at: time(row, "created_at")?,
+    })
 }

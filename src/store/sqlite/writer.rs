@@ -1,11 +1,11 @@
-//! Group commit for message ingestion.
+//! Group commit for the two hot writes: accepting messages and recording attempts.
 //!
-//! Ingestion requests queue here; one task takes everything that is waiting (up to
-//! [`MAX_BATCH`]), writes it in one transaction with a savepoint per message, and commits
-//! once. While that commit's fsync runs, new requests queue up and form the next batch, so
-//! under load many messages share one fsync, and a lone message is written at once. A
-//! message that fails (duplicate `eventId`, unknown application) rolls back to its savepoint
-//! without affecting the rest of the batch. Callers are answered only after the commit.
+//! Both queue here; one task takes everything that is waiting (up to [`MAX_BATCH`]),
+//! writes it in one transaction with a savepoint per job, and commits once. While that
+//! commit's fsync runs, new jobs queue up and form the next batch, so under load many
+//! messages share one fsync, and a lone message is written at once. A job that fails
+//! (duplicate `eventId`, unknown application) rolls back to its savepoint without affecting
+//! the rest of the batch. Callers are answered only after the commit.
 
 use std::sync::Arc;
 
@@ -16,54 +16,98 @@ use super::rows;
 use crate::domain::time::{now, to_micros};
 use crate::domain::{AppId, Message, MessageId, ResourceKey};
 use crate::store::error::unique_as;
-use crate::store::{Conflict, InlineApplication, NewMessage, Result, StoreError};
+use crate::store::{AttemptRecord, Conflict, InlineApplication, NewMessage, Result, StoreError};
 
 /// The most messages one transaction holds.
 const MAX_BATCH: usize = 512;
 
-pub struct EnqueueJob {
-    pub new: NewMessage,
-    pub reply: oneshot::Sender<Result<Message>>,
+pub enum WriteJob {
+    Enqueue {
+        new: NewMessage,
+        reply: oneshot::Sender<Result<Message>>,
+    },
+    Record {
+        record: AttemptRecord,
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// What a job produced, until the commit decides whether the caller gets it.
+enum Done {
+    Enqueued(Result<Message>),
+    Recorded(Result<()>),
+}
+
+impl WriteJob {
+    fn answer(self, done: Done) {
+        // A caller that went away (client disconnected) does not undo the write.
+        match (self, done) {
+            (WriteJob::Enqueue { reply, .. }, Done::Enqueued(r)) => {
+                let _ = reply.send(r);
+            }
+            (WriteJob::Record { reply, .. }, Done::Recorded(r)) => {
+                let _ = reply.send(r);
+            }
+            (job, _) => job.fail(StoreError::Corrupt(
+                "write job answered out of order".into(),
+            )),
+        }
+    }
+
+    fn fail(self, e: StoreError) {
+        match self {
+            WriteJob::Enqueue { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            WriteJob::Record { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
 }
 
 /// Runs until every sender is dropped.
-pub async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<EnqueueJob>) {
+pub async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<WriteJob>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
         match write_batch(&pool, &batch).await {
             Ok(results) => {
-                for (job, result) in batch.drain(..).zip(results) {
-                    // The caller may have gone away (client disconnected); the message is
-                    // stored all the same.
-                    let _ = job.reply.send(result);
+                for (job, done) in batch.drain(..).zip(results) {
+                    job.answer(done);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, messages = batch.len(), "message batch failed to commit");
+                tracing::error!(error = %e, jobs = batch.len(), "write batch failed to commit");
                 let shared = Arc::new(e);
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::BatchFailed(shared.clone())));
+                    job.fail(StoreError::BatchFailed(shared.clone()));
                 }
             }
         }
     }
 }
 
-async fn write_batch(pool: &SqlitePool, batch: &[EnqueueJob]) -> Result<Vec<Result<Message>>> {
+async fn write_batch(pool: &SqlitePool, batch: &[WriteJob]) -> Result<Vec<Done>> {
     let mut tx = pool.begin().await?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         let mut savepoint = tx.begin().await?;
-        match insert_message(&mut savepoint, &job.new).await {
-            Ok(message) => {
-                savepoint.commit().await?;
-                results.push(Ok(message));
+        let (ok, done) = match job {
+            WriteJob::Enqueue { new, .. } => {
+                let r = insert_message(&mut savepoint, new).await;
+                (r.is_ok(), Done::Enqueued(r))
             }
-            Err(e) => {
-                savepoint.rollback().await?;
-                results.push(Err(e));
+            WriteJob::Record { record, .. } => {
+                let r = super::deliveries::apply_record(&mut savepoint, record).await;
+                (r.is_ok(), Done::Recorded(r))
             }
+        };
+        if ok {
+            savepoint.commit().await?;
+        } else {
+            savepoint.rollback().await?;
         }
+        results.push(done);
     }
     tx.commit().await?;
     Ok(results)
@@ -104,9 +148,15 @@ async fn insert_message(conn: &mut SqliteConnection, new: &NewMessage) -> Result
     .await?;
     let mut matching = Vec::with_capacity(endpoints.len());
     for row in &endpoints {
-        let subscription = rows::subscription(row)?;
-        if subscription.accepts(&message.event_type, message.channels.as_deref()) {
-            matching.push(sqlx::Row::try_get::<String, _>(row, "id")?);
+        let id: String = sqlx::Row::try_get(row, "id")?;
+        let wanted = match &new.only_endpoint {
+            Some(only) => only.as_str() == id,
+            None => {
+                rows::subscription(row)?.accepts(&message.event_type, message.channels.as_deref())
+            }
+        };
+        if wanted {
+            matching.push(id);
         }
     }
     if !matching.is_empty() {

@@ -1,0 +1,256 @@
+//! The HTTP side of a delivery: one signed POST, its outcome classified.
+//!
+//! The body sent is exactly the stored payload text, and that is what is signed. Redirects
+//! are not followed (a 3xx is a failed attempt, to be retried), the whole exchange is bounded
+//! by `request_timeout`, and only the first `max_response_body_bytes` of the answer are
+//! kept. Every address is checked against the SSRF policy: resolved names through
+//! [`GuardedResolver`] (so the address checked is the one connected to), IP literals here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use super::policy::parse_retry_after;
+use super::ssrf::{AddressPolicy, GuardedResolver, Refusal};
+use crate::domain::{AttemptError, ErrorClass, Timestamp};
+use crate::signing;
+use crate::store::ClaimedDelivery;
+
+/// Which signature header names deliveries carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureHeaders {
+    /// `webhook-*` (Standard Webhooks) and `svix-*`.
+    Both,
+    Webhook,
+    Svix,
+}
+
+#[derive(Debug, Clone)]
+pub struct SenderSettings {
+    pub timeout: Duration,
+    pub max_response_body_bytes: usize,
+    pub signature_headers: SignatureHeaders,
+    pub https_only: bool,
+    pub addresses: Arc<AddressPolicy>,
+}
+
+/// What the endpoint answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    /// `Retry-After`, when given and parseable.
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SendResult {
+    pub duration: Duration,
+    pub outcome: Result<Response, AttemptError>,
+}
+
+/// The most response headers kept per attempt.
+const MAX_HEADERS: usize = 64;
+
+pub struct Sender {
+    client: reqwest::Client,
+    settings: SenderSettings,
+}
+
+impl Sender {
+    pub fn new(settings: SenderSettings) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would be the address checked instead of the endpoint's.
+            .no_proxy()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .dns_resolver(Arc::new(GuardedResolver::new(settings.addresses.clone())))
+            .user_agent(concat!("hookd/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self { client, settings })
+    }
+
+    /// Sends one attempt of `delivery`, signed for `now`.
+    pub async fn send(&self, delivery: &ClaimedDelivery, now: Timestamp) -> SendResult {
+        let started = Instant::now();
+        let outcome = self.exchange(delivery, now).await;
+        SendResult {
+            duration: started.elapsed(),
+            outcome,
+        }
+    }
+
+    async fn exchange(
+        &self,
+        delivery: &ClaimedDelivery,
+        now: Timestamp,
+    ) -> Result<Response, AttemptError> {
+        let endpoint = &delivery.endpoint;
+        let url = endpoint.url.url();
+        if self.settings.https_only && !endpoint.url.is_https() {
+            return Err(AttemptError {
+                class: ErrorClass::Connect,
+                message: "https_only is set and the endpoint URL is http://".into(),
+            });
+        }
+        if let Err(refusal) = self.settings.addresses.check_url_host(url) {
+            return Err(refused(&refusal));
+        }
+        // An expunged payload is delivered as an empty object.
+        let body = Bytes::from(
+            delivery
+                .message
+                .payload
+                .as_ref()
+                .map_or("{}", |p| p.as_str())
+                .to_owned(),
+        );
+        let headers = self.headers(delivery, now, &body);
+        let sent = self
+            .client
+            .post(url.clone())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
+        let response = sent.map_err(|e| classify(&e))?;
+        self.read(response).await
+    }
+
+    fn headers(&self, delivery: &ClaimedDelivery, now: Timestamp, body: &[u8]) -> HeaderMap {
+        let msg_id = delivery.message.id.as_str();
+        let timestamp = now.timestamp();
+        let signature = signing::signature_header(
+            msg_id,
+            timestamp,
+            body,
+            delivery.endpoint.signing_secrets(now),
+        );
+        let mut headers = HeaderMap::new();
+        // Custom headers were validated when stored, and cannot use the names set below.
+        for (name, value) in delivery.endpoint.headers.iter() {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let values = [
+            ("id", msg_id.to_owned()),
+            ("timestamp", timestamp.to_string()),
+            ("signature", signature),
+        ];
+        let prefixes: &[&str] = match self.settings.signature_headers {
+            SignatureHeaders::Both => &["webhook", "svix"],
+            SignatureHeaders::Webhook => &["webhook"],
+            SignatureHeaders::Svix => &["svix"],
+        };
+        for prefix in prefixes {
+            for (suffix, value) in &values {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(format!("{prefix}-{suffix}").as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    headers.insert(n, v);
+                }
+            }
+        }
+        headers
+    }
+
+    async fn read(&self, mut response: reqwest::Response) -> Result<Response, AttemptError> {
+        let status = response.status().as_u16();
+        let headers: BTreeMap<String, String> = response
+            .headers()
+            .iter()
+            .take(MAX_HEADERS)
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let cap = self.settings.max_response_body_bytes;
+        let mut body = Vec::new();
+        // A body that fails or times out half-way still leaves a status code: the attempt
+        // is judged on the status, with what was read of the body.
+        while body.len() < cap {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = cap - body.len();
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Ok(Response {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            retry_after,
+        })
+    }
+}
+
+fn refused(refusal: &Refusal) -> AttemptError {
+    AttemptError {
+        class: ErrorClass::SsrfRefused,
+        message: refusal.to_string(),
+    }
+}
+
+/// Sorts a transport failure into an error class, from the error's cause chain.
+fn classify(e: &reqwest::Error) -> AttemptError {
+    let mut chain = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(refusal) = err.downcast_ref::<Refusal>() {
+            return refused(refusal);
+        }
+        chain.push(err.to_string());
+        source = err.source();
+    }
+    let text = chain.join(": ");
+    let lower = text.to_ascii_lowercase();
+    let class = if e.is_timeout() {
+        ErrorClass::Timeout
+    } else if lower.contains("dns error")
+        || lower.contains("failed to lookup")
+        || lower.contains("name or service not known")
+        || lower.contains("no address")
+    {
+        ErrorClass::Dns
+    } else if lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake")
+        || lower.contains("invalidcontenttype")
+    {
+        ErrorClass::Tls
+    } else {
+        ErrorClass::Connect
+    };
+    AttemptError {
+        class,
+        message: text,
+    }
+}

@@ -1,0 +1,126 @@
+//! Reading the attempt log and delivery states on SQLite.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::SqliteStore;
+use super::rows::{self, ATTEMPT_COLUMNS, prefixed};
+use crate::domain::time::{from_micros, to_micros};
+use crate::domain::{
+    AppId, Attempt, AttemptId, DeliveryStatus, Endpoint, EndpointId, Message, MessageId,
+};
+use crate::store::{AttemptFilter, DeliveryState, MessageFilter, PageQuery, Result, StoreError};
+
+impl SqliteStore {
+    pub(super) async fn query_attempts(
+        &self,
+        app: &AppId,
+        filter: &AttemptFilter,
+        page: &PageQuery,
+    ) -> Result<Vec<Attempt>> {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE app_id = "
+        ));
+        qb.push_bind(app.as_str().to_owned());
+        if let Some(msg) = &filter.msg_id {
+            qb.push(" AND msg_id = ").push_bind(msg.as_str().to_owned());
+        }
+        if let Some(endpoint) = &filter.endpoint_id {
+            qb.push(" AND endpoint_id = ")
+                .push_bind(endpoint.as_str().to_owned());
+        }
+        if let Some(status) = filter.status {
+            qb.push(" AND status = ").push_bind(status.code());
+        }
+        if let Some(class) = filter.status_code_class {
+            let low = i64::from(class);
+            let high = if class == 0 { 1 } else { low + 100 };
+            qb.push(" AND response_status_code >= ")
+                .push_bind(low)
+                .push(" AND response_status_code < ")
+                .push_bind(high);
+        }
+        if let Some(before) = filter.before {
+            qb.push(" AND created_at < ").push_bind(to_micros(before));
+        }
+        if let Some(after) = filter.after {
+            qb.push(" AND created_at > ").push_bind(to_micros(after));
+        }
+        rows::push_page(&mut qb, "id", page);
+        let found = qb.build().fetch_all(&self.reader).await?;
+        rows::all(&found, rows::attempt)
+    }
+
+    pub(super) async fn query_attempt(
+        &self,
+        app: &AppId,
+        id: &AttemptId,
+    ) -> Result<Option<Attempt>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE app_id = $1 AND id = $2"
+        ))
+        .bind(app.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(rows::attempt).transpose()
+    }
+
+    pub(super) async fn query_endpoint_messages(
+        &self,
+        endpoint: &EndpointId,
+        status: Option<DeliveryStatus>,
+        filter: &MessageFilter,
+        page: &PageQuery,
+    ) -> Result<Vec<(Message, DeliveryState)>> {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {}, {DELIVERY_STATE} FROM delivery d JOIN message m ON m.id = d.msg_id \
+             WHERE d.endpoint_id = ",
+            prefixed(rows::MESSAGE_COLUMNS, "m")
+        ));
+        qb.push_bind(endpoint.as_str().to_owned());
+        if let Some(status) = status {
+            qb.push(" AND d.status = ").push_bind(status.code());
+        }
+        rows::push_message_filter(&mut qb, filter, "m");
+        rows::push_page(&mut qb, "d.msg_id", page);
+        let found = qb.build().fetch_all(&self.reader).await?;
+        found
+            .iter()
+            .map(|row| Ok((rows::message(row)?, delivery_state(row)?)))
+            .collect()
+    }
+
+    pub(super) async fn query_message_endpoints(
+        &self,
+        msg: &MessageId,
+        page: &PageQuery,
+    ) -> Result<Vec<(Endpoint, DeliveryState)>> {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {}, {DELIVERY_STATE} FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id \
+             WHERE d.msg_id = ",
+            prefixed(rows::ENDPOINT_COLUMNS, "e")
+        ));
+        qb.push_bind(msg.as_str().to_owned());
+        rows::push_page(&mut qb, "d.endpoint_id", page);
+        let found = qb.build().fetch_all(&self.reader).await?;
+        found
+            .iter()
+            .map(|row| Ok((rows::endpoint(row)?, delivery_state(row)?)))
+            .collect()
+    }
+}
+
+const DELIVERY_STATE: &str = "d.status AS delivery_status, d.next_attempt_at AS delivery_next, d.updated_at AS delivery_updated";
+
+fn delivery_state(row: &SqliteRow) -> Result<DeliveryState> {
+    let code: i64 = row.try_get("delivery_status")?;
+    Ok(DeliveryState {
+        status: DeliveryStatus::from_code(code)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery status {code}")))?,
+        next_attempt: row
+            .try_get::<Option<i64>, _>("delivery_next")?
+            .map(from_micros),
+        updated_at: from_micros(row.try_get("delivery_updated")?),
+    })
+}
