@@ -7,10 +7,11 @@
 //! running to hang the test binary.
 
 use std::net::SocketAddr;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use hookd::app::Server;
 use hookd::config::Config;
+use hookd::delivery::clock::{Clock, SystemClock};
 use reqwest::{Method, RequestBuilder, StatusCode, header};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -25,6 +26,7 @@ type ConfigEdit = Box<dyn FnOnce(&mut Config) + Send>;
 #[derive(Default)]
 pub struct TestAppBuilder {
     config_edits: Vec<ConfigEdit>,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl TestAppBuilder {
@@ -32,6 +34,17 @@ impl TestAppBuilder {
     /// random admin token) are set, so a test can override any of them.
     pub fn with_config(mut self, edit: impl FnOnce(&mut Config) + Send + 'static) -> Self {
         self.config_edits.push(Box::new(edit));
+        self
+    }
+
+    /// Lets deliveries (receivers on 127.0.0.1) through the SSRF guard.
+    pub fn delivering_to_loopback(self) -> Self {
+        self.with_config(|c| c.allowed_networks = vec!["127.0.0.0/8".into()])
+    }
+
+    /// The dispatcher reads time from `clock` (a `ManualClock` for retry schedules).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
         self
     }
 
@@ -46,10 +59,12 @@ impl TestAppBuilder {
         for edit in self.config_edits {
             edit(&mut config);
         }
-        let server = Server::start(config.clone())
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let server = Server::start_with_clock(config.clone(), clock.clone())
             .await
             .expect("the server failed to start");
         TestApp {
+            clock,
             addr: server.addr,
             token: config.admin_token.clone(),
             client: reqwest::Client::new(),
@@ -75,6 +90,7 @@ fn init_logs() {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    clock: Arc<dyn Clock>,
     /// The admin token every helper but [`TestApp::raw_request`] sends.
     pub token: String,
     pub client: reqwest::Client,
@@ -112,7 +128,7 @@ impl TestApp {
     /// port), as an operator restarting hookd would.
     pub async fn restart(&mut self) {
         self.shut_down().await;
-        let server = Server::start(self.config.clone())
+        let server = Server::start_with_clock(self.config.clone(), self.clock.clone())
             .await
             .expect("the server failed to restart");
         self.addr = server.addr;
@@ -360,4 +376,24 @@ pub fn assert_validation_error(body: &Value, loc: &[&str]) {
     assert_eq!(first["loc"], json!(loc), "validation body: {body}");
     assert!(first["msg"].is_string(), "validation body: {body}");
     assert!(first["type"].is_string(), "validation body: {body}");
+}
+
+/// Polls `check` until it gives a value: for state the server reaches asynchronously (an
+/// attempt being recorded after the receiver answered). Panics after 20 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -3,6 +3,8 @@
 
 mod applications;
 mod auth;
+mod delivery;
+mod delivery_api;
 mod endpoint_headers;
 mod endpoint_secrets;
 mod endpoints;
@@ -10,6 +12,7 @@ mod errors;
 mod event_types;
 mod helpers;
 mod idempotency;
+mod isolation;
 mod message_batches;
 mod message_log;
 mod messages;
@@ -17,3 +20,7 @@ mod pagination;
 mod pagination_concurrent;
 mod persistence;
 mod public;
+mod queue;
+mod receiver;
+mod retries;
+mod ssrf;

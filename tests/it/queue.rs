@@ -1,0 +1,264 @@
+//! The delivery queue at the store level: leases, reclaiming, fencing, parking.
+//!
+//! These run against the store interface (`Arc<dyn Store>`), so any backend can be checked
+//! with them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use hookd::domain::time::now;
+use hookd::domain::{
+    AppKey, Attempt, AttemptId, DeliveryStatus, EndpointHeaders, EndpointUrl, EventTypeName,
+    Payload, ResourceKey, SigningSecret, Subscription, Trigger,
+};
+use hookd::store::sqlite::SqliteStore;
+use hookd::store::{
+    AttemptRecord, ClaimedDelivery, NewApplication, NewEndpoint, NewMessage, NextStep, Store,
+};
+use tempfile::TempDir;
+
+async fn sqlite() -> (Arc<dyn Store>, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_path(&dir.path().join("q.db"), 2)
+        .await
+        .unwrap();
+    (Arc::new(store), dir)
+}
+
+/// One app with one endpoint and `n` messages; returns the endpoint.
+async fn seed(store: &dyn Store, n: usize) -> hookd::domain::Endpoint {
+    let app = store
+        .insert_application(NewApplication {
+            uid: None,
+            name: "q".into(),
+            rate_limit: None,
+            metadata: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    let endpoint = store
+        .insert_endpoint(NewEndpoint {
+            app_id: app.id.clone(),
+            uid: None,
+            url: EndpointUrl::parse("https://example.com/q").unwrap(),
+            description: String::new(),
+            disabled: false,
+            rate_limit: None,
+            subscription: Subscription::default(),
+            metadata: BTreeMap::new(),
+            headers: EndpointHeaders::default(),
+            secret: SigningSecret::generate(),
+        })
+        .await
+        .unwrap();
+    for _ in 0..n {
+        let raw = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+        store
+            .enqueue_message(NewMessage {
+                app: AppKey::Id(app.id.clone()),
+                create_app: None,
+                event_type: EventTypeName::parse("a").unwrap(),
+                event_id: None,
+                channels: None,
+                payload: Payload::parse(&raw).unwrap(),
+                only_endpoint: None,
+            })
+            .await
+            .unwrap();
+    }
+    endpoint
+}
+
+fn record(claim: &ClaimedDelivery, next: NextStep) -> AttemptRecord {
+    AttemptRecord {
+        delivery_id: claim.id,
+        lease: claim.lease,
+        attempt: Attempt {
+            id: AttemptId::generate(),
+            msg_id: claim.message.id.clone(),
+            endpoint_id: claim.endpoint.id.clone(),
+            app_id: claim.endpoint.app_id.clone(),
+            url: claim.endpoint.url.as_str().into(),
+            status: DeliveryStatus::Fail,
+            response_status_code: 500,
+            response_body: String::new(),
+            response_headers: BTreeMap::new(),
+            duration_ms: 1,
+            trigger: Trigger::Scheduled,
+            error: None,
+            created_at: now(),
+        },
+        next,
+    }
+}
+
+#[tokio::test]
+async fn a_claim_hides_deliveries_until_its_lease_expires() {
+    let (store, _dir) = sqlite().await;
+    seed(store.as_ref(), 3).await;
+    let t = now();
+    let lease = t + TimeDelta::seconds(30);
+    let first = store.claim_due(t, lease, 10, &[]).await.unwrap();
+    assert_eq!(first.len(), 3);
+    assert!(
+        store.claim_due(t, lease, 10, &[]).await.unwrap().is_empty(),
+        "leased"
+    );
+    assert_eq!(store.next_due(&[]).await.unwrap(), Some(lease));
+
+    // A dispatcher that died holds its claims only until the lease runs out.
+    let later = lease + TimeDelta::seconds(1);
+    let retaken = store
+        .claim_due(later, later + TimeDelta::seconds(30), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(retaken.len(), 3);
+    assert_eq!(
+        retaken[0].attempts, 0,
+        "an unrecorded attempt does not count"
+    );
+
+    // The old claim's late record is kept in the log but cannot move the delivery.
+    store
+        .record_attempt(record(&first[0], NextStep::Delivered))
+        .await
+        .unwrap();
+    let counts = store
+        .message_delivery_counts(&first[0].message.id)
+        .await
+        .unwrap();
+    assert_eq!((counts.sending, counts.success), (1, 0));
+    store
+        .record_attempt(record(&retaken[0], NextStep::Delivered))
+        .await
+        .unwrap();
+    let counts = store
+        .message_delivery_counts(&retaken[0].message.id)
+        .await
+        .unwrap();
+    assert_eq!((counts.sending, counts.success), (0, 1));
+}
+
+#[tokio::test]
+async fn retries_come_due_at_their_time_and_releases_at_once() {
+    let (store, _dir) = sqlite().await;
+    seed(store.as_ref(), 2).await;
+    let t = now();
+    let claims = store
+        .claim_due(t, t + TimeDelta::seconds(30), 10, &[])
+        .await
+        .unwrap();
+    let retry_at = t + TimeDelta::seconds(300);
+    store
+        .record_attempt(record(&claims[0], NextStep::RetryAt(retry_at)))
+        .await
+        .unwrap();
+    store
+        .release_claims(&[(claims[1].id, claims[1].lease)], t)
+        .await
+        .unwrap();
+
+    let again = store
+        .claim_due(t, t + TimeDelta::seconds(30), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "only the released one is due");
+    assert_eq!(again[0].id, claims[1].id);
+    assert_eq!(
+        store.next_due(&[]).await.unwrap(),
+        Some(t + TimeDelta::seconds(30))
+    );
+    store
+        .record_attempt(record(&again[0], NextStep::Delivered))
+        .await
+        .unwrap();
+    assert_eq!(store.next_due(&[]).await.unwrap(), Some(retry_at));
+    let due = store
+        .claim_due(retry_at, retry_at + TimeDelta::seconds(30), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(due.iter().map(|c| c.id).collect::<Vec<_>>(), [claims[0].id]);
+    assert_eq!(due[0].attempts, 1);
+}
+
+#[tokio::test]
+async fn skipped_and_disabled_endpoints_are_not_claimed() {
+    let (store, _dir) = sqlite().await;
+    let endpoint = seed(store.as_ref(), 2).await;
+    let t = now();
+    let lease = t + TimeDelta::seconds(30);
+    assert!(
+        store
+            .claim_due(t, lease, 10, std::slice::from_ref(&endpoint.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .next_due(std::slice::from_ref(&endpoint.id))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let mut disabled = endpoint.clone();
+    disabled.disabled = true;
+    store.update_endpoint(disabled).await.unwrap();
+    assert!(store.claim_due(t, lease, 10, &[]).await.unwrap().is_empty());
+    assert_eq!(
+        store.next_due(&[]).await.unwrap(),
+        None,
+        "parked, not polled"
+    );
+
+    let mut enabled = endpoint;
+    enabled.disabled = false;
+    store.update_endpoint(enabled).await.unwrap();
+    let later = now();
+    assert_eq!(
+        store
+            .claim_due(later, later + TimeDelta::seconds(30), 10, &[])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn gone_fails_the_delivery_and_parks_the_rest() {
+    let (store, _dir) = sqlite().await;
+    let endpoint = seed(store.as_ref(), 3).await;
+    let t = now();
+    let claims = store
+        .claim_due(t, t + TimeDelta::seconds(30), 1, &[])
+        .await
+        .unwrap();
+    store
+        .record_attempt(record(&claims[0], NextStep::DisableEndpoint))
+        .await
+        .unwrap();
+    let app = ResourceKey::Id(endpoint.app_id.clone());
+    let ep = store
+        .get_endpoint(&endpoint.app_id, &ResourceKey::Id(endpoint.id.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ep.disabled);
+    assert!(store.get_application(&app).await.unwrap().is_some());
+    let stats = store
+        .endpoint_stats(&endpoint.id, None, None)
+        .await
+        .unwrap();
+    assert_eq!((stats.fail, stats.pending), (1, 2));
+    let later = t + TimeDelta::days(1);
+    assert!(
+        store
+            .claim_due(later, later, 10, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
