@@ -23,4 +23,5 @@ mod public;
 mod queue;
 mod receiver;
 mod retries;
+mod shutdown;
 mod ssrf;
