@@ -4,7 +4,9 @@ The tests talk to an already running hookd server:
 
     HOOKD_URL=http://127.0.0.1:8071 HOOKD_TOKEN=... pytest tests/sdk
 
-Both variables are mandatory; the tests fail (not skip) without them.
+Both variables are mandatory; the tests fail (not skip) without them. Tests that start
+hookd processes of their own also need HOOKD_BIN, the path of the hookd binary. run.sh
+sets all three.
 """
 
 import os
@@ -19,6 +21,8 @@ from svix.api import (
     SvixOptions,
 )
 from svix.exceptions import HttpError
+
+from receiver import Receiver
 
 
 def _require_env(name: str) -> str:
@@ -35,6 +39,22 @@ def client() -> Svix:
     # No client-side retries: a 5xx from hookd should fail the test immediately
     # instead of being hidden by the SDK's default retry schedule.
     return Svix(token, SvixOptions(server_url=url, retry_schedule=[], timeout=10.0))
+
+
+@pytest.fixture(scope="session")
+def hookd_bin() -> str:
+    path = _require_env("HOOKD_BIN")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"HOOKD_BIN={path} is not an executable file")
+    return path
+
+
+@pytest.fixture
+def receiver():
+    """A local webhook receiver (see receiver.py), stopped when the test ends."""
+    r = Receiver().start()
+    yield r
+    r.stop()
 
 
 @pytest.fixture

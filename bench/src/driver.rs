@@ -1,0 +1,205 @@
+//! The sending side: posts messages to hookd's API over a fixed set of keep-alive
+//! connections, either as fast as they go (closed loop) or on a schedule (open loop).
+//!
+//! In open loop each message carries its *scheduled* send time, so time spent queued behind
+//! a slow server counts as latency (no coordinated omission).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::{Mutex, mpsc};
+
+use crate::{now_micros, procfs};
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Send `messages` messages as fast as the connections allow.
+    Closed { messages: u64 },
+    /// Send `rate` messages per second for `duration`.
+    Open { rate: f64, duration: Duration },
+}
+
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub addr: SocketAddr,
+    pub token: String,
+    /// Message `seq` goes to `apps[seq % apps.len()]`.
+    pub apps: Vec<String>,
+    pub mode: Mode,
+    pub connections: usize,
+    /// Bytes of padding in each payload.
+    pub pad: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Sent {
+    pub sent: u64,
+    pub accepted: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// From the first request to the last answer.
+    pub elapsed: Duration,
+    pub start_micros: u64,
+    pub cpu: Duration,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    accepted: AtomicU64,
+    errors: AtomicU64,
+    first_error: std::sync::Mutex<Option<String>>,
+}
+
+/// Runs the load on a dedicated thread with a single-threaded runtime, and returns once every
+/// message was answered.
+pub fn run(load: Load) -> anyhow::Result<Sent> {
+    std::thread::Builder::new()
+        .name("driver".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let cpu_before = procfs::thread_cpu(&procfs::thread_id()).unwrap_or_default();
+            let mut sent = runtime.block_on(drive(load));
+            let cpu_after = procfs::thread_cpu(&procfs::thread_id()).unwrap_or_default();
+            sent.cpu = cpu_after.saturating_sub(cpu_before);
+            Ok(sent)
+        })?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the driver thread panicked"))?
+}
+
+async fn drive(load: Load) -> Sent {
+    let counters = Arc::new(Counters::default());
+    let load = Arc::new(load);
+    let start_micros = now_micros();
+    let started = Instant::now();
+    let (tx, rx) = mpsc::channel::<(u64, u64)>(1 << 16);
+    let rx = Arc::new(Mutex::new(rx));
+    let mut workers = Vec::new();
+    for _ in 0..load.connections.max(1) {
+        workers.push(tokio::spawn(worker(
+            load.clone(),
+            rx.clone(),
+            counters.clone(),
+        )));
+    }
+    match load.mode {
+        Mode::Closed { messages } => {
+            for seq in 0..messages {
+                // In closed loop the send time is when a connection takes the message.
+                if tx.send((seq, 0)).await.is_err() {
+                    break;
+                }
+            }
+        }
+        Mode::Open { rate, duration } => {
+            let total = (rate * duration.as_secs_f64()) as u64;
+            let step = 1.0 / rate;
+            for seq in 0..total {
+                let at = started + Duration::from_secs_f64(step * seq as f64);
+                tokio::time::sleep_until(at.into()).await;
+                let scheduled = start_micros + (step * seq as f64 * 1e6) as u64;
+                if tx.send((seq, scheduled)).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(tx);
+    for w in workers {
+        let _ = w.await;
+    }
+    let first_error = counters.first_error.lock().ok().and_then(|e| e.clone());
+    Sent {
+        sent: counters.sent.load(Ordering::Relaxed),
+        accepted: counters.accepted.load(Ordering::Relaxed),
+        errors: counters.errors.load(Ordering::Relaxed),
+        first_error,
+        elapsed: started.elapsed(),
+        start_micros,
+        cpu: Duration::ZERO,
+    }
+}
+
+type Connection = http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: SocketAddr) -> anyhow::Result<Connection> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+async fn worker(
+    load: Arc<Load>,
+    queue: Arc<Mutex<mpsc::Receiver<(u64, u64)>>>,
+    counters: Arc<Counters>,
+) {
+    let pad = "x".repeat(load.pad);
+    let auth = format!("Bearer {}", load.token);
+    let mut connection: Option<Connection> = None;
+    loop {
+        let next = queue.lock().await.recv().await;
+        let Some((seq, scheduled)) = next else { return };
+        let sent = if scheduled == 0 {
+            now_micros()
+        } else {
+            scheduled
+        };
+        let app = &load.apps[(seq % load.apps.len() as u64) as usize];
+        let body = format!(
+            r#"{{"eventType":"bench.event","payload":{{"seq":{seq},"sent":{sent},"pad":"{pad}"}}}}"#
+        );
+        counters.sent.fetch_add(1, Ordering::Relaxed);
+        let outcome = post(&mut connection, &load, app, &auth, body).await;
+        match outcome {
+            Ok(202) => {
+                counters.accepted.fetch_add(1, Ordering::Relaxed);
+            }
+            other => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = counters.first_error.lock() {
+                    first.get_or_insert_with(|| format!("{other:?}"));
+                }
+            }
+        }
+    }
+}
+
+async fn post(
+    connection: &mut Option<Connection>,
+    load: &Load,
+    app: &str,
+    auth: &str,
+    body: String,
+) -> anyhow::Result<u16> {
+    if connection.as_ref().is_none_or(|c| c.is_closed()) {
+        *connection = Some(connect(load.addr).await?);
+    }
+    let Some(sender) = connection.as_mut() else {
+        anyhow::bail!("no connection");
+    };
+    sender.ready().await?;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/api/v1/app/{app}/msg"))
+        .header("host", load.addr.to_string())
+        .header("authorization", auth)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    response.into_body().collect().await?;
+    Ok(status)
+}

@@ -1,0 +1,295 @@
+//! The scenarios of the performance issue, and how one run is carried out and measured.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::driver::{self, Load, Mode};
+use crate::hookd::{self, Hookd, Launch, ScratchDatabase};
+use crate::receiver::{self, Behaviour, Tally};
+use crate::report::{Latency, Run};
+use crate::{Args, procfs};
+
+struct Spec {
+    name: String,
+    description: String,
+    apps: usize,
+    fanout: usize,
+    /// The first `slow_apps` applications' endpoints answer after [`SLOW_DELAY`].
+    slow_apps: usize,
+    mode: Mode,
+    fail_every: u64,
+    retry_schedule: &'static str,
+}
+
+const SLOW_DELAY: Duration = Duration::from_secs(2);
+/// The drain ends when nothing new has arrived for this long.
+const DRAIN_IDLE: Duration = Duration::from_secs(20);
+const DRAIN_MAX: Duration = Duration::from_secs(300);
+
+fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
+    let closed = Mode::Closed {
+        messages: args.messages,
+    };
+    let open = |secs: u64| Mode::Open {
+        rate: args.rate,
+        duration: Duration::from_secs(secs),
+    };
+    let spec =
+        |name: &str, description: &str, apps, fanout, slow_apps, mode, fail_every, retry| Spec {
+            name: name.into(),
+            description: description.into(),
+            apps,
+            fanout,
+            slow_apps,
+            mode,
+            fail_every,
+            retry_schedule: retry,
+        };
+    Ok(match name {
+        "a" => vec![spec(
+            "a",
+            "one endpoint, closed loop",
+            1,
+            1,
+            0,
+            closed,
+            0,
+            "5,300",
+        )],
+        "b" => vec![spec(
+            "b",
+            "one endpoint, open loop",
+            1,
+            1,
+            0,
+            open(args.duration),
+            0,
+            "5,300",
+        )],
+        "c" => vec![spec(
+            "c",
+            "100 apps x 10 endpoints, fan-out, closed loop",
+            100,
+            10,
+            0,
+            Mode::Closed {
+                messages: (args.messages / 10).max(100),
+            },
+            0,
+            "5,300",
+        )],
+        "d" => {
+            let secs = args.duration.min(20);
+            vec![
+                spec(
+                    "d-baseline",
+                    "100 healthy endpoints, open loop",
+                    100,
+                    1,
+                    0,
+                    open(secs),
+                    0,
+                    "5,300",
+                ),
+                spec(
+                    "d",
+                    "99 healthy endpoints + 1 answering in 2 s, open loop",
+                    100,
+                    1,
+                    1,
+                    open(secs),
+                    0,
+                    "5,300",
+                ),
+            ]
+        }
+        "e" => vec![spec(
+            "e",
+            "one endpoint, 10 % of first attempts answered 500, retries after 1 s",
+            1,
+            1,
+            0,
+            closed,
+            10,
+            "1,1,1",
+        )],
+        "all" => ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|n| specs(n, args))
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect(),
+        other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e or all)"),
+    })
+}
+
+pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Run>> {
+    let binary = match (&args.hookd, &args.url) {
+        (Some(path), _) => Some(path.clone()),
+        (None, None) => Some(hookd::binary(true)?),
+        (None, Some(_)) => None,
+    };
+    let mut runs = Vec::new();
+    for name in &args.scenarios {
+        for spec in specs(name, args)? {
+            eprintln!("running {} ({})", spec.name, spec.description);
+            let run = execute(args, &spec, binary.as_deref()).await?;
+            eprintln!(
+                "  {:.0} accepted/s, {:.0} delivered/s, p99 {:.1} ms, {} missing",
+                run.accepted_per_s,
+                run.delivered_per_s,
+                run.latency.p99_ms,
+                run.missing_after_drain
+            );
+            runs.push(run);
+        }
+    }
+    Ok(runs)
+}
+
+async fn execute(
+    args: &Args,
+    spec: &Spec,
+    binary: Option<&std::path::Path>,
+) -> anyhow::Result<Run> {
+    let scratch = args
+        .database_url
+        .as_deref()
+        .map(|url| ScratchDatabase::create(url, &spec.name.replace('-', "_")))
+        .transpose()?;
+    let hookd = match (&args.url, binary) {
+        (Some(url), _) => {
+            let addr = url
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .parse()?;
+            Hookd::remote(addr, args.token.clone().unwrap_or_default(), args.pid).await?
+        }
+        (None, Some(binary)) => {
+            Hookd::launch(Launch {
+                binary,
+                database_url: scratch.as_ref().map(|s| s.url.clone()),
+                retry_schedule: spec.retry_schedule,
+            })
+            .await?
+        }
+        (None, None) => anyhow::bail!("no hookd to measure"),
+    };
+    let messages = match spec.mode {
+        Mode::Closed { messages } => messages,
+        Mode::Open { rate, duration } => (rate * duration.as_secs_f64()) as u64,
+    };
+    let tally = Arc::new(Tally::new(messages, spec.fanout as u64));
+    let behaviour = Behaviour {
+        fail_every: spec.fail_every,
+        slow_delay: SLOW_DELAY,
+    };
+    let (receiver_addr, receiver_tid) = receiver::start(tally.clone(), behaviour)?;
+    let slow_apps = spec.slow_apps;
+    let apps = hookd
+        .setup(spec.apps, spec.fanout, |a, k| {
+            let slow = if a < slow_apps { "/slow" } else { "" };
+            format!("http://{receiver_addr}{slow}/{k}")
+        })
+        .await?;
+
+    let pid = hookd.pid;
+    let idle_rss = pid.and_then(|p| procfs::memory_mib(p, "VmRSS"));
+    let cpu_before = pid.and_then(procfs::process_cpu);
+    let receiver_cpu_before = procfs::thread_cpu(&receiver_tid).unwrap_or_default();
+    let started = Instant::now();
+
+    let load = Load {
+        addr: hookd.addr,
+        token: hookd.token.clone(),
+        apps,
+        mode: spec.mode.clone(),
+        connections: args.connections,
+        pad: args.pad,
+    };
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = tokio::spawn(sample_rss(pid, sampling.clone()));
+    let sent = tokio::task::spawn_blocking(move || driver::run(load)).await??;
+    let expected = sent.accepted * spec.fanout as u64;
+    drain(&tally, expected).await;
+    sampling.store(false, Ordering::Relaxed);
+    let rss_samples = sampler.await.unwrap_or_default();
+
+    let secs_since_start = |micros: u64| (micros.saturating_sub(sent.start_micros)) as f64 / 1e6;
+    let delivered = tally.delivered.load(Ordering::Relaxed);
+    let fanout = spec.fanout as u64;
+    let healthy = |slot: usize| ((slot as u64 / fanout) % spec.apps as u64) as usize >= slow_apps;
+    Ok(Run {
+        scenario: spec.name.clone(),
+        description: spec.description.clone(),
+        backend: if scratch.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+        .into(),
+        offered_per_s: match spec.mode {
+            Mode::Open { rate, .. } => Some(rate),
+            Mode::Closed { .. } => None,
+        },
+        sent: sent.sent,
+        accepted: sent.accepted,
+        ingest_errors: sent.errors,
+        first_ingest_error: sent.first_error.clone(),
+        accepted_per_s: sent.accepted as f64 / sent.elapsed.as_secs_f64(),
+        deliveries_expected: expected,
+        delivered,
+        delivered_per_s: delivered as f64
+            / secs_since_start(tally.last_delivery.load(Ordering::Relaxed)).max(1e-3),
+        first_attempts_per_s: tally.first_attempts.load(Ordering::Relaxed) as f64
+            / secs_since_start(tally.last_first_attempt.load(Ordering::Relaxed)).max(1e-3),
+        latency: Latency::of(tally.latencies(|_| true)),
+        healthy_latency: (slow_apps > 0).then(|| Latency::of(tally.latencies(healthy))),
+        missing_after_drain: expected.saturating_sub(delivered),
+        duplicates: tally.duplicates.load(Ordering::Relaxed),
+        hookd_cpu_s: pid
+            .and_then(procfs::process_cpu)
+            .zip(cpu_before)
+            .map(|(after, before)| after.saturating_sub(before).as_secs_f64()),
+        hookd_idle_rss_mib: idle_rss,
+        hookd_peak_rss_mib: pid.and_then(|p| procfs::memory_mib(p, "VmHWM")),
+        hookd_rss_samples_mib: rss_samples,
+        driver_cpu_s: sent.cpu.as_secs_f64(),
+        receiver_cpu_s: procfs::thread_cpu(&receiver_tid)
+            .unwrap_or_default()
+            .saturating_sub(receiver_cpu_before)
+            .as_secs_f64(),
+        wall_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Waits until every expected delivery arrived, or nothing has arrived for a while.
+async fn drain(tally: &Tally, expected: u64) {
+    let started = Instant::now();
+    let mut last = tally.delivered.load(Ordering::Relaxed);
+    let mut last_progress = Instant::now();
+    while tally.delivered.load(Ordering::Relaxed) < expected && started.elapsed() < DRAIN_MAX {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = tally.delivered.load(Ordering::Relaxed);
+        if now != last {
+            last = now;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > DRAIN_IDLE {
+            break;
+        }
+    }
+}
+
+async fn sample_rss(pid: Option<u32>, running: Arc<std::sync::atomic::AtomicBool>) -> Vec<f64> {
+    let mut samples = Vec::new();
+    let Some(pid) = pid else { return samples };
+    while running.load(Ordering::Relaxed) {
+        if let Some(rss) = procfs::memory_mib(pid, "VmRSS") {
+            samples.push((rss * 10.0).round() / 10.0);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    samples
+}
