@@ -163,7 +163,7 @@ fn record(tally: &Tally, behaviour: Behaviour, seq: u64, index: u64, sent: u64) 
         tally.first_attempts.fetch_add(1, Ordering::Relaxed);
         tally.last_first_attempt.fetch_max(now, Ordering::Relaxed);
     }
-    if before == 0 && behaviour.fail_every > 0 && seq % behaviour.fail_every == 0 {
+    if before == 0 && behaviour.fail_every > 0 && seq.is_multiple_of(behaviour.fail_every) {
         tally.failed_on_purpose.fetch_add(1, Ordering::Relaxed);
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
