@@ -25,7 +25,7 @@ use super::sender::{Response, SendResult, Sender};
 use crate::domain::{
     Attempt, AttemptError, AttemptId, DeliveryStatus, EndpointId, ErrorClass, Timestamp,
 };
-use crate::store::{AttemptRecord, ClaimedDelivery, NextStep, Store};
+use crate::store::{AttemptRecord, ClaimLimits, ClaimedDelivery, NextStep, Store};
 
 #[derive(Debug, Clone)]
 pub struct DispatchSettings {
@@ -134,9 +134,14 @@ impl Dispatcher {
             .available_permits()
             .min(self.settings.claim_batch.max(1));
         let now = self.clock.now();
-        let skip = self.lock_loads().blocked(now);
+        let room = self.lock_loads().room(now);
+        let limits = ClaimLimits {
+            total: limit,
+            per_endpoint: self.settings.per_endpoint.max(1),
+            room: &room,
+        };
         let lease = now + delta(self.settings.lease);
-        let claimed = match self.store.claim_due(now, lease, limit, &skip).await {
+        let claimed = match self.store.claim_due(now, lease, &limits).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming deliveries failed");
@@ -160,8 +165,14 @@ impl Dispatcher {
     /// next paused endpoint resuming, whichever is first.
     async fn next_wake(&self) -> Timestamp {
         let now = self.clock.now();
-        let skip = self.lock_loads().blocked(now);
-        let due = match self.store.next_due(&skip).await {
+        let room = self.lock_loads().room(now);
+        let full = ClaimLimits {
+            total: 0,
+            per_endpoint: 0,
+            room: &room,
+        }
+        .full();
+        let due = match self.store.next_due(&full).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the next due delivery failed");
@@ -380,12 +391,19 @@ impl EndpointLoads {
         }
     }
 
-    /// Endpoints that must not be given more work now.
-    fn blocked(&self, now: Timestamp) -> Vec<EndpointId> {
+    /// How many more attempts each busy endpoint may take now (0 while paused).
+    fn room(&self, now: Timestamp) -> HashMap<EndpointId, usize> {
         self.loads
             .iter()
-            .filter(|(_, l)| l.in_flight >= l.limit || l.paused_until.is_some_and(|p| p > now))
-            .map(|(id, _)| id.clone())
+            .map(|(id, l)| {
+                let paused = l.paused_until.is_some_and(|p| p > now);
+                let room = if paused {
+                    0
+                } else {
+                    l.limit.saturating_sub(l.in_flight)
+                };
+                (id.clone(), room)
+            })
             .collect()
     }
 
@@ -485,16 +503,18 @@ mod tests {
         for _ in 0..8 {
             loads.start(&ep);
         }
-        assert_eq!(loads.blocked(t), vec![ep.clone()]);
+        assert_eq!(loads.room(t)[&ep], 0);
         loads.finish(&ep, Some(&answered(429, Some(10))), t);
         assert_eq!(loads.loads[&ep].limit, 4);
         assert_eq!(loads.next_resume(t), Some(t + TimeDelta::seconds(10)));
-        assert_eq!(
-            loads.blocked(t + TimeDelta::seconds(11)),
-            vec![ep.clone()],
-            "7 in flight, limit 4"
-        );
-        for _ in 0..7 {
+        let later = t + TimeDelta::seconds(11);
+        assert_eq!(loads.room(t)[&ep], 0, "paused");
+        assert_eq!(loads.room(later)[&ep], 0, "7 in flight, limit 4");
+        for _ in 0..3 {
+            loads.finish(&ep, Some(&answered(200, None)), later);
+        }
+        assert_eq!(loads.room(later)[&ep], 3, "4 in flight, limit 7");
+        for _ in 0..4 {
             loads.finish(&ep, Some(&answered(200, None)), t + TimeDelta::seconds(11));
         }
         assert!(loads.loads.is_empty(), "back to rest after successes");

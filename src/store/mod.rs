@@ -28,7 +28,7 @@ use crate::domain::{
 pub use error::{Conflict, StoreError};
 pub use page::{Cursor, Order, PageQuery};
 pub use types::{
-    AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, IdempotencyClaim,
+    AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, IdempotencyClaim,
     InlineApplication, MessageFilter, NewApplication, NewEndpoint, NewMessage, NextStep,
     StoredResponse,
 };
@@ -140,15 +140,14 @@ pub trait MessageStore {
 /// The delivery queue and the attempt log.
 #[async_trait]
 pub trait DeliveryStore {
-    /// Claims up to `limit` deliveries due at `now` (pending, or sending with an expired
-    /// lease) of enabled endpoints not in `skip`, oldest due first, leasing them until
-    /// `lease`. Committed before it returns: no transaction stays open while they are sent.
+    /// Claims deliveries due at `now` (pending, or sending with an expired lease) of enabled
+    /// endpoints, oldest due first, within `limits`, leasing them until `lease`. Committed
+    /// before it returns: no transaction stays open while they are sent.
     async fn claim_due(
         &self,
         now: Timestamp,
         lease: Timestamp,
-        limit: usize,
-        skip: &[EndpointId],
+        limits: &ClaimLimits<'_>,
     ) -> Result<Vec<ClaimedDelivery>>;
     /// When the next delivery that `claim_due` with the same `skip` could claim comes due.
     async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<Timestamp>>;

@@ -1,6 +1,6 @@
 //! Inputs to store operations: what a caller chooses; the store adds ids and timestamps.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::domain::{
     AppId, AppKey, Attempt, Channel, DeliveryStatus, Endpoint, EndpointHeaders, EndpointId,
@@ -77,6 +77,52 @@ pub enum IdempotencyClaim {
     InProgress,
 }
 
+/// How much one claim may take.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimLimits<'a> {
+    /// Deliveries in all.
+    pub total: usize,
+    /// Deliveries to one endpoint, for endpoints not in `room`.
+    pub per_endpoint: usize,
+    /// Endpoints with attempts in flight on this node, and how many more each may take now
+    /// (0: none; such endpoints are not even scanned).
+    pub room: &'a HashMap<EndpointId, usize>,
+}
+
+impl ClaimLimits<'_> {
+    /// The endpoints that may take nothing now.
+    pub fn full(&self) -> Vec<EndpointId> {
+        self.room
+            .iter()
+            .filter(|(_, room)| **room == 0)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Chooses, from candidates in due order, what this claim takes: at most `total`, and per
+    /// endpoint no more than its room.
+    pub fn pick<'c, T>(&self, candidates: &'c [(T, EndpointId)]) -> Vec<&'c T> {
+        let mut taken: HashMap<&EndpointId, usize> = HashMap::new();
+        let mut picked = Vec::new();
+        for (item, endpoint) in candidates {
+            if picked.len() >= self.total {
+                break;
+            }
+            let room = self
+                .room
+                .get(endpoint)
+                .copied()
+                .unwrap_or(self.per_endpoint);
+            let count = taken.entry(endpoint).or_default();
+            if *count < room {
+                *count += 1;
+                picked.push(item);
+            }
+        }
+        picked
+    }
+}
+
 /// A delivery claimed by a dispatcher: leased until `lease`, with what it needs to send.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
@@ -129,4 +175,43 @@ pub struct DeliveryState {
     pub status: DeliveryStatus,
     pub next_attempt: Option<Timestamp>,
     pub updated_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_respects_each_endpoints_room_and_the_total() {
+        let (a, b, c) = (
+            EndpointId::generate(),
+            EndpointId::generate(),
+            EndpointId::generate(),
+        );
+        let candidates: Vec<(u32, EndpointId)> = (0..10)
+            .map(|i| (i, a.clone()))
+            .chain((10..14).map(|i| (i, b.clone())))
+            .chain((14..20).map(|i| (i, c.clone())))
+            .collect();
+        let room = HashMap::from([(b.clone(), 1)]);
+        let limits = ClaimLimits {
+            total: 100,
+            per_endpoint: 3,
+            room: &room,
+        };
+        assert_eq!(limits.pick(&candidates), [&0, &1, &2, &10, &14, &15, &16]);
+        let limits = ClaimLimits {
+            total: 4,
+            per_endpoint: 3,
+            room: &room,
+        };
+        assert_eq!(limits.pick(&candidates), [&0, &1, &2, &10]);
+        let none = HashMap::from([(a.clone(), 0)]);
+        let limits = ClaimLimits {
+            total: 100,
+            per_endpoint: 3,
+            room: &none,
+        };
+        assert_eq!(limits.full(), [a]);
+    }
 }

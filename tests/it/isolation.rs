@@ -47,3 +47,29 @@ async fn a_slow_endpoint_does_not_hold_up_healthy_ones() {
     // (2 s) and been sent more by now: it has only had its first `per_endpoint` requests.
     assert_eq!(receiver.requests("/slow").len(), per_endpoint);
 }
+
+#[tokio::test]
+async fn an_endpoint_never_gets_more_than_its_concurrency() {
+    let app = TestApp::builder()
+        .delivering_to_loopback()
+        .with_config(|c| c.endpoint_concurrency = 3)
+        .spawn()
+        .await;
+    let receiver = Receiver::start().await;
+    receiver.default_reply(
+        "/busy",
+        Reply::status(200).after(Duration::from_millis(200)),
+    );
+    let app_id = app.create_app(json!({"name": "busy"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.create_endpoint(&app_id, json!({"url": receiver.url("/busy")}))
+        .await;
+    for n in 0..30 {
+        app.create_message(&app_id, json!({"eventType": "a", "payload": {"n": n}}))
+            .await;
+    }
+    receiver.wait_for("/busy", 30).await;
+    assert_eq!(receiver.most_concurrent(), 3);
+}

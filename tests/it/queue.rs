@@ -3,18 +3,19 @@
 //! These run against the store interface (`Arc<dyn Store>`), so any backend can be checked
 //! with them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::TimeDelta;
 use hookd::domain::time::now;
 use hookd::domain::{
-    AppKey, Attempt, AttemptId, DeliveryStatus, EndpointHeaders, EndpointUrl, EventTypeName,
-    Payload, ResourceKey, SigningSecret, Subscription, Trigger,
+    AppKey, Attempt, AttemptId, DeliveryStatus, EndpointHeaders, EndpointId, EndpointUrl,
+    EventTypeName, Payload, ResourceKey, SigningSecret, Subscription, Trigger,
 };
 use hookd::store::sqlite::SqliteStore;
 use hookd::store::{
-    AttemptRecord, ClaimedDelivery, NewApplication, NewEndpoint, NewMessage, NextStep, Store,
+    AttemptRecord, ClaimLimits, ClaimedDelivery, NewApplication, NewEndpoint, NewMessage, NextStep,
+    Store,
 };
 use tempfile::TempDir;
 
@@ -70,6 +71,18 @@ async fn seed(store: &dyn Store, n: usize) -> hookd::domain::Endpoint {
     endpoint
 }
 
+fn none() -> HashMap<EndpointId, usize> {
+    HashMap::new()
+}
+
+fn limits(total: usize, room: &HashMap<EndpointId, usize>) -> ClaimLimits<'_> {
+    ClaimLimits {
+        total,
+        per_endpoint: 1000,
+        room,
+    }
+}
+
 fn record(claim: &ClaimedDelivery, next: NextStep) -> AttemptRecord {
     AttemptRecord {
         delivery_id: claim.id,
@@ -99,10 +112,17 @@ async fn a_claim_hides_deliveries_until_its_lease_expires() {
     seed(store.as_ref(), 3).await;
     let t = now();
     let lease = t + TimeDelta::seconds(30);
-    let first = store.claim_due(t, lease, 10, &[]).await.unwrap();
+    let first = store
+        .claim_due(t, lease, &limits(10, &none()))
+        .await
+        .unwrap();
     assert_eq!(first.len(), 3);
     assert!(
-        store.claim_due(t, lease, 10, &[]).await.unwrap().is_empty(),
+        store
+            .claim_due(t, lease, &limits(10, &none()))
+            .await
+            .unwrap()
+            .is_empty(),
         "leased"
     );
     assert_eq!(store.next_due(&[]).await.unwrap(), Some(lease));
@@ -110,7 +130,7 @@ async fn a_claim_hides_deliveries_until_its_lease_expires() {
     // A dispatcher that died holds its claims only until the lease runs out.
     let later = lease + TimeDelta::seconds(1);
     let retaken = store
-        .claim_due(later, later + TimeDelta::seconds(30), 10, &[])
+        .claim_due(later, later + TimeDelta::seconds(30), &limits(10, &none()))
         .await
         .unwrap();
     assert_eq!(retaken.len(), 3);
@@ -146,7 +166,7 @@ async fn retries_come_due_at_their_time_and_releases_at_once() {
     seed(store.as_ref(), 2).await;
     let t = now();
     let claims = store
-        .claim_due(t, t + TimeDelta::seconds(30), 10, &[])
+        .claim_due(t, t + TimeDelta::seconds(30), &limits(10, &none()))
         .await
         .unwrap();
     let retry_at = t + TimeDelta::seconds(300);
@@ -160,7 +180,7 @@ async fn retries_come_due_at_their_time_and_releases_at_once() {
         .unwrap();
 
     let again = store
-        .claim_due(t, t + TimeDelta::seconds(30), 10, &[])
+        .claim_due(t, t + TimeDelta::seconds(30), &limits(10, &none()))
         .await
         .unwrap();
     assert_eq!(again.len(), 1, "only the released one is due");
@@ -175,7 +195,11 @@ async fn retries_come_due_at_their_time_and_releases_at_once() {
         .unwrap();
     assert_eq!(store.next_due(&[]).await.unwrap(), Some(retry_at));
     let due = store
-        .claim_due(retry_at, retry_at + TimeDelta::seconds(30), 10, &[])
+        .claim_due(
+            retry_at,
+            retry_at + TimeDelta::seconds(30),
+            &limits(10, &none()),
+        )
         .await
         .unwrap();
     assert_eq!(due.iter().map(|c| c.id).collect::<Vec<_>>(), [claims[0].id]);
@@ -188,9 +212,17 @@ async fn skipped_and_disabled_endpoints_are_not_claimed() {
     let endpoint = seed(store.as_ref(), 2).await;
     let t = now();
     let lease = t + TimeDelta::seconds(30);
+    let full = HashMap::from([(endpoint.id.clone(), 0)]);
+    let one = HashMap::from([(endpoint.id.clone(), 1)]);
+    let claimed = store.claim_due(t, lease, &limits(10, &one)).await.unwrap();
+    assert_eq!(claimed.len(), 1, "no more than the endpoint's room");
+    store
+        .release_claims(&[(claimed[0].id, claimed[0].lease)], t)
+        .await
+        .unwrap();
     assert!(
         store
-            .claim_due(t, lease, 10, std::slice::from_ref(&endpoint.id))
+            .claim_due(t, lease, &limits(10, &full))
             .await
             .unwrap()
             .is_empty()
@@ -206,7 +238,13 @@ async fn skipped_and_disabled_endpoints_are_not_claimed() {
     let mut disabled = endpoint.clone();
     disabled.disabled = true;
     store.update_endpoint(disabled).await.unwrap();
-    assert!(store.claim_due(t, lease, 10, &[]).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due(t, lease, &limits(10, &none()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         store.next_due(&[]).await.unwrap(),
         None,
@@ -219,7 +257,7 @@ async fn skipped_and_disabled_endpoints_are_not_claimed() {
     let later = now();
     assert_eq!(
         store
-            .claim_due(later, later + TimeDelta::seconds(30), 10, &[])
+            .claim_due(later, later + TimeDelta::seconds(30), &limits(10, &none()))
             .await
             .unwrap()
             .len(),
@@ -233,7 +271,7 @@ async fn gone_fails_the_delivery_and_parks_the_rest() {
     let endpoint = seed(store.as_ref(), 3).await;
     let t = now();
     let claims = store
-        .claim_due(t, t + TimeDelta::seconds(30), 1, &[])
+        .claim_due(t, t + TimeDelta::seconds(30), &limits(1, &none()))
         .await
         .unwrap();
     store
@@ -256,9 +294,28 @@ async fn gone_fails_the_delivery_and_parks_the_rest() {
     let later = t + TimeDelta::days(1);
     assert!(
         store
-            .claim_due(later, later, 10, &[])
+            .claim_due(later, later, &limits(10, &none()))
             .await
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn a_record_for_a_deleted_delivery_is_dropped_quietly() {
+    let (store, _dir) = sqlite().await;
+    let endpoint = seed(store.as_ref(), 1).await;
+    let t = now();
+    let claims = store
+        .claim_due(t, t + TimeDelta::seconds(30), &limits(10, &none()))
+        .await
+        .unwrap();
+    store
+        .delete_endpoint(&endpoint.app_id, &endpoint.id)
+        .await
+        .unwrap();
+    store
+        .record_attempt(record(&claims[0], NextStep::Delivered))
+        .await
+        .expect("nothing to record against is not an error");
 }

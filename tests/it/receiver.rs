@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,6 +81,8 @@ struct Recorded {
 struct Shared {
     recorded: Mutex<Recorded>,
     arrived: Notify,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
 }
 
 pub struct Receiver {
@@ -136,6 +139,11 @@ impl Receiver {
         }
     }
 
+    /// The most requests the receiver was answering at the same time.
+    pub fn most_concurrent(&self) -> usize {
+        self.shared.most_in_flight.load(Ordering::SeqCst)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
         self.shared.recorded.lock().unwrap()
     }
@@ -148,6 +156,10 @@ async fn record(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
+    let now_in_flight = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared
+        .most_in_flight
+        .fetch_max(now_in_flight, Ordering::SeqCst);
     let reply = {
         let mut recorded = shared.recorded.lock().unwrap();
         recorded
@@ -167,6 +179,7 @@ async fn record(
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     for (name, value) in reply.headers {
         response.headers_mut().insert(

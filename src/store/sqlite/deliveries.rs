@@ -17,8 +17,8 @@ use crate::domain::{
     MessageId, Timestamp, Trigger,
 };
 use crate::store::{
-    AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, DeliveryStore, MessageFilter,
-    NextStep, PageQuery, Result, StoreError,
+    AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, DeliveryStore,
+    MessageFilter, NextStep, PageQuery, Result, StoreError,
 };
 
 /// A JSON array of ids, bound as one parameter and read back with `json_each`.
@@ -32,30 +32,47 @@ impl DeliveryStore for SqliteStore {
         &self,
         now: Timestamp,
         lease: Timestamp,
-        limit: usize,
-        skip: &[EndpointId],
+        limits: &ClaimLimits<'_>,
     ) -> Result<Vec<ClaimedDelivery>> {
         let mut tx = self.writer.begin().await?;
-        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE delivery SET status = 3, lease_until = ");
-        qb.push_bind(to_micros(lease))
-            .push(", next_attempt_at = ")
-            .push_bind(to_micros(lease))
-            .push(", updated_at = ")
-            .push_bind(to_micros(now))
-            .push(
-                " WHERE id IN (SELECT d.id FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id \
-                 WHERE d.status IN (1, 3) AND e.disabled = 0 AND d.next_attempt_at <= ",
-            )
-            .push_bind(to_micros(now));
-        push_skip(&mut qb, skip);
+        // Scan a few times more due rows than can be taken, so that one endpoint's backlog
+        // at the head of the queue leaves room for others in the same claim.
+        let scan = limits.total.saturating_mul(4).max(64);
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT d.id, d.endpoint_id FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id \
+             WHERE d.status IN (1, 3) AND NOT e.disabled AND d.next_attempt_at <= ",
+        );
+        qb.push_bind(to_micros(now));
+        push_skip(&mut qb, &limits.full());
         qb.push(" ORDER BY d.next_attempt_at LIMIT ")
-            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .push(") RETURNING id, msg_id, endpoint_id, attempts, trigger_type");
-        let claimed = qb.build().fetch_all(&mut *tx).await?;
-        if claimed.is_empty() {
+            .push_bind(i64::try_from(scan).unwrap_or(i64::MAX));
+        let candidates: Vec<(i64, EndpointId)> = qb
+            .build()
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("id")?,
+                    EndpointId::from_stored(row.try_get("endpoint_id")?),
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let picked = limits.pick(&candidates);
+        if picked.is_empty() {
             tx.commit().await?;
             return Ok(Vec::new());
         }
+        let claimed = sqlx::query(
+            "UPDATE delivery SET status = 3, lease_until = $1, next_attempt_at = $1,
+             updated_at = $2 WHERE id IN (SELECT value FROM json_each($3))
+             RETURNING id, msg_id, endpoint_id, attempts, trigger_type",
+        )
+        .bind(to_micros(lease))
+        .bind(to_micros(now))
+        .bind(to_json(&picked))
+        .fetch_all(&mut *tx)
+        .await?;
 
         let msg_ids = id_list(claimed.iter().filter_map(|r| r.try_get("msg_id").ok()));
         let endpoint_ids = id_list(claimed.iter().filter_map(|r| r.try_get("endpoint_id").ok()));
@@ -103,7 +120,7 @@ impl DeliveryStore for SqliteStore {
     async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<Timestamp>> {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "SELECT d.next_attempt_at FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id \
-             WHERE d.status IN (1, 3) AND e.disabled = 0 AND d.next_attempt_at IS NOT NULL",
+             WHERE d.status IN (1, 3) AND NOT e.disabled AND d.next_attempt_at IS NOT NULL",
         );
         push_skip(&mut qb, skip);
         qb.push(" ORDER BY d.next_attempt_at LIMIT 1");
@@ -280,6 +297,9 @@ fn counts(found: &[sqlx::sqlite::SqliteRow]) -> Result<DeliveryCounts> {
 }
 
 /// Writes one attempt and moves its delivery on; runs inside a write batch.
+///
+/// If the delivery is gone (its message, endpoint or application was deleted while the
+/// attempt was in flight) there is nothing left to record it against, and nothing is written.
 pub(super) async fn apply_record(
     conn: &mut SqliteConnection,
     record: &AttemptRecord,
@@ -288,7 +308,8 @@ pub(super) async fn apply_record(
     sqlx::query(
         "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
          response, response_headers, duration_ms, trigger_type, error_class, error, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+         WHERE EXISTS (SELECT 1 FROM delivery WHERE id = $15)",
     )
     .bind(a.id.as_str())
     .bind(a.msg_id.as_str())
@@ -304,6 +325,7 @@ pub(super) async fn apply_record(
     .bind(a.error.as_ref().map(|e| e.class.as_str()))
     .bind(a.error.as_ref().map(|e| e.message.as_str()))
     .bind(to_micros(a.created_at))
+    .bind(record.delivery_id)
     .execute(&mut *conn)
     .await?;
 

@@ -76,6 +76,22 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| anyhow::anyhow!("cannot migrate SQLite database: {e}"))?;
+        // The embedded store belongs to one hookd process, so claims still held when it
+        // opens were left by a previous run that died: give them back now rather than make
+        // them wait for their leases to expire.
+        let released = sqlx::query(
+            "UPDATE delivery SET status = 1, next_attempt_at = $1, lease_until = NULL
+             WHERE status = 3",
+        )
+        .bind(crate::domain::time::to_micros(crate::domain::time::now()))
+        .execute(&writer)
+        .await?;
+        if released.rows_affected() > 0 {
+            tracing::info!(
+                deliveries = released.rows_affected(),
+                "released deliveries claimed by a previous run"
+            );
+        }
         let reader = SqlitePoolOptions::new()
             .max_connections(read_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
