@@ -123,7 +123,8 @@ impl Dispatcher {
         }
     }
 
-    /// Claims what is due and starts it. `Ok(true)`: the batch was full, claim again now.
+    /// Claims what is due and starts it. `Ok(true)`: something was claimed; there may be
+    /// more, so claim again at once.
     async fn claim_and_spawn(
         self: &Arc<Self>,
         tasks: &TaskTracker,
@@ -138,7 +139,7 @@ impl Dispatcher {
         let limits = ClaimLimits {
             total: limit,
             per_endpoint: self.settings.per_endpoint.max(1),
-            room: &room,
+            room,
         };
         let lease = now + delta(self.settings.lease);
         let claimed = match self.store.claim_due(now, lease, &limits).await {
@@ -148,7 +149,7 @@ impl Dispatcher {
                 return Err(());
             }
         };
-        let full = claimed.len() == limit;
+        let claimed_any = !claimed.is_empty();
         for delivery in claimed {
             // Only this loop takes permits, and it asked for no more than are available.
             let Ok(permit) = self.permits.clone().try_acquire_owned() else {
@@ -158,21 +159,14 @@ impl Dispatcher {
             self.lock_loads().start(&delivery.endpoint.id);
             tasks.spawn(self.clone().deliver(delivery, permit, hard_stop.clone()));
         }
-        Ok(full)
+        Ok(claimed_any)
     }
 
     /// When the loop must look again without being woken: the next retry coming due or the
     /// next paused endpoint resuming, whichever is first.
     async fn next_wake(&self) -> Timestamp {
         let now = self.clock.now();
-        let room = self.lock_loads().room(now);
-        let full = ClaimLimits {
-            total: 0,
-            per_endpoint: 0,
-            room: &room,
-        }
-        .full();
-        let due = match self.store.next_due(&full).await {
+        let due = match self.store.next_due(now).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the next due delivery failed");
@@ -203,6 +197,9 @@ impl Dispatcher {
             }
         };
         let finished = self.clock.now();
+        // The endpoint's slot and the global permit are free once the exchange is over; the
+        // delivery stays leased until its record is written, so nothing can claim it twice.
+        self.finish(&delivery, Some(&result), permit);
         let next = next_step(
             &result,
             delivery.attempts,
@@ -227,7 +224,6 @@ impl Dispatcher {
             // The claim's lease will expire and the delivery will be attempted again.
             tracing::error!(error = %e, msg_id = %delivery.message.id, "recording an attempt failed");
         }
-        self.finish(&delivery, Some(&result), permit);
     }
 
     fn finish(

@@ -147,10 +147,11 @@ pub trait DeliveryStore {
         &self,
         now: Timestamp,
         lease: Timestamp,
-        limits: &ClaimLimits<'_>,
+        limits: &ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>>;
-    /// When the next delivery that `claim_due` with the same `skip` could claim comes due.
-    async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<Timestamp>>;
+    /// The earliest time after `after` at which a delivery comes due (a retry, or a lease
+    /// running out). What is due already is found by `claim_due`.
+    async fn next_due(&self, after: Timestamp) -> Result<Option<Timestamp>>;
     /// Stores the attempt and moves its delivery on, if the claim still holds its lease.
     /// Durable when it returns; many records share one commit under load.
     async fn record_attempt(&self, record: AttemptRecord) -> Result<()>;

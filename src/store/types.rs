@@ -78,18 +78,18 @@ pub enum IdempotencyClaim {
 }
 
 /// How much one claim may take.
-#[derive(Debug, Clone, Copy)]
-pub struct ClaimLimits<'a> {
+#[derive(Debug, Clone)]
+pub struct ClaimLimits {
     /// Deliveries in all.
     pub total: usize,
     /// Deliveries to one endpoint, for endpoints not in `room`.
     pub per_endpoint: usize,
     /// Endpoints with attempts in flight on this node, and how many more each may take now
     /// (0: none; such endpoints are not even scanned).
-    pub room: &'a HashMap<EndpointId, usize>,
+    pub room: HashMap<EndpointId, usize>,
 }
 
-impl ClaimLimits<'_> {
+impl ClaimLimits {
     /// The endpoints that may take nothing now.
     pub fn full(&self) -> Vec<EndpointId> {
         self.room
@@ -197,20 +197,20 @@ mod tests {
         let limits = ClaimLimits {
             total: 100,
             per_endpoint: 3,
-            room: &room,
+            room: room.clone(),
         };
         assert_eq!(limits.pick(&candidates), [&0, &1, &2, &10, &14, &15, &16]);
         let limits = ClaimLimits {
             total: 4,
             per_endpoint: 3,
-            room: &room,
+            room: room.clone(),
         };
         assert_eq!(limits.pick(&candidates), [&0, &1, &2, &10]);
         let none = HashMap::from([(a.clone(), 0)]);
         let limits = ClaimLimits {
             total: 100,
             per_endpoint: 3,
-            room: &none,
+            room: none,
         };
         assert_eq!(limits.full(), [a]);
     }

@@ -281,3 +281,76 @@ async fn failures_are_classified_and_recorded() {
         "redirects are not followed"
     );
 }
+
+#[tokio::test]
+async fn endpoints_receive_only_the_event_types_and_channels_they_filter_on() {
+    let app = TestApp::builder().delivering_to_loopback().spawn().await;
+    let receiver = Receiver::start().await;
+    let app_id = app.create_app(json!({"name": "filters"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (path, filter) in [
+        ("/all", json!({})),
+        ("/paid", json!({"eventTypes": ["invoice.paid"]})),
+        ("/eu", json!({"channels": ["eu"]})),
+        (
+            "/paid-eu",
+            json!({"eventTypes": ["invoice.paid"], "channels": ["eu"]}),
+        ),
+    ] {
+        let mut body = filter;
+        body["url"] = json!(receiver.url(path));
+        app.create_endpoint(&app_id, body).await;
+    }
+    let send = |event_type: &'static str, channels: Value| {
+        let app = &app;
+        let app_id = app_id.clone();
+        async move {
+            let mut body = json!({"eventType": event_type, "payload": {}});
+            if !channels.is_null() {
+                body["channels"] = channels;
+            }
+            app.create_message(&app_id, body).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let paid_eu = send("invoice.paid", json!(["eu", "us"])).await;
+    let paid = send("invoice.paid", Value::Null).await;
+    let other_eu = send("invoice.void", json!(["eu"])).await;
+    let other_us = send("invoice.void", json!(["us"])).await;
+
+    let ids = |path: &str, n: usize| {
+        let receiver = &receiver;
+        let path = path.to_owned();
+        async move {
+            let mut got: Vec<String> = receiver
+                .wait_for(&path, n)
+                .await
+                .iter()
+                .map(|r| r.header("webhook-id").to_owned())
+                .collect();
+            got.sort();
+            got
+        }
+    };
+    let sorted = |mut v: Vec<&String>| {
+        v.sort();
+        v.into_iter().cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids("/all", 4).await,
+        sorted(vec![&paid_eu, &paid, &other_eu, &other_us])
+    );
+    assert_eq!(ids("/paid", 2).await, sorted(vec![&paid_eu, &paid]));
+    assert_eq!(ids("/eu", 2).await, sorted(vec![&paid_eu, &other_eu]));
+    assert_eq!(ids("/paid-eu", 1).await, vec![paid_eu.clone()]);
+    // Every message's deliveries are settled once /all has them all; nothing else arrives.
+    let (_, list) = app
+        .get(&format!("/api/v1/app/{app_id}/msg/{other_us}/endpoint"))
+        .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert_eq!(receiver.requests("/paid-eu").len(), 1);
+}

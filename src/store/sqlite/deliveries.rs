@@ -6,23 +6,23 @@
 //! `next_attempt_at` and never scanned.
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{Row, SqliteConnection};
 
 use super::SqliteStore;
-use super::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, to_json};
+use super::rows::to_json;
 use super::writer::WriteJob;
 use crate::domain::time::{from_micros, to_micros};
 use crate::domain::{
     AppId, Attempt, AttemptId, DeliveryCounts, DeliveryStatus, Endpoint, EndpointId, Message,
-    MessageId, Timestamp, Trigger,
+    MessageId, Timestamp,
 };
 use crate::store::{
     AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, DeliveryStore,
-    MessageFilter, NextStep, PageQuery, Result, StoreError,
+    MessageFilter, PageQuery, Result, StoreError,
 };
 
 /// A JSON array of ids, bound as one parameter and read back with `json_each`.
-fn id_list<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+pub(super) fn id_list<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
     to_json(&ids.into_iter().collect::<Vec<_>>())
 }
 
@@ -32,99 +32,29 @@ impl DeliveryStore for SqliteStore {
         &self,
         now: Timestamp,
         lease: Timestamp,
-        limits: &ClaimLimits<'_>,
+        limits: &ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>> {
-        let mut tx = self.writer.begin().await?;
-        // Scan a few times more due rows than can be taken, so that one endpoint's backlog
-        // at the head of the queue leaves room for others in the same claim.
-        let scan = limits.total.saturating_mul(4).max(64);
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT d.id, d.endpoint_id FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id \
-             WHERE d.status IN (1, 3) AND NOT e.disabled AND d.next_attempt_at <= ",
-        );
-        qb.push_bind(to_micros(now));
-        push_skip(&mut qb, &limits.full());
-        qb.push(" ORDER BY d.next_attempt_at LIMIT ")
-            .push_bind(i64::try_from(scan).unwrap_or(i64::MAX));
-        let candidates: Vec<(i64, EndpointId)> = qb
-            .build()
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("id")?,
-                    EndpointId::from_stored(row.try_get("endpoint_id")?),
-                ))
-            })
-            .collect::<Result<_>>()?;
-        let picked = limits.pick(&candidates);
-        if picked.is_empty() {
-            tx.commit().await?;
-            return Ok(Vec::new());
-        }
-        let claimed = sqlx::query(
-            "UPDATE delivery SET status = 3, lease_until = $1, next_attempt_at = $1,
-             updated_at = $2 WHERE id IN (SELECT value FROM json_each($3))
-             RETURNING id, msg_id, endpoint_id, attempts, trigger_type",
-        )
-        .bind(to_micros(lease))
-        .bind(to_micros(now))
-        .bind(to_json(&picked))
-        .fetch_all(&mut *tx)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.write(WriteJob::Claim {
+            now,
+            lease,
+            limits: limits.clone(),
+            reply,
+        })
         .await?;
-
-        let msg_ids = id_list(claimed.iter().filter_map(|r| r.try_get("msg_id").ok()));
-        let endpoint_ids = id_list(claimed.iter().filter_map(|r| r.try_get("endpoint_id").ok()));
-        let messages = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM message WHERE id IN (SELECT value FROM json_each($1))"
-        ))
-        .bind(msg_ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        let endpoints = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE id IN (SELECT value FROM json_each($1))"
-        ))
-        .bind(endpoint_ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-
-        let messages: Vec<Message> = rows::all(&messages, rows::message)?;
-        let endpoints: Vec<Endpoint> = rows::all(&endpoints, rows::endpoint)?;
-        let mut out = Vec::with_capacity(claimed.len());
-        for row in &claimed {
-            let msg_id: String = row.try_get("msg_id")?;
-            let endpoint_id: String = row.try_get("endpoint_id")?;
-            // Both are referenced with ON DELETE CASCADE, so they exist in this snapshot.
-            let (Some(message), Some(endpoint)) = (
-                messages.iter().find(|m| m.id.as_str() == msg_id),
-                endpoints.iter().find(|e| e.id.as_str() == endpoint_id),
-            ) else {
-                return Err(StoreError::Corrupt(format!(
-                    "claimed delivery of {msg_id} to {endpoint_id} has no message or endpoint"
-                )));
-            };
-            out.push(ClaimedDelivery {
-                id: row.try_get("id")?,
-                lease,
-                attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
-                trigger: Trigger::from_code(row.try_get("trigger_type")?),
-                message: message.clone(),
-                endpoint: endpoint.clone(),
-            });
-        }
-        Ok(out)
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?
     }
 
-    async fn next_due(&self, skip: &[EndpointId]) -> Result<Option<Timestamp>> {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT d.next_attempt_at FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id \
-             WHERE d.status IN (1, 3) AND NOT e.disabled AND d.next_attempt_at IS NOT NULL",
-        );
-        push_skip(&mut qb, skip);
-        qb.push(" ORDER BY d.next_attempt_at LIMIT 1");
-        let next: Option<i64> = qb.build_query_scalar().fetch_optional(&self.reader).await?;
+    async fn next_due(&self, after: Timestamp) -> Result<Option<Timestamp>> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM delivery
+             WHERE status IN (1, 3) AND next_attempt_at > $1",
+        )
+        .bind(to_micros(after))
+        .fetch_one(&self.reader)
+        .await?;
         Ok(next.map(from_micros))
     }
 
@@ -273,14 +203,6 @@ impl DeliveryStore for SqliteStore {
     }
 }
 
-fn push_skip(qb: &mut QueryBuilder<'_, Sqlite>, skip: &[EndpointId]) {
-    if !skip.is_empty() {
-        qb.push(" AND d.endpoint_id NOT IN (SELECT value FROM json_each(")
-            .push_bind(id_list(skip.iter().map(|e| e.as_str())))
-            .push("))");
-    }
-}
-
 fn counts(found: &[sqlx::sqlite::SqliteRow]) -> Result<DeliveryCounts> {
     let mut counts = DeliveryCounts::default();
     for row in found {
@@ -294,69 +216,6 @@ fn counts(found: &[sqlx::sqlite::SqliteRow]) -> Result<DeliveryCounts> {
         }
     }
     Ok(counts)
-}
-
-/// Writes one attempt and moves its delivery on; runs inside a write batch.
-///
-/// If the delivery is gone (its message, endpoint or application was deleted while the
-/// attempt was in flight) there is nothing left to record it against, and nothing is written.
-pub(super) async fn apply_record(
-    conn: &mut SqliteConnection,
-    record: &AttemptRecord,
-) -> Result<()> {
-    let a = &record.attempt;
-    sqlx::query(
-        "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
-         response, response_headers, duration_ms, trigger_type, error_class, error, created_at)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
-         WHERE EXISTS (SELECT 1 FROM delivery WHERE id = $15)",
-    )
-    .bind(a.id.as_str())
-    .bind(a.msg_id.as_str())
-    .bind(a.endpoint_id.as_str())
-    .bind(a.app_id.as_str())
-    .bind(&a.url)
-    .bind(a.status.code())
-    .bind(i64::from(a.response_status_code))
-    .bind(&a.response_body)
-    .bind(to_json(&a.response_headers))
-    .bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
-    .bind(a.trigger.code())
-    .bind(a.error.as_ref().map(|e| e.class.as_str()))
-    .bind(a.error.as_ref().map(|e| e.message.as_str()))
-    .bind(to_micros(a.created_at))
-    .bind(record.delivery_id)
-    .execute(&mut *conn)
-    .await?;
-
-    let (status, next_at) = match record.next {
-        NextStep::Delivered => (DeliveryStatus::Success, None),
-        NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(to_micros(at))),
-        NextStep::Failed | NextStep::DisableEndpoint => (DeliveryStatus::Fail, None),
-    };
-    // Applied only while the claim still holds its lease: a resend or a newer claim wins.
-    sqlx::query(
-        "UPDATE delivery SET status = $3, next_attempt_at = $4, lease_until = NULL,
-         attempts = attempts + 1, trigger_type = 0, updated_at = $5
-         WHERE id = $1 AND lease_until = $2",
-    )
-    .bind(record.delivery_id)
-    .bind(to_micros(record.lease))
-    .bind(status.code())
-    .bind(next_at)
-    .bind(to_micros(a.created_at))
-    .execute(&mut *conn)
-    .await?;
-
-    if record.next == NextStep::DisableEndpoint {
-        sqlx::query("UPDATE endpoint SET disabled = 1, updated_at = $2 WHERE id = $1")
-            .bind(a.endpoint_id.as_str())
-            .bind(to_micros(a.created_at))
-            .execute(&mut *conn)
-            .await?;
-        park_or_unpark(conn, &a.endpoint_id, true, a.created_at).await?;
-    }
-    Ok(())
 }
 
 /// Parks the endpoint's pending deliveries (disabled) or makes parked ones due now (enabled).

@@ -9,10 +9,12 @@
 mod admin;
 mod applications;
 mod attempts;
+mod claims;
 mod deliveries;
 mod endpoints;
 mod event_types;
 mod messages;
+mod records;
 mod rows;
 mod writer;
 
