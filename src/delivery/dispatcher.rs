@@ -93,17 +93,18 @@ impl Dispatcher {
                     _ = shutdown.cancelled() => break,
                 }
             }
-            match self.claim_and_spawn(&tasks, &hard_stop).await {
-                Ok(true) => continue,
-                Ok(false) => {}
+            let claimed_at = match self.claim_and_spawn(&tasks, &hard_stop).await {
+                Ok((true, _)) => continue,
+                Ok((false, at)) => at,
                 Err(()) => {
                     tokio::select! {
                         _ = tokio::time::sleep(STORE_RETRY) => continue,
                         _ = shutdown.cancelled() => break,
                     }
                 }
-            }
-            let wake_at = self.next_wake().await;
+            };
+            // From the claim's own `now`: whatever came due since then wakes the loop at once.
+            let wake_at = self.next_wake(claimed_at).await;
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = self.clock.sleep_until(wake_at) => {}
@@ -129,7 +130,7 @@ impl Dispatcher {
         self: &Arc<Self>,
         tasks: &TaskTracker,
         hard_stop: &CancellationToken,
-    ) -> Result<bool, ()> {
+    ) -> Result<(bool, Timestamp), ()> {
         let limit = self
             .permits
             .available_permits()
@@ -159,13 +160,13 @@ impl Dispatcher {
             self.lock_loads().start(&delivery.endpoint.id);
             tasks.spawn(self.clone().deliver(delivery, permit, hard_stop.clone()));
         }
-        Ok(claimed_any)
+        Ok((claimed_any, now))
     }
 
     /// When the loop must look again without being woken: the next retry coming due or the
-    /// next paused endpoint resuming, whichever is first.
-    async fn next_wake(&self) -> Timestamp {
-        let now = self.clock.now();
+    /// next paused endpoint resuming, whichever is first, counted from `now`, the time of the
+    /// claim that found nothing more.
+    async fn next_wake(&self, now: Timestamp) -> Timestamp {
         let due = match self.store.next_due(now).await {
             Ok(due) => due,
             Err(e) => {
@@ -224,6 +225,8 @@ impl Dispatcher {
             // The claim's lease will expire and the delivery will be attempted again.
             tracing::error!(error = %e, msg_id = %delivery.message.id, "recording an attempt failed");
         }
+        // A retry may now be due sooner than what the loop is sleeping for.
+        self.wake.notify_one();
     }
 
     fn finish(
