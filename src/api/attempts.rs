@@ -21,7 +21,7 @@ use super::messages::{self, MessageOut};
 use super::pagination::{ListParams, ListResponse, Ordering, list_response};
 use crate::domain::time::now;
 use crate::domain::{Attempt, AttemptId, DeliveryStatus, EventTypeName, Payload, ResourceKey};
-use crate::store::{AttemptFilter, DeliveryState, MessageFilter, NewMessage, Order};
+use crate::store::{AttemptFilter, DeliveryState, NewMessage, Order};
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -342,12 +342,12 @@ pub async fn list_attempted_messages(
         None,
         Order::Descending,
     )?;
-    let filter = MessageFilter {
-        event_types: messages::event_type_filter(&params.event_types)?,
-        channel: messages::channel_filter(params.channel.as_deref())?,
-        before: fields::query_time("before", params.before.as_deref())?,
-        after: fields::query_time("after", params.after.as_deref())?,
-    };
+    let filter = messages::message_filter(
+        &params.event_types,
+        params.channel.as_deref(),
+        params.before.as_deref(),
+        params.after.as_deref(),
+    )?;
     let status = status_param(params.status)?;
     let rows = state
         .store

@@ -109,7 +109,7 @@ pub struct MessageListParams {
 }
 
 /// The `event_types` query filter: comma-separated or repeated names.
-pub fn event_type_filter(values: &[String]) -> Result<Option<BTreeSet<EventTypeName>>, ApiError> {
+fn event_type_filter(values: &[String]) -> Result<Option<BTreeSet<EventTypeName>>, ApiError> {
     let types = fields::query_list(values);
     if types.is_empty() {
         return Ok(None);
@@ -123,7 +123,7 @@ pub fn event_type_filter(values: &[String]) -> Result<Option<BTreeSet<EventTypeN
 }
 
 /// The `channel` query filter.
-pub fn channel_filter(value: Option<&str>) -> Result<Option<Channel>, ApiError> {
+fn channel_filter(value: Option<&str>) -> Result<Option<Channel>, ApiError> {
     value
         .filter(|c| !c.is_empty())
         .map(|c| {
@@ -132,14 +132,29 @@ pub fn channel_filter(value: Option<&str>) -> Result<Option<Channel>, ApiError> 
         .transpose()
 }
 
+/// The message filters shared by the message log and the messages of an endpoint.
+pub fn message_filter(
+    event_types: &[String],
+    channel: Option<&str>,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> Result<MessageFilter, ApiError> {
+    Ok(MessageFilter {
+        event_types: event_type_filter(event_types)?,
+        channel: channel_filter(channel)?,
+        before: fields::query_time("before", before)?,
+        after: fields::query_time("after", after)?,
+    })
+}
+
 impl MessageListParams {
     fn filter(&self) -> Result<MessageFilter, ApiError> {
-        Ok(MessageFilter {
-            event_types: event_type_filter(&self.event_types)?,
-            channel: channel_filter(self.channel.as_deref())?,
-            before: fields::query_time("before", self.before.as_deref())?,
-            after: fields::query_time("after", self.after.as_deref())?,
-        })
+        message_filter(
+            &self.event_types,
+            self.channel.as_deref(),
+            self.before.as_deref(),
+            self.after.as_deref(),
+        )
     }
 }
 
