@@ -15,6 +15,7 @@
 
 mod error;
 mod page;
+pub(crate) mod rows;
 pub mod sqlite;
 mod types;
 

@@ -9,22 +9,18 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::SqliteStore;
-use super::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, to_json};
+use super::sql::id_list;
 use super::writer::WriteJob;
 use crate::domain::time::{from_micros, to_micros};
 use crate::domain::{
     AppId, Attempt, AttemptId, DeliveryCounts, DeliveryStatus, Endpoint, EndpointId, Message,
     MessageId, Timestamp, Trigger,
 };
+use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, counts, to_json};
 use crate::store::{
     AttemptFilter, AttemptRecord, ClaimedDelivery, DeliveryState, DeliveryStore, MessageFilter,
     NextStep, PageQuery, Result, StoreError,
 };
-
-/// A JSON array of ids, bound as one parameter and read back with `json_each`.
-fn id_list<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
-    to_json(&ids.into_iter().collect::<Vec<_>>())
-}
 
 #[async_trait]
 impl DeliveryStore for SqliteStore {
@@ -262,21 +258,6 @@ fn push_skip(qb: &mut QueryBuilder<'_, Sqlite>, skip: &[EndpointId]) {
             .push_bind(id_list(skip.iter().map(|e| e.as_str())))
             .push("))");
     }
-}
-
-fn counts(found: &[sqlx::sqlite::SqliteRow]) -> Result<DeliveryCounts> {
-    let mut counts = DeliveryCounts::default();
-    for row in found {
-        let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
-        match DeliveryStatus::from_code(row.try_get("status")?) {
-            Some(DeliveryStatus::Success) => counts.success += n,
-            Some(DeliveryStatus::Pending) => counts.pending += n,
-            Some(DeliveryStatus::Fail) => counts.fail += n,
-            Some(DeliveryStatus::Sending) => counts.sending += n,
-            None => {}
-        }
-    }
-    Ok(counts)
 }
 
 /// Writes one attempt and moves its delivery on; runs inside a write batch.

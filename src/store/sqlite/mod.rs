@@ -13,7 +13,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod messages;
-mod rows;
+mod sql;
 mod writer;
 
 use std::path::Path;

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use sqlx::{Acquire, QueryBuilder, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::rows;
 use crate::domain::time::{now, to_micros};
 use crate::domain::{AppId, Message, MessageId, ResourceKey};
 use crate::store::error::unique_as;
+use crate::store::rows;
 use crate::store::{AttemptRecord, Conflict, InlineApplication, NewMessage, Result, StoreError};
 
 /// The most messages one transaction holds.
