@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::api::{generate_token, hash_hex, hash_token};
 use crate::app::{Server, open_store};
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Overrides, Role};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -36,6 +36,9 @@ pub enum Command {
         /// Address to listen on. [env: HOOKD_LISTEN] [default: 127.0.0.1:8071]
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// What this node does: api, worker or all. [env: HOOKD_ROLE] [default: all]
+        #[arg(long, value_enum, value_name = "ROLE")]
+        role: Option<Role>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -53,7 +56,7 @@ pub enum TokenCommand {
 }
 
 impl Cli {
-    fn load_config(&self, listen: Option<String>) -> anyhow::Result<Config> {
+    fn load_config(&self, listen: Option<String>, role: Option<Role>) -> anyhow::Result<Config> {
         let env: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
@@ -64,6 +67,7 @@ impl Cli {
         let overrides = Overrides {
             listen,
             data_dir: self.data_dir.clone(),
+            role,
         };
         Ok(Config::load(file.as_deref(), env, &overrides)?)
     }
@@ -71,8 +75,8 @@ impl Cli {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Serve { listen } => {
-            let config = cli.load_config(listen.clone())?;
+        Command::Serve { listen, role } => {
+            let config = cli.load_config(listen.clone(), *role)?;
             telemetry::init(&config);
             tracing::info!(?config, "starting hookd {}", env!("CARGO_PKG_VERSION"));
             let server = Server::start(config).await?;
@@ -81,7 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             server.stop().await
         }
         Command::Migrate => {
-            let config = cli.load_config(None)?;
+            let config = cli.load_config(None, None)?;
             telemetry::init(&config);
             open_store(&config).await?;
             println!("migrations applied");
@@ -90,7 +94,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token {
             command: TokenCommand::Create,
         } => {
-            let config = cli.load_config(None)?;
+            let config = cli.load_config(None, None)?;
             telemetry::init(&config);
             let store = open_store(&config).await?;
             let token = generate_token();
@@ -146,7 +150,22 @@ mod tests {
             "/d",
         ])
         .unwrap();
-        assert!(matches!(cli.command, Command::Serve { listen: Some(_) }));
+        assert!(matches!(
+            cli.command,
+            Command::Serve {
+                listen: Some(_),
+                role: None
+            }
+        ));
+        let worker = Cli::try_parse_from(["hookd", "serve", "--role", "worker"]).unwrap();
+        assert!(matches!(
+            worker.command,
+            Command::Serve {
+                role: Some(Role::Worker),
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["hookd", "serve", "--role", "boss"]).is_err());
         assert_eq!(cli.data_dir, Some(PathBuf::from("/d")));
         assert!(Cli::try_parse_from(["hookd", "token", "create"]).is_ok());
         assert!(Cli::try_parse_from(["hookd", "migrate", "--config", "x.toml"]).is_ok());

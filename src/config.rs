@@ -50,6 +50,9 @@ pub struct Config {
     pub max_payload_bytes: usize,
     pub idempotency_ttl_hours: u32,
     pub sqlite_read_connections: u32,
+    pub database_pool_min: u32,
+    pub database_pool_max: u32,
+    pub role: Role,
     pub log_level: String,
     pub log_format: LogFormat,
     pub shutdown_timeout_secs: u64,
@@ -71,11 +74,43 @@ pub enum LogFormat {
     Json,
 }
 
+/// What a node does: serve the API, deliver, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Serves the API and does not deliver.
+    Api,
+    /// Delivers, and serves only the health routes.
+    Worker,
+    /// Both.
+    All,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+
+    pub fn delivers(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Worker => "worker",
+            Role::All => "all",
+        }
+    }
+}
+
 /// Where the data lives, from `database_url` and `data_dir`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
     SqliteFile(PathBuf),
     SqliteUrl(String),
+    /// A `postgres://` (or `postgresql://`) URL.
+    Postgres(String),
 }
 
 impl fmt::Debug for Config {
@@ -89,6 +124,9 @@ impl fmt::Debug for Config {
                 "admin_token",
                 &(!self.admin_token.is_empty()).then_some("<set>"),
             )
+            .field("database_pool_min", &self.database_pool_min)
+            .field("database_pool_max", &self.database_pool_max)
+            .field("role", &self.role)
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("log_level", &self.log_level)
             .finish_non_exhaustive()
@@ -111,6 +149,7 @@ pub fn redact_url(url: &str) -> String {
 pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub role: Option<Role>,
 }
 
 impl Config {
@@ -174,6 +213,9 @@ impl Config {
         if let Some(dir) = &overrides.data_dir {
             merged.insert("data_dir".into(), Value::String(dir.display().to_string()));
         }
+        if let Some(role) = overrides.role {
+            merged.insert("role".into(), Value::String(role.as_str().into()));
+        }
         let config =
             Config::deserialize(Value::Table(merged)).map_err(|e| ConfigError::Invalid {
                 origin: "configuration".into(),
@@ -194,6 +236,18 @@ impl Config {
         if self.sqlite_read_connections == 0 {
             return Err(invalid("sqlite_read_connections", "must be at least 1"));
         }
+        if self.database_pool_max < 2 {
+            return Err(invalid(
+                "database_pool_max",
+                "must be at least 2 (one connection listens for other nodes' notifications)",
+            ));
+        }
+        if self.database_pool_min > self.database_pool_max {
+            return Err(invalid(
+                "database_pool_min",
+                "must not be larger than database_pool_max",
+            ));
+        }
         if !(0.0..1.0).contains(&self.retry_jitter) {
             return Err(invalid("retry_jitter", "must be at least 0 and below 1"));
         }
@@ -213,7 +267,15 @@ impl Config {
                 "is not a valid log filter (try \"info\")",
             ));
         }
-        self.database().map(|_| ())
+        let database = self.database()?;
+        if self.role != Role::All && !matches!(database, Database::Postgres(_)) {
+            return Err(invalid(
+                "role",
+                "api and worker roles split one service across nodes, which share a \
+                 PostgreSQL database: set database_url to a postgres:// URL, or use role \"all\"",
+            ));
+        }
+        Ok(())
     }
 
     pub fn database(&self) -> Result<Database, ConfigError> {
@@ -224,11 +286,14 @@ impl Config {
         if url.starts_with("sqlite:") {
             return Ok(Database::SqliteUrl(url.to_owned()));
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.to_owned()));
+        }
         Err(ConfigError::Invalid {
             origin: "option `database_url`".into(),
             message: format!(
-                "{:?} is not supported: use an sqlite:// URL or leave it empty for the \
-                 default file in data_dir",
+                "{:?} is not supported: use a postgres:// or sqlite:// URL, or leave it empty \
+                 for the default file in data_dir",
                 redact_url(url)
             ),
         })
@@ -317,6 +382,7 @@ mod tests {
             &Overrides {
                 listen: Some("127.0.0.1:2".into()),
                 data_dir: None,
+                role: None,
             },
         )
         .unwrap();
@@ -366,10 +432,46 @@ mod tests {
             ("HOOKD_RETRY_JITTER", "1.5"),
             ("HOOKD_SIGNATURE_HEADERS", "hmac"),
             ("HOOKD_ALLOWED_NETWORKS", "10.0.0.0/33"),
+            ("HOOKD_DATABASE_POOL_MAX", "1"),
+            ("HOOKD_ROLE", "everything"),
+            // Roles split a service across nodes sharing PostgreSQL, not an SQLite file.
+            ("HOOKD_ROLE", "worker"),
         ] {
             let result = Config::load(None, env(&[(key, value)]), &Overrides::default());
             assert!(result.is_err(), "{key}={value} was accepted");
         }
+    }
+
+    #[test]
+    fn postgres_urls_and_roles_are_understood() {
+        let url = "postgres://hookd:pw@db:5432/hookd";
+        let c = Config::load(
+            None,
+            env(&[("HOOKD_DATABASE_URL", url), ("HOOKD_ROLE", "api")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.database().unwrap(), Database::Postgres(url.into()));
+        assert_eq!(c.role, Role::Api);
+        assert!(c.role.serves_api() && !c.role.delivers());
+        assert!(
+            !format!("{c:?}").contains(":pw@"),
+            "the password is not logged"
+        );
+
+        let flagged = Config::load(
+            None,
+            env(&[("HOOKD_DATABASE_URL", url), ("HOOKD_ROLE", "api")]),
+            &Overrides {
+                role: Some(Role::Worker),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(flagged.role, Role::Worker, "--role wins over HOOKD_ROLE");
+        let defaults = Config::defaults();
+        assert_eq!(defaults.role, Role::All);
+        assert!(defaults.database_pool_min <= defaults.database_pool_max);
     }
 
     #[test]
