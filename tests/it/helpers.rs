@@ -2,7 +2,9 @@
 //! that talks to it over HTTP.
 //!
 //! Each test starts its own server (`TestApp::spawn().await`), so tests never share state and
-//! run in parallel. The server runs on the test's tokio runtime: a test that ends (or panics)
+//! run in parallel. The store is SQLite in a fresh data directory, or a fresh PostgreSQL
+//! database with `.with_postgres()`; `HOOKD_TEST_BACKEND=postgres` makes PostgreSQL the
+//! default, so the whole suite runs on it (`HOOKD_TEST_BACKEND=postgres cargo test --test it`). The server runs on the test's tokio runtime: a test that ends (or panics)
 //! without calling `stop()` takes the server down with its runtime, so nothing is left
 //! running to hang the test binary.
 
@@ -16,17 +18,45 @@ use reqwest::{Method, RequestBuilder, StatusCode, header};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::pg::TestDatabase;
+
 type ConfigEdit = Box<dyn FnOnce(&mut Config) + Send>;
 
+/// The store a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `HOOKD_TEST_BACKEND` (`sqlite`, the default, or `postgres`).
+    pub fn from_env() -> Backend {
+        match std::env::var("HOOKD_TEST_BACKEND").as_deref() {
+            Ok("postgres") | Ok("postgresql") => Backend::Postgres,
+            Ok("sqlite") | Ok("") | Err(_) => Backend::Sqlite,
+            Ok(other) => panic!("HOOKD_TEST_BACKEND={other:?}: use sqlite or postgres"),
+        }
+    }
+}
+
 /// Builds a [`TestApp`]. Everything about the server under test is chosen here, before it
-/// starts. Today that is the configuration. The database backend (SQLite in the data
-/// directory by default; `with_postgres()` will point `database_url` at a fresh database) and
-/// an in-process webhook receiver (started before the server, its address kept on `TestApp`)
-/// belong here too: as fields of this builder, applied in [`TestAppBuilder::spawn`].
-#[derive(Default)]
+/// starts: the configuration, the clock, and the database backend (SQLite in the data
+/// directory, or a fresh PostgreSQL database; [`Backend::from_env`] by default).
 pub struct TestAppBuilder {
     config_edits: Vec<ConfigEdit>,
     clock: Option<Arc<dyn Clock>>,
+    backend: Backend,
+}
+
+impl Default for TestAppBuilder {
+    fn default() -> Self {
+        Self {
+            config_edits: Vec::new(),
+            clock: None,
+            backend: Backend::from_env(),
+        }
+    }
 }
 
 impl TestAppBuilder {
@@ -40,6 +70,13 @@ impl TestAppBuilder {
     /// Lets deliveries (receivers on 127.0.0.1) through the SSRF guard.
     pub fn delivering_to_loopback(self) -> Self {
         self.with_config(|c| c.allowed_networks = vec!["127.0.0.0/8".into()])
+    }
+
+    /// Runs on a fresh PostgreSQL database (dropped when the `TestApp` is), whatever
+    /// `HOOKD_TEST_BACKEND` says. Fails the test if PostgreSQL cannot be reached.
+    pub fn with_postgres(mut self) -> Self {
+        self.backend = Backend::Postgres;
+        self
     }
 
     /// The dispatcher reads time from `clock` (a `ManualClock` for retry schedules).
@@ -56,6 +93,15 @@ impl TestAppBuilder {
         config.data_dir = data_dir.path().to_owned();
         config.admin_token = hookd::api::generate_token();
         config.shutdown_timeout_secs = 5;
+        let database = match self.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let database = TestDatabase::require().await;
+                config.database_url = database.url.clone();
+                config.database_pool_max = 6;
+                Some(database)
+            }
+        };
         for edit in self.config_edits {
             edit(&mut config);
         }
@@ -71,6 +117,7 @@ impl TestAppBuilder {
             config,
             server: Some(server),
             _data_dir: data_dir,
+            database,
         }
     }
 }
@@ -98,6 +145,8 @@ pub struct TestApp {
     server: Option<Server>,
     /// Deleted when the app is dropped; kept across `restart`.
     _data_dir: TempDir,
+    /// The PostgreSQL database, if the app runs on one; dropped after the server.
+    database: Option<TestDatabase>,
 }
 
 impl TestApp {
@@ -113,6 +162,15 @@ impl TestApp {
     /// The configuration the server runs with (its data directory, token, limits).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Which store the server runs on.
+    pub fn backend(&self) -> Backend {
+        if self.database.is_some() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
     }
 
     pub fn base_url(&self) -> String {

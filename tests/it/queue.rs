@@ -1,7 +1,9 @@
-//! The delivery queue at the store level: leases, reclaiming, fencing, parking.
+//! The store conformance suite for the delivery queue: leases, reclaiming, fencing, parking,
+//! concurrent claimers.
 //!
-//! These run against the store interface (`Arc<dyn Store>`), so any backend can be checked
-//! with them.
+//! Each check is written once against the store interface (`Arc<dyn Store>`) and run on
+//! both backends by [`conformance!`]: on SQLite in a temporary directory, and on PostgreSQL
+//! in a fresh database (skipped, saying so, when PostgreSQL is unreachable outside CI).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,11 +14,14 @@ use hookd::domain::{
     AppKey, Attempt, AttemptId, DeliveryStatus, EndpointHeaders, EndpointUrl, EventTypeName,
     Payload, ResourceKey, SigningSecret, Subscription, Trigger,
 };
+use hookd::store::postgres::{PgStore, PoolSettings};
 use hookd::store::sqlite::SqliteStore;
 use hookd::store::{
     AttemptRecord, ClaimedDelivery, NewApplication, NewEndpoint, NewMessage, NextStep, Store,
 };
 use tempfile::TempDir;
+
+use crate::pg::TestDatabase;
 
 async fn sqlite() -> (Arc<dyn Store>, TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -25,6 +30,55 @@ async fn sqlite() -> (Arc<dyn Store>, TempDir) {
         .unwrap();
     (Arc::new(store), dir)
 }
+
+async fn postgres() -> Option<(Arc<dyn Store>, TestDatabase)> {
+    let database = TestDatabase::create().await?;
+    let store = PgStore::connect(
+        &database.url,
+        PoolSettings {
+            min_connections: 1,
+            max_connections: 8,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        },
+    )
+    .await
+    .unwrap();
+    Some((Arc::new(store), database))
+}
+
+/// Runs each named check (an `async fn(Arc<dyn Store>)`) on every backend.
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let (store, _dir) = super::sqlite().await;
+                    super::$check(store).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let Some((store, _database)) = super::postgres().await else {
+                        return;
+                    };
+                    super::$check(store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_claim_hides_deliveries_until_its_lease_expires,
+    retries_come_due_at_their_time_and_releases_at_once,
+    skipped_and_disabled_endpoints_are_not_claimed,
+    gone_fails_the_delivery_and_parks_the_rest,
+    concurrent_claimers_never_share_a_delivery,
+);
 
 /// One app with one endpoint and `n` messages; returns the endpoint.
 async fn seed(store: &dyn Store, n: usize) -> hookd::domain::Endpoint {
@@ -93,9 +147,7 @@ fn record(claim: &ClaimedDelivery, next: NextStep) -> AttemptRecord {
     }
 }
 
-#[tokio::test]
-async fn a_claim_hides_deliveries_until_its_lease_expires() {
-    let (store, _dir) = sqlite().await;
+async fn a_claim_hides_deliveries_until_its_lease_expires(store: Arc<dyn Store>) {
     seed(store.as_ref(), 3).await;
     let t = now();
     let lease = t + TimeDelta::seconds(30);
@@ -140,9 +192,7 @@ async fn a_claim_hides_deliveries_until_its_lease_expires() {
     assert_eq!((counts.sending, counts.success), (0, 1));
 }
 
-#[tokio::test]
-async fn retries_come_due_at_their_time_and_releases_at_once() {
-    let (store, _dir) = sqlite().await;
+async fn retries_come_due_at_their_time_and_releases_at_once(store: Arc<dyn Store>) {
     seed(store.as_ref(), 2).await;
     let t = now();
     let claims = store
@@ -182,9 +232,7 @@ async fn retries_come_due_at_their_time_and_releases_at_once() {
     assert_eq!(due[0].attempts, 1);
 }
 
-#[tokio::test]
-async fn skipped_and_disabled_endpoints_are_not_claimed() {
-    let (store, _dir) = sqlite().await;
+async fn skipped_and_disabled_endpoints_are_not_claimed(store: Arc<dyn Store>) {
     let endpoint = seed(store.as_ref(), 2).await;
     let t = now();
     let lease = t + TimeDelta::seconds(30);
@@ -227,9 +275,7 @@ async fn skipped_and_disabled_endpoints_are_not_claimed() {
     );
 }
 
-#[tokio::test]
-async fn gone_fails_the_delivery_and_parks_the_rest() {
-    let (store, _dir) = sqlite().await;
+async fn gone_fails_the_delivery_and_parks_the_rest(store: Arc<dyn Store>) {
     let endpoint = seed(store.as_ref(), 3).await;
     let t = now();
     let claims = store
@@ -261,4 +307,34 @@ async fn gone_fails_the_delivery_and_parks_the_rest() {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn concurrent_claimers_never_share_a_delivery(store: Arc<dyn Store>) {
+    seed(store.as_ref(), 120).await;
+    let t = now();
+    let claimers = (0..4).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim_due(t, t + TimeDelta::seconds(30), 7, &[])
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|c| c.id));
+            }
+        })
+    });
+    let mut claimed: Vec<i64> = Vec::new();
+    for claimer in claimers {
+        claimed.extend(claimer.await.unwrap());
+    }
+    let total = claimed.len();
+    claimed.sort_unstable();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "a delivery was claimed twice");
+    assert_eq!(total, 120, "every delivery was claimed once");
 }

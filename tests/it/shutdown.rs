@@ -56,7 +56,10 @@ async fn attempts_past_the_grace_period_are_released_for_prompt_redelivery() {
 
     let stopping = Instant::now();
     app.restart().await;
-    assert!(stopping.elapsed() < Duration::from_secs(10), "the grace period bounds shutdown");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "the grace period bounds shutdown"
+    );
     // Released, so delivered again at once rather than after the 90 s lease.
     receiver.wait_for("/hang", 2).await;
     delivery_state(&app, &app_id, msg_id, "success").await;
