@@ -164,13 +164,9 @@ impl TestApp {
         &self.config
     }
 
-    /// Which store the server runs on.
-    pub fn backend(&self) -> Backend {
-        if self.database.is_some() {
-            Backend::Postgres
-        } else {
-            Backend::Sqlite
-        }
+    /// The PostgreSQL database the server runs on, if it does.
+    pub fn database(&self) -> Option<&TestDatabase> {
+        self.database.as_ref()
     }
 
     pub fn base_url(&self) -> String {

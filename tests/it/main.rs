@@ -22,6 +22,7 @@ mod pagination_concurrent;
 mod persistence;
 #[path = "../support/pg.rs"]
 mod pg;
+mod postgres;
 mod public;
 mod queue;
 mod receiver;
