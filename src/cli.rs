@@ -1,4 +1,4 @@
-//! The command line: `hookd serve`, `hookd migrate`, `hookd token create`.
+//! The command line: `hookd serve`, `hookd migrate`, `hookd token create`, `hookd prune`.
 
 use std::path::PathBuf;
 
@@ -42,6 +42,16 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Delete messages older than a number of days, with their deliveries and attempts, in
+    /// small batches (messages with deliveries still pending are kept).
+    Prune {
+        /// Delete messages created more than this many days ago.
+        #[arg(long, value_name = "DAYS")]
+        older_than_days: u32,
+        /// Really delete: without it, the command only says what it would do.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Manage admin API tokens.
     Token {
         #[command(subcommand)]
@@ -73,6 +83,9 @@ impl Cli {
     }
 }
 
+/// Messages deleted per transaction by `hookd prune`: small enough to hold locks briefly.
+const PRUNE_BATCH: usize = 1000;
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Serve { listen, role } => {
@@ -89,6 +102,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(&config);
             open_store(&config).await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Prune {
+            older_than_days,
+            yes,
+        } => {
+            let config = cli.load_config(None, None)?;
+            telemetry::init(&config);
+            let before =
+                crate::domain::time::now() - chrono::TimeDelta::days(i64::from(*older_than_days));
+            if !yes {
+                println!(
+                    "would delete the messages created before {before} that have nothing left \
+                     to deliver, with their attempts; run again with --yes to delete them"
+                );
+                return Ok(());
+            }
+            let store = open_store(&config).await?;
+            let mut deleted = 0;
+            loop {
+                let n = store
+                    .prune_messages(before, PRUNE_BATCH)
+                    .await
+                    .context("pruning messages failed")?;
+                deleted += n;
+                if n == 0 {
+                    break;
+                }
+            }
+            println!("deleted {deleted} messages created before {before}");
             Ok(())
         }
         Command::Token {
@@ -170,5 +213,15 @@ mod tests {
         assert!(Cli::try_parse_from(["hookd", "token", "create"]).is_ok());
         assert!(Cli::try_parse_from(["hookd", "migrate", "--config", "x.toml"]).is_ok());
         assert!(Cli::try_parse_from(["hookd", "frobnicate"]).is_err());
+        assert!(matches!(
+            Cli::try_parse_from(["hookd", "prune", "--older-than-days", "30"])
+                .unwrap()
+                .command,
+            Command::Prune {
+                older_than_days: 30,
+                yes: false
+            }
+        ));
+        assert!(Cli::try_parse_from(["hookd", "prune"]).is_err());
     }
 }

@@ -84,6 +84,12 @@ pub trait AdminStore {
     async fn release_idempotency_key(&self, key: &str) -> Result<()>;
     /// Deletes idempotency records started before `before`; returns how many.
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
+    /// Retention: deletes up to `limit` of the oldest messages created before `before` that
+    /// have nothing left to deliver (every delivery succeeded or failed), with their
+    /// deliveries and attempts; returns how many. Each call is one short transaction that
+    /// walks the `created_at` index, so calling it until it returns 0 prunes any backlog
+    /// without long locks.
+    async fn prune_messages(&self, before: Timestamp, limit: usize) -> Result<u64>;
 }
 
 #[async_trait]

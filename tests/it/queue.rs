@@ -12,12 +12,13 @@ use chrono::TimeDelta;
 use hookd::domain::time::now;
 use hookd::domain::{
     AppKey, Attempt, AttemptId, DeliveryStatus, EndpointHeaders, EndpointUrl, EventTypeName,
-    Payload, ResourceKey, SigningSecret, Subscription, Trigger,
+    MessageKey, Payload, ResourceKey, SigningSecret, Subscription, Trigger,
 };
 use hookd::store::postgres::{PgStore, PoolSettings};
 use hookd::store::sqlite::SqliteStore;
 use hookd::store::{
-    AttemptRecord, ClaimedDelivery, NewApplication, NewEndpoint, NewMessage, NextStep, Store,
+    AttemptFilter, AttemptRecord, ClaimedDelivery, Cursor, NewApplication, NewEndpoint, NewMessage,
+    NextStep, Order, PageQuery, Store,
 };
 use tempfile::TempDir;
 
@@ -78,6 +79,7 @@ conformance!(
     skipped_and_disabled_endpoints_are_not_claimed,
     gone_fails_the_delivery_and_parks_the_rest,
     concurrent_claimers_never_share_a_delivery,
+    old_finished_messages_are_pruned_in_batches,
 );
 
 /// One app with one endpoint and `n` messages; returns the endpoint.
@@ -337,4 +339,62 @@ async fn concurrent_claimers_never_share_a_delivery(store: Arc<dyn Store>) {
     claimed.dedup();
     assert_eq!(claimed.len(), total, "a delivery was claimed twice");
     assert_eq!(total, 120, "every delivery was claimed once");
+}
+
+async fn old_finished_messages_are_pruned_in_batches(store: Arc<dyn Store>) {
+    let endpoint = seed(store.as_ref(), 5).await;
+    let t = now();
+    let claims = store
+        .claim_due(t, t + TimeDelta::seconds(30), 10, &[])
+        .await
+        .unwrap();
+    for claim in &claims[..4] {
+        store
+            .record_attempt(record(claim, NextStep::Delivered))
+            .await
+            .unwrap();
+    }
+    let later = now() + TimeDelta::seconds(1);
+    assert_eq!(
+        store
+            .prune_messages(t - TimeDelta::days(1), 10)
+            .await
+            .unwrap(),
+        0,
+        "nothing is that old"
+    );
+    assert_eq!(store.prune_messages(later, 3).await.unwrap(), 3);
+    assert_eq!(store.prune_messages(later, 3).await.unwrap(), 1);
+    assert_eq!(
+        store.prune_messages(later, 3).await.unwrap(),
+        0,
+        "a message still being delivered is kept"
+    );
+    let kept = &claims[4].message.id;
+    let message = store
+        .get_message(&endpoint.app_id, &MessageKey::Id(kept.clone()))
+        .await
+        .unwrap();
+    assert!(message.is_some());
+    let attempts = store
+        .list_attempts(
+            &endpoint.app_id,
+            &AttemptFilter {
+                endpoint_id: Some(endpoint.id.clone()),
+                ..AttemptFilter::default()
+            },
+            &PageQuery {
+                limit: 50,
+                cursor: Cursor::Start,
+                order: Order::Descending,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(attempts.is_empty(), "attempts go with their messages");
+    let counts = store
+        .endpoint_stats(&endpoint.id, None, None)
+        .await
+        .unwrap();
+    assert_eq!((counts.success, counts.sending), (0, 1));
 }

@@ -108,4 +108,21 @@ impl AdminStore for PgStore {
             .await?;
         Ok(done.rows_affected())
     }
+
+    async fn prune_messages(&self, before: Timestamp, limit: usize) -> Result<u64> {
+        // SKIP LOCKED: a message a dispatcher is reading right now is left for the next call.
+        let done = sqlx::query(
+            "DELETE FROM message WHERE id IN (
+                SELECT m.id FROM message m WHERE m.created_at < $1
+                  AND NOT EXISTS (SELECT 1 FROM delivery d
+                                  WHERE d.msg_id = m.id AND d.status IN (1, 3))
+                ORDER BY m.created_at LIMIT $2
+                FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(micros(before))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }
