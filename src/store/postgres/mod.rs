@@ -74,7 +74,10 @@ impl PgStore {
         let redacted = crate::config::redact_url(url);
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL {redacted:?}: {e}"))?
-            .application_name("hookd");
+            .application_name("hookd")
+            // PostgreSQL's NOTICEs ("relation already exists, skipping" at every start) are
+            // not worth an operator's attention.
+            .options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
             .min_connections(settings.min_connections)
             .max_connections(settings.max_connections.max(2))
