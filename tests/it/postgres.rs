@@ -10,8 +10,12 @@ use hookd::store::{Cursor, MessageFilter, NewApplication, NewMessage, Order, Pag
 use reqwest::StatusCode;
 use serde_json::json;
 
+use hookd::config::Role;
+
+use crate::delivery::app_with_endpoint;
 use crate::helpers::TestApp;
 use crate::pg::TestDatabase;
+use crate::receiver::Receiver;
 
 async fn node(database: &TestDatabase) -> Arc<dyn Store> {
     let settings = PoolSettings {
@@ -127,4 +131,64 @@ async fn the_api_recovers_by_itself_after_its_sessions_are_ended() {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = app.get("/api/v1/health").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+/// An api node accepts messages without delivering them; a worker node, told by NOTIFY,
+/// delivers them at once (not at its 30 s idle check) and serves only the health routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_and_worker_nodes_split_the_work() {
+    let api = TestApp::builder()
+        .with_postgres()
+        .delivering_to_loopback()
+        .with_config(|c| c.role = Role::Api)
+        .spawn()
+        .await;
+    let receiver = Receiver::start().await;
+    let (app_id, _) = app_with_endpoint(&api, &receiver, "/split").await;
+    let first = api
+        .create_message(&app_id, json!({"eventType": "a", "payload": {}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        receiver.requests("/split").is_empty(),
+        "an api node delivered"
+    );
+
+    let (url, token) = (api.config().database_url.clone(), api.token.clone());
+    let worker = TestApp::builder()
+        .delivering_to_loopback()
+        .with_config(move |c| {
+            c.database_url = url;
+            c.admin_token = token;
+            c.role = Role::Worker;
+        })
+        .spawn()
+        .await;
+    receiver.wait_for("/split", 1).await;
+    assert_eq!(worker.get("/api/v1/health").await.0, StatusCode::NO_CONTENT);
+    let (status, body) = worker.get("/api/v1/app").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // The worker now idles with nothing due; a new message must wake it through NOTIFY.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let woken = Instant::now();
+    let second = api
+        .create_message(&app_id, json!({"eventType": "a", "payload": {}}))
+        .await;
+    let received = receiver.wait_for("/split", 2).await;
+    assert!(
+        woken.elapsed() < Duration::from_secs(5),
+        "the worker was not woken"
+    );
+    let ids: Vec<&str> = received
+        .iter()
+        .filter_map(|r| r.headers.get("webhook-id")?.to_str().ok())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            first["id"].as_str().unwrap(),
+            second["id"].as_str().unwrap()
+        ]
+    );
 }
