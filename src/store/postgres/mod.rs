@@ -35,8 +35,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
 
 use crate::domain::{Message, Timestamp};
 use crate::store::{AttemptRecord, NewMessage, StoreError};
@@ -46,6 +46,13 @@ pub use listener::listen_for_deliveries;
 
 /// The channel that tells worker nodes deliveries may have become due.
 pub const CHANNEL: &str = "hookd_deliveries";
+
+/// How long a statement waits for a lock (a list lock, a row) before failing as unavailable.
+const LOCK_TIMEOUT: &str = "10s";
+/// How long the server lets a hookd session sit idle inside a transaction. hookd never does
+/// (no transaction spans anything but its own statements), so only a node that stopped
+/// answering mid-transaction hits it, and its locks are then released.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
 
 /// The most messages (or attempt records) one transaction writes.
 const MAX_BATCH: usize = 256;
@@ -72,23 +79,41 @@ impl PgStore {
     /// may start at once: migrations run under the migrator's own advisory lock.
     pub async fn connect(url: &str, settings: PoolSettings) -> anyhow::Result<Self> {
         let redacted = crate::config::redact_url(url);
-        let options = PgConnectOptions::from_str(url)
+        let cannot_connect =
+            |e| anyhow::anyhow!("cannot connect to PostgreSQL at {redacted:?}: {e}");
+        let base = PgConnectOptions::from_str(url)
             .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL {redacted:?}: {e}"))?
             .application_name("hookd")
             // PostgreSQL's NOTICEs ("relation already exists, skipping" at every start) are
             // not worth an operator's attention.
             .options([("client_min_messages", "warning")]);
+        // Migrations get a connection of their own, without the lock timeout: a node that
+        // starts while another runs a long migration waits for it.
+        let mut migrating = PgConnection::connect_with(&base)
+            .await
+            .map_err(cannot_connect)?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&mut migrating)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot migrate the PostgreSQL database: {e}"))?;
+        migrating.close().await.map_err(cannot_connect)?;
+        // A lock held by a node that vanished without closing its connection (a network
+        // partition) fails requests waiting for it with 503 rather than hanging them, and the
+        // server ends such a session's transaction.
+        let options = base.options([
+            ("lock_timeout", LOCK_TIMEOUT),
+            (
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT,
+            ),
+        ]);
         let pool = PgPoolOptions::new()
             .min_connections(settings.min_connections)
             .max_connections(settings.max_connections.max(2))
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {redacted:?}: {e}"))?;
-        sqlx::migrate!("migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot migrate the PostgreSQL database: {e}"))?;
+            .map_err(cannot_connect)?;
         Ok(Self {
             ingest: Batcher::spawn(pool.clone(), ingest::write, MAX_BATCH),
             records: Batcher::spawn(pool.clone(), records::write, MAX_BATCH),
