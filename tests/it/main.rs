@@ -27,5 +27,6 @@ mod public;
 mod queue;
 mod receiver;
 mod retries;
+mod routes;
 mod shutdown;
 mod ssrf;
