@@ -4,8 +4,9 @@
 //! The steps, each one statement for the whole batch where it can be:
 //! 1. resolve the applications the messages name; create the inline applications of unknown
 //!    uids (under the `application` list lock, re-checking after taking it);
-//! 2. lock each application's message list (in lock-key order, so batches on different
-//!    nodes never deadlock) and draw message ids after the greatest stored one;
+//! 2. lock each application's message list (all in one statement, in lock-key order, so
+//!    batches on different nodes never deadlock) and draw message ids after the greatest
+//!    stored one;
 //! 3. insert the messages, `ON CONFLICT DO NOTHING` on `(app_id, event_id)`: a message that
 //!    was not inserted is a duplicate `eventId`, answered 409 without failing the batch;
 //! 4. insert one pending delivery per enabled endpoint that accepts each message, and
@@ -16,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{list_lock_key, lock_list, micros, notify_due};
+use super::{CHANNEL, lock_list, lock_lists, micros};
 use crate::domain::time::now;
 use crate::domain::{AppId, Message, MessageId, ResourceKey};
 use crate::store::rows::{self, to_json};
@@ -37,11 +38,10 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<M
         .flatten()
         .map(|a| a.as_str().to_owned())
         .collect();
-    app_ids.sort_by_key(|id| list_lock_key(&format!("message:{id}")));
+    app_ids.sort_unstable();
     app_ids.dedup();
-    for id in &app_ids {
-        lock_list(&mut tx, &format!("message:{id}")).await?;
-    }
+    let lists: Vec<String> = app_ids.iter().map(|id| format!("message:{id}")).collect();
+    lock_lists(&mut tx, &lists).await?;
     let mut last = last_message_ids(&mut tx, &app_ids).await?;
 
     let created = now();
@@ -70,9 +70,7 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<M
             Err(e) => Err(e),
         })
         .collect();
-    if insert_deliveries(&mut tx, batch, &results).await? > 0 {
-        notify_due(&mut tx).await?;
-    }
+    insert_deliveries(&mut tx, batch, &results).await?;
     tx.commit().await?;
     Ok(results)
 }
@@ -233,8 +231,8 @@ async fn insert_messages(
     Ok(inserted.into_iter().collect())
 }
 
-/// Inserts a pending delivery per enabled endpoint accepting each inserted message; returns
-/// how many.
+/// Inserts a pending delivery per enabled endpoint accepting each inserted message, and
+/// notifies the workers if there are any; returns how many.
 async fn insert_deliveries(
     conn: &mut PgConnection,
     batch: &[NewMessage],
@@ -288,16 +286,22 @@ async fn insert_deliveries(
         .flatten()
         .map(|m| micros(m.created_at))
         .next();
+    // The notification goes out with the commit; sent from this statement, it costs no
+    // round trip of its own while the batch holds its locks.
     sqlx::query(
-        "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, next_attempt_at, created_at,
-         updated_at)
-         SELECT msg_id, endpoint_id, app_id, 1, $4, $4, $4
-         FROM unnest($1::text[], $2::text[], $3::text[]) AS t(msg_id, endpoint_id, app_id)",
+        "WITH inserted AS (
+            INSERT INTO delivery (msg_id, endpoint_id, app_id, status, next_attempt_at,
+              created_at, updated_at)
+            SELECT msg_id, endpoint_id, app_id, 1, $4, $4, $4
+            FROM unnest($1::text[], $2::text[], $3::text[]) AS t(msg_id, endpoint_id, app_id)
+            RETURNING 1)
+         SELECT pg_notify($5, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted",
     )
     .bind(&msg_ids)
     .bind(&endpoint_ids)
     .bind(&apps)
     .bind(created)
+    .bind(CHANNEL)
     .execute(&mut *conn)
     .await?;
     Ok(msg_ids.len())

@@ -134,13 +134,25 @@ impl PgStore {
 
 /// Takes the transaction-scoped lock that orders inserts into `list` (e.g. `message:<app>`)
 /// across every node. Held until the transaction ends, so ids drawn under it after the
-/// greatest stored one commit in id order. Callers that take several take them in the
-/// order of [`list_lock_key`], and the global `application` list before any other.
+/// greatest stored one commit in id order. A transaction that needs several takes them in
+/// one [`lock_lists`] call, after the global `application` list if it needs that too.
 async fn lock_list(conn: &mut PgConnection, list: &str) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(list_lock_key(list))
-        .execute(conn)
-        .await?;
+    lock_lists(conn, &[list.to_owned()]).await
+}
+
+/// Takes the locks of several lists in one round trip, in the order of their keys, so that
+/// transactions locking overlapping sets never deadlock.
+async fn lock_lists(conn: &mut PgConnection, lists: &[String]) -> Result<(), StoreError> {
+    let mut keys: Vec<i64> = lists.iter().map(|l| list_lock_key(l)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(k.key)
+         FROM unnest($1::int8[]) WITH ORDINALITY AS k(key, n) ORDER BY k.n",
+    )
+    .bind(&keys)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
