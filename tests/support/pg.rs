@@ -68,6 +68,7 @@ impl TestDatabase {
             rand::random::<u32>()
         );
         let mut admin = PgConnection::connect(&admin_url).await?;
+        drop_stale_databases(&mut admin).await;
         admin
             .execute(format!("CREATE DATABASE {name}").as_str())
             .await?;
@@ -94,6 +95,31 @@ impl TestDatabase {
         .await?;
         admin.close().await?;
         Ok(ended.rows_affected())
+    }
+}
+
+/// Once per test process: drops the databases left by test processes that were killed
+/// before they could drop their own (their names carry the pid; a pid no longer running on
+/// this machine is gone). Best effort: other runs' databases are left alone.
+async fn drop_stale_databases(admin: &mut PgConnection) {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, Ordering::SeqCst) || !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'hookd\\_test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let pid = name.split('_').nth(2).unwrap_or_default();
+        let running = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if pid.is_empty() || running || name.contains('"') {
+            continue;
+        }
+        let _ = admin
+            .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+            .await;
     }
 }
 
