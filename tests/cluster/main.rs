@@ -197,6 +197,10 @@ async fn a_killed_node_loses_nothing() {
     let killer = async {
         // SIGKILL the third node once a third of the messages have been delivered.
         while receiver.distinct() < MESSAGES / 3 {
+            assert!(
+                started.elapsed() < DELIVERY_DEADLINE,
+                "deliveries never started"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         dead[2].store(true, Ordering::SeqCst);
