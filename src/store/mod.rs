@@ -3,7 +3,7 @@
 //! [`Store`] is what the rest of the crate sees; it is split into one trait per resource so
 //! each backend can keep one file per resource. The embedded backend is SQLite
 //! ([`sqlite::SqliteStore`]); the scale-out backend, shared by several nodes, is PostgreSQL
-//! ([`postgres::PgStore`]). Both decode rows with the same code ([`rows`]) and pass the same
+//! ([`postgres::PgStore`]). Both decode rows with the same code (`store::rows`) and pass the same
 //! conformance tests (`tests/it/queue.rs` and the whole integration suite).
 //!
 //! Invariants every backend keeps:

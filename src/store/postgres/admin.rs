@@ -1,3 +1,6 @@
+//! API tokens, idempotency keys and retention on PostgreSQL. Idempotency claims may race
+//! across nodes, so they are decided by an insert and a row lock, not by a read.
+
 use async_trait::async_trait;
 use sqlx::Row;
 

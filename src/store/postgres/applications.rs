@@ -1,3 +1,6 @@
+//! Applications on PostgreSQL. Inserts take the global `application` list lock and draw the
+//! id after the greatest stored one, so ids are in commit order across nodes.
+
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
 

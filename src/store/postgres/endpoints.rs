@@ -1,3 +1,7 @@
+//! Endpoints on PostgreSQL. Inserts take the application's `endpoint:` list lock (ids in
+//! commit order across nodes); disabling an endpoint parks its pending deliveries and
+//! enabling it makes them due at once, notifying the worker nodes.
+
 use async_trait::async_trait;
 use sqlx::{PgConnection, QueryBuilder};
 

@@ -1,3 +1,5 @@
+//! Event types on PostgreSQL: keyed and listed by name, so no list lock is needed.
+
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
 

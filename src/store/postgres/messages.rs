@@ -1,3 +1,6 @@
+//! Messages on PostgreSQL: reads here; accepting them goes through the batching writer
+//! ([`super::ingest`]).
+
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
 

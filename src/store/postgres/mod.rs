@@ -3,17 +3,17 @@
 //! PostgreSQL is both the store and the queue. What the embedded store gets from having one
 //! writer, this one gets from the database:
 //! - **Claims** lock due deliveries with `FOR UPDATE SKIP LOCKED` and lease them in one
-//!   statement ([`queue`]), so each delivery is attempted by one node at a time, and a dead
+//!   statement (`queue`), so each delivery is attempted by one node at a time, and a dead
 //!   node's claims come due again when their leases expire.
 //! - **Id order is commit order**: inserting into a list (applications; an application's
 //!   endpoints or messages) takes a transaction-scoped advisory lock for that list and
-//!   draws the id after the greatest stored one ([`lock_list`]), so keyset pagination visits
+//!   draws the id after the greatest stored one (`lock_list`), so keyset pagination visits
 //!   every item exactly once on every node, whatever their clocks.
 //! - **Group commit**: messages and attempt records are written in batches, one transaction
-//!   each ([`batch`]), so many requests share one commit and one lock acquisition.
+//!   each (`batch`), so many requests share one commit and one lock acquisition.
 //! - **Waking other nodes**: every write that makes deliveries due sends a notification on
 //!   [`CHANNEL`] in its transaction (delivered on commit); worker nodes LISTEN for it
-//!   ([`listener`]).
+//!   (`listener`).
 //!
 //! Connection loss, a full pool (after [`PoolSettings::acquire_timeout`]) and a server
 //! shutting down surface as [`StoreError::Unavailable`], which the API answers with 503.
