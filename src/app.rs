@@ -1,5 +1,9 @@
 //! Wiring: opens the store, binds the listener, runs the API and background tasks, and shuts
 //! them down in order.
+//!
+//! The node's role decides what runs: `api` serves the API; `worker` runs the dispatcher
+//! (and, on PostgreSQL, the LISTEN task that wakes it when another node makes deliveries due)
+//! and serves only the health routes; `all` does both.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use crate::delivery::sender::{Sender, SenderSettings};
 use crate::delivery::ssrf::{AddressPolicy, parse_networks};
 use crate::domain::time::now;
 use crate::store::Store;
+use crate::store::postgres::{PgStore, PoolSettings, listen_for_deliveries};
 use crate::store::sqlite::SqliteStore;
 
 /// How often expired idempotency records are deleted.
@@ -30,9 +35,21 @@ const STOP_MARGIN: Duration = Duration::from_secs(10);
 /// A claim outlives the request timeout by this much before another dispatcher may take it.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 const CLAIM_BATCH: usize = 256;
+/// How long a request waits for a PostgreSQL connection before it is answered 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Opens (creating and migrating if needed) the configured store.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(open(config).await?.store)
+}
+
+/// The opened store, with the PostgreSQL pool when there is one (for LISTEN and closing).
+struct Opened {
+    store: Arc<dyn Store>,
+    pg_pool: Option<sqlx::PgPool>,
+}
+
+async fn open(config: &Config) -> anyhow::Result<Opened> {
     let store = match config.database()? {
         Database::SqliteFile(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -44,8 +61,27 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         Database::SqliteUrl(url) => {
             SqliteStore::open_url(&url, config.sqlite_read_connections).await?
         }
+        Database::Postgres(url) => {
+            let store = PgStore::connect(
+                &url,
+                PoolSettings {
+                    min_connections: config.database_pool_min,
+                    max_connections: config.database_pool_max,
+                    acquire_timeout: ACQUIRE_TIMEOUT,
+                },
+            )
+            .await?;
+            let pg_pool = Some(store.pool().clone());
+            return Ok(Opened {
+                store: Arc::new(store),
+                pg_pool,
+            });
+        }
     };
-    Ok(Arc::new(store))
+    Ok(Opened {
+        store: Arc::new(store),
+        pg_pool: None,
+    })
 }
 
 /// A running hookd: the API on `addr` and its background tasks.
@@ -55,6 +91,7 @@ pub struct Server {
     serving: JoinHandle<std::io::Result<()>>,
     tasks: TaskTracker,
     timeout: Duration,
+    pg_pool: Option<sqlx::PgPool>,
 }
 
 impl Server {
@@ -66,7 +103,7 @@ impl Server {
 
     /// As [`Server::start`], with the dispatcher reading time from `clock`.
     pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let store = open_store(&config).await?;
+        let Opened { store, pg_pool } = open(&config).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -83,30 +120,38 @@ impl Server {
             }),
             message_enqueued: Arc::new(Notify::new()),
         };
-        let dispatcher = dispatcher(
-            &config,
-            store.clone(),
-            clock,
-            state.message_enqueued.clone(),
-        )?;
-        tasks.spawn(dispatcher.run(shutdown.clone()));
-        let ttl = Duration::from_secs(u64::from(config.idempotency_ttl_hours) * 3600);
-        tasks.spawn(prune_idempotency_keys(store, ttl, shutdown.clone()));
+        if config.role.delivers() {
+            let wake = state.message_enqueued.clone();
+            let dispatcher = dispatcher(&config, store.clone(), clock, wake.clone())?;
+            tasks.spawn(dispatcher.run(shutdown.clone()));
+            if let Some(pool) = &pg_pool {
+                tasks.spawn(listen_for_deliveries(pool.clone(), wake, shutdown.clone()));
+            }
+        }
+        if config.role.serves_api() {
+            let ttl = Duration::from_secs(u64::from(config.idempotency_ttl_hours) * 3600);
+            tasks.spawn(prune_idempotency_keys(store, ttl, shutdown.clone()));
+        }
 
-        let router = api::router(state);
+        let router = if config.role.serves_api() {
+            api::router(state)
+        } else {
+            api::health_router(state)
+        };
         let stop = shutdown.clone();
         let serving = tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await
         });
-        tracing::info!(%addr, "hookd is listening");
+        tracing::info!(%addr, role = config.role.as_str(), "hookd is listening");
         Ok(Self {
             addr,
             shutdown,
             serving,
             tasks,
             timeout: Duration::from_secs(config.shutdown_timeout_secs) + STOP_MARGIN,
+            pg_pool,
         })
     }
 
@@ -120,15 +165,19 @@ impl Server {
             self.tasks.wait().await;
             served
         };
-        match tokio::time::timeout(self.timeout, drained).await {
+        let result = match tokio::time::timeout(self.timeout, drained).await {
             Ok(served) => served
-                .context("the API server task failed")?
-                .context("the API server failed")?,
+                .context("the API server task failed")
+                .and_then(|r| r.context("the API server failed")),
             Err(_) => {
-                tracing::warn!(timeout = ?self.timeout, "shutdown timed out; exiting with requests still running")
+                tracing::warn!(timeout = ?self.timeout, "shutdown timed out; exiting with requests still running");
+                Ok(())
             }
+        };
+        if let Some(pool) = self.pg_pool {
+            pool.close().await;
         }
-        Ok(())
+        result
     }
 }
 

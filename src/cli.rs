@@ -1,4 +1,4 @@
-//! The command line: `hookd serve`, `hookd migrate`, `hookd token create`.
+//! The command line: `hookd serve`, `hookd migrate`, `hookd token create`, `hookd prune`.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::api::{generate_token, hash_hex, hash_token};
 use crate::app::{Server, open_store};
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Overrides, Role};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -36,9 +36,22 @@ pub enum Command {
         /// Address to listen on. [env: HOOKD_LISTEN] [default: 127.0.0.1:8071]
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// What this node does: api, worker or all. [env: HOOKD_ROLE] [default: all]
+        #[arg(long, value_enum, value_name = "ROLE")]
+        role: Option<Role>,
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Delete messages older than a number of days, with their deliveries and attempts, in
+    /// small batches (messages with deliveries still pending are kept).
+    Prune {
+        /// Delete messages created more than this many days ago.
+        #[arg(long, value_name = "DAYS")]
+        older_than_days: u32,
+        /// Really delete: without it, the command only says what it would do.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Manage admin API tokens.
     Token {
         #[command(subcommand)]
@@ -53,7 +66,7 @@ pub enum TokenCommand {
 }
 
 impl Cli {
-    fn load_config(&self, listen: Option<String>) -> anyhow::Result<Config> {
+    fn load_config(&self, listen: Option<String>, role: Option<Role>) -> anyhow::Result<Config> {
         let env: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
@@ -64,15 +77,19 @@ impl Cli {
         let overrides = Overrides {
             listen,
             data_dir: self.data_dir.clone(),
+            role,
         };
         Ok(Config::load(file.as_deref(), env, &overrides)?)
     }
 }
 
+/// Messages deleted per transaction by `hookd prune`: small enough to hold locks briefly.
+const PRUNE_BATCH: usize = 1000;
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Serve { listen } => {
-            let config = cli.load_config(listen.clone())?;
+        Command::Serve { listen, role } => {
+            let config = cli.load_config(listen.clone(), *role)?;
             telemetry::init(&config);
             tracing::info!(?config, "starting hookd {}", env!("CARGO_PKG_VERSION"));
             let server = Server::start(config).await?;
@@ -81,16 +98,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             server.stop().await
         }
         Command::Migrate => {
-            let config = cli.load_config(None)?;
+            let config = cli.load_config(None, None)?;
             telemetry::init(&config);
             open_store(&config).await?;
             println!("migrations applied");
             Ok(())
         }
+        Command::Prune {
+            older_than_days,
+            yes,
+        } => {
+            let config = cli.load_config(None, None)?;
+            telemetry::init(&config);
+            let before =
+                crate::domain::time::now() - chrono::TimeDelta::days(i64::from(*older_than_days));
+            if !yes {
+                println!(
+                    "would delete the messages created before {before} that have nothing left \
+                     to deliver, with their attempts; run again with --yes to delete them"
+                );
+                return Ok(());
+            }
+            let store = open_store(&config).await?;
+            let mut deleted = 0;
+            loop {
+                let n = store
+                    .prune_messages(before, PRUNE_BATCH)
+                    .await
+                    .context("pruning messages failed")?;
+                deleted += n;
+                if n == 0 {
+                    break;
+                }
+            }
+            println!("deleted {deleted} messages created before {before}");
+            Ok(())
+        }
         Command::Token {
             command: TokenCommand::Create,
         } => {
-            let config = cli.load_config(None)?;
+            let config = cli.load_config(None, None)?;
             telemetry::init(&config);
             let store = open_store(&config).await?;
             let token = generate_token();
@@ -146,10 +193,35 @@ mod tests {
             "/d",
         ])
         .unwrap();
-        assert!(matches!(cli.command, Command::Serve { listen: Some(_) }));
+        assert!(matches!(
+            cli.command,
+            Command::Serve {
+                listen: Some(_),
+                role: None
+            }
+        ));
+        let worker = Cli::try_parse_from(["hookd", "serve", "--role", "worker"]).unwrap();
+        assert!(matches!(
+            worker.command,
+            Command::Serve {
+                role: Some(Role::Worker),
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["hookd", "serve", "--role", "boss"]).is_err());
         assert_eq!(cli.data_dir, Some(PathBuf::from("/d")));
         assert!(Cli::try_parse_from(["hookd", "token", "create"]).is_ok());
         assert!(Cli::try_parse_from(["hookd", "migrate", "--config", "x.toml"]).is_ok());
         assert!(Cli::try_parse_from(["hookd", "frobnicate"]).is_err());
+        assert!(matches!(
+            Cli::try_parse_from(["hookd", "prune", "--older-than-days", "30"])
+                .unwrap()
+                .command,
+            Command::Prune {
+                older_than_days: 30,
+                yes: false
+            }
+        ));
+        assert!(Cli::try_parse_from(["hookd", "prune"]).is_err());
     }
 }

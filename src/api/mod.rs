@@ -170,6 +170,21 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// The router of a worker-only node: the health routes, and JSON 404s for everything else.
+pub fn health_router(state: ApiState) -> Router {
+    let (public, _) = public_routes().split_for_parts();
+    public
+        .fallback(|| async {
+            ApiError::NotFound(
+                "this node only delivers (role = \"worker\"); send API requests to an api node"
+                    .into(),
+            )
+        })
+        .layer(middleware::from_fn(log_server_errors))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
 /// Logs every 5xx once, with its cause, at the edge.
 async fn log_server_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();

@@ -37,6 +37,23 @@ macro_rules! prefixed_id {
                 Self(format!("{}{}", $prefix, next_ulid()))
             }
 
+            /// A new id that sorts after `last`, the greatest id of its kind already stored:
+            /// [`Self::generate`] bumped past `last` when `last` was made by another process
+            /// (a clock ahead of ours, the same millisecond). Called under the store's lock
+            /// for the list it goes into, it keeps id order equal to commit order across
+            /// processes.
+            pub fn generate_after(last: Option<&str>) -> Self {
+                let next = next_ulid();
+                let previous = last
+                    .and_then(|l| l.strip_prefix($prefix))
+                    .and_then(|u| Ulid::from_string(u).ok());
+                let ulid = match previous {
+                    Some(prev) if next <= prev => prev.increment().unwrap_or(next),
+                    _ => next,
+                };
+                Self(format!("{}{}", $prefix, ulid))
+            }
+
             /// The id if `s` has exactly the shape of one: the prefix and a valid ULID.
             pub fn parse(s: &str) -> Option<Self> {
                 let rest = s.strip_prefix($prefix)?;
@@ -109,6 +126,22 @@ mod tests {
     fn ids_sort_in_generation_order() {
         let ids: Vec<AppId> = (0..10_000).map(|_| AppId::generate()).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn ids_made_after_a_later_id_sort_after_it() {
+        // An id stored by a process whose clock runs an hour ahead.
+        let ahead = Ulid::from_parts(Ulid::new().timestamp_ms() + 3_600_000, 7);
+        let last = format!("msg_{ahead}");
+        let next = MessageId::generate_after(Some(&last));
+        assert!(next.as_str() > last.as_str());
+        assert_eq!(MessageId::parse(next.as_str()), Some(next.clone()));
+        let fresh = MessageId::generate_after(Some("msg_00000000000000000000000000"));
+        assert!(
+            fresh.as_str() < last.as_str(),
+            "an old `last` leaves the clock in charge"
+        );
+        assert!(MessageId::generate_after(None).as_str().starts_with("msg_"));
     }
 
     #[test]

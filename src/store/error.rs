@@ -39,9 +39,22 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| retryable(&c)) => {
+                StoreError::Unavailable(e)
+            }
             other => StoreError::Database(other),
         }
     }
+}
+
+/// PostgreSQL error codes (SQLSTATE) that mean "not now" rather than "never": the server is
+/// shutting down or was told to end the session, the connection failed, too many clients,
+/// or a serialization failure or deadlock that a retry gets past.
+fn retryable(code: &str) -> bool {
+    code.starts_with("08") // connection_exception
+        || code.starts_with("57P") // admin_shutdown, crash_shutdown, cannot_connect_now
+        || code.starts_with("53") // insufficient_resources: too many connections, disk full
+        || matches!(code, "40001" | "40P01" | "55P03") // serialization, deadlock, lock timeout
 }
 
 impl From<serde_json::Error> for StoreError {

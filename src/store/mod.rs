@@ -2,19 +2,25 @@
 //!
 //! [`Store`] is what the rest of the crate sees; it is split into one trait per resource so
 //! each backend can keep one file per resource. The embedded backend is SQLite
-//! ([`sqlite::SqliteStore`]); PostgreSQL implements the same traits.
+//! ([`sqlite::SqliteStore`]); the scale-out backend, shared by several nodes, is PostgreSQL
+//! ([`postgres::PgStore`]). Both decode rows with the same code (`store::rows`) and pass the same
+//! conformance tests (`tests/it/queue.rs` and the whole integration suite).
 //!
 //! Invariants every backend keeps:
 //! - A message and its delivery rows are written in one transaction, and `enqueue_message`
 //!   returns only once that transaction is durable.
-//! - Ids are assigned by the store while it holds the write lock, so that id order is commit
-//!   order and keyset pagination never skips an item that was committed before the page
-//!   boundary was passed.
+//! - Ids are assigned by the store while it holds the write lock (SQLite's one writer; on
+//!   PostgreSQL a lock per list, across nodes), so that id order is commit order and keyset
+//!   pagination never skips an item that was committed before the page boundary was passed.
+//! - A delivery is claimed by one dispatcher at a time, under a lease; a record moves the
+//!   delivery on only while the delivery still carries that claim's lease.
 //! - Timestamps are integer microseconds, payloads and JSON columns are text: the same SQL
 //!   shape works on both backends.
 
 mod error;
 mod page;
+pub mod postgres;
+pub(crate) mod rows;
 pub mod sqlite;
 mod types;
 
@@ -78,6 +84,12 @@ pub trait AdminStore {
     async fn release_idempotency_key(&self, key: &str) -> Result<()>;
     /// Deletes idempotency records started before `before`; returns how many.
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
+    /// Retention: deletes up to `limit` of the oldest messages created before `before` that
+    /// have nothing left to deliver (every delivery succeeded or failed), with their
+    /// deliveries and attempts; returns how many. Each call is one short transaction that
+    /// walks the `created_at` index, so calling it until it returns 0 prunes any backlog
+    /// without long locks.
+    async fn prune_messages(&self, before: Timestamp, limit: usize) -> Result<u64>;
 }
 
 #[async_trait]

@@ -1,5 +1,7 @@
 //! Keyset pagination shared by every list.
 
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
 /// The order items are listed in, by their sort key (id or name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Order {
@@ -56,4 +58,29 @@ impl PageQuery {
     pub fn reverses(&self) -> bool {
         matches!(self.cursor, Cursor::Before(_))
     }
+}
+
+/// Appends `AND key > / < bound ORDER BY key LIMIT n` for `page`; rows come back in scan
+/// order (see [`PageQuery::scans_ascending`]). The same SQL on both backends.
+pub fn push_page<'a, DB>(qb: &mut QueryBuilder<'a, DB>, key_column: &str, page: &PageQuery)
+where
+    DB: Database,
+    String: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    if let Some((bound, greater)) = page.key_bound() {
+        qb.push(" AND ")
+            .push(key_column)
+            .push(if greater { " > " } else { " < " })
+            .push_bind(bound.to_owned());
+    }
+    qb.push(" ORDER BY ")
+        .push(key_column)
+        .push(if page.scans_ascending() {
+            " ASC"
+        } else {
+            " DESC"
+        })
+        .push(" LIMIT ")
+        .push_bind(page.fetch());
 }

@@ -4,7 +4,8 @@ use hookd::api::{generate_token, hash_hex, hash_token};
 use reqwest::{Method, StatusCode, header};
 use serde_json::json;
 
-use crate::helpers::{PROTECTED_ROUTES, TestApp, assert_http_error, fill, send};
+use crate::helpers::{TestApp, assert_http_error, send};
+use crate::routes::{PROTECTED_ROUTES, fill};
 
 async fn list_apps_with(app: &TestApp, authorization: Option<&str>) -> StatusCode {
     let mut request = app.raw_request(Method::GET, "/api/v1/app");

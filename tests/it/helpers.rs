@@ -2,7 +2,9 @@
 //! that talks to it over HTTP.
 //!
 //! Each test starts its own server (`TestApp::spawn().await`), so tests never share state and
-//! run in parallel. The server runs on the test's tokio runtime: a test that ends (or panics)
+//! run in parallel. The store is SQLite in a fresh data directory, or a fresh PostgreSQL
+//! database with `.with_postgres()`; `HOOKD_TEST_BACKEND=postgres` makes PostgreSQL the
+//! default, so the whole suite runs on it (`HOOKD_TEST_BACKEND=postgres cargo test --test it`). The server runs on the test's tokio runtime: a test that ends (or panics)
 //! without calling `stop()` takes the server down with its runtime, so nothing is left
 //! running to hang the test binary.
 
@@ -16,17 +18,45 @@ use reqwest::{Method, RequestBuilder, StatusCode, header};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::pg::TestDatabase;
+
 type ConfigEdit = Box<dyn FnOnce(&mut Config) + Send>;
 
+/// The store a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `HOOKD_TEST_BACKEND` (`sqlite`, the default, or `postgres`).
+    pub fn from_env() -> Backend {
+        match std::env::var("HOOKD_TEST_BACKEND").as_deref() {
+            Ok("postgres") | Ok("postgresql") => Backend::Postgres,
+            Ok("sqlite") | Ok("") | Err(_) => Backend::Sqlite,
+            Ok(other) => panic!("HOOKD_TEST_BACKEND={other:?}: use sqlite or postgres"),
+        }
+    }
+}
+
 /// Builds a [`TestApp`]. Everything about the server under test is chosen here, before it
-/// starts. Today that is the configuration. The database backend (SQLite in the data
-/// directory by default; `with_postgres()` will point `database_url` at a fresh database) and
-/// an in-process webhook receiver (started before the server, its address kept on `TestApp`)
-/// belong here too: as fields of this builder, applied in [`TestAppBuilder::spawn`].
-#[derive(Default)]
+/// starts: the configuration, the clock, and the database backend (SQLite in the data
+/// directory, or a fresh PostgreSQL database; [`Backend::from_env`] by default).
 pub struct TestAppBuilder {
     config_edits: Vec<ConfigEdit>,
     clock: Option<Arc<dyn Clock>>,
+    backend: Backend,
+}
+
+impl Default for TestAppBuilder {
+    fn default() -> Self {
+        Self {
+            config_edits: Vec::new(),
+            clock: None,
+            backend: Backend::from_env(),
+        }
+    }
 }
 
 impl TestAppBuilder {
@@ -40,6 +70,13 @@ impl TestAppBuilder {
     /// Lets deliveries (receivers on 127.0.0.1) through the SSRF guard.
     pub fn delivering_to_loopback(self) -> Self {
         self.with_config(|c| c.allowed_networks = vec!["127.0.0.0/8".into()])
+    }
+
+    /// Runs on a fresh PostgreSQL database (dropped when the `TestApp` is), whatever
+    /// `HOOKD_TEST_BACKEND` says. Fails the test if PostgreSQL cannot be reached.
+    pub fn with_postgres(mut self) -> Self {
+        self.backend = Backend::Postgres;
+        self
     }
 
     /// The dispatcher reads time from `clock` (a `ManualClock` for retry schedules).
@@ -56,6 +93,15 @@ impl TestAppBuilder {
         config.data_dir = data_dir.path().to_owned();
         config.admin_token = hookd::api::generate_token();
         config.shutdown_timeout_secs = 5;
+        let database = match self.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let database = TestDatabase::require().await;
+                config.database_url = database.url.clone();
+                config.database_pool_max = 6;
+                Some(database)
+            }
+        };
         for edit in self.config_edits {
             edit(&mut config);
         }
@@ -71,6 +117,7 @@ impl TestAppBuilder {
             config,
             server: Some(server),
             _data_dir: data_dir,
+            database,
         }
     }
 }
@@ -98,6 +145,8 @@ pub struct TestApp {
     server: Option<Server>,
     /// Deleted when the app is dropped; kept across `restart`.
     _data_dir: TempDir,
+    /// The PostgreSQL database, if the app runs on one; dropped after the server.
+    database: Option<TestDatabase>,
 }
 
 impl TestApp {
@@ -113,6 +162,11 @@ impl TestApp {
     /// The configuration the server runs with (its data directory, token, limits).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The PostgreSQL database the server runs on, if it does.
+    pub fn database(&self) -> Option<&TestDatabase> {
+        self.database.as_ref()
     }
 
     pub fn base_url(&self) -> String {
@@ -235,86 +289,6 @@ impl TestApp {
             iterator = Some(page["iterator"].as_str().expect("iterator").to_owned());
         }
     }
-}
-
-/// Every operation of the API that needs a token, as in the OpenAPI document.
-pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/v1/app"),
-    ("POST", "/api/v1/app"),
-    ("GET", "/api/v1/app/{app_id}"),
-    ("PUT", "/api/v1/app/{app_id}"),
-    ("PATCH", "/api/v1/app/{app_id}"),
-    ("DELETE", "/api/v1/app/{app_id}"),
-    ("GET", "/api/v1/event-type"),
-    ("POST", "/api/v1/event-type"),
-    ("GET", "/api/v1/event-type/{event_type_name}"),
-    ("PUT", "/api/v1/event-type/{event_type_name}"),
-    ("PATCH", "/api/v1/event-type/{event_type_name}"),
-    ("DELETE", "/api/v1/event-type/{event_type_name}"),
-    ("GET", "/api/v1/app/{app_id}/endpoint"),
-    ("POST", "/api/v1/app/{app_id}/endpoint"),
-    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
-    ("PUT", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
-    ("PATCH", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
-    ("DELETE", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
-    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers"),
-    ("PUT", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers"),
-    (
-        "PATCH",
-        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
-    ),
-    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret"),
-    (
-        "POST",
-        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
-    ),
-    ("GET", "/api/v1/app/{app_id}/msg"),
-    ("POST", "/api/v1/app/{app_id}/msg"),
-    ("GET", "/api/v1/app/{app_id}/msg/{msg_id}"),
-    ("DELETE", "/api/v1/app/{app_id}/msg/{msg_id}/content"),
-    ("GET", "/api/v1/app/{app_id}/attempt/msg/{msg_id}"),
-    ("GET", "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}"),
-    (
-        "GET",
-        "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
-    ),
-    (
-        "DELETE",
-        "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content",
-    ),
-    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg"),
-    ("GET", "/api/v1/app/{app_id}/msg/{msg_id}/endpoint"),
-    (
-        "POST",
-        "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
-    ),
-    (
-        "POST",
-        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
-    ),
-    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats"),
-    (
-        "POST",
-        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
-    ),
-];
-
-/// The operations that need no token.
-pub const PUBLIC_ROUTES: &[(&str, &str)] =
-    &[("GET", "/api/v1/health"), ("GET", "/api/v1/health/ping")];
-
-/// `template` with every `{param}` replaced by `value`.
-pub fn fill(template: &str, value: &str) -> String {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        let end = rest[start..].find('}').expect("unclosed {") + start;
-        out.push_str(&rest[..start]);
-        out.push_str(value);
-        rest = &rest[end + 1..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Sends `request` and returns its status and body. Every body hookd sends is JSON, so a

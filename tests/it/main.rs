@@ -1,5 +1,6 @@
 //! Integration tests: each test starts a real hookd (see [`helpers::TestApp`]) and drives
-//! its HTTP API the way a Svix client would.
+//! its HTTP API the way a Svix client would. They run on SQLite, or on PostgreSQL with
+//! `HOOKD_TEST_BACKEND=postgres` (a fresh database per test).
 
 mod applications;
 mod auth;
@@ -19,9 +20,13 @@ mod messages;
 mod pagination;
 mod pagination_concurrent;
 mod persistence;
+#[path = "../support/pg.rs"]
+mod pg;
+mod postgres;
 mod public;
 mod queue;
 mod receiver;
 mod retries;
+mod routes;
 mod shutdown;
 mod ssrf;

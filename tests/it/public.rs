@@ -3,7 +3,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PROTECTED_ROUTES, PUBLIC_ROUTES, TestApp, send};
+use crate::helpers::{TestApp, send};
+use crate::routes::{PROTECTED_ROUTES, PUBLIC_ROUTES};
 
 #[tokio::test]
 async fn health_answers_204_without_a_token() {

@@ -1,7 +1,9 @@
-//! The delivery queue at the store level: leases, reclaiming, fencing, parking.
+//! The store conformance suite for the delivery queue: leases, reclaiming, fencing, parking,
+//! concurrent claimers.
 //!
-//! These run against the store interface (`Arc<dyn Store>`), so any backend can be checked
-//! with them.
+//! Each check is written once against the store interface (`Arc<dyn Store>`) and run on
+//! both backends by [`conformance!`]: on SQLite in a temporary directory, and on PostgreSQL
+//! in a fresh database (skipped, saying so, when PostgreSQL is unreachable outside CI).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,14 +12,17 @@ use chrono::TimeDelta;
 use hookd::domain::time::now;
 use hookd::domain::{
     AppKey, Attempt, AttemptId, DeliveryStatus, EndpointHeaders, EndpointId, EndpointUrl,
-    EventTypeName, Payload, ResourceKey, SigningSecret, Subscription, Trigger,
+    EventTypeName, MessageKey, Payload, ResourceKey, SigningSecret, Subscription, Trigger,
 };
+use hookd::store::postgres::{PgStore, PoolSettings};
 use hookd::store::sqlite::SqliteStore;
 use hookd::store::{
-    AttemptRecord, ClaimLimits, ClaimedDelivery, NewApplication, NewEndpoint, NewMessage, NextStep,
-    Store,
+    AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, Cursor, NewApplication,
+    NewEndpoint, NewMessage, NextStep, Order, PageQuery, Store,
 };
 use tempfile::TempDir;
+
+use crate::pg::TestDatabase;
 
 async fn sqlite() -> (Arc<dyn Store>, TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -25,6 +30,69 @@ async fn sqlite() -> (Arc<dyn Store>, TempDir) {
         .await
         .unwrap();
     (Arc::new(store), dir)
+}
+
+async fn postgres() -> Option<(Arc<dyn Store>, TestDatabase)> {
+    let database = TestDatabase::create().await?;
+    let store = PgStore::connect(
+        &database.url,
+        PoolSettings {
+            min_connections: 1,
+            max_connections: 8,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        },
+    )
+    .await
+    .unwrap();
+    Some((Arc::new(store), database))
+}
+
+/// Runs each named check (an `async fn(Arc<dyn Store>)`) on every backend.
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let (store, _dir) = super::sqlite().await;
+                    super::$check(store).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let Some((store, _database)) = super::postgres().await else {
+                        return;
+                    };
+                    super::$check(store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_claim_hides_deliveries_until_its_lease_expires,
+    retries_come_due_at_their_time_and_releases_at_once,
+    skipped_and_disabled_endpoints_are_not_claimed,
+    gone_fails_the_delivery_and_parks_the_rest,
+    concurrent_claimers_never_share_a_delivery,
+    old_finished_messages_are_pruned_in_batches,
+    a_record_for_a_deleted_delivery_is_dropped_quietly,
+);
+
+fn none() -> HashMap<EndpointId, usize> {
+    HashMap::new()
+}
+
+fn limits(total: usize, room: &HashMap<EndpointId, usize>) -> ClaimLimits {
+    ClaimLimits {
+        total,
+        per_endpoint: 1000,
+        room: room.clone(),
+    }
 }
 
 /// One app with one endpoint and `n` messages; returns the endpoint.
@@ -71,18 +139,6 @@ async fn seed(store: &dyn Store, n: usize) -> hookd::domain::Endpoint {
     endpoint
 }
 
-fn none() -> HashMap<EndpointId, usize> {
-    HashMap::new()
-}
-
-fn limits(total: usize, room: &HashMap<EndpointId, usize>) -> ClaimLimits {
-    ClaimLimits {
-        total,
-        per_endpoint: 1000,
-        room: room.clone(),
-    }
-}
-
 fn record(claim: &ClaimedDelivery, next: NextStep) -> AttemptRecord {
     AttemptRecord {
         delivery_id: claim.id,
@@ -106,9 +162,7 @@ fn record(claim: &ClaimedDelivery, next: NextStep) -> AttemptRecord {
     }
 }
 
-#[tokio::test]
-async fn a_claim_hides_deliveries_until_its_lease_expires() {
-    let (store, _dir) = sqlite().await;
+async fn a_claim_hides_deliveries_until_its_lease_expires(store: Arc<dyn Store>) {
     seed(store.as_ref(), 3).await;
     let t = now();
     let lease = t + TimeDelta::seconds(30);
@@ -160,9 +214,7 @@ async fn a_claim_hides_deliveries_until_its_lease_expires() {
     assert_eq!((counts.sending, counts.success), (0, 1));
 }
 
-#[tokio::test]
-async fn retries_come_due_at_their_time_and_releases_at_once() {
-    let (store, _dir) = sqlite().await;
+async fn retries_come_due_at_their_time_and_releases_at_once(store: Arc<dyn Store>) {
     seed(store.as_ref(), 2).await;
     let t = now();
     let claims = store
@@ -206,9 +258,7 @@ async fn retries_come_due_at_their_time_and_releases_at_once() {
     assert_eq!(due[0].attempts, 1);
 }
 
-#[tokio::test]
-async fn skipped_and_disabled_endpoints_are_not_claimed() {
-    let (store, _dir) = sqlite().await;
+async fn skipped_and_disabled_endpoints_are_not_claimed(store: Arc<dyn Store>) {
     let endpoint = seed(store.as_ref(), 2).await;
     let t = now();
     let lease = t + TimeDelta::seconds(30);
@@ -259,9 +309,7 @@ async fn skipped_and_disabled_endpoints_are_not_claimed() {
     );
 }
 
-#[tokio::test]
-async fn gone_fails_the_delivery_and_parks_the_rest() {
-    let (store, _dir) = sqlite().await;
+async fn gone_fails_the_delivery_and_parks_the_rest(store: Arc<dyn Store>) {
     let endpoint = seed(store.as_ref(), 3).await;
     let t = now();
     let claims = store
@@ -295,9 +343,95 @@ async fn gone_fails_the_delivery_and_parks_the_rest() {
     );
 }
 
-#[tokio::test]
-async fn a_record_for_a_deleted_delivery_is_dropped_quietly() {
-    let (store, _dir) = sqlite().await;
+async fn concurrent_claimers_never_share_a_delivery(store: Arc<dyn Store>) {
+    seed(store.as_ref(), 120).await;
+    let t = now();
+    let claimers = (0..4).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim_due(t, t + TimeDelta::seconds(30), &limits(7, &none()))
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|c| c.id));
+            }
+        })
+    });
+    let mut claimed: Vec<i64> = Vec::new();
+    for claimer in claimers {
+        claimed.extend(claimer.await.unwrap());
+    }
+    let total = claimed.len();
+    claimed.sort_unstable();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "a delivery was claimed twice");
+    assert_eq!(total, 120, "every delivery was claimed once");
+}
+
+async fn old_finished_messages_are_pruned_in_batches(store: Arc<dyn Store>) {
+    let endpoint = seed(store.as_ref(), 5).await;
+    let t = now();
+    let claims = store
+        .claim_due(t, t + TimeDelta::seconds(30), &limits(10, &none()))
+        .await
+        .unwrap();
+    for claim in &claims[..4] {
+        store
+            .record_attempt(record(claim, NextStep::Delivered))
+            .await
+            .unwrap();
+    }
+    let later = now() + TimeDelta::seconds(1);
+    assert_eq!(
+        store
+            .prune_messages(t - TimeDelta::days(1), 10)
+            .await
+            .unwrap(),
+        0,
+        "nothing is that old"
+    );
+    assert_eq!(store.prune_messages(later, 3).await.unwrap(), 3);
+    assert_eq!(store.prune_messages(later, 3).await.unwrap(), 1);
+    assert_eq!(
+        store.prune_messages(later, 3).await.unwrap(),
+        0,
+        "a message still being delivered is kept"
+    );
+    let kept = &claims[4].message.id;
+    let message = store
+        .get_message(&endpoint.app_id, &MessageKey::Id(kept.clone()))
+        .await
+        .unwrap();
+    assert!(message.is_some());
+    let attempts = store
+        .list_attempts(
+            &endpoint.app_id,
+            &AttemptFilter {
+                endpoint_id: Some(endpoint.id.clone()),
+                ..AttemptFilter::default()
+            },
+            &PageQuery {
+                limit: 50,
+                cursor: Cursor::Start,
+                order: Order::Descending,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(attempts.is_empty(), "attempts go with their messages");
+    let counts = store
+        .endpoint_stats(&endpoint.id, None, None)
+        .await
+        .unwrap();
+    assert_eq!((counts.success, counts.sending), (0, 1));
+}
+
+async fn a_record_for_a_deleted_delivery_is_dropped_quietly(store: Arc<dyn Store>) {
     let endpoint = seed(store.as_ref(), 1).await;
     let t = now();
     let claims = store

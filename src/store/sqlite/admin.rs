@@ -95,4 +95,19 @@ impl AdminStore for SqliteStore {
             .await?;
         Ok(done.rows_affected())
     }
+
+    async fn prune_messages(&self, before: Timestamp, limit: usize) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM message WHERE id IN (
+                SELECT m.id FROM message m WHERE m.created_at < $1
+                  AND NOT EXISTS (SELECT 1 FROM delivery d
+                                  WHERE d.msg_id = m.id AND d.status IN (1, 3))
+                ORDER BY m.created_at LIMIT $2)",
+        )
+        .bind(to_micros(before))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }

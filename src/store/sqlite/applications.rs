@@ -2,10 +2,11 @@ use async_trait::async_trait;
 use sqlx::QueryBuilder;
 
 use super::SqliteStore;
-use super::rows::{self, APPLICATION_COLUMNS, to_json};
 use crate::domain::time::{now, to_micros};
 use crate::domain::{AppId, AppKey, Application, ResourceKey};
 use crate::store::error::unique_as;
+use crate::store::page::push_page;
+use crate::store::rows::{self, APPLICATION_COLUMNS, to_json};
 use crate::store::{ApplicationStore, Conflict, NewApplication, PageQuery, Result, StoreError};
 
 #[async_trait]
@@ -88,7 +89,7 @@ impl ApplicationStore for SqliteStore {
         let mut qb = QueryBuilder::new(format!(
             "SELECT {APPLICATION_COLUMNS} FROM application WHERE 1 = 1"
         ));
-        rows::push_page(&mut qb, "id", page);
+        push_page(&mut qb, "id", page);
         let found = qb.build().fetch_all(&self.reader).await?;
         rows::all(&found, rows::application)
     }

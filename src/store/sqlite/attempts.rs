@@ -1,15 +1,16 @@
 //! Reading the attempt log and delivery states on SQLite.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
-use super::rows::{self, ATTEMPT_COLUMNS, prefixed};
-use crate::domain::time::{from_micros, to_micros};
+use super::sql;
+use crate::domain::time::to_micros;
 use crate::domain::{
     AppId, Attempt, AttemptId, DeliveryStatus, Endpoint, EndpointId, Message, MessageId,
 };
-use crate::store::{AttemptFilter, DeliveryState, MessageFilter, PageQuery, Result, StoreError};
+use crate::store::page::push_page;
+use crate::store::rows::{self, ATTEMPT_COLUMNS, DELIVERY_STATE, delivery_state, prefixed};
+use crate::store::{AttemptFilter, DeliveryState, MessageFilter, PageQuery, Result};
 
 impl SqliteStore {
     pub(super) async fn query_attempts(
@@ -46,7 +47,7 @@ impl SqliteStore {
         if let Some(after) = filter.after {
             qb.push(" AND created_at > ").push_bind(to_micros(after));
         }
-        rows::push_page(&mut qb, "id", page);
+        push_page(&mut qb, "id", page);
         let found = qb.build().fetch_all(&self.reader).await?;
         rows::all(&found, rows::attempt)
     }
@@ -82,8 +83,8 @@ impl SqliteStore {
         if let Some(status) = status {
             qb.push(" AND d.status = ").push_bind(status.code());
         }
-        rows::push_message_filter(&mut qb, filter, "m");
-        rows::push_page(&mut qb, "d.msg_id", page);
+        sql::push_message_filter(&mut qb, filter, "m");
+        push_page(&mut qb, "d.msg_id", page);
         let found = qb.build().fetch_all(&self.reader).await?;
         found
             .iter()
@@ -102,25 +103,11 @@ impl SqliteStore {
             prefixed(rows::ENDPOINT_COLUMNS, "e")
         ));
         qb.push_bind(msg.as_str().to_owned());
-        rows::push_page(&mut qb, "d.endpoint_id", page);
+        push_page(&mut qb, "d.endpoint_id", page);
         let found = qb.build().fetch_all(&self.reader).await?;
         found
             .iter()
             .map(|row| Ok((rows::endpoint(row)?, delivery_state(row)?)))
             .collect()
     }
-}
-
-const DELIVERY_STATE: &str = "d.status AS delivery_status, d.next_attempt_at AS delivery_next, d.updated_at AS delivery_updated";
-
-fn delivery_state(row: &SqliteRow) -> Result<DeliveryState> {
-    let code: i64 = row.try_get("delivery_status")?;
-    Ok(DeliveryState {
-        status: DeliveryStatus::from_code(code)
-            .ok_or_else(|| StoreError::Corrupt(format!("delivery status {code}")))?,
-        next_attempt: row
-            .try_get::<Option<i64>, _>("delivery_next")?
-            .map(from_micros),
-        updated_at: from_micros(row.try_get("delivery_updated")?),
-    })
 }

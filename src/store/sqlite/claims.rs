@@ -10,10 +10,10 @@ use std::collections::HashSet;
 
 use sqlx::{Row, SqliteConnection};
 
-use super::deliveries::id_list;
-use super::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, to_json};
+use super::sql::id_list;
 use crate::domain::time::to_micros;
 use crate::domain::{Endpoint, EndpointId, Message, Timestamp, Trigger};
+use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, to_json};
 use crate::store::{ClaimLimits, ClaimedDelivery, Result, StoreError};
 
 /// Marks the chosen due deliveries `sending` under a lease and loads what sending needs.

@@ -6,25 +6,20 @@
 //! `next_attempt_at` and never scanned.
 
 use async_trait::async_trait;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use super::SqliteStore;
-use super::rows::to_json;
 use super::writer::WriteJob;
 use crate::domain::time::{from_micros, to_micros};
 use crate::domain::{
     AppId, Attempt, AttemptId, DeliveryCounts, DeliveryStatus, Endpoint, EndpointId, Message,
     MessageId, Timestamp,
 };
+use crate::store::rows::counts;
 use crate::store::{
     AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, DeliveryStore,
     MessageFilter, PageQuery, Result, StoreError,
 };
-
-/// A JSON array of ids, bound as one parameter and read back with `json_each`.
-pub(super) fn id_list<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
-    to_json(&ids.into_iter().collect::<Vec<_>>())
-}
 
 #[async_trait]
 impl DeliveryStore for SqliteStore {
@@ -201,21 +196,6 @@ impl DeliveryStore for SqliteStore {
         .await?;
         counts(&found)
     }
-}
-
-fn counts(found: &[sqlx::sqlite::SqliteRow]) -> Result<DeliveryCounts> {
-    let mut counts = DeliveryCounts::default();
-    for row in found {
-        let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
-        match DeliveryStatus::from_code(row.try_get("status")?) {
-            Some(DeliveryStatus::Success) => counts.success += n,
-            Some(DeliveryStatus::Pending) => counts.pending += n,
-            Some(DeliveryStatus::Fail) => counts.fail += n,
-            Some(DeliveryStatus::Sending) => counts.sending += n,
-            None => {}
-        }
-    }
-    Ok(counts)
 }
 
 /// Parks the endpoint's pending deliveries (disabled) or makes parked ones due now (enabled).

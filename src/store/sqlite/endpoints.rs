@@ -3,10 +3,11 @@ use sqlx::QueryBuilder;
 
 use super::SqliteStore;
 use super::deliveries::park_or_unpark;
-use super::rows::{self, ENDPOINT_COLUMNS, opt_to_json, previous_secrets_json, to_json};
 use crate::domain::time::{now, to_micros};
 use crate::domain::{AppId, Endpoint, EndpointId, EndpointKey, ResourceKey};
 use crate::store::error::unique_as;
+use crate::store::page::push_page;
+use crate::store::rows::{self, ENDPOINT_COLUMNS, opt_to_json, previous_secrets_json, to_json};
 use crate::store::{Conflict, EndpointStore, NewEndpoint, PageQuery, Result, StoreError};
 
 #[async_trait]
@@ -133,7 +134,7 @@ impl EndpointStore for SqliteStore {
             "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = "
         ));
         qb.push_bind(app.as_str().to_owned());
-        rows::push_page(&mut qb, "id", page);
+        push_page(&mut qb, "id", page);
         let found = qb.build().fetch_all(&self.reader).await?;
         rows::all(&found, rows::endpoint)
     }

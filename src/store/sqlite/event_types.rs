@@ -2,10 +2,11 @@ use async_trait::async_trait;
 use sqlx::QueryBuilder;
 
 use super::SqliteStore;
-use super::rows::{self, EVENT_TYPE_COLUMNS, opt_to_json};
 use crate::domain::time::to_micros;
 use crate::domain::{EventType, EventTypeName};
 use crate::store::error::unique_as;
+use crate::store::page::push_page;
+use crate::store::rows::{self, EVENT_TYPE_COLUMNS, opt_to_json};
 use crate::store::{Conflict, EventTypeStore, PageQuery, Result, StoreError};
 
 #[async_trait]
@@ -84,7 +85,7 @@ impl EventTypeStore for SqliteStore {
         if !include_archived {
             qb.push(" AND archived = 0");
         }
-        rows::push_page(&mut qb, "name", page);
+        push_page(&mut qb, "name", page);
         let found = qb.build().fetch_all(&self.reader).await?;
         rows::all(&found, rows::event_type)
     }

@@ -3,9 +3,11 @@ use sqlx::QueryBuilder;
 use tokio::sync::oneshot;
 
 use super::SqliteStore;
-use super::rows::{self, MESSAGE_COLUMNS};
+use super::sql;
 use super::writer::WriteJob;
 use crate::domain::{AppId, Message, MessageId, MessageKey};
+use crate::store::page::push_page;
+use crate::store::rows::{self, MESSAGE_COLUMNS};
 use crate::store::{MessageFilter, MessageStore, NewMessage, PageQuery, Result, StoreError};
 
 #[async_trait]
@@ -42,8 +44,8 @@ impl MessageStore for SqliteStore {
             "SELECT {MESSAGE_COLUMNS} FROM message WHERE app_id = "
         ));
         qb.push_bind(app.as_str().to_owned());
-        rows::push_message_filter(&mut qb, filter, "message");
-        rows::push_page(&mut qb, "id", page);
+        sql::push_message_filter(&mut qb, filter, "message");
+        push_page(&mut qb, "id", page);
         let found = qb.build().fetch_all(&self.reader).await?;
         rows::all(&found, rows::message)
     }

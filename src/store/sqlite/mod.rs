@@ -3,7 +3,7 @@
 //! SQLite allows one writer at a time, so the store keeps exactly one write connection and a
 //! pool of read-only connections (WAL readers never block the writer or each other). Every
 //! write goes through the write connection; message ingestion goes through a batching task
-//! that commits many messages per transaction ([`writer`]), so throughput does not pay one
+//! that commits many messages per transaction (`writer`), so throughput does not pay one
 //! fsync per message. `synchronous = FULL` makes each commit durable before it returns.
 
 mod admin;
@@ -15,7 +15,7 @@ mod endpoints;
 mod event_types;
 mod messages;
 mod records;
-mod rows;
+mod sql;
 mod writer;
 
 use std::path::Path;

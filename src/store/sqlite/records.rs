@@ -3,10 +3,10 @@
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::deliveries::park_or_unpark;
-use super::rows::to_json;
 use super::writer::ROWS_PER_STATEMENT;
 use crate::domain::DeliveryStatus;
 use crate::domain::time::to_micros;
+use crate::store::rows::to_json;
 use crate::store::{AttemptRecord, NextStep, Result};
 
 /// Writes the attempts and moves their deliveries on.

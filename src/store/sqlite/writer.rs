@@ -19,11 +19,12 @@ use std::sync::Arc;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{claims, records, rows};
+use super::{claims, records};
 use crate::domain::Timestamp;
 use crate::domain::time::{now, to_micros};
 use crate::domain::{AppId, EndpointId, Message, MessageId, ResourceKey, Subscription};
 use crate::store::error::unique_as;
+use crate::store::rows;
 use crate::store::{
     AttemptRecord, ClaimLimits, ClaimedDelivery, Conflict, NewMessage, Result, StoreError,
 };

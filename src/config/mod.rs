@@ -17,7 +17,7 @@ use toml::{Table, Value};
 use crate::delivery::sender::SignatureHeaders;
 use crate::delivery::ssrf::parse_networks;
 
-pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config.default.toml");
 
 /// Environment variables with the `HOOKD_` prefix that are not configuration options.
 const NOT_OPTIONS: &[&str] = &["HOOKD_CONFIG"];
@@ -50,6 +50,9 @@ pub struct Config {
     pub max_payload_bytes: usize,
     pub idempotency_ttl_hours: u32,
     pub sqlite_read_connections: u32,
+    pub database_pool_min: u32,
+    pub database_pool_max: u32,
+    pub role: Role,
     pub log_level: String,
     pub log_format: LogFormat,
     pub shutdown_timeout_secs: u64,
@@ -71,11 +74,43 @@ pub enum LogFormat {
     Json,
 }
 
+/// What a node does: serve the API, deliver, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Serves the API and does not deliver.
+    Api,
+    /// Delivers, and serves only the health routes.
+    Worker,
+    /// Both.
+    All,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+
+    pub fn delivers(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Worker => "worker",
+            Role::All => "all",
+        }
+    }
+}
+
 /// Where the data lives, from `database_url` and `data_dir`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
     SqliteFile(PathBuf),
     SqliteUrl(String),
+    /// A `postgres://` (or `postgresql://`) URL.
+    Postgres(String),
 }
 
 impl fmt::Debug for Config {
@@ -89,6 +124,9 @@ impl fmt::Debug for Config {
                 "admin_token",
                 &(!self.admin_token.is_empty()).then_some("<set>"),
             )
+            .field("database_pool_min", &self.database_pool_min)
+            .field("database_pool_max", &self.database_pool_max)
+            .field("role", &self.role)
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("log_level", &self.log_level)
             .finish_non_exhaustive()
@@ -111,6 +149,7 @@ pub fn redact_url(url: &str) -> String {
 pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub role: Option<Role>,
 }
 
 impl Config {
@@ -174,6 +213,9 @@ impl Config {
         if let Some(dir) = &overrides.data_dir {
             merged.insert("data_dir".into(), Value::String(dir.display().to_string()));
         }
+        if let Some(role) = overrides.role {
+            merged.insert("role".into(), Value::String(role.as_str().into()));
+        }
         let config =
             Config::deserialize(Value::Table(merged)).map_err(|e| ConfigError::Invalid {
                 origin: "configuration".into(),
@@ -194,6 +236,18 @@ impl Config {
         if self.sqlite_read_connections == 0 {
             return Err(invalid("sqlite_read_connections", "must be at least 1"));
         }
+        if self.database_pool_max < 2 {
+            return Err(invalid(
+                "database_pool_max",
+                "must be at least 2 (one connection listens for other nodes' notifications)",
+            ));
+        }
+        if self.database_pool_min > self.database_pool_max {
+            return Err(invalid(
+                "database_pool_min",
+                "must not be larger than database_pool_max",
+            ));
+        }
         if !(0.0..1.0).contains(&self.retry_jitter) {
             return Err(invalid("retry_jitter", "must be at least 0 and below 1"));
         }
@@ -213,7 +267,15 @@ impl Config {
                 "is not a valid log filter (try \"info\")",
             ));
         }
-        self.database().map(|_| ())
+        let database = self.database()?;
+        if self.role != Role::All && !matches!(database, Database::Postgres(_)) {
+            return Err(invalid(
+                "role",
+                "api and worker roles split one service across nodes, which share a \
+                 PostgreSQL database: set database_url to a postgres:// URL, or use role \"all\"",
+            ));
+        }
+        Ok(())
     }
 
     pub fn database(&self) -> Result<Database, ConfigError> {
@@ -224,11 +286,14 @@ impl Config {
         if url.starts_with("sqlite:") {
             return Ok(Database::SqliteUrl(url.to_owned()));
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.to_owned()));
+        }
         Err(ConfigError::Invalid {
             origin: "option `database_url`".into(),
             message: format!(
-                "{:?} is not supported: use an sqlite:// URL or leave it empty for the \
-                 default file in data_dir",
+                "{:?} is not supported: use a postgres:// or sqlite:// URL, or leave it empty \
+                 for the default file in data_dir",
                 redact_url(url)
             ),
         })
@@ -273,113 +338,4 @@ fn env_value(default: &Value, raw: &str) -> Result<Value, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn defaults_are_valid_and_documented() {
-        let c = Config::defaults();
-        assert_eq!(c.listen, "127.0.0.1:8071".parse().unwrap());
-        assert_eq!(c.max_payload_bytes, 1 << 20);
-        assert_eq!(
-            c.database().unwrap(),
-            Database::SqliteFile("./hookd-data/hookd.db".into())
-        );
-    }
-
-    #[test]
-    fn env_overrides_file_overrides_defaults() {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        writeln!(file, "max_payload_bytes = 10\nlog_format = \"json\"").unwrap();
-        let c = Config::load(
-            Some(file.path()),
-            env(&[("HOOKD_MAX_PAYLOAD_BYTES", "20"), ("PATH", "/bin")]),
-            &Overrides::default(),
-        )
-        .unwrap();
-        assert_eq!(c.max_payload_bytes, 20);
-        assert_eq!(c.log_format, LogFormat::Json);
-    }
-
-    #[test]
-    fn flags_override_everything() {
-        let c = Config::load(
-            None,
-            env(&[("HOOKD_LISTEN", "127.0.0.1:1")]),
-            &Overrides {
-                listen: Some("127.0.0.1:2".into()),
-                data_dir: None,
-            },
-        )
-        .unwrap();
-        assert_eq!(c.listen.port(), 2);
-    }
-
-    #[test]
-    fn lists_come_from_comma_separated_env_values() {
-        let c = Config::load(
-            None,
-            env(&[
-                ("HOOKD_RETRY_SCHEDULE", "1,1,1"),
-                ("HOOKD_ALLOWED_NETWORKS", "127.0.0.0/8, 10.0.0.0/8"),
-            ]),
-            &Overrides::default(),
-        )
-        .unwrap();
-        assert_eq!(c.retry_schedule, [1, 1, 1]);
-        assert_eq!(c.allowed_networks, ["127.0.0.0/8", "10.0.0.0/8"]);
-        assert_eq!(
-            Config::defaults().retry_schedule,
-            [5, 300, 1800, 7200, 18000, 36000, 36000]
-        );
-    }
-
-    #[test]
-    fn unknown_keys_are_errors() {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        writeln!(file, "lisen = \"x\"").unwrap();
-        let err = Config::load(Some(file.path()), env(&[]), &Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("unknown option `lisen`"), "{err}");
-
-        let err =
-            Config::load(None, env(&[("HOOKD_LISEN", "x")]), &Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("HOOKD_LISEN"), "{err}");
-    }
-
-    #[test]
-    fn invalid_values_are_errors() {
-        for (key, value) in [
-            ("HOOKD_MAX_PAYLOAD_BYTES", "lots"),
-            ("HOOKD_MAX_PAYLOAD_BYTES", "0"),
-            ("HOOKD_LISTEN", "not-an-address"),
-            ("HOOKD_LOG_FORMAT", "xml"),
-            ("HOOKD_DATABASE_URL", "mysql://x"),
-            ("HOOKD_RETRY_SCHEDULE", "1,soon"),
-            ("HOOKD_RETRY_JITTER", "1.5"),
-            ("HOOKD_SIGNATURE_HEADERS", "hmac"),
-            ("HOOKD_ALLOWED_NETWORKS", "10.0.0.0/33"),
-        ] {
-            let result = Config::load(None, env(&[(key, value)]), &Overrides::default());
-            assert!(result.is_err(), "{key}={value} was accepted");
-        }
-    }
-
-    #[test]
-    fn debug_never_shows_the_admin_token() {
-        let c = Config::load(
-            None,
-            env(&[("HOOKD_ADMIN_TOKEN", "s3cret")]),
-            &Overrides::default(),
-        )
-        .unwrap();
-        assert!(!format!("{c:?}").contains("s3cret"));
-    }
-}
+mod tests;

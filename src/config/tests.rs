@@ -1,0 +1,144 @@
+use super::*;
+use std::io::Write;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_are_valid_and_documented() {
+    let c = Config::defaults();
+    assert_eq!(c.listen, "127.0.0.1:8071".parse().unwrap());
+    assert_eq!(c.max_payload_bytes, 1 << 20);
+    assert_eq!(
+        c.database().unwrap(),
+        Database::SqliteFile("./hookd-data/hookd.db".into())
+    );
+}
+
+#[test]
+fn env_overrides_file_overrides_defaults() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "max_payload_bytes = 10\nlog_format = \"json\"").unwrap();
+    let c = Config::load(
+        Some(file.path()),
+        env(&[("HOOKD_MAX_PAYLOAD_BYTES", "20"), ("PATH", "/bin")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.max_payload_bytes, 20);
+    assert_eq!(c.log_format, LogFormat::Json);
+}
+
+#[test]
+fn flags_override_everything() {
+    let c = Config::load(
+        None,
+        env(&[("HOOKD_LISTEN", "127.0.0.1:1")]),
+        &Overrides {
+            listen: Some("127.0.0.1:2".into()),
+            data_dir: None,
+            role: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(c.listen.port(), 2);
+}
+
+#[test]
+fn lists_come_from_comma_separated_env_values() {
+    let c = Config::load(
+        None,
+        env(&[
+            ("HOOKD_RETRY_SCHEDULE", "1,1,1"),
+            ("HOOKD_ALLOWED_NETWORKS", "127.0.0.0/8, 10.0.0.0/8"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.retry_schedule, [1, 1, 1]);
+    assert_eq!(c.allowed_networks, ["127.0.0.0/8", "10.0.0.0/8"]);
+    assert_eq!(
+        Config::defaults().retry_schedule,
+        [5, 300, 1800, 7200, 18000, 36000, 36000]
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "lisen = \"x\"").unwrap();
+    let err = Config::load(Some(file.path()), env(&[]), &Overrides::default()).unwrap_err();
+    assert!(err.to_string().contains("unknown option `lisen`"), "{err}");
+
+    let err = Config::load(None, env(&[("HOOKD_LISEN", "x")]), &Overrides::default()).unwrap_err();
+    assert!(err.to_string().contains("HOOKD_LISEN"), "{err}");
+}
+
+#[test]
+fn invalid_values_are_errors() {
+    for (key, value) in [
+        ("HOOKD_MAX_PAYLOAD_BYTES", "lots"),
+        ("HOOKD_MAX_PAYLOAD_BYTES", "0"),
+        ("HOOKD_LISTEN", "not-an-address"),
+        ("HOOKD_LOG_FORMAT", "xml"),
+        ("HOOKD_DATABASE_URL", "mysql://x"),
+        ("HOOKD_RETRY_SCHEDULE", "1,soon"),
+        ("HOOKD_RETRY_JITTER", "1.5"),
+        ("HOOKD_SIGNATURE_HEADERS", "hmac"),
+        ("HOOKD_ALLOWED_NETWORKS", "10.0.0.0/33"),
+        ("HOOKD_DATABASE_POOL_MAX", "1"),
+        ("HOOKD_ROLE", "everything"),
+        // Roles split a service across nodes sharing PostgreSQL, not an SQLite file.
+        ("HOOKD_ROLE", "worker"),
+    ] {
+        let result = Config::load(None, env(&[(key, value)]), &Overrides::default());
+        assert!(result.is_err(), "{key}={value} was accepted");
+    }
+}
+
+#[test]
+fn postgres_urls_and_roles_are_understood() {
+    let url = "postgres://hookd:pw@db:5432/hookd";
+    let c = Config::load(
+        None,
+        env(&[("HOOKD_DATABASE_URL", url), ("HOOKD_ROLE", "api")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.database().unwrap(), Database::Postgres(url.into()));
+    assert_eq!(c.role, Role::Api);
+    assert!(c.role.serves_api() && !c.role.delivers());
+    assert!(
+        !format!("{c:?}").contains(":pw@"),
+        "the password is not logged"
+    );
+
+    let flagged = Config::load(
+        None,
+        env(&[("HOOKD_DATABASE_URL", url), ("HOOKD_ROLE", "api")]),
+        &Overrides {
+            role: Some(Role::Worker),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(flagged.role, Role::Worker, "--role wins over HOOKD_ROLE");
+    let defaults = Config::defaults();
+    assert_eq!(defaults.role, Role::All);
+    assert!(defaults.database_pool_min <= defaults.database_pool_max);
+}
+
+#[test]
+fn debug_never_shows_the_admin_token() {
+    let c = Config::load(
+        None,
+        env(&[("HOOKD_ADMIN_TOKEN", "s3cret")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert!(!format!("{c:?}").contains("s3cret"));
+}

@@ -1,0 +1,179 @@
+//! The scale-out store: one PostgreSQL database shared by any number of hookd nodes.
+//!
+//! PostgreSQL is both the store and the queue. What the embedded store gets from having one
+//! writer, this one gets from the database:
+//! - **Claims** lock due deliveries with `FOR UPDATE SKIP LOCKED` and lease them in one
+//!   statement (`queue`), so each delivery is attempted by one node at a time, and a dead
+//!   node's claims come due again when their leases expire.
+//! - **Id order is commit order**: inserting into a list (applications; an application's
+//!   endpoints or messages) takes a transaction-scoped advisory lock for that list and
+//!   draws the id after the greatest stored one (`lock_list`), so keyset pagination visits
+//!   every item exactly once on every node, whatever their clocks.
+//! - **Group commit**: messages and attempt records are written in batches, one transaction
+//!   each (`batch`), so many requests share one commit and one lock acquisition.
+//! - **Waking other nodes**: every write that makes deliveries due sends a notification on
+//!   [`CHANNEL`] in its transaction (delivered on commit); worker nodes LISTEN for it
+//!   (`listener`).
+//!
+//! Connection loss, a full pool (after [`PoolSettings::acquire_timeout`]) and a server
+//! shutting down surface as [`StoreError::Unavailable`], which the API answers with 503.
+
+mod admin;
+mod applications;
+mod attempts;
+mod batch;
+mod endpoints;
+mod event_types;
+mod ingest;
+mod listener;
+mod messages;
+mod queue;
+mod records;
+mod sql;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
+
+use crate::domain::{Message, Timestamp};
+use crate::store::{AttemptRecord, NewMessage, StoreError};
+use batch::Batcher;
+
+pub use listener::listen_for_deliveries;
+
+/// The channel that tells worker nodes deliveries may have become due.
+pub const CHANNEL: &str = "hookd_deliveries";
+
+/// How long a statement waits for a lock (a list lock, a row) before failing as unavailable.
+const LOCK_TIMEOUT: &str = "10s";
+/// How long the server lets a hookd session sit idle inside a transaction. hookd never does
+/// (no transaction spans anything but its own statements), so only a node that stopped
+/// answering mid-transaction hits it, and its locks are then released.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
+
+/// The most messages (or attempt records) one transaction writes.
+const MAX_BATCH: usize = 256;
+
+/// How the connection pool is sized.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// Connections kept open even when idle.
+    pub min_connections: u32,
+    /// The most connections this node opens (the LISTEN connection is one of them).
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it fails as unavailable.
+    pub acquire_timeout: Duration,
+}
+
+pub struct PgStore {
+    pool: PgPool,
+    ingest: Batcher<NewMessage, Message>,
+    records: Batcher<AttemptRecord, ()>,
+}
+
+impl PgStore {
+    /// Connects to the database named by a `postgres://` URL and migrates it. Several nodes
+    /// may start at once: migrations run under the migrator's own advisory lock.
+    pub async fn connect(url: &str, settings: PoolSettings) -> anyhow::Result<Self> {
+        let redacted = crate::config::redact_url(url);
+        let cannot_connect =
+            |e| anyhow::anyhow!("cannot connect to PostgreSQL at {redacted:?}: {e}");
+        let base = PgConnectOptions::from_str(url)
+            .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL {redacted:?}: {e}"))?
+            .application_name("hookd")
+            // PostgreSQL's NOTICEs ("relation already exists, skipping" at every start) are
+            // not worth an operator's attention.
+            .options([("client_min_messages", "warning")]);
+        // Migrations get a connection of their own, without the lock timeout: a node that
+        // starts while another runs a long migration waits for it.
+        let mut migrating = PgConnection::connect_with(&base)
+            .await
+            .map_err(cannot_connect)?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&mut migrating)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot migrate the PostgreSQL database: {e}"))?;
+        migrating.close().await.map_err(cannot_connect)?;
+        // A lock held by a node that vanished without closing its connection (a network
+        // partition) fails requests waiting for it with 503 rather than hanging them, and the
+        // server ends such a session's transaction.
+        let options = base.options([
+            ("lock_timeout", LOCK_TIMEOUT),
+            (
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT,
+            ),
+        ]);
+        let pool = PgPoolOptions::new()
+            .min_connections(settings.min_connections)
+            .max_connections(settings.max_connections.max(2))
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(cannot_connect)?;
+        Ok(Self {
+            ingest: Batcher::spawn(pool.clone(), ingest::write, MAX_BATCH),
+            records: Batcher::spawn(pool.clone(), records::write, MAX_BATCH),
+            pool,
+        })
+    }
+
+    /// The connection pool, for the LISTEN task.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for running queries; later calls fail as unavailable.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Takes the transaction-scoped lock that orders inserts into `list` (e.g. `message:<app>`)
+/// across every node. Held until the transaction ends, so ids drawn under it after the
+/// greatest stored one commit in id order. A transaction that needs several takes them in
+/// one [`lock_lists`] call, after the global `application` list if it needs that too.
+async fn lock_list(conn: &mut PgConnection, list: &str) -> Result<(), StoreError> {
+    lock_lists(conn, &[list.to_owned()]).await
+}
+
+/// Takes the locks of several lists in one round trip, in the order of their keys, so that
+/// transactions locking overlapping sets never deadlock.
+async fn lock_lists(conn: &mut PgConnection, lists: &[String]) -> Result<(), StoreError> {
+    let mut keys: Vec<i64> = lists.iter().map(|l| list_lock_key(l)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(k.key)
+         FROM unnest($1::int8[]) WITH ORDINALITY AS k(key, n) ORDER BY k.n",
+    )
+    .bind(&keys)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The advisory lock key of a list: 64 bits of its name's SHA-256 (a collision would only
+/// make two lists share a lock).
+fn list_lock_key(list: &str) -> i64 {
+    let digest = Sha256::digest(list.as_bytes());
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(key)
+}
+
+/// Tells listening nodes that deliveries may be due; sent when the transaction commits.
+async fn notify_due(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn micros(t: Timestamp) -> i64 {
+    crate::domain::time::to_micros(t)
+}

@@ -1,0 +1,121 @@
+//! Recording attempts on PostgreSQL: a batch of outcomes in one transaction (see
+//! [`super::batch`]).
+//!
+//! Every attempt is kept in the log, but a delivery moves on only while it still carries the
+//! lease of the claim that made the attempt (`lease_until = lease`): a claim that outlived
+//! its lease (another node took the delivery over) cannot undo the newer claim's work.
+
+use futures::future::BoxFuture;
+use sqlx::PgPool;
+
+use super::micros;
+use crate::domain::DeliveryStatus;
+use crate::store::rows::to_json;
+use crate::store::{AttemptRecord, NextStep, Result};
+
+pub fn write<'a>(
+    pool: &'a PgPool,
+    batch: &'a [AttemptRecord],
+) -> BoxFuture<'a, Result<Vec<Result<()>>>> {
+    Box::pin(write_batch(pool, batch))
+}
+
+async fn write_batch(pool: &PgPool, batch: &[AttemptRecord]) -> Result<Vec<Result<()>>> {
+    let mut tx = pool.begin().await?;
+    let attempts: Vec<_> = batch.iter().map(|r| &r.attempt).collect();
+    let text = |f: fn(&crate::domain::Attempt) -> String| {
+        attempts.iter().map(|a| f(a)).collect::<Vec<_>>()
+    };
+    let opt_text = |f: fn(&crate::domain::Attempt) -> Option<String>| {
+        attempts.iter().map(|a| f(a)).collect::<Vec<_>>()
+    };
+    let int =
+        |f: fn(&crate::domain::Attempt) -> i64| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
+         response, response_headers, duration_ms, trigger_type, error_class, error, created_at)
+         SELECT a.id, a.msg_id, a.endpoint_id, a.app_id, a.url, a.status, a.code, a.response,
+           a.headers, a.duration, a.trigger_type, a.error_class, a.error, a.created_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+           $6::int8[], $7::int8[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::text[],
+           $13::text[], $14::int8[], $15::int8[])
+           AS a(id, msg_id, endpoint_id, app_id, url, status, code, response, headers, duration,
+                trigger_type, error_class, error, created_at, delivery_id)
+         -- A delivery deleted while its attempt was in flight has nothing to record against.
+         WHERE EXISTS (SELECT 1 FROM delivery d WHERE d.id = a.delivery_id)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(text(|a| a.id.as_str().to_owned()))
+    .bind(text(|a| a.msg_id.as_str().to_owned()))
+    .bind(text(|a| a.endpoint_id.as_str().to_owned()))
+    .bind(text(|a| a.app_id.as_str().to_owned()))
+    .bind(text(|a| a.url.clone()))
+    .bind(int(|a| a.status.code()))
+    .bind(int(|a| i64::from(a.response_status_code)))
+    .bind(text(|a| a.response_body.clone()))
+    .bind(text(|a| to_json(&a.response_headers)))
+    .bind(int(|a| i64::try_from(a.duration_ms).unwrap_or(i64::MAX)))
+    .bind(int(|a| a.trigger.code()))
+    .bind(opt_text(|a| {
+        a.error.as_ref().map(|e| e.class.as_str().to_owned())
+    }))
+    .bind(opt_text(|a| a.error.as_ref().map(|e| e.message.clone())))
+    .bind(int(|a| micros(a.created_at)))
+    .bind(batch.iter().map(|r| r.delivery_id).collect::<Vec<i64>>())
+    .execute(&mut *tx)
+    .await?;
+
+    let (mut ids, mut leases, mut statuses, mut next_at, mut at) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for record in batch {
+        let (status, next) = match record.next {
+            NextStep::Delivered => (DeliveryStatus::Success, None),
+            NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(micros(t))),
+            NextStep::Failed | NextStep::DisableEndpoint => (DeliveryStatus::Fail, None),
+        };
+        ids.push(record.delivery_id);
+        leases.push(micros(record.lease));
+        statuses.push(status.code());
+        next_at.push(next);
+        at.push(micros(record.attempt.created_at));
+    }
+    sqlx::query(
+        "UPDATE delivery d SET status = u.status, next_attempt_at = u.next_at,
+         lease_until = NULL, attempts = d.attempts + 1, trigger_type = 0, updated_at = u.at
+         FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[])
+           AS u(id, lease, status, next_at, at)
+         WHERE d.id = u.id AND d.lease_until = u.lease",
+    )
+    .bind(&ids)
+    .bind(&leases)
+    .bind(&statuses)
+    .bind(&next_at)
+    .bind(&at)
+    .execute(&mut *tx)
+    .await?;
+
+    // 410 Gone: disable the endpoint and park its pending deliveries.
+    let mut gone: Vec<&str> = batch
+        .iter()
+        .filter(|r| r.next == NextStep::DisableEndpoint)
+        .map(|r| r.attempt.endpoint_id.as_str())
+        .collect();
+    if let Some(first) = batch.iter().find(|r| r.next == NextStep::DisableEndpoint) {
+        gone.sort_unstable();
+        gone.dedup();
+        let now = micros(first.attempt.created_at);
+        sqlx::query("UPDATE endpoint SET disabled = true, updated_at = $2 WHERE id = ANY($1)")
+            .bind(&gone)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE delivery SET next_attempt_at = NULL WHERE endpoint_id = ANY($1) AND status = 1",
+        )
+        .bind(&gone)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(batch.iter().map(|_| Ok(())).collect())
+}

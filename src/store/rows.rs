@@ -1,0 +1,285 @@
+//! Row decoding shared by both backends: column lists, and decoders from a stored row to
+//! the domain types.
+//!
+//! Both schemas have the same shape (integer microsecond times, JSON as text, the same
+//! column names), so one decoder per type serves both; [`StoredRow`] is the little each
+//! backend must provide: reading a column as text, integer or flag. SQL that differs between
+//! the backends (JSON functions, booleans) stays in each backend.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Column, Row, TypeInfo};
+
+use crate::domain::time::{from_micros, to_micros};
+use crate::domain::{
+    AppId, Application, Attempt, AttemptError, AttemptId, Channel, DeliveryCounts, DeliveryStatus,
+    Endpoint, EndpointHeaders, EndpointId, EndpointUrl, ErrorClass, EventId, EventType,
+    EventTypeName, FeatureFlag, Message, MessageId, Payload, PreviousSecret, SigningSecret,
+    Subscription, Timestamp, Trigger, Uid,
+};
+use crate::store::{DeliveryState, Result, StoreError};
+
+pub const APPLICATION_COLUMNS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at";
+pub const EVENT_TYPE_COLUMNS: &str = "name, description, archived, deprecated, feature_flags, group_name, schemas, created_at, \
+     updated_at";
+pub const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, description, disabled, rate_limit, \
+     event_types, channels, metadata, headers, secret, previous_secrets, created_at, updated_at";
+pub const MESSAGE_COLUMNS: &str = "id, app_id, event_type, event_id, channels, payload, created_at";
+pub const ATTEMPT_COLUMNS: &str = "id, msg_id, endpoint_id, app_id, url, status, \
+     response_status_code, response, response_headers, duration_ms, trigger_type, error_class, \
+     error, created_at";
+/// A delivery's state next to a joined message or endpoint (`d` is the delivery).
+pub const DELIVERY_STATE: &str = "d.status AS delivery_status, d.next_attempt_at AS delivery_next, d.updated_at AS delivery_updated";
+
+/// What the decoders read from a row, whichever database it came from.
+pub trait StoredRow {
+    fn text(&self, column: &str) -> Result<String>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>>;
+    fn flag(&self, column: &str) -> Result<bool>;
+
+    fn int(&self, column: &str) -> Result<i64> {
+        self.opt_int(column)?
+            .ok_or_else(|| corrupt(column, "unexpected NULL"))
+    }
+}
+
+impl StoredRow for SqliteRow {
+    fn text(&self, column: &str) -> Result<String> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+    fn flag(&self, column: &str) -> Result<bool> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+impl StoredRow for PgRow {
+    fn text(&self, column: &str) -> Result<String> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+    /// Small codes are SMALLINT or INTEGER columns on PostgreSQL; times and counts BIGINT.
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        let type_name = self.try_column(column)?.type_info().name().to_owned();
+        Ok(match type_name.as_str() {
+            "INT2" => self.try_get::<Option<i16>, _>(column)?.map(i64::from),
+            "INT4" => self.try_get::<Option<i32>, _>(column)?.map(i64::from),
+            _ => self.try_get(column)?,
+        })
+    }
+    fn flag(&self, column: &str) -> Result<bool> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+/// `a, b` with alias `t` → `t.a, t.b`: the columns of a joined table, still named `a`, `b`.
+pub fn prefixed(columns: &str, alias: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn time(row: &impl StoredRow, column: &str) -> Result<Timestamp> {
+    Ok(from_micros(row.int(column)?))
+}
+
+fn rate_limit(row: &impl StoredRow) -> Result<Option<u16>> {
+    row.opt_int("rate_limit")?
+        .map(|v| u16::try_from(v).map_err(|e| corrupt("rate_limit", e)))
+        .transpose()
+}
+
+fn json<T: for<'de> Deserialize<'de>>(row: &impl StoredRow, column: &str) -> Result<T> {
+    serde_json::from_str(&row.text(column)?).map_err(|e| corrupt(column, e))
+}
+
+fn opt_json<T: for<'de> Deserialize<'de>>(row: &impl StoredRow, column: &str) -> Result<Option<T>> {
+    row.opt_text(column)?
+        .map(|t| serde_json::from_str(&t).map_err(|e| corrupt(column, e)))
+        .transpose()
+}
+
+pub fn to_json(value: &impl Serialize) -> String {
+    // Serialising maps of strings, sets of names and JSON values cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+pub fn opt_to_json(value: Option<&impl Serialize>) -> Option<String> {
+    value.map(to_json)
+}
+
+pub fn application(row: &impl StoredRow) -> Result<Application> {
+    Ok(Application {
+        id: AppId::from_stored(row.text("id")?),
+        uid: row.opt_text("uid")?.map(Uid::from_stored),
+        name: row.text("name")?,
+        rate_limit: rate_limit(row)?,
+        metadata: json(row, "metadata")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub fn event_type(row: &impl StoredRow) -> Result<EventType> {
+    Ok(EventType {
+        name: EventTypeName::from_stored(row.text("name")?),
+        description: row.text("description")?,
+        archived: row.flag("archived")?,
+        deprecated: row.flag("deprecated")?,
+        feature_flags: opt_json::<Vec<String>>(row, "feature_flags")?
+            .map(|flags| flags.into_iter().map(FeatureFlag::from_stored).collect()),
+        group_name: row.opt_text("group_name")?,
+        schemas: opt_json(row, "schemas")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+/// A secret replaced by a rotation, as stored in `endpoint.previous_secrets`.
+#[derive(Serialize, Deserialize)]
+pub struct StoredPreviousSecret {
+    key: String,
+    #[serde(rename = "expiresAt")]
+    expires_at: i64,
+}
+
+pub fn previous_secrets_json(secrets: &[PreviousSecret]) -> String {
+    let stored: Vec<StoredPreviousSecret> = secrets
+        .iter()
+        .map(|p| StoredPreviousSecret {
+            key: p.secret.expose(),
+            expires_at: to_micros(p.expires_at),
+        })
+        .collect();
+    to_json(&stored)
+}
+
+fn secret(text: &str) -> Result<SigningSecret> {
+    SigningSecret::parse(text).map_err(|e| corrupt("secret", e))
+}
+
+pub fn endpoint(row: &impl StoredRow) -> Result<Endpoint> {
+    let url = row.text("url")?;
+    let previous: Vec<StoredPreviousSecret> = json(row, "previous_secrets")?;
+    Ok(Endpoint {
+        id: EndpointId::from_stored(row.text("id")?),
+        app_id: AppId::from_stored(row.text("app_id")?),
+        uid: row.opt_text("uid")?.map(Uid::from_stored),
+        url: EndpointUrl::parse(&url).map_err(|e| corrupt("url", e))?,
+        description: row.text("description")?,
+        disabled: row.flag("disabled")?,
+        rate_limit: rate_limit(row)?,
+        subscription: subscription(row)?,
+        metadata: json(row, "metadata")?,
+        headers: json::<EndpointHeaders>(row, "headers")?,
+        secret: secret(&row.text("secret")?)?,
+        previous_secrets: previous
+            .iter()
+            .map(|p| {
+                Ok(PreviousSecret {
+                    secret: secret(&p.key)?,
+                    expires_at: from_micros(p.expires_at),
+                })
+            })
+            .collect::<Result<_>>()?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub fn subscription(row: &impl StoredRow) -> Result<Subscription> {
+    let event_types: Option<BTreeSet<String>> = opt_json(row, "event_types")?;
+    let channels: Option<BTreeSet<String>> = opt_json(row, "channels")?;
+    Ok(Subscription {
+        event_types: event_types.map(|s| s.into_iter().map(EventTypeName::from_stored).collect()),
+        channels: channels.map(|s| s.into_iter().map(Channel::from_stored).collect()),
+    })
+}
+
+pub fn message(row: &impl StoredRow) -> Result<Message> {
+    let channels: Option<Vec<String>> = opt_json(row, "channels")?;
+    Ok(Message {
+        id: MessageId::from_stored(row.text("id")?),
+        app_id: AppId::from_stored(row.text("app_id")?),
+        event_type: EventTypeName::from_stored(row.text("event_type")?),
+        event_id: row.opt_text("event_id")?.map(EventId::from_stored),
+        channels: channels.map(|c| c.into_iter().map(Channel::from_stored).collect()),
+        payload: row.opt_text("payload")?.map(Payload::from_stored),
+        created_at: time(row, "created_at")?,
+    })
+}
+
+/// Decodes every row with `decode`.
+pub fn all<R, T>(rows: &[R], decode: fn(&R) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(decode).collect()
+}
+
+pub fn attempt(row: &impl StoredRow) -> Result<Attempt> {
+    let status = row.int("status")?;
+    let error = match row.opt_text("error_class")? {
+        None => None,
+        Some(class) => Some(AttemptError {
+            class: ErrorClass::parse(&class).ok_or_else(|| corrupt("error_class", &class))?,
+            message: row.opt_text("error")?.unwrap_or_default(),
+        }),
+    };
+    Ok(Attempt {
+        id: AttemptId::from_stored(row.text("id")?),
+        msg_id: MessageId::from_stored(row.text("msg_id")?),
+        endpoint_id: EndpointId::from_stored(row.text("endpoint_id")?),
+        app_id: AppId::from_stored(row.text("app_id")?),
+        url: row.text("url")?,
+        status: DeliveryStatus::from_code(status).ok_or_else(|| corrupt("status", status))?,
+        response_status_code: u16::try_from(row.int("response_status_code")?)
+            .map_err(|e| corrupt("response_status_code", e))?,
+        response_body: row.text("response")?,
+        response_headers: json(row, "response_headers")?,
+        duration_ms: u64::try_from(row.int("duration_ms")?).unwrap_or(0),
+        trigger: Trigger::from_code(row.int("trigger_type")?),
+        error,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+/// The delivery columns selected as [`DELIVERY_STATE`].
+pub fn delivery_state(row: &impl StoredRow) -> Result<DeliveryState> {
+    let code = row.int("delivery_status")?;
+    Ok(DeliveryState {
+        status: DeliveryStatus::from_code(code).ok_or_else(|| corrupt("delivery status", code))?,
+        next_attempt: row.opt_int("delivery_next")?.map(from_micros),
+        updated_at: from_micros(row.int("delivery_updated")?),
+    })
+}
+
+/// Rows of `SELECT status, COUNT(*) AS n ... GROUP BY status`, added up.
+pub fn counts<R: StoredRow>(found: &[R]) -> Result<DeliveryCounts> {
+    let mut counts = DeliveryCounts::default();
+    for row in found {
+        let n = u64::try_from(row.int("n")?).unwrap_or(0);
+        match DeliveryStatus::from_code(row.int("status")?) {
+            Some(DeliveryStatus::Success) => counts.success += n,
+            Some(DeliveryStatus::Pending) => counts.pending += n,
+            Some(DeliveryStatus::Fail) => counts.fail += n,
+            Some(DeliveryStatus::Sending) => counts.sending += n,
+            None => {}
+        }
+    }
+    Ok(counts)
+}

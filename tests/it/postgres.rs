@@ -1,0 +1,194 @@
+//! What only PostgreSQL can do: several nodes on one database, and sessions that drop.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hookd::domain::{AppId, AppKey, EventTypeName, Payload};
+use hookd::store::postgres::{PgStore, PoolSettings};
+use hookd::store::{Cursor, MessageFilter, NewApplication, NewMessage, Order, PageQuery, Store};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use hookd::config::Role;
+
+use crate::delivery::app_with_endpoint;
+use crate::helpers::TestApp;
+use crate::pg::TestDatabase;
+use crate::receiver::Receiver;
+
+async fn node(database: &TestDatabase) -> Arc<dyn Store> {
+    let settings = PoolSettings {
+        min_connections: 1,
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(5),
+    };
+    Arc::new(PgStore::connect(&database.url, settings).await.unwrap())
+}
+
+fn message(app: &AppId) -> NewMessage {
+    let raw = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+    NewMessage {
+        app: AppKey::Id(app.clone()),
+        create_app: None,
+        event_type: EventTypeName::parse("t").unwrap(),
+        event_id: None,
+        channels: None,
+        payload: Payload::parse(&raw).unwrap(),
+        only_endpoint: None,
+    }
+}
+
+/// Two nodes write messages to one application at once; a reader polling "after the last id
+/// I saw" must see every message exactly once, in increasing id order: ids are drawn in
+/// commit order across nodes, not by each node's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_draw_ids_in_commit_order() {
+    let database = TestDatabase::require().await;
+    let (a, b) = (node(&database).await, node(&database).await);
+    let app = a
+        .insert_application(NewApplication {
+            uid: None,
+            name: "shared".into(),
+            rate_limit: None,
+            metadata: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, app) = (
+                if i % 2 == 0 { a.clone() } else { b.clone() },
+                app.id.clone(),
+            );
+            tokio::spawn(async move {
+                for _ in 0..40 {
+                    store.enqueue_message(message(&app)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 320 && Instant::now() < deadline {
+        let page = PageQuery {
+            limit: 50,
+            cursor: seen
+                .last()
+                .map_or(Cursor::Start, |l| Cursor::After(l.clone())),
+            order: Order::Ascending,
+        };
+        let found = b
+            .list_messages(&app.id, &MessageFilter::default(), &page)
+            .await
+            .unwrap();
+        seen.extend(found.into_iter().take(50).map(|m| m.id.as_str().to_owned()));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "ids out of order");
+    assert_eq!(
+        seen.len(),
+        320,
+        "the poller missed messages committed behind its cursor"
+    );
+}
+
+/// An operator (or a failover) ends every session: the node reconnects by itself, and
+/// requests meanwhile get 503 or succeed, never hang or fail otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_recovers_by_itself_after_its_sessions_are_ended() {
+    let app = TestApp::builder().with_postgres().spawn().await;
+    app.create_app(json!({"name": "Owner", "uid": "owner"}))
+        .await;
+    let database = app.database().expect("runs on PostgreSQL");
+    assert!(database.terminate_connections().await.unwrap() > 0);
+
+    let body = json!({"eventType": "t", "payload": {}});
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let accepted = loop {
+        let started = Instant::now();
+        let (status, answer) = app.post("/api/v1/app/owner/msg", Some(body.clone())).await;
+        assert!(started.elapsed() < Duration::from_secs(5), "a request hung");
+        match status {
+            StatusCode::ACCEPTED => break answer,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(answer["code"], "service_unavailable", "{answer}");
+            }
+            other => panic!("{other}: {answer}"),
+        }
+        assert!(Instant::now() < deadline, "the node did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (status, _) = app
+        .get(&format!(
+            "/api/v1/app/owner/msg/{}",
+            accepted["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.get("/api/v1/health").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+/// An api node accepts messages without delivering them; a worker node, told by NOTIFY,
+/// delivers them at once (not at its 30 s idle check) and serves only the health routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_and_worker_nodes_split_the_work() {
+    let api = TestApp::builder()
+        .with_postgres()
+        .delivering_to_loopback()
+        .with_config(|c| c.role = Role::Api)
+        .spawn()
+        .await;
+    let receiver = Receiver::start().await;
+    let (app_id, _) = app_with_endpoint(&api, &receiver, "/split").await;
+    let first = api
+        .create_message(&app_id, json!({"eventType": "a", "payload": {}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        receiver.requests("/split").is_empty(),
+        "an api node delivered"
+    );
+
+    let (url, token) = (api.config().database_url.clone(), api.token.clone());
+    let worker = TestApp::builder()
+        .delivering_to_loopback()
+        .with_config(move |c| {
+            c.database_url = url;
+            c.admin_token = token;
+            c.role = Role::Worker;
+        })
+        .spawn()
+        .await;
+    receiver.wait_for("/split", 1).await;
+    assert_eq!(worker.get("/api/v1/health").await.0, StatusCode::NO_CONTENT);
+    let (status, body) = worker.get("/api/v1/app").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // The worker now idles with nothing due; a new message must wake it through NOTIFY.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let woken = Instant::now();
+    let second = api
+        .create_message(&app_id, json!({"eventType": "a", "payload": {}}))
+        .await;
+    let received = receiver.wait_for("/split", 2).await;
+    assert!(
+        woken.elapsed() < Duration::from_secs(5),
+        "the worker was not woken"
+    );
+    let ids: Vec<&str> = received
+        .iter()
+        .filter_map(|r| r.headers.get("webhook-id")?.to_str().ok())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            first["id"].as_str().unwrap(),
+            second["id"].as_str().unwrap()
+        ]
+    );
+}

@@ -1,0 +1,81 @@
+//! The routes of the API, as in the OpenAPI document, for tests that walk all of them.
+
+/// Every operation of the API that needs a token, as in the OpenAPI document.
+pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/app"),
+    ("POST", "/api/v1/app"),
+    ("GET", "/api/v1/app/{app_id}"),
+    ("PUT", "/api/v1/app/{app_id}"),
+    ("PATCH", "/api/v1/app/{app_id}"),
+    ("DELETE", "/api/v1/app/{app_id}"),
+    ("GET", "/api/v1/event-type"),
+    ("POST", "/api/v1/event-type"),
+    ("GET", "/api/v1/event-type/{event_type_name}"),
+    ("PUT", "/api/v1/event-type/{event_type_name}"),
+    ("PATCH", "/api/v1/event-type/{event_type_name}"),
+    ("DELETE", "/api/v1/event-type/{event_type_name}"),
+    ("GET", "/api/v1/app/{app_id}/endpoint"),
+    ("POST", "/api/v1/app/{app_id}/endpoint"),
+    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+    ("PUT", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+    ("PATCH", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+    ("DELETE", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
+    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers"),
+    ("PUT", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers"),
+    (
+        "PATCH",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    ),
+    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret"),
+    (
+        "POST",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+    ),
+    ("GET", "/api/v1/app/{app_id}/msg"),
+    ("POST", "/api/v1/app/{app_id}/msg"),
+    ("GET", "/api/v1/app/{app_id}/msg/{msg_id}"),
+    ("DELETE", "/api/v1/app/{app_id}/msg/{msg_id}/content"),
+    ("GET", "/api/v1/app/{app_id}/attempt/msg/{msg_id}"),
+    ("GET", "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}"),
+    (
+        "GET",
+        "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
+    ),
+    (
+        "DELETE",
+        "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content",
+    ),
+    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg"),
+    ("GET", "/api/v1/app/{app_id}/msg/{msg_id}/endpoint"),
+    (
+        "POST",
+        "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+    ),
+    (
+        "POST",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
+    ),
+    ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats"),
+    (
+        "POST",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
+    ),
+];
+
+/// The operations that need no token.
+pub const PUBLIC_ROUTES: &[(&str, &str)] =
+    &[("GET", "/api/v1/health"), ("GET", "/api/v1/health/ping")];
+
+/// `template` with every `{param}` replaced by `value`.
+pub fn fill(template: &str, value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let end = rest[start..].find('}').expect("unclosed {") + start;
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
