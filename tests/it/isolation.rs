@@ -19,7 +19,8 @@ async fn a_slow_endpoint_does_not_hold_up_healthy_ones() {
         .spawn()
         .await;
     let receiver = Receiver::start().await;
-    receiver.default_reply("/slow", Reply::status(200).after(Duration::from_secs(2)));
+    // Long enough that even a loaded machine delivers the fast messages within it.
+    receiver.default_reply("/slow", Reply::status(200).after(Duration::from_secs(6)));
     let slow = app.create_app(json!({"name": "slow"})).await["id"]
         .as_str()
         .unwrap()
@@ -44,7 +45,7 @@ async fn a_slow_endpoint_does_not_hold_up_healthy_ones() {
     }
     receiver.wait_for("/fast", 20).await;
     // Had the fast deliveries waited for a slow slot, the slow endpoint would have answered
-    // (2 s) and been sent more by now: it has only had its first `per_endpoint` requests.
+    // (6 s) and been sent more by now: it has only had its first `per_endpoint` requests.
     assert_eq!(receiver.requests("/slow").len(), per_endpoint);
 }
 
