@@ -18,6 +18,7 @@
 //!   shape works on both backends.
 
 mod error;
+mod log_queries;
 mod page;
 pub mod postgres;
 pub(crate) mod rows;

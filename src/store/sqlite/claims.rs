@@ -73,16 +73,11 @@ async fn past_the_head(
     seen: &HashSet<&EndpointId>,
     n: usize,
 ) -> Result<Vec<i64>> {
+    let full = limits.full();
     let excluded: Vec<&str> = seen
         .iter()
         .map(|e| e.as_str())
-        .chain(
-            limits
-                .room
-                .iter()
-                .filter(|(_, room)| **room == 0)
-                .map(|(e, _)| e.as_str()),
-        )
+        .chain(full.iter().map(|e| e.as_str()))
         .collect();
     let rows = sqlx::query(
         "SELECT (SELECT d.id FROM delivery d
