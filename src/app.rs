@@ -35,6 +35,9 @@ const STOP_MARGIN: Duration = Duration::from_secs(10);
 /// A claim outlives the request timeout by this much before another dispatcher may take it.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 const CLAIM_BATCH: usize = 256;
+/// Windows of `endpoint_concurrency` a fast endpoint's deliveries are claimed ahead: enough to
+/// keep it busy between two claims under load (see the dispatcher's docs).
+const CLAIM_AHEAD: usize = 4;
 /// How long a request waits for a PostgreSQL connection before it is answered 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -214,8 +217,10 @@ fn dispatcher(
         DispatchSettings {
             max_in_flight: config.delivery_concurrency,
             per_endpoint: config.endpoint_concurrency,
+            claim_ahead: CLAIM_AHEAD,
             claim_batch: CLAIM_BATCH,
             lease: timeout + LEASE_MARGIN,
+            attempt_timeout: timeout,
             shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
         },
     ))

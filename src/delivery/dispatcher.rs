@@ -1,21 +1,32 @@
 //! The dispatcher: claims due deliveries, sends them concurrently, records the outcomes.
 //!
 //! One loop per node claims batches of due deliveries under a lease (committed before any
-//! request goes out), hands each to its own task, and sleeps until woken: by a new message
-//! (`wake`), by a task finishing, by the next retry coming due, or by a paused endpoint
-//! resuming. Concurrency is bounded globally (a semaphore whose permits move into the
-//! tasks) and per endpoint: an endpoint at its limit, or paused after a 429/502/503/504, is
+//! request goes out) and sleeps until woken: by a new message (`wake`), by a slot freeing up
+//! while more work was left waiting, by a retry being scheduled, by the next retry coming
+//! due, or by a paused endpoint resuming.
+//!
+//! Concurrency is bounded per node (`max_in_flight` attempts) and per endpoint. Each
+//! endpoint has a limit of attempts in flight, adaptive: halved, and the endpoint paused,
+//! when it signals overload (429/502/503/504), raised by one per success. An endpoint whose
+//! last exchange ended within [`SLOW`] is claimed *ahead* of its free slots, up to
+//! `claim_ahead` windows, into a small local queue: when one of its attempts ends the next
+//! starts at once, without waiting for a claim to come back from the store, so one
+//! endpoint's throughput is not bounded by how many claims per second the store commits.
+//! An endpoint not known to be fast is claimed only up to its free slots, so a slow
+//! endpoint's backlog stays in the store, where no lease runs out while it waits; a paused
+//! endpoint gives its queue back. Queued deliveries have their own node-wide budget (as many
+//! as `max_in_flight`), so they never take an attempt's slot. An endpoint with no room is
 //! left out of claims, so a slow or failing endpoint never takes the slots of healthy ones.
 //!
-//! On shutdown the loop stops claiming, lets running attempts finish within the grace
-//! period, then stops the rest and gives their claims back to the queue.
+//! On shutdown the loop stops claiming, gives queued claims back, lets running attempts
+//! finish within the grace period, then stops the rest and gives their claims back too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -29,14 +40,19 @@ use crate::store::{AttemptRecord, ClaimLimits, ClaimedDelivery, NextStep, Store}
 
 #[derive(Debug, Clone)]
 pub struct DispatchSettings {
-    /// Attempts in flight at once on this node.
+    /// Attempts in flight at once on this node (as many more may be queued behind them).
     pub max_in_flight: usize,
     /// Attempts in flight at once to one endpoint.
     pub per_endpoint: usize,
+    /// How many windows of `per_endpoint` deliveries a fast endpoint may hold.
+    pub claim_ahead: usize,
     /// Deliveries claimed per store round trip.
     pub claim_batch: usize,
     /// How long a claim is held; must exceed the request timeout.
     pub lease: Duration,
+    /// The longest one attempt may take: a queued claim starts only while its lease has
+    /// more than this (and a margin) left, and is given back otherwise.
+    pub attempt_timeout: Duration,
     /// At shutdown, how long running attempts may take to finish.
     pub shutdown_grace: Duration,
 }
@@ -49,6 +65,10 @@ const IDLE_CHECK: Duration = Duration::from_secs(30);
 /// Bounds of the pause after an endpoint signals overload.
 const MIN_PAUSE: Duration = Duration::from_secs(1);
 const MAX_PAUSE: Duration = Duration::from_secs(60);
+/// An endpoint whose last exchange took longer than this is not claimed ahead.
+const SLOW: Duration = Duration::from_secs(1);
+/// Lease a queued claim must have left beyond the attempt timeout to be started.
+const LEASE_SAFETY: Duration = Duration::from_secs(5);
 
 pub struct Dispatcher {
     store: Arc<dyn Store>,
@@ -57,8 +77,9 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     settings: DispatchSettings,
-    permits: Arc<Semaphore>,
-    loads: Mutex<EndpointLoads>,
+    board: Mutex<Board>,
+    tasks: TaskTracker,
+    hard_stop: CancellationToken,
 }
 
 impl Dispatcher {
@@ -70,30 +91,39 @@ impl Dispatcher {
         wake: Arc<Notify>,
         settings: DispatchSettings,
     ) -> Arc<Self> {
+        let min_lease_left = delta(settings.attempt_timeout + LEASE_SAFETY);
         Arc::new(Self {
             store,
             sender,
             retry,
             clock,
             wake,
-            permits: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
-            loads: Mutex::new(EndpointLoads::new(settings.per_endpoint.max(1))),
+            board: Mutex::new(Board::new(
+                settings.per_endpoint.max(1),
+                settings.claim_ahead.max(1),
+                settings.max_in_flight.max(1),
+                min_lease_left,
+            )),
             settings,
+            tasks: TaskTracker::new(),
+            hard_stop: CancellationToken::new(),
         })
     }
 
     /// Runs until `shutdown` is cancelled, then drains as described in the module docs.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let tasks = TaskTracker::new();
-        let hard_stop = CancellationToken::new();
         while !shutdown.is_cancelled() {
-            if self.permits.available_permits() == 0 {
+            let full = {
+                let board = self.lock_board();
+                board.held >= board.max_held()
+            };
+            if full {
                 tokio::select! {
                     _ = self.wake.notified() => continue,
                     _ = shutdown.cancelled() => break,
                 }
             }
-            let claimed_at = match self.claim_and_spawn(&tasks, &hard_stop).await {
+            let claimed_at = match self.claim_and_start().await {
                 Ok((true, _)) => continue,
                 Ok((false, at)) => at,
                 Err(()) => {
@@ -111,36 +141,35 @@ impl Dispatcher {
                 _ = shutdown.cancelled() => break,
             }
         }
-        tasks.close();
-        if tokio::time::timeout(self.settings.shutdown_grace, tasks.wait())
+        let queued = self.lock_board().stop();
+        self.release(&queued).await;
+        self.tasks.close();
+        if tokio::time::timeout(self.settings.shutdown_grace, self.tasks.wait())
             .await
             .is_err()
         {
             tracing::warn!(
                 "attempts still running after the shutdown grace period; releasing them"
             );
-            hard_stop.cancel();
-            tasks.wait().await;
+            self.hard_stop.cancel();
+            self.tasks.wait().await;
         }
     }
 
-    /// Claims what is due and starts it. `Ok(true)`: something was claimed; there may be
-    /// more, so claim again at once.
-    async fn claim_and_spawn(
-        self: &Arc<Self>,
-        tasks: &TaskTracker,
-        hard_stop: &CancellationToken,
-    ) -> Result<(bool, Timestamp), ()> {
-        let limit = self
-            .permits
-            .available_permits()
-            .min(self.settings.claim_batch.max(1));
+    /// Claims what is due and starts what may start. `Ok(true)`: the claim took all it was
+    /// allowed to; there may be more, so claim again at once.
+    async fn claim_and_start(self: &Arc<Self>) -> Result<(bool, Timestamp), ()> {
         let now = self.clock.now();
-        let room = self.lock_loads().room(now);
-        let limits = ClaimLimits {
-            total: limit,
-            per_endpoint: self.settings.per_endpoint.max(1),
-            room,
+        let limits = {
+            let board = self.lock_board();
+            ClaimLimits {
+                total: board
+                    .max_held()
+                    .saturating_sub(board.held)
+                    .min(self.settings.claim_batch.max(1)),
+                per_endpoint: board.window_of_new(),
+                room: board.room(now),
+            }
         };
         let lease = now + delta(self.settings.lease);
         let claimed = match self.store.claim_due(now, lease, &limits).await {
@@ -150,17 +179,15 @@ impl Dispatcher {
                 return Err(());
             }
         };
-        let claimed_any = !claimed.is_empty();
-        for delivery in claimed {
-            // Only this loop takes permits, and it asked for no more than are available.
-            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-                self.release(&[(delivery.id, delivery.lease)]).await;
-                continue;
-            };
-            self.lock_loads().start(&delivery.endpoint.id);
-            tasks.spawn(self.clone().deliver(delivery, permit, hard_stop.clone()));
-        }
-        Ok((claimed_any, now))
+        let filled = claimed.len() >= limits.total;
+        let (start, stale) = {
+            let mut board = self.lock_board();
+            board.more_waiting = filled || reached_room(&claimed, &limits);
+            board.admit(claimed, self.clock.now())
+        };
+        self.start_all(start);
+        self.release_stale(stale);
+        Ok((filled, now))
     }
 
     /// When the loop must look again without being woken: the next retry coming due or the
@@ -174,7 +201,7 @@ impl Dispatcher {
                 Some(now + delta(STORE_RETRY))
             }
         };
-        let resume = self.lock_loads().next_resume(now);
+        let resume = self.lock_board().next_resume(now);
         [due, resume]
             .into_iter()
             .flatten()
@@ -182,25 +209,40 @@ impl Dispatcher {
             .unwrap_or(now + delta(IDLE_CHECK))
     }
 
-    async fn deliver(
-        self: Arc<Self>,
-        delivery: ClaimedDelivery,
-        permit: OwnedSemaphorePermit,
-        hard_stop: CancellationToken,
-    ) {
+    fn start_all(self: &Arc<Self>, deliveries: Vec<ClaimedDelivery>) {
+        for delivery in deliveries {
+            self.tasks.spawn(self.clone().deliver(delivery));
+        }
+    }
+
+    /// Gives back queued claims whose lease ran too short to start them, and wakes the loop
+    /// to claim them again under a fresh lease.
+    fn release_stale(self: &Arc<Self>, stale: Vec<(i64, Timestamp)>) {
+        if stale.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            this.release(&stale).await;
+            this.wake.notify_one();
+        });
+    }
+
+    async fn deliver(self: Arc<Self>, delivery: ClaimedDelivery) {
         let started = self.clock.now();
         let result = tokio::select! {
             result = self.sender.send(&delivery, started) => result,
-            _ = hard_stop.cancelled() => {
+            _ = self.hard_stop.cancelled() => {
                 self.release(&[(delivery.id, delivery.lease)]).await;
-                self.finish(&delivery, None, permit);
+                self.finish(&delivery, None);
                 return;
             }
         };
         let finished = self.clock.now();
-        // The endpoint's slot and the global permit are free once the exchange is over; the
-        // delivery stays leased until its record is written, so nothing can claim it twice.
-        self.finish(&delivery, Some(&result), permit);
+        // The endpoint's slot is free once the exchange is over (its next queued delivery
+        // starts now); this delivery stays leased until its record is written, so nothing
+        // can claim it twice.
+        self.finish(&delivery, Some(&result));
         let next = next_step(
             &result,
             delivery.attempts,
@@ -225,32 +267,61 @@ impl Dispatcher {
             // The claim's lease will expire and the delivery will be attempted again.
             tracing::error!(error = %e, msg_id = %delivery.message.id, "recording an attempt failed");
         }
-        // A retry may now be due sooner than what the loop is sleeping for.
-        self.wake.notify_one();
+        if matches!(next, NextStep::RetryAt(_)) {
+            // The retry may be due sooner than what the loop is sleeping for.
+            self.wake.notify_one();
+        }
     }
 
-    fn finish(
-        &self,
-        delivery: &ClaimedDelivery,
-        result: Option<&SendResult>,
-        permit: OwnedSemaphorePermit,
-    ) {
+    /// The exchange is over: frees the endpoint's slot, starts its next queued delivery (or
+    /// gives the queue back if the endpoint is now paused), and wakes the loop if work was
+    /// left waiting for room.
+    fn finish(self: &Arc<Self>, delivery: &ClaimedDelivery, result: Option<&SendResult>) {
         let now = self.clock.now();
-        self.lock_loads().finish(&delivery.endpoint.id, result, now);
-        drop(permit);
-        self.wake.notify_one();
+        let (start, give_back, more_waiting) = {
+            let mut board = self.lock_board();
+            let (start, give_back) = board.finish(&delivery.endpoint.id, result, now);
+            (start, give_back, board.more_waiting)
+        };
+        self.start_all(start);
+        self.release_stale(give_back);
+        if more_waiting {
+            self.wake.notify_one();
+        }
     }
 
     async fn release(&self, claims: &[(i64, Timestamp)]) {
+        if claims.is_empty() {
+            return;
+        }
         if let Err(e) = self.store.release_claims(claims, self.clock.now()).await {
             tracing::warn!(error = %e, "releasing claims failed; they are retried when their lease expires");
         }
     }
 
-    fn lock_loads(&self) -> std::sync::MutexGuard<'_, EndpointLoads> {
-        // The map is updated in small critical sections that cannot panic half-way.
-        self.loads.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_board(&self) -> std::sync::MutexGuard<'_, Board> {
+        // The board is updated in small critical sections that cannot panic half-way.
+        self.board.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Whether a claim gave some endpoint all the room it had (or it had none): more of its
+/// work may be due, to claim once one of its slots frees up.
+fn reached_room(claimed: &[ClaimedDelivery], limits: &ClaimLimits) -> bool {
+    if limits.room.values().any(|room| *room == 0) {
+        return true;
+    }
+    let mut taken: HashMap<&EndpointId, usize> = HashMap::new();
+    for d in claimed {
+        *taken.entry(&d.endpoint.id).or_default() += 1;
+    }
+    taken.into_iter().any(|(endpoint, n)| {
+        n >= limits
+            .room
+            .get(endpoint)
+            .copied()
+            .unwrap_or(limits.per_endpoint)
+    })
 }
 
 fn delta(d: Duration) -> TimeDelta {
@@ -330,44 +401,161 @@ fn attempt(delivery: &ClaimedDelivery, result: &SendResult, started: Timestamp) 
     }
 }
 
-/// In-flight attempts per endpoint, with an adaptive limit: halved (and the endpoint paused)
-/// when it signals overload, raised by one per success back up to the configured maximum.
-struct EndpointLoads {
+/// What this node holds, per endpoint: attempts in flight, claims queued behind them, and
+/// the adaptive limit.
+struct Board {
+    /// The configured limit of attempts in flight to one endpoint.
     max: usize,
+    /// Windows of `limit` a fast endpoint may hold (in flight plus queued).
+    ahead: usize,
+    /// Attempts in flight at once on the node.
+    max_in_flight: usize,
+    /// A queued claim starts only with more than this left on its lease.
+    min_lease_left: TimeDelta,
+    /// Deliveries held in all: in flight or queued.
+    held: usize,
+    /// Attempts in flight in all.
+    in_flight: usize,
+    /// Endpoints with queued deliveries and free slots, waiting for a node-wide slot.
+    ready: VecDeque<EndpointId>,
+    /// The last claim left due work behind for lack of room: a freed slot should wake the
+    /// loop to claim again.
+    more_waiting: bool,
+    /// Shutting down: nothing more starts.
+    stopping: bool,
     loads: HashMap<EndpointId, Load>,
 }
 
 struct Load {
     in_flight: usize,
+    queued: VecDeque<ClaimedDelivery>,
     limit: usize,
     paused_until: Option<Timestamp>,
+    /// The last exchange ended within [`SLOW`]: the endpoint may be claimed ahead.
+    fast: bool,
+    /// Listed in [`Board::ready`].
+    ready: bool,
 }
 
-impl EndpointLoads {
-    fn new(max: usize) -> Self {
+/// Claims to give back to the store: (delivery id, lease).
+type GiveBack = Vec<(i64, Timestamp)>;
+
+impl Board {
+    fn new(max: usize, ahead: usize, max_in_flight: usize, min_lease_left: TimeDelta) -> Self {
         Self {
             max,
+            ahead,
+            max_in_flight,
+            min_lease_left,
+            held: 0,
+            in_flight: 0,
+            ready: VecDeque::new(),
+            more_waiting: false,
+            stopping: false,
             loads: HashMap::new(),
         }
     }
 
-    fn start(&mut self, endpoint: &EndpointId) {
-        let max = self.max;
-        self.loads
-            .entry(endpoint.clone())
-            .or_insert(Load {
-                in_flight: 0,
-                limit: max,
-                paused_until: None,
-            })
-            .in_flight += 1;
+    /// How many deliveries the node may hold: its attempts in flight, and as many queued.
+    fn max_held(&self) -> usize {
+        self.max_in_flight * 2
     }
 
-    fn finish(&mut self, endpoint: &EndpointId, result: Option<&SendResult>, now: Timestamp) {
+    /// How many deliveries an endpoint this node holds nothing of may take: one window, as
+    /// nothing is known yet of how fast it answers.
+    fn window_of_new(&self) -> usize {
+        self.max
+    }
+
+    /// Takes in claimed deliveries; returns those that may start now and those whose lease
+    /// is already too short.
+    fn admit(
+        &mut self,
+        claimed: Vec<ClaimedDelivery>,
+        now: Timestamp,
+    ) -> (Vec<ClaimedDelivery>, GiveBack) {
+        let mut touched = Vec::new();
+        for delivery in claimed {
+            self.held += 1;
+            let endpoint = delivery.endpoint.id.clone();
+            let max = self.max;
+            let load = self.loads.entry(endpoint.clone()).or_insert_with(|| Load {
+                in_flight: 0,
+                queued: VecDeque::new(),
+                limit: max,
+                paused_until: None,
+                fast: false,
+                ready: false,
+            });
+            load.queued.push_back(delivery);
+            if !touched.contains(&endpoint) {
+                touched.push(endpoint);
+            }
+        }
+        let (mut start, mut stale) = (Vec::new(), Vec::new());
+        for endpoint in &touched {
+            self.take_startable(endpoint, now, &mut start, &mut stale);
+        }
+        (start, stale)
+    }
+
+    /// Moves queued deliveries of `endpoint` into flight while it and the node have free
+    /// slots; lists the endpoint as ready if only the node's slots are missing.
+    fn take_startable(
+        &mut self,
+        endpoint: &EndpointId,
+        now: Timestamp,
+        start: &mut Vec<ClaimedDelivery>,
+        stale: &mut GiveBack,
+    ) {
         let Some(load) = self.loads.get_mut(endpoint) else {
             return;
         };
+        if self.stopping || load.paused_until.is_some_and(|p| p > now) {
+            return;
+        }
+        while load.in_flight < load.limit {
+            if self.in_flight >= self.max_in_flight {
+                if !load.queued.is_empty() && !load.ready {
+                    load.ready = true;
+                    self.ready.push_back(endpoint.clone());
+                }
+                break;
+            }
+            let Some(delivery) = load.queued.pop_front() else {
+                break;
+            };
+            if delivery.lease - now <= self.min_lease_left {
+                stale.push((delivery.id, delivery.lease));
+                self.held -= 1;
+                continue;
+            }
+            load.in_flight += 1;
+            self.in_flight += 1;
+            start.push(delivery);
+        }
+        self.forget_if_resting(endpoint, now);
+    }
+
+    /// An exchange with `endpoint` is over (`None`: it was abandoned). Returns what may start
+    /// in its place and what must be given back.
+    fn finish(
+        &mut self,
+        endpoint: &EndpointId,
+        result: Option<&SendResult>,
+        now: Timestamp,
+    ) -> (Vec<ClaimedDelivery>, GiveBack) {
+        let max = self.max;
+        let Some(load) = self.loads.get_mut(endpoint) else {
+            return (Vec::new(), Vec::new());
+        };
         load.in_flight = load.in_flight.saturating_sub(1);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.held = self.held.saturating_sub(1);
+        if let Some(result) = result {
+            load.fast = result.duration <= SLOW;
+        }
+        let mut give_back = Vec::new();
         match result.map(|r| &r.outcome) {
             Some(Ok(r)) if matches!(r.status, 429 | 502 | 503 | 504) => {
                 load.limit = (load.limit / 2).max(1);
@@ -376,30 +564,56 @@ impl EndpointLoads {
                     .unwrap_or(MIN_PAUSE)
                     .clamp(MIN_PAUSE, MAX_PAUSE);
                 load.paused_until = Some(now + delta(pause));
+                give_back.extend(load.queued.drain(..).map(|d| (d.id, d.lease)));
             }
             Some(Ok(r)) if (200..300).contains(&r.status) => {
-                load.limit = (load.limit + 1).min(self.max);
+                load.limit = (load.limit + 1).min(max);
             }
             _ => {}
         }
-        let resting = load.in_flight == 0
-            && load.limit == self.max
-            && load.paused_until.is_none_or(|p| p <= now);
+        self.held -= give_back.len();
+        let mut start = Vec::new();
+        self.take_startable(endpoint, now, &mut start, &mut give_back);
+        while self.in_flight < self.max_in_flight {
+            let Some(waiting) = self.ready.pop_front() else {
+                break;
+            };
+            if let Some(load) = self.loads.get_mut(&waiting) {
+                load.ready = false;
+            }
+            self.take_startable(&waiting, now, &mut start, &mut give_back);
+        }
+        (start, give_back)
+    }
+
+    fn forget_if_resting(&mut self, endpoint: &EndpointId, now: Timestamp) {
+        let max = self.max;
+        let resting = self.loads.get(endpoint).is_some_and(|l| {
+            l.in_flight == 0
+                && l.queued.is_empty()
+                && l.limit == max
+                && l.paused_until.is_none_or(|p| p <= now)
+        });
         if resting {
             self.loads.remove(endpoint);
         }
     }
 
-    /// How many more attempts each busy endpoint may take now (0 while paused).
+    /// How many more deliveries each endpoint this node holds may take now (0 while paused).
     fn room(&self, now: Timestamp) -> HashMap<EndpointId, usize> {
         self.loads
             .iter()
             .map(|(id, l)| {
                 let paused = l.paused_until.is_some_and(|p| p > now);
+                let window = if l.fast {
+                    l.limit * self.ahead
+                } else {
+                    l.limit
+                };
                 let room = if paused {
                     0
                 } else {
-                    l.limit.saturating_sub(l.in_flight)
+                    window.saturating_sub(l.in_flight + l.queued.len())
                 };
                 (id.clone(), room)
             })
@@ -412,6 +626,17 @@ impl EndpointLoads {
             .filter_map(|l| l.paused_until)
             .filter(|p| *p > now)
             .min()
+    }
+
+    /// Stops starting anything; returns every queued claim, to give back.
+    fn stop(&mut self) -> GiveBack {
+        self.stopping = true;
+        let mut give_back = Vec::new();
+        for load in self.loads.values_mut() {
+            give_back.extend(load.queued.drain(..).map(|d| (d.id, d.lease)));
+        }
+        self.held -= give_back.len();
+        give_back
     }
 }
 
@@ -494,28 +719,164 @@ mod tests {
         assert_eq!(step(500, 60), NextStep::RetryAt(t + TimeDelta::seconds(5)));
     }
 
+    fn claimed(endpoint: &crate::domain::Endpoint, id: i64, lease: Timestamp) -> ClaimedDelivery {
+        ClaimedDelivery {
+            id,
+            lease,
+            attempts: 0,
+            trigger: crate::domain::Trigger::Scheduled,
+            message: crate::domain::Message {
+                id: crate::domain::MessageId::generate(),
+                app_id: endpoint.app_id.clone(),
+                event_type: crate::domain::EventTypeName::parse("a.b").unwrap(),
+                event_id: None,
+                channels: None,
+                payload: None,
+                created_at: lease,
+            },
+            endpoint: endpoint.clone(),
+        }
+    }
+
+    fn endpoint() -> crate::domain::Endpoint {
+        crate::domain::Endpoint {
+            id: EndpointId::generate(),
+            app_id: crate::domain::AppId::generate(),
+            uid: None,
+            url: crate::domain::EndpointUrl::parse("http://127.0.0.1:9/").unwrap(),
+            description: String::new(),
+            disabled: false,
+            rate_limit: None,
+            subscription: Default::default(),
+            metadata: Default::default(),
+            headers: Default::default(),
+            secret: crate::domain::SigningSecret::generate(),
+            previous_secrets: Vec::new(),
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    fn board() -> Board {
+        Board::new(8, 2, 100, TimeDelta::seconds(20))
+    }
+
     #[test]
-    fn overload_halves_the_limit_and_pauses_the_endpoint() {
+    fn overload_halves_the_limit_pauses_the_endpoint_and_gives_its_queue_back() {
         let t = now();
-        let ep = EndpointId::generate();
-        let mut loads = EndpointLoads::new(8);
-        for _ in 0..8 {
-            loads.start(&ep);
-        }
-        assert_eq!(loads.room(t)[&ep], 0);
-        loads.finish(&ep, Some(&answered(429, Some(10))), t);
-        assert_eq!(loads.loads[&ep].limit, 4);
-        assert_eq!(loads.next_resume(t), Some(t + TimeDelta::seconds(10)));
+        let lease = t + TimeDelta::seconds(45);
+        let ep = endpoint();
+        let mut board = board();
+        let (start, stale) = board.admit((0..12).map(|i| claimed(&ep, i, lease)).collect(), t);
+        assert_eq!((start.len(), stale.len()), (8, 0), "8 slots, 4 queued");
+        assert_eq!(board.room(t)[&ep.id], 0, "one window until it proves fast");
+        let (start, back) = board.finish(&ep.id, Some(&answered(429, Some(10))), t);
+        assert!(start.is_empty());
+        assert_eq!(back.len(), 4, "the queue goes back while paused");
+        assert_eq!(board.held, 7);
+        assert_eq!(board.loads[&ep.id].limit, 4);
+        assert_eq!(board.next_resume(t), Some(t + TimeDelta::seconds(10)));
         let later = t + TimeDelta::seconds(11);
-        assert_eq!(loads.room(t)[&ep], 0, "paused");
-        assert_eq!(loads.room(later)[&ep], 0, "7 in flight, limit 4");
-        for _ in 0..3 {
-            loads.finish(&ep, Some(&answered(200, None)), later);
+        assert_eq!(board.room(t)[&ep.id], 0, "paused");
+        assert_eq!(board.room(later)[&ep.id], 1, "7 held, two windows of 4");
+        for _ in 0..7 {
+            board.finish(&ep.id, Some(&answered(200, None)), later);
         }
-        assert_eq!(loads.room(later)[&ep], 3, "4 in flight, limit 7");
-        for _ in 0..4 {
-            loads.finish(&ep, Some(&answered(200, None)), t + TimeDelta::seconds(11));
-        }
-        assert!(loads.loads.is_empty(), "back to rest after successes");
+        assert!(board.loads.is_empty(), "back to rest after successes");
+        assert_eq!(board.held, 0);
+    }
+
+    #[test]
+    fn a_finished_attempt_starts_the_next_queued_one() {
+        let t = now();
+        let lease = t + TimeDelta::seconds(45);
+        let ep = endpoint();
+        let mut board = board();
+        let (start, _) = board.admit((0..10).map(|i| claimed(&ep, i, lease)).collect(), t);
+        assert_eq!(
+            start.iter().map(|d| d.id).collect::<Vec<_>>(),
+            (0..8).collect::<Vec<_>>()
+        );
+        let (start, back) = board.finish(&ep.id, Some(&answered(200, None)), t);
+        assert_eq!(start.iter().map(|d| d.id).collect::<Vec<_>>(), [8]);
+        assert!(back.is_empty());
+        assert_eq!(board.held, 9);
+    }
+
+    #[test]
+    fn a_queued_claim_with_too_little_lease_left_is_given_back() {
+        let t = now();
+        let ep = endpoint();
+        let mut board = board();
+        let fresh = t + TimeDelta::seconds(45);
+        let (start, _) = board.admit((0..8).map(|i| claimed(&ep, i, fresh)).collect(), t);
+        assert_eq!(start.len(), 8);
+        let short = t + TimeDelta::seconds(25);
+        board.admit(vec![claimed(&ep, 100, short)], t);
+        let (start, back) = board.finish(
+            &ep.id,
+            Some(&answered(200, None)),
+            t + TimeDelta::seconds(10),
+        );
+        assert!(start.is_empty());
+        assert_eq!(back, [(100, short)]);
+        assert_eq!(board.held, 7);
+    }
+
+    #[test]
+    fn a_fast_endpoint_is_claimed_ahead() {
+        let t = now();
+        let lease = t + TimeDelta::seconds(45);
+        let ep = endpoint();
+        let mut board = board();
+        board.admit(vec![claimed(&ep, 1, lease), claimed(&ep, 2, lease)], t);
+        board.finish(&ep.id, Some(&answered(200, None)), t);
+        assert_eq!(board.room(t)[&ep.id], 15, "two windows of 8, 1 held");
+    }
+
+    #[test]
+    fn queued_deliveries_wait_for_a_node_wide_slot() {
+        let t = now();
+        let lease = t + TimeDelta::seconds(45);
+        let (a, b) = (endpoint(), endpoint());
+        let mut board = Board::new(8, 2, 3, TimeDelta::seconds(20));
+        let (start, _) = board.admit(
+            vec![
+                claimed(&a, 1, lease),
+                claimed(&a, 2, lease),
+                claimed(&b, 3, lease),
+                claimed(&b, 4, lease),
+            ],
+            t,
+        );
+        assert_eq!(start.iter().map(|d| d.id).collect::<Vec<_>>(), [1, 2, 3]);
+        let (start, _) = board.finish(&a.id, Some(&answered(200, None)), t);
+        assert_eq!(start.iter().map(|d| d.id).collect::<Vec<_>>(), [4]);
+        assert!(board.ready.is_empty());
+    }
+
+    #[test]
+    fn a_slow_endpoint_is_not_claimed_ahead() {
+        let t = now();
+        let lease = t + TimeDelta::seconds(45);
+        let ep = endpoint();
+        let mut board = board();
+        board.admit(vec![claimed(&ep, 1, lease), claimed(&ep, 2, lease)], t);
+        let mut slow = answered(200, None);
+        slow.duration = Duration::from_secs(2);
+        board.finish(&ep.id, Some(&slow), t);
+        assert_eq!(board.room(t)[&ep.id], 7, "one window of 8, 1 in flight");
+    }
+
+    #[test]
+    fn stopping_gives_back_every_queued_claim() {
+        let t = now();
+        let lease = t + TimeDelta::seconds(45);
+        let ep = endpoint();
+        let mut board = board();
+        board.admit((0..10).map(|i| claimed(&ep, i, lease)).collect(), t);
+        assert_eq!(board.stop().len(), 2);
+        let (start, _) = board.finish(&ep.id, Some(&answered(200, None)), t);
+        assert!(start.is_empty(), "nothing starts once stopping");
     }
 }

@@ -23,7 +23,7 @@ pub(super) async fn claim(
     lease: Timestamp,
     limits: &ClaimLimits,
 ) -> Result<Vec<ClaimedDelivery>> {
-    let candidates = head_of_queue(conn, now, limits.total.saturating_mul(4).max(64)).await?;
+    let candidates = head_of_queue(conn, now, limits.total).await?;
     let mut picked: Vec<i64> = limits.pick(&candidates).into_iter().copied().collect();
     let crowded_out = picked.len() < limits.total
         && candidates
