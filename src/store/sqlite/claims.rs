@@ -1,10 +1,11 @@
 //! Claiming due deliveries, inside a write batch.
 //!
-//! A claim reads the head of the due queue (a few times more rows than it may take) and picks
-//! from it in due order, within each endpoint's room. When the head belongs to endpoints that
-//! have no room (one slow endpoint's backlog), it then looks past them endpoint by endpoint,
-//! through the per-endpoint due index, so their backlog is never scanned and other endpoints'
-//! deliveries are not held up behind it.
+//! A claim reads the head of the due queue (as many rows as it may take) and picks from it in
+//! due order, within each endpoint's room. When the head was full yet did not fill the claim,
+//! endpoints in it had no more room (one slow endpoint's backlog, or one endpoint holding the
+//! whole head): it then looks past them endpoint by endpoint, through the per-endpoint due
+//! index, so their backlog is never scanned and other endpoints' deliveries are not held up
+//! behind it.
 //!
 //! The chosen deliveries are marked one statement each; each distinct message and endpoint
 //! is read once per claim, however many of the claimed deliveries share it.
@@ -47,12 +48,11 @@ pub(super) fn claim(
     lease: Timestamp,
     limits: &ClaimLimits,
 ) -> Result<Vec<ClaimedDelivery>> {
-    let candidates = head_of_queue(conn, now, limits.total.saturating_mul(4).max(64))?;
+    let candidates = head_of_queue(conn, now, limits.total)?;
     let mut picked: Vec<i64> = limits.pick(&candidates).into_iter().copied().collect();
-    let crowded_out = picked.len() < limits.total
-        && candidates
-            .iter()
-            .any(|(_, ep)| limits.room.get(ep).is_some_and(|room| *room == 0));
+    // A full head that did not fill the claim: endpoints in it ran out of room, and others
+    // may be due behind them. A head that was not full holds everything due.
+    let crowded_out = picked.len() < limits.total && candidates.len() == limits.total;
     if crowded_out {
         let seen: HashSet<&EndpointId> = candidates.iter().map(|(_, ep)| ep).collect();
         let more = past_the_head(conn, now, limits, &seen, limits.total - picked.len())?;
