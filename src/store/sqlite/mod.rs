@@ -82,6 +82,10 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // The batching writer acquires this connection for every batch (see `writer`):
+            // a ping each time would cost it a round trip to sqlx's worker thread, and a
+            // connection to a local file does not go stale.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
