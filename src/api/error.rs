@@ -115,7 +115,9 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(c) => ApiError::Conflict(c.to_string()),
             StoreError::Unavailable(_) | StoreError::BatchFailed(_) => ApiError::Unavailable(e),
-            StoreError::Corrupt(_) | StoreError::Database(_) => ApiError::Internal(e.into()),
+            StoreError::Corrupt(_) | StoreError::Database(_) | StoreError::Sqlite(_) => {
+                ApiError::Internal(e.into())
+            }
         }
     }
 }

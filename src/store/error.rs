@@ -26,6 +26,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// An error of the SQLite connection that the write batches run on (rusqlite, not sqlx).
+    #[error("database error")]
+    Sqlite(#[source] rusqlite::Error),
     /// A batched write failed as a whole; every request in the batch gets this.
     #[error("the write batch holding this request failed")]
     BatchFailed(#[source] std::sync::Arc<StoreError>),
@@ -55,6 +58,12 @@ fn retryable(code: &str) -> bool {
         || code.starts_with("57P") // admin_shutdown, crash_shutdown, cannot_connect_now
         || code.starts_with("53") // insufficient_resources: too many connections, disk full
         || matches!(code, "40001" | "40P01" | "55P03") // serialization, deadlock, lock timeout
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
 }
 
 impl From<serde_json::Error> for StoreError {

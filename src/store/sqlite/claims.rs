@@ -1,154 +1,179 @@
 //! Claiming due deliveries, inside a write batch.
 //!
-//! A claim reads the head of the due queue (a few times more rows than it may take) and picks
-//! from it in due order, within each endpoint's room. When the head belongs to endpoints that
-//! have no room (one slow endpoint's backlog), it then looks past them endpoint by endpoint,
-//! through the per-endpoint due index, so their backlog is never scanned and other endpoints'
-//! deliveries are not held up behind it.
+//! A claim reads the head of the due queue (as many rows as it may take) and picks from it in
+//! due order, within each endpoint's room. When the head was full yet did not fill the claim,
+//! endpoints in it had no more room (one slow endpoint's backlog, or one endpoint holding the
+//! whole head): it then looks past them endpoint by endpoint, through the per-endpoint due
+//! index, so their backlog is never scanned and other endpoints' deliveries are not held up
+//! behind it.
+//!
+//! The chosen deliveries are marked one statement each; each distinct message and endpoint
+//! is read once per claim, however many of the claimed deliveries share it.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
-use sqlx::{Row, SqliteConnection};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::sql::id_list;
 use crate::domain::time::to_micros;
 use crate::domain::{Endpoint, EndpointId, Message, Timestamp, Trigger};
-use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, to_json};
+use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
 use crate::store::{ClaimLimits, ClaimedDelivery, Result, StoreError};
 
+const HEAD_OF_QUEUE: &str =
+    "SELECT d.id, d.endpoint_id FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
+     WHERE d.status IN (1, 3) AND NOT e.disabled AND d.next_attempt_at <= ?1
+     ORDER BY d.next_attempt_at LIMIT ?2";
+const PAST_THE_HEAD: &str = "SELECT (SELECT d.id FROM delivery d
+             WHERE d.endpoint_id = e.id AND d.status IN (1, 3) AND d.next_attempt_at <= ?1
+             ORDER BY d.next_attempt_at LIMIT 1) AS due_id
+     FROM endpoint e
+     WHERE NOT e.disabled AND e.id NOT IN (SELECT value FROM json_each(?2))
+       AND due_id IS NOT NULL
+     LIMIT ?3";
+const MARK: &str = "UPDATE delivery SET status = 3, lease_until = ?1, next_attempt_at = ?1,
+     updated_at = ?2 WHERE id = ?3
+     RETURNING msg_id, endpoint_id, attempts, trigger_type";
+static MESSAGE_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {MESSAGE_COLUMNS} FROM message WHERE id = ?1"));
+static ENDPOINT_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE id = ?1"));
+
 /// Marks the chosen due deliveries `sending` under a lease and loads what sending needs.
-pub(super) async fn claim(
-    conn: &mut SqliteConnection,
+pub(super) fn claim(
+    conn: &Connection,
     now: Timestamp,
     lease: Timestamp,
     limits: &ClaimLimits,
 ) -> Result<Vec<ClaimedDelivery>> {
-    let candidates = head_of_queue(conn, now, limits.total).await?;
+    let candidates = head_of_queue(conn, now, limits.total)?;
     let mut picked: Vec<i64> = limits.pick(&candidates).into_iter().copied().collect();
-    let crowded_out = picked.len() < limits.total
-        && candidates
-            .iter()
-            .any(|(_, ep)| limits.room.get(ep).is_some_and(|room| *room == 0));
+    // A full head that did not fill the claim: endpoints in it ran out of room, and others
+    // may be due behind them. A head that was not full holds everything due.
+    let crowded_out = picked.len() < limits.total && candidates.len() == limits.total;
     if crowded_out {
         let seen: HashSet<&EndpointId> = candidates.iter().map(|(_, ep)| ep).collect();
-        let more = past_the_head(conn, now, limits, &seen, limits.total - picked.len()).await?;
+        let more = past_the_head(conn, now, limits, &seen, limits.total - picked.len())?;
         picked.extend(more);
     }
-    if picked.is_empty() {
-        return Ok(Vec::new());
+    let mut loaded = Loaded::default();
+    let mut claimed = Vec::with_capacity(picked.len());
+    for id in picked {
+        if let Some(delivery) = mark_and_load(conn, &mut loaded, id, now, lease)? {
+            claimed.push(delivery);
+        }
     }
-    mark_and_load(conn, now, lease, &picked).await
+    Ok(claimed)
 }
 
 /// The first `n` due deliveries, oldest due first.
-async fn head_of_queue(
-    conn: &mut SqliteConnection,
-    now: Timestamp,
-    n: usize,
-) -> Result<Vec<(i64, EndpointId)>> {
-    let rows = sqlx::query(
-        "SELECT d.id, d.endpoint_id FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
-         WHERE d.status IN (1, 3) AND NOT e.disabled AND d.next_attempt_at <= $1
-         ORDER BY d.next_attempt_at LIMIT $2",
-    )
-    .bind(to_micros(now))
-    .bind(i64::try_from(n).unwrap_or(i64::MAX))
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                row.try_get("id")?,
-                EndpointId::from_stored(row.try_get("endpoint_id")?),
-            ))
-        })
-        .collect()
+fn head_of_queue(conn: &Connection, now: Timestamp, n: usize) -> Result<Vec<(i64, EndpointId)>> {
+    let mut select = conn.prepare_cached(HEAD_OF_QUEUE)?;
+    let mut found = select.query(params![to_micros(now), sql_limit(n)])?;
+    let mut head = Vec::with_capacity(n);
+    while let Some(row) = found.next()? {
+        head.push((row.get(0)?, EndpointId::from_stored(row.get(1)?)));
+    }
+    Ok(head)
 }
 
 /// The oldest due delivery of each other enabled endpoint with room, up to `n` of them.
-async fn past_the_head(
-    conn: &mut SqliteConnection,
+fn past_the_head(
+    conn: &Connection,
     now: Timestamp,
     limits: &ClaimLimits,
     seen: &HashSet<&EndpointId>,
     n: usize,
 ) -> Result<Vec<i64>> {
     let full = limits.full();
-    let excluded: Vec<&str> = seen
-        .iter()
-        .map(|e| e.as_str())
-        .chain(full.iter().map(|e| e.as_str()))
-        .collect();
-    let rows = sqlx::query(
-        "SELECT (SELECT d.id FROM delivery d
-                 WHERE d.endpoint_id = e.id AND d.status IN (1, 3) AND d.next_attempt_at <= $1
-                 ORDER BY d.next_attempt_at LIMIT 1) AS due_id
-         FROM endpoint e
-         WHERE NOT e.disabled AND e.id NOT IN (SELECT value FROM json_each($2))
-           AND due_id IS NOT NULL
-         LIMIT $3",
-    )
-    .bind(to_micros(now))
-    .bind(to_json(&excluded))
-    .bind(i64::try_from(n).unwrap_or(i64::MAX))
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(|row| Ok(row.try_get("due_id")?)).collect()
+    let excluded = id_list(
+        seen.iter()
+            .map(|e| e.as_str())
+            .chain(full.iter().map(|e| e.as_str())),
+    );
+    let mut select = conn.prepare_cached(PAST_THE_HEAD)?;
+    let found = select.query_map(params![to_micros(now), excluded, sql_limit(n)], |row| {
+        row.get(0)
+    })?;
+    Ok(found.collect::<rusqlite::Result<_>>()?)
 }
 
-async fn mark_and_load(
-    conn: &mut SqliteConnection,
+fn sql_limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The messages and endpoints this claim has read, by id.
+#[derive(Default)]
+struct Loaded {
+    messages: HashMap<String, Message>,
+    endpoints: HashMap<String, Endpoint>,
+}
+
+/// Marks one delivery `sending` until `lease`, with its message and endpoint; `None` if it
+/// is gone (it was read in this transaction, so it is not).
+fn mark_and_load(
+    conn: &Connection,
+    loaded: &mut Loaded,
+    id: i64,
     now: Timestamp,
     lease: Timestamp,
-    picked: &[i64],
-) -> Result<Vec<ClaimedDelivery>> {
-    let claimed = sqlx::query(
-        "UPDATE delivery SET status = 3, lease_until = $1, next_attempt_at = $1,
-         updated_at = $2 WHERE id IN (SELECT value FROM json_each($3))
-         RETURNING id, msg_id, endpoint_id, attempts, trigger_type",
-    )
-    .bind(to_micros(lease))
-    .bind(to_micros(now))
-    .bind(to_json(&picked))
-    .fetch_all(&mut *conn)
-    .await?;
-    let msg_ids = id_list(claimed.iter().filter_map(|r| r.try_get("msg_id").ok()));
-    let endpoint_ids = id_list(claimed.iter().filter_map(|r| r.try_get("endpoint_id").ok()));
-    let messages = sqlx::query(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM message WHERE id IN (SELECT value FROM json_each($1))"
-    ))
-    .bind(msg_ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    let endpoints = sqlx::query(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE id IN (SELECT value FROM json_each($1))"
-    ))
-    .bind(endpoint_ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    let messages: Vec<Message> = rows::all(&messages, rows::message)?;
-    let endpoints: Vec<Endpoint> = rows::all(&endpoints, rows::endpoint)?;
-    let mut out = Vec::with_capacity(claimed.len());
-    for row in &claimed {
-        let msg_id: String = row.try_get("msg_id")?;
-        let endpoint_id: String = row.try_get("endpoint_id")?;
-        // Both are referenced with ON DELETE CASCADE, so they exist in this transaction.
-        let (Some(message), Some(endpoint)) = (
-            messages.iter().find(|m| m.id.as_str() == msg_id),
-            endpoints.iter().find(|e| e.id.as_str() == endpoint_id),
-        ) else {
-            return Err(StoreError::Corrupt(format!(
-                "claimed delivery of {msg_id} to {endpoint_id} has no message or endpoint"
-            )));
-        };
-        out.push(ClaimedDelivery {
-            id: row.try_get("id")?,
-            lease,
-            attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
-            trigger: Trigger::from_code(row.try_get("trigger_type")?),
-            message: message.clone(),
-            endpoint: endpoint.clone(),
-        });
-    }
-    Ok(out)
+) -> Result<Option<ClaimedDelivery>> {
+    let marked = conn
+        .prepare_cached(MARK)?
+        .query_row(params![to_micros(lease), to_micros(now), id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((msg_id, endpoint_id, attempts, trigger)) = marked else {
+        return Ok(None);
+    };
+    let message = load(conn, &mut loaded.messages, &MESSAGE_BY_ID, msg_id, |row| {
+        rows::message(row)
+    })?;
+    let endpoint = load(
+        conn,
+        &mut loaded.endpoints,
+        &ENDPOINT_BY_ID,
+        endpoint_id,
+        |row| rows::endpoint(row),
+    )?;
+    Ok(Some(ClaimedDelivery {
+        id,
+        lease,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        trigger: Trigger::from_code(trigger),
+        message,
+        endpoint,
+    }))
+}
+
+/// The row with `id` selected by `sql`, decoded; read once per claim.
+fn load<T: Clone>(
+    conn: &Connection,
+    cache: &mut HashMap<String, T>,
+    sql: &str,
+    id: String,
+    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<T> {
+    let slot = match cache.entry(id) {
+        Entry::Occupied(found) => return Ok(found.get().clone()),
+        Entry::Vacant(slot) => slot,
+    };
+    let mut select = conn.prepare_cached(sql)?;
+    let mut found = select.query([slot.key()])?;
+    // Both are referenced with ON DELETE CASCADE, so they exist in this transaction.
+    let Some(row) = found.next()? else {
+        return Err(StoreError::Corrupt(format!(
+            "a claimed delivery refers to {}, which does not exist",
+            slot.key()
+        )));
+    };
+    Ok(slot.insert(decode(row)?).clone())
 }

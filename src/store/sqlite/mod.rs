@@ -1,40 +1,57 @@
 //! The embedded store: one SQLite database file in WAL mode.
 //!
-//! SQLite allows one writer at a time, so the store keeps exactly one write connection and a
-//! pool of read-only connections (WAL readers never block the writer or each other). Every
-//! write goes through the write connection; message ingestion goes through a batching task
-//! that commits many messages per transaction (`writer`), so throughput does not pay one
-//! fsync per message. `synchronous = FULL` makes each commit durable before it returns.
+//! SQLite allows one writer at a time. The store reads through a pool of read-only
+//! connections (WAL readers never block the writer or each other) and writes through two
+//! connections that take turns: the hot writes (accepting messages, recording attempts,
+//! claiming due deliveries) go through a batching writer that commits many of them per
+//! transaction on a thread of its own, with its own `rusqlite` connection (`writer`), so
+//! throughput does not pay one fsync per message; management writes go through a sqlx pool
+//! of one connection, which the batching writer also holds while it writes a batch, so only
+//! one of the two writes at a time. `synchronous = FULL` makes each commit durable before it
+//! returns.
 
 mod admin;
 mod applications;
 mod attempts;
 mod claims;
+mod connection;
 mod deliveries;
 mod endpoints;
+mod enqueue;
 mod event_types;
 mod messages;
 mod records;
 mod sql;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     writes: mpsc::Sender<writer::WriteJob>,
+    /// Tells the batching writer to stop, on `close`.
+    stop_writing: CancellationToken,
+    /// The batching writer's task, until `close` waits for it.
+    batching: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// How many writes may wait for the batching writer before callers wait too.
 const WRITE_QUEUE: usize = 8192;
+/// How long a connection waits for another one's write lock before failing as busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl SqliteStore {
     /// Opens (creating if needed) the database named by a `sqlite://` URL and migrates it.
@@ -60,11 +77,15 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // The batching writer acquires this connection for every batch (see `writer`):
+            // a ping each time would cost it a round trip to sqlx's worker thread, and a
+            // connection to a local file does not go stale.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
@@ -94,17 +115,33 @@ impl SqliteStore {
                 "released deliveries claimed by a previous run"
             );
         }
+        // Opened once migrations ran: the writer thread's connection expects the schema.
+        let conn = connection::open(options.get_filename()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open SQLite database {:?} for the writer: {e}",
+                options.get_filename()
+            )
+        })?;
         let reader = SqlitePoolOptions::new()
             .max_connections(read_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
+        let thread = writer::WriterThread::spawn(conn)?;
         let (writes, jobs) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(writer::run(writer.clone(), jobs));
+        let stop_writing = CancellationToken::new();
+        let batching = tokio::spawn(writer::run(
+            writer.clone(),
+            thread,
+            jobs,
+            stop_writing.clone(),
+        ));
         Ok(Self {
             writer,
             reader,
             writes,
+            stop_writing,
+            batching: Mutex::new(Some(batching)),
         })
     }
 
@@ -116,8 +153,20 @@ impl SqliteStore {
             .map_err(|_| super::StoreError::Unavailable(sqlx::Error::PoolClosed))
     }
 
-    /// Closes both pools, waiting for running queries; later calls fail as unavailable.
+    /// Stops the batching writer (a batch being written still commits; queued writes fail
+    /// as unavailable) and closes its connection, then both pools, waiting for running
+    /// queries; later calls fail as unavailable.
     pub async fn close(&self) {
+        self.stop_writing.cancel();
+        let batching = self
+            .batching
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(batching) = batching {
+            // It ends once the writer thread has closed its connection.
+            let _ = batching.await;
+        }
         self.writer.close().await;
         self.reader.close().await;
     }

@@ -1,87 +1,91 @@
-//! Recording attempt outcomes, inside a write batch: two statements for the whole batch.
+//! Recording attempt outcomes, inside a write batch: two cached statements per record, then
+//! one pair per endpoint to disable.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use rusqlite::{Connection, params};
 
-use super::deliveries::park_or_unpark;
-use super::writer::ROWS_PER_STATEMENT;
-use crate::domain::DeliveryStatus;
 use crate::domain::time::to_micros;
+use crate::domain::{DeliveryStatus, EndpointId, Timestamp};
 use crate::store::rows::to_json;
 use crate::store::{AttemptRecord, NextStep, Result};
+
+/// Inserts the attempt only while its delivery exists.
+const INSERT_ATTEMPT: &str = "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, \
+     response_status_code, response, response_headers, duration_ms, trigger_type, error_class, \
+     error, created_at) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 \
+     WHERE EXISTS (SELECT 1 FROM delivery WHERE delivery.id = ?15)";
+/// Fenced by the claim's lease.
+const MOVE_ON: &str = "UPDATE delivery SET status = ?3, next_attempt_at = ?4, \
+     lease_until = NULL, attempts = attempts + 1, trigger_type = 0, updated_at = ?5 \
+     WHERE delivery.id = ?1 AND lease_until = ?2";
+const DISABLE_ENDPOINT: &str = "UPDATE endpoint SET disabled = 1, updated_at = ?2 WHERE id = ?1";
+/// As `deliveries::park_or_unpark` parks them when an endpoint is disabled.
+const PARK: &str =
+    "UPDATE delivery SET next_attempt_at = NULL WHERE endpoint_id = ?1 AND status = 1";
 
 /// Writes the attempts and moves their deliveries on.
 ///
 /// A delivery moves only while its claim still holds the lease (a resend or a newer claim
 /// wins). An attempt whose delivery is gone (its message, endpoint or application was deleted
 /// while the attempt was in flight) has nothing left to be recorded against and is dropped.
-pub(super) async fn record_all(
-    conn: &mut SqliteConnection,
-    records: &[&AttemptRecord],
-) -> Result<()> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    for chunk in records.chunks(ROWS_PER_STATEMENT / 15) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, \
-             response_status_code, response, response_headers, duration_ms, trigger_type, \
-             error_class, error, created_at) \
-             SELECT column1, column2, column3, column4, column5, column6, column7, column8, \
-             column9, column10, column11, column12, column13, column14 FROM (",
-        );
-        qb.push_values(chunk, |mut b, r| {
-            let a = &r.attempt;
-            b.push_bind(a.id.as_str())
-                .push_bind(a.msg_id.as_str())
-                .push_bind(a.endpoint_id.as_str())
-                .push_bind(a.app_id.as_str())
-                .push_bind(a.url.as_str())
-                .push_bind(a.status.code())
-                .push_bind(i64::from(a.response_status_code))
-                .push_bind(a.response_body.as_str())
-                .push_bind(to_json(&a.response_headers))
-                .push_bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
-                .push_bind(a.trigger.code())
-                .push_bind(a.error.as_ref().map(|e| e.class.as_str()))
-                .push_bind(a.error.as_ref().map(|e| e.message.as_str()))
-                .push_bind(to_micros(a.created_at))
-                .push_bind(r.delivery_id);
-        });
-        qb.push(") WHERE EXISTS (SELECT 1 FROM delivery WHERE delivery.id = column15)");
-        qb.build().execute(&mut *conn).await?;
-    }
-    for chunk in records.chunks(ROWS_PER_STATEMENT / 5) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "UPDATE delivery SET status = v.column3, next_attempt_at = v.column4, \
-             lease_until = NULL, attempts = attempts + 1, trigger_type = 0, \
-             updated_at = v.column5 FROM (",
-        );
-        qb.push_values(chunk, |mut b, r| {
-            let (status, next_at) = match r.next {
-                NextStep::Delivered => (DeliveryStatus::Success, None),
-                NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(to_micros(at))),
-                NextStep::Failed | NextStep::DisableEndpoint => (DeliveryStatus::Fail, None),
-            };
-            b.push_bind(r.delivery_id)
-                .push_bind(to_micros(r.lease))
-                .push_bind(status.code())
-                .push_bind(next_at)
-                .push_bind(to_micros(r.attempt.created_at));
-        });
-        qb.push(") AS v WHERE delivery.id = v.column1 AND delivery.lease_until = v.column2");
-        qb.build().execute(&mut *conn).await?;
+/// Endpoints are disabled after every delivery has moved on, so a retry recorded in the same
+/// batch is parked with the rest.
+pub(super) fn record_all(conn: &Connection, records: &[&AttemptRecord]) -> Result<()> {
+    for record in records {
+        insert_attempt(conn, record)?;
+        move_on(conn, record)?;
     }
     for r in records
         .iter()
         .filter(|r| r.next == NextStep::DisableEndpoint)
     {
-        let at = r.attempt.created_at;
-        sqlx::query("UPDATE endpoint SET disabled = 1, updated_at = $2 WHERE id = $1")
-            .bind(r.attempt.endpoint_id.as_str())
-            .bind(to_micros(at))
-            .execute(&mut *conn)
-            .await?;
-        park_or_unpark(conn, &r.attempt.endpoint_id, true, at).await?;
+        disable_endpoint(conn, &r.attempt.endpoint_id, r.attempt.created_at)?;
     }
+    Ok(())
+}
+
+fn insert_attempt(conn: &Connection, r: &AttemptRecord) -> Result<()> {
+    let a = &r.attempt;
+    conn.prepare_cached(INSERT_ATTEMPT)?.execute(params![
+        a.id.as_str(),
+        a.msg_id.as_str(),
+        a.endpoint_id.as_str(),
+        a.app_id.as_str(),
+        a.url.as_str(),
+        a.status.code(),
+        i64::from(a.response_status_code),
+        a.response_body.as_str(),
+        to_json(&a.response_headers),
+        i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
+        a.trigger.code(),
+        a.error.as_ref().map(|e| e.class.as_str()),
+        a.error.as_ref().map(|e| e.message.as_str()),
+        to_micros(a.created_at),
+        r.delivery_id,
+    ])?;
+    Ok(())
+}
+
+fn move_on(conn: &Connection, r: &AttemptRecord) -> Result<()> {
+    let (status, next_at) = match r.next {
+        NextStep::Delivered => (DeliveryStatus::Success, None),
+        NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(to_micros(at))),
+        NextStep::Failed | NextStep::DisableEndpoint => (DeliveryStatus::Fail, None),
+    };
+    conn.prepare_cached(MOVE_ON)?.execute(params![
+        r.delivery_id,
+        to_micros(r.lease),
+        status.code(),
+        next_at,
+        to_micros(r.attempt.created_at),
+    ])?;
+    Ok(())
+}
+
+/// Disables the endpoint (it answered 410 Gone) and parks its pending deliveries.
+fn disable_endpoint(conn: &Connection, endpoint: &EndpointId, at: Timestamp) -> Result<()> {
+    conn.prepare_cached(DISABLE_ENDPOINT)?
+        .execute(params![endpoint.as_str(), to_micros(at)])?;
+    conn.prepare_cached(PARK)?.execute([endpoint.as_str()])?;
     Ok(())
 }

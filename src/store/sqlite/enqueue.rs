@@ -1,0 +1,182 @@
+//! Accepting messages, inside a write batch: per message, its application (created from its
+//! inline definition if need be), the message row, and one delivery per endpoint that
+//! accepts it.
+//!
+//! Each step is one cached statement run for one row. An application and the endpoints of
+//! an application are read once per batch, however many of its messages the batch holds.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::connection::is_unique_violation;
+use crate::domain::time::{now, to_micros};
+use crate::domain::{AppId, EndpointId, Message, MessageId, ResourceKey, Subscription};
+use crate::store::rows;
+use crate::store::{Conflict, NewMessage, Result, StoreError};
+
+const APP_BY_ID: &str = "SELECT id FROM application WHERE id = ?1";
+const APP_BY_UID: &str = "SELECT id FROM application WHERE uid = ?1";
+const INSERT_APP: &str =
+    "INSERT INTO application (id, uid, name, rate_limit, metadata, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)";
+/// A repeated `eventId` changes no row rather than failing the statement.
+const INSERT_MESSAGE: &str =
+    "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING";
+const ENDPOINTS_OF_APP: &str =
+    "SELECT id, event_types, channels FROM endpoint WHERE NOT disabled AND app_id = ?1";
+const INSERT_DELIVERY: &str = "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, \
+     next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4, ?4)";
+
+/// What the batch has read so far, so each application and endpoint list is read once.
+#[derive(Default)]
+struct Seen {
+    /// By `id:…` or `uid:…`: the application, or `None` when there is none.
+    apps: HashMap<String, Option<AppId>>,
+    /// The enabled endpoints of each application, by application id.
+    endpoints: HashMap<String, Vec<(EndpointId, Subscription)>>,
+}
+
+/// Accepts every message it can. Per message: the stored message, or why it was refused (a
+/// refusal never fails the batch; an `Err` of the whole does).
+pub(super) fn enqueue_all(conn: &Connection, news: &[&NewMessage]) -> Result<Vec<Result<Message>>> {
+    let mut seen = Seen::default();
+    news.iter()
+        .map(|new| enqueue(conn, &mut seen, new))
+        .collect()
+}
+
+fn enqueue(conn: &Connection, seen: &mut Seen, new: &NewMessage) -> Result<Result<Message>> {
+    let app_id = match app_for(conn, &mut seen.apps, new)? {
+        Ok(id) => id,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    // Made here, in batch order while holding the write lock: id order is commit order.
+    let message = Message {
+        id: MessageId::generate(),
+        app_id,
+        event_type: new.event_type.clone(),
+        event_id: new.event_id.clone(),
+        channels: new.channels.clone(),
+        payload: Some(new.payload.clone()),
+        created_at: now(),
+    };
+    if !insert_message(conn, &message)? {
+        return Ok(Err(StoreError::Conflict(Conflict::EventId)));
+    }
+    insert_deliveries(conn, seen, &message, new.only_endpoint.as_ref())?;
+    Ok(Ok(message))
+}
+
+/// The message's application: found, or created from its inline definition (once per
+/// batch, however many messages name it). `Ok(Err(_))`: the message is refused.
+fn app_for(
+    conn: &Connection,
+    apps: &mut HashMap<String, Option<AppId>>,
+    new: &NewMessage,
+) -> Result<Result<AppId>> {
+    let key = match &new.app {
+        ResourceKey::Id(id) => format!("id:{id}"),
+        ResourceKey::Uid(uid) => format!("uid:{uid}"),
+    };
+    let found = match apps.get(&key) {
+        Some(found) => found.clone(),
+        None => {
+            let found = find_app(conn, &new.app)?;
+            apps.insert(key.clone(), found.clone());
+            found
+        }
+    };
+    if let Some(id) = found {
+        return Ok(Ok(id));
+    }
+    let (ResourceKey::Uid(uid), Some(inline)) = (&new.app, &new.create_app) else {
+        return Ok(Err(StoreError::NotFound));
+    };
+    let id = AppId::generate();
+    let inserted = conn.prepare_cached(INSERT_APP)?.execute(params![
+        id.as_str(),
+        uid.as_str(),
+        inline.name,
+        inline.rate_limit.map(i64::from),
+        rows::to_json(&inline.metadata),
+        to_micros(now()),
+    ]);
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Ok(Err(StoreError::Conflict(Conflict::Uid))),
+        Err(e) => return Err(e.into()),
+    }
+    apps.insert(key, Some(id.clone()));
+    Ok(Ok(id))
+}
+
+fn find_app(conn: &Connection, app: &ResourceKey<AppId>) -> Result<Option<AppId>> {
+    let (sql, key) = match app {
+        ResourceKey::Id(id) => (APP_BY_ID, id.as_str()),
+        ResourceKey::Uid(uid) => (APP_BY_UID, uid.as_str()),
+    };
+    let id: Option<String> = conn
+        .prepare_cached(sql)?
+        .query_row([key], |row| row.get(0))
+        .optional()?;
+    Ok(id.map(AppId::from_stored))
+}
+
+/// Inserts the message; `false` if the application already has one with its `eventId`.
+fn insert_message(conn: &Connection, m: &Message) -> Result<bool> {
+    let changed = conn.prepare_cached(INSERT_MESSAGE)?.execute(params![
+        m.id.as_str(),
+        m.app_id.as_str(),
+        m.event_type.as_str(),
+        m.event_id.as_ref().map(|e| e.as_str()),
+        rows::opt_to_json(m.channels.as_ref()),
+        m.payload.as_ref().map(|p| p.as_str()),
+        to_micros(m.created_at),
+    ])?;
+    Ok(changed == 1)
+}
+
+/// One pending delivery per endpoint that accepts the message (or only to `only`).
+fn insert_deliveries(
+    conn: &Connection,
+    seen: &mut Seen,
+    message: &Message,
+    only: Option<&EndpointId>,
+) -> Result<()> {
+    let app_id = message.app_id.as_str();
+    if !seen.endpoints.contains_key(app_id) {
+        let endpoints = endpoints_of(conn, app_id)?;
+        seen.endpoints.insert(app_id.to_owned(), endpoints);
+    }
+    let created = to_micros(message.created_at);
+    let mut insert = conn.prepare_cached(INSERT_DELIVERY)?;
+    for (endpoint_id, subscription) in &seen.endpoints[app_id] {
+        let wanted = match only {
+            Some(only) => only == endpoint_id,
+            None => subscription.accepts(&message.event_type, message.channels.as_deref()),
+        };
+        if wanted {
+            insert.execute(params![
+                message.id.as_str(),
+                endpoint_id.as_str(),
+                app_id,
+                created
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// The application's enabled endpoints, with what each subscribes to.
+fn endpoints_of(conn: &Connection, app_id: &str) -> Result<Vec<(EndpointId, Subscription)>> {
+    let mut select = conn.prepare_cached(ENDPOINTS_OF_APP)?;
+    let mut found = select.query([app_id])?;
+    let mut endpoints = Vec::new();
+    while let Some(row) = found.next()? {
+        let id: String = row.get("id")?;
+        endpoints.push((EndpointId::from_stored(id), rows::subscription(row)?));
+    }
+    Ok(endpoints)
+}

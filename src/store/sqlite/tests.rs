@@ -1,0 +1,122 @@
+//! What only the SQLite store does: its claim's short head of the queue, and closing its
+//! writer thread. The behaviour both backends share is in `tests/it/queue.rs`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use chrono::TimeDelta;
+
+use super::SqliteStore;
+use crate::domain::time::now;
+use crate::domain::{
+    AppId, AppKey, Endpoint, EndpointHeaders, EndpointUrl, EventTypeName, MessageKey, Payload,
+    SigningSecret, Subscription,
+};
+use crate::store::{
+    ApplicationStore, ClaimLimits, DeliveryStore, EndpointStore, MessageStore, NewApplication,
+    NewEndpoint, NewMessage, StoreError,
+};
+
+async fn open(path: &Path) -> SqliteStore {
+    SqliteStore::open_path(path, 1).await.unwrap()
+}
+
+async fn app(store: &SqliteStore) -> AppId {
+    let app = store
+        .insert_application(NewApplication {
+            uid: None,
+            name: "s".into(),
+            rate_limit: None,
+            metadata: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    app.id
+}
+
+async fn endpoint(store: &SqliteStore, app: &AppId) -> Endpoint {
+    store
+        .insert_endpoint(NewEndpoint {
+            app_id: app.clone(),
+            uid: None,
+            url: EndpointUrl::parse("https://example.com/s").unwrap(),
+            description: String::new(),
+            disabled: false,
+            rate_limit: None,
+            subscription: Subscription::default(),
+            metadata: BTreeMap::new(),
+            headers: EndpointHeaders::default(),
+            secret: SigningSecret::generate(),
+        })
+        .await
+        .unwrap()
+}
+
+fn message(app: &AppId) -> NewMessage {
+    let raw = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+    NewMessage {
+        app: AppKey::Id(app.clone()),
+        create_app: None,
+        event_type: EventTypeName::parse("a").unwrap(),
+        event_id: None,
+        channels: None,
+        payload: Payload::parse(&raw).unwrap(),
+        only_endpoint: None,
+    }
+}
+
+#[tokio::test]
+async fn a_claim_looks_past_a_head_that_one_endpoint_fills() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("s.db")).await;
+    let app = app(&store).await;
+    let busy = endpoint(&store, &app).await;
+    for _ in 0..4 {
+        store.enqueue_message(message(&app)).await.unwrap();
+    }
+    let other = endpoint(&store, &app).await;
+    store.enqueue_message(message(&app)).await.unwrap();
+
+    // The head (4 rows) is all `busy`'s, and it may take only 2 of them.
+    let t = now();
+    let limits = ClaimLimits {
+        total: 4,
+        per_endpoint: 2,
+        room: HashMap::new(),
+    };
+    let claimed = store
+        .claim_due(t, t + TimeDelta::seconds(30), &limits)
+        .await
+        .unwrap();
+    let to = |endpoint: &Endpoint| {
+        claimed
+            .iter()
+            .filter(|c| c.endpoint.id == endpoint.id)
+            .count()
+    };
+    assert_eq!(to(&busy), 2);
+    assert_eq!(to(&other), 1, "found past the head");
+}
+
+#[tokio::test]
+async fn close_ends_the_writer_and_the_file_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = open(&path).await;
+    let app = app(&store).await;
+    let accepted = store.enqueue_message(message(&app)).await.unwrap();
+    store.close().await;
+    assert!(matches!(
+        store.enqueue_message(message(&app)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+
+    let reopened = open(&path).await;
+    let found = reopened
+        .get_message(&app, &MessageKey::Id(accepted.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(found.map(|m| m.id), Some(accepted.id));
+    reopened.enqueue_message(message(&app)).await.unwrap();
+    reopened.close().await;
+}
