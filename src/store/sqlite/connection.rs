@@ -2,7 +2,7 @@
 //! thread (`writer`).
 //!
 //! It opens the database file the sqlx pools use, once they have migrated it, with the same
-//! pragmas, so a commit on it is as durable as one on the pool. Its rows decode with the
+//! pragmas except `synchronous`: the writer makes its commits durable itself. Its rows decode with the
 //! shared decoders of [`crate::store::rows`], through [`StoredRow`].
 
 use std::path::Path;
@@ -29,7 +29,9 @@ pub(super) fn open(path: &Path) -> anyhow::Result<Connection> {
     if !mode.eq_ignore_ascii_case("wal") {
         anyhow::bail!("SQLite refused WAL mode (journal_mode is {mode})");
     }
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    // Its commits do not wait for the disk: the writer's sync thread fsyncs the WAL before
+    // anyone hears of them (see `writer`). Checkpoints still sync as they must.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);

@@ -7,8 +7,9 @@
 //! transaction on a thread of its own, with its own `rusqlite` connection (`writer`), so
 //! throughput does not pay one fsync per message; management writes go through a sqlx pool
 //! of one connection, which the batching writer also holds while it writes a batch, so only
-//! one of the two writes at a time. `synchronous = FULL` makes each commit durable before it
-//! returns.
+//! one of the two writes at a time. A management commit is durable when it returns
+//! (`synchronous = FULL`); a batch is made durable by the writer's sync thread, which fsyncs
+//! the WAL before the batch's callers are answered.
 
 mod admin;
 mod applications;

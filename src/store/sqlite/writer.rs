@@ -6,7 +6,18 @@
 //! (`rusqlite`, see `connection`). The thread writes the batch in one `BEGIN IMMEDIATE`
 //! transaction and commits once. While that commit's fsync runs, new jobs queue up and form
 //! the next batch: under load many messages share one fsync, and a lone message is written at
-//! once. Callers are answered only after the commit.
+//! once.
+//!
+//! Callers are answered only once their batch is durable, but the writer thread does not
+//! wait for the disk: its connection commits without syncing (`synchronous = NORMAL`) and
+//! hands the batch to a second thread, which fsyncs the WAL file and then answers everyone
+//! in the batch. One fsync covers every batch committed before it, so while the disk syncs
+//! one batch the writer already runs the next, and batches that committed during a sync
+//! share the next one. This is the group commit of a database's WAL writer. Until the
+//! fsync returns, a crash can lose the batch, but nobody has been told it was written:
+//! readers on other connections may see such rows a moment early (a listing may show a
+//! message whose 202 has not been sent yet), nothing more. If the fsync fails, whether the
+//! batch is on disk is unknown, and its callers are told the store is unavailable.
 //!
 //! Why a thread of its own: sqlx runs each SQLite connection on a worker thread, so every
 //! statement and every row it returns crosses a channel with a thread wakeup. On the writer
@@ -25,6 +36,7 @@
 //! affect the rest of the batch. An unexpected database error rolls the batch back, and
 //! every caller in it gets [`StoreError::BatchFailed`].
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 
@@ -71,17 +83,23 @@ struct Batch {
 }
 
 impl WriterThread {
-    /// Starts the thread that owns `conn`. It ends, closing `conn`, when the returned value
-    /// is finished or dropped.
+    /// Starts the thread that owns `conn`, and the one that makes its commits durable. They
+    /// end, closing `conn`, when the returned value is finished or dropped.
     pub fn spawn(conn: Connection) -> std::io::Result<Self> {
+        let wal = wal_file(&conn)?;
         let (batches, incoming) = std_mpsc::channel();
+        let (committed, to_sync) = std_mpsc::channel();
         let (done, finished) = oneshot::channel();
         std::thread::Builder::new()
-            .name("hookd-sqlite-writer".into())
+            .name("hookd-sqlite-sync".into())
             .spawn(move || {
-                serve(conn, &incoming);
+                sync_and_answer(&wal, &to_sync);
                 let _ = done.send(());
             })?;
+        // If this fails, `committed` is dropped with the closure and the sync thread ends.
+        std::thread::Builder::new()
+            .name("hookd-sqlite-writer".into())
+            .spawn(move || serve(conn, &incoming, committed))?;
         Ok(Self { batches, finished })
     }
 
@@ -140,17 +158,62 @@ pub async fn run(
     thread.finish().await;
 }
 
-/// The writer thread: writes each batch it is handed, until the async side is gone.
-fn serve(mut conn: Connection, batches: &std_mpsc::Receiver<Batch>) {
+/// The writer thread: writes each batch it is handed, until the async side is gone, and
+/// passes it on to be synced and answered.
+fn serve(
+    mut conn: Connection,
+    batches: &std_mpsc::Receiver<Batch>,
+    committed: std_mpsc::Sender<(Jobs, Result<Outcome>)>,
+) {
     while let Ok(Batch { jobs, ended }) = batches.recv() {
         let jobs = Jobs::sort(jobs);
         let outcome = commit(&mut conn, &jobs);
-        // The transaction is over: let management writes have the lock while callers hear.
+        // The transaction is over: let management writes have the lock while this one syncs.
         let _ = ended.send(());
-        jobs.answer(outcome);
+        if let Err(std_mpsc::SendError((jobs, _))) = committed.send((jobs, outcome)) {
+            jobs.fail(StoreError::Unavailable(sqlx::Error::WorkerCrashed));
+        }
     }
     if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the SQLite writer connection failed");
+    }
+}
+
+/// The sync thread: fsyncs the WAL once for every committed batch waiting, then answers
+/// their callers; until the writer thread is gone.
+fn sync_and_answer(wal: &Path, committed: &std_mpsc::Receiver<(Jobs, Result<Outcome>)>) {
+    while let Ok(first) = committed.recv() {
+        let mut ready = vec![first];
+        ready.extend(committed.try_iter());
+        // A batch that rolled back wrote nothing to wait for.
+        let synced = if ready.iter().any(|(_, outcome)| outcome.is_ok()) {
+            std::fs::File::open(wal).and_then(|f| f.sync_data())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = &synced {
+            tracing::error!(error = %e, wal = %wal.display(), "syncing the SQLite WAL failed");
+        }
+        for (jobs, outcome) in ready {
+            match (&synced, outcome) {
+                (Err(e), Ok(_)) => jobs.fail(StoreError::Unavailable(sqlx::Error::Io(
+                    std::io::Error::new(e.kind(), e.to_string()),
+                ))),
+                (_, outcome) => jobs.answer(outcome),
+            }
+        }
+    }
+}
+
+/// The WAL file of `conn`'s database, which its commits append to. It is opened for each
+/// sync rather than kept open, so a WAL that SQLite deletes and creates anew is still the
+/// one synced.
+fn wal_file(conn: &Connection) -> std::io::Result<PathBuf> {
+    match conn.path() {
+        Some(path) if !path.is_empty() => Ok(PathBuf::from(format!("{path}-wal"))),
+        _ => Err(std::io::Error::other(
+            "the SQLite writer needs a database file, not an in-memory database",
+        )),
     }
 }
 
@@ -245,5 +308,94 @@ impl Jobs {
         for (_, reply) in self.claims {
             let _ = reply.send(Err(failed()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::domain::time::now;
+
+    type ClaimReply = oneshot::Receiver<Result<Vec<ClaimedDelivery>>>;
+
+    /// A batch of one claim, and where its caller hears the answer.
+    fn one_claim() -> (Jobs, ClaimReply) {
+        let (reply, answer) = oneshot::channel();
+        let claim = Claim {
+            now: now(),
+            lease: now(),
+            limits: ClaimLimits {
+                total: 1,
+                per_endpoint: 1,
+                room: HashMap::new(),
+            },
+        };
+        let jobs = Jobs {
+            enqueues: Vec::new(),
+            records: Vec::new(),
+            claims: vec![(claim, reply)],
+        };
+        (jobs, answer)
+    }
+
+    /// Runs the sync thread's loop over `batches` and returns what their callers heard.
+    fn sync(wal: &Path, batches: Vec<(Result<Outcome>, ClaimReply, Jobs)>) -> Vec<Result<usize>> {
+        let (committed, to_sync) = std_mpsc::channel();
+        let mut answers = Vec::new();
+        for (outcome, answer, jobs) in batches {
+            committed.send((jobs, outcome)).unwrap();
+            answers.push(answer);
+        }
+        drop(committed);
+        sync_and_answer(wal, &to_sync);
+        answers
+            .into_iter()
+            .map(|mut a| a.try_recv().unwrap().map(|claimed| claimed.len()))
+            .collect()
+    }
+
+    fn committed() -> Result<Outcome> {
+        Ok((Vec::new(), vec![Vec::new()]))
+    }
+
+    #[test]
+    fn callers_hear_once_the_wal_is_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("hookd.db-wal");
+        std::fs::write(&wal, b"frames").unwrap();
+        let (a, answer_a) = one_claim();
+        let (b, answer_b) = one_claim();
+        let heard = sync(
+            &wal,
+            vec![(committed(), answer_a, a), (committed(), answer_b, b)],
+        );
+        assert!(heard.iter().all(|h| matches!(h, Ok(0))), "{heard:?}");
+    }
+
+    #[test]
+    fn a_failed_sync_tells_callers_the_store_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone.db-wal");
+        let (jobs, answer) = one_claim();
+        let heard = sync(&missing, vec![(committed(), answer, jobs)]);
+        assert!(
+            matches!(&heard[0], Err(StoreError::BatchFailed(e)) if matches!(**e, StoreError::Unavailable(_))),
+            "{heard:?}"
+        );
+    }
+
+    #[test]
+    fn a_rolled_back_batch_keeps_its_own_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone.db-wal");
+        let (jobs, answer) = one_claim();
+        let failed = Err(StoreError::Corrupt("test".into()));
+        let heard = sync(&missing, vec![(failed, answer, jobs)]);
+        assert!(
+            matches!(&heard[0], Err(StoreError::BatchFailed(e)) if matches!(**e, StoreError::Corrupt(_))),
+            "{heard:?}"
+        );
     }
 }
