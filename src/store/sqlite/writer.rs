@@ -4,8 +4,8 @@
 //! All three queue here; one task takes everything that is waiting (up to [`MAX_BATCH`])
 //! and hands it, as one batch, to a dedicated OS thread that owns its own SQLite connection
 //! (`rusqlite`, see `connection`). The thread writes the batch in one `BEGIN IMMEDIATE`
-//! transaction and commits once. While that commit's fsync runs, new jobs queue up and form
-//! the next batch: under load many messages share one fsync, and a lone message is written at
+//! transaction and commits once. While a batch is written, new jobs queue up and form the
+//! next one: under load many messages share one commit, and a lone message is written at
 //! once.
 //!
 //! Callers are answered only once their batch is durable, but the writer thread does not
@@ -14,7 +14,8 @@
 //! in the batch. One fsync covers every batch committed before it, so while the disk syncs
 //! one batch the writer already runs the next, and batches that committed during a sync
 //! share the next one. This is the group commit of a database's WAL writer. Until the
-//! fsync returns, a crash can lose the batch, but nobody has been told it was written:
+//! fsync returns, a power failure can lose the batch (a crash of hookd cannot: the frames
+//! are already in the operating system's cache), but nobody has been told it was written:
 //! readers on other connections may see such rows a moment early (a listing may show a
 //! message whose 202 has not been sent yet), nothing more. If the fsync fails, whether the
 //! batch is on disk is unknown, and its callers are told the store is unavailable.
