@@ -2,8 +2,8 @@
 //! thread (`writer`).
 //!
 //! It opens the database file the sqlx pools use, once they have migrated it, with the same
-//! pragmas except `synchronous`: the writer makes its commits durable itself. Its rows decode with the
-//! shared decoders of [`crate::store::rows`], through [`StoredRow`].
+//! pragmas except `synchronous`: the writer makes its commits durable itself. Its rows
+//! decode with the shared decoders of [`crate::store::rows`], through [`StoredRow`].
 
 use std::path::Path;
 
