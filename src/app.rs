@@ -114,6 +114,21 @@ impl Server {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
 
+        let wake = Arc::new(Notify::new());
+        let dispatcher = if config.role.delivers() {
+            let dispatcher = dispatcher(&config, store.clone(), clock, wake.clone())?;
+            tasks.spawn(dispatcher.clone().run(shutdown.clone()));
+            if let Some(pool) = &pg_pool {
+                tasks.spawn(listen_for_deliveries(
+                    pool.clone(),
+                    wake.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            Some(dispatcher)
+        } else {
+            None
+        };
         let state = ApiState {
             store: store.clone(),
             auth: Arc::new(Authenticator::new(Some(&config.admin_token))),
@@ -121,16 +136,9 @@ impl Server {
                 max_payload_bytes: config.max_payload_bytes,
                 https_only: config.https_only,
             }),
-            message_enqueued: Arc::new(Notify::new()),
+            message_enqueued: wake,
+            dispatcher,
         };
-        if config.role.delivers() {
-            let wake = state.message_enqueued.clone();
-            let dispatcher = dispatcher(&config, store.clone(), clock, wake.clone())?;
-            tasks.spawn(dispatcher.run(shutdown.clone()));
-            if let Some(pool) = &pg_pool {
-                tasks.spawn(listen_for_deliveries(pool.clone(), wake, shutdown.clone()));
-            }
-        }
         if config.role.serves_api() {
             let ttl = Duration::from_secs(u64::from(config.idempotency_ttl_hours) * 3600);
             tasks.spawn(prune_idempotency_keys(store, ttl, shutdown.clone()));

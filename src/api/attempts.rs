@@ -499,9 +499,9 @@ pub async fn send_example(
         Some(raw) => Payload::parse(&raw).map_err(|e| fields::body_error("payload", e))?,
         None => example_payload(&state, &event_type, input.example_index.unwrap_or(0)).await?,
     };
-    let message = state
-        .store
-        .enqueue_message(NewMessage {
+    let message = messages::accept(
+        &state,
+        NewMessage {
             app: ResourceKey::Id(app.id),
             create_app: None,
             event_type,
@@ -509,9 +509,10 @@ pub async fn send_example(
             channels: None,
             payload,
             only_endpoint: Some(endpoint.id),
-        })
-        .await?;
-    state.message_enqueued.notify_one();
+            direct: None,
+        },
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(MessageOut::new(message, true))))
 }
 

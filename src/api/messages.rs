@@ -1,6 +1,7 @@
 //! `/api/v1/app/{app_id}/msg`: message ingestion and the message log.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -17,7 +18,9 @@ use super::extract::{JsonBody, QueryParams};
 use super::fields;
 use super::pagination::{ListParams, ListResponse, Ordering, list_response};
 use crate::domain::{AppKey, Channel, EventId, EventTypeName, Message, Payload, PayloadError};
-use crate::store::{InlineApplication, MessageFilter, NewMessage, Order};
+use crate::store::{
+    Direct, DirectClaims, InlineApplication, MessageFilter, NewMessage, Order, StoreError,
+};
 
 /// The most channels a message may carry.
 const MAX_CHANNELS: usize = 5;
@@ -211,7 +214,31 @@ fn new_message(state: &ApiState, app: AppKey, input: MessageIn) -> Result<NewMes
         channels,
         payload,
         only_endpoint: None,
+        direct: None,
     })
+}
+
+/// Writes the message and hands its deliveries to this node's dispatcher: those it had room
+/// for directly, the rest by waking it. Runs as a task of its own, so a client that goes
+/// away mid-request cannot leave deliveries written claimed but never handed over.
+pub(super) async fn accept(state: &ApiState, mut new: NewMessage) -> Result<Message, StoreError> {
+    let ticket = state.dispatcher.as_ref().and_then(|d| d.direct_claims());
+    new.direct = ticket.clone().map(|t| Direct(t as Arc<dyn DirectClaims>));
+    let store = state.store.clone();
+    let wake = state.message_enqueued.clone();
+    let written = tokio::spawn(async move {
+        let enqueued = store.enqueue_message(new).await?;
+        if let Some(ticket) = ticket {
+            ticket.hand_over(enqueued.claimed);
+        }
+        if enqueued.pending > 0 {
+            wake.notify_one();
+        }
+        Ok(enqueued.message)
+    });
+    written.await.map_err(|e| {
+        StoreError::Corrupt(format!("accepting a message stopped unexpectedly: {e}"))
+    })?
 }
 
 /// Accepts a message: once this answers 202, the message and its deliveries are on disk.
@@ -226,15 +253,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<MessageOut>), ApiError> {
     let app = fields::app_key(&app_id)?;
     let new = new_message(&state, app, input)?;
-    let message = state
-        .store
-        .enqueue_message(new)
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NotFound => ApiError::not_found("application"),
-            other => other.into(),
-        })?;
-    state.message_enqueued.notify_one();
+    let message = accept(&state, new).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::not_found("application"),
+        other => other.into(),
+    })?;
     let with_content = params.with_content.unwrap_or(true);
     Ok((
         StatusCode::ACCEPTED,

@@ -27,6 +27,8 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
+
+use crate::delivery::dispatcher::Dispatcher;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -47,8 +49,11 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     pub auth: Arc<Authenticator>,
     pub settings: Arc<ApiSettings>,
-    /// Notified after each accepted message, to wake the delivery engine.
+    /// Notified after a message is accepted with deliveries left pending, to wake the
+    /// delivery engine.
     pub message_enqueued: Arc<Notify>,
+    /// This node's dispatcher, if it delivers: it takes new deliveries directly.
+    pub dispatcher: Option<Arc<Dispatcher>>,
 }
 
 #[derive(Debug, Clone)]

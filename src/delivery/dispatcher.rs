@@ -18,6 +18,15 @@
 //! as `max_in_flight`), so they never take an attempt's slot. An endpoint with no room is
 //! left out of claims, so a slow or failing endpoint never takes the slots of healthy ones.
 //!
+//! A new message accepted on this node needs no claim at all when there is room for it: the
+//! API asks for [`Dispatcher::direct_claims`], the store writes each delivery this node
+//! reserves already claimed, and [`Dispatcher::hand_over`] queues them here, so the hot path
+//! is one write to accept the message and one to record the attempt. A reservation takes
+//! room as a queued claim does. Deliveries without room are written pending and the loop is
+//! woken to claim them; the endpoint (or the node, when it is full) then takes no more
+//! direct claims until a claim started after that has found nothing more of it due, so
+//! direct claims never overtake, or starve, what waits in the store.
+//!
 //! On shutdown the loop stops claiming, gives queued claims back, lets running attempts
 //! finish within the grace period, then stops the rest and gives their claims back too.
 
@@ -36,7 +45,7 @@ use super::sender::{Response, SendResult, Sender};
 use crate::domain::{
     Attempt, AttemptError, AttemptId, DeliveryStatus, EndpointId, ErrorClass, Timestamp,
 };
-use crate::store::{AttemptRecord, ClaimLimits, ClaimedDelivery, NextStep, Store};
+use crate::store::{AttemptRecord, ClaimLimits, ClaimedDelivery, DirectClaims, NextStep, Store};
 
 #[derive(Debug, Clone)]
 pub struct DispatchSettings {
@@ -160,16 +169,18 @@ impl Dispatcher {
     /// allowed to; there may be more, so claim again at once.
     async fn claim_and_start(self: &Arc<Self>) -> Result<(bool, Timestamp), ()> {
         let now = self.clock.now();
-        let limits = {
-            let board = self.lock_board();
-            ClaimLimits {
+        let (seq, limits) = {
+            let mut board = self.lock_board();
+            let seq = board.start_claim();
+            let limits = ClaimLimits {
                 total: board
                     .max_held()
                     .saturating_sub(board.held)
                     .min(self.settings.claim_batch.max(1)),
                 per_endpoint: board.window_of_new(),
                 room: board.room(now),
-            }
+            };
+            (seq, limits)
         };
         let lease = now + delta(self.settings.lease);
         let claimed = match self.store.claim_due(now, lease, &limits).await {
@@ -183,6 +194,7 @@ impl Dispatcher {
         let (start, stale) = {
             let mut board = self.lock_board();
             board.more_waiting = filled || reached_room(&claimed, &limits);
+            board.note_claim(seq, &claimed, &limits, filled);
             board.admit(claimed, self.clock.now())
         };
         self.start_all(start);
@@ -207,6 +219,41 @@ impl Dispatcher {
             .flatten()
             .min()
             .unwrap_or(now + delta(IDLE_CHECK))
+    }
+
+    /// Direct claims for one new message (see the module docs), or `None` if this node takes
+    /// no more deliveries now. What the store writes claimed for it goes to
+    /// [`Ticket::hand_over`]; reservations not handed over are cancelled when it drops.
+    pub fn direct_claims(self: &Arc<Self>) -> Option<Arc<Ticket>> {
+        if !self.lock_board().takes_direct() {
+            return None;
+        }
+        Some(Arc::new(Ticket {
+            dispatcher: self.clone(),
+            lease: self.clock.now() + delta(self.settings.lease),
+            reserved: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Takes over the deliveries the store wrote claimed for `ticket`, and starts what may
+    /// start.
+    fn hand_over(self: &Arc<Self>, ticket: &Ticket, claimed: Vec<ClaimedDelivery>) {
+        if claimed.is_empty() {
+            return;
+        }
+        let (start, stale) = {
+            let mut reserved = lock(&ticket.reserved);
+            let mut board = self.lock_board();
+            for delivery in &claimed {
+                if let Some(at) = reserved.iter().position(|e| *e == delivery.endpoint.id) {
+                    reserved.swap_remove(at);
+                    board.unreserve(&delivery.endpoint.id);
+                }
+            }
+            board.admit(claimed, self.clock.now())
+        };
+        self.start_all(start);
+        self.release_stale(stale);
     }
 
     fn start_all(self: &Arc<Self>, deliveries: Vec<ClaimedDelivery>) {
@@ -300,8 +347,62 @@ impl Dispatcher {
     }
 
     fn lock_board(&self) -> std::sync::MutexGuard<'_, Board> {
-        // The board is updated in small critical sections that cannot panic half-way.
-        self.board.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.board)
+    }
+}
+
+/// Locks state that is updated in small critical sections that cannot panic half-way.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The direct claims of one new message: the endpoints reserved for it so far.
+pub struct Ticket {
+    dispatcher: Arc<Dispatcher>,
+    lease: Timestamp,
+    reserved: Mutex<Vec<EndpointId>>,
+}
+
+impl Ticket {
+    /// Takes over the deliveries the store wrote claimed for this ticket.
+    pub fn hand_over(&self, claimed: Vec<ClaimedDelivery>) {
+        self.dispatcher.hand_over(self, claimed);
+    }
+}
+
+impl DirectClaims for Ticket {
+    fn lease(&self) -> Timestamp {
+        self.lease
+    }
+
+    fn reserve(&self, endpoint: &EndpointId) -> bool {
+        let mut reserved = lock(&self.reserved);
+        if reserved.contains(endpoint) {
+            return true;
+        }
+        let now = self.dispatcher.clock.now();
+        if !self.dispatcher.lock_board().reserve(endpoint, now) {
+            return false;
+        }
+        reserved.push(endpoint.clone());
+        true
+    }
+}
+
+impl Drop for Ticket {
+    /// Gives back the room of reservations that were not handed over (the message was not
+    /// written, or the write failed).
+    fn drop(&mut self) {
+        let reserved = std::mem::take(&mut *lock(&self.reserved));
+        if reserved.is_empty() {
+            return;
+        }
+        let now = self.dispatcher.clock.now();
+        let mut board = self.dispatcher.lock_board();
+        for endpoint in &reserved {
+            board.unreserve(endpoint);
+            board.forget_if_resting(endpoint, now);
+        }
     }
 }
 
@@ -423,12 +524,24 @@ struct Board {
     more_waiting: bool,
     /// Shutting down: nothing more starts.
     stopping: bool,
+    /// Claims started so far; numbers each claim, to tell which claims started after a
+    /// delivery was left pending.
+    claims: u64,
+    /// The node was too full to take a new message's deliveries directly, when `claims` was
+    /// this: it takes no direct claims until a later claim comes back with room to spare.
+    backlog: Option<u64>,
     loads: HashMap<EndpointId, Load>,
 }
 
 struct Load {
     in_flight: usize,
     queued: VecDeque<ClaimedDelivery>,
+    /// Deliveries of new messages reserved for direct claims, being written.
+    reserved: usize,
+    /// Deliveries of this endpoint may be due in the store (one was written pending, or a
+    /// claim took all the room it had), when `claims` was this: no direct claims until a
+    /// later claim shows there are none.
+    backlog: Option<u64>,
     limit: usize,
     paused_until: Option<Timestamp>,
     /// The last exchange ended within [`SLOW`]: the endpoint may be claimed ahead.
@@ -452,7 +565,110 @@ impl Board {
             ready: VecDeque::new(),
             more_waiting: false,
             stopping: false,
+            claims: 0,
+            backlog: None,
             loads: HashMap::new(),
+        }
+    }
+
+    fn new_load(&self) -> Load {
+        Load {
+            in_flight: 0,
+            queued: VecDeque::new(),
+            reserved: 0,
+            backlog: None,
+            limit: self.max,
+            paused_until: None,
+            fast: false,
+            ready: false,
+        }
+    }
+
+    /// How many deliveries `load` may hold: in flight, queued and reserved.
+    fn window(&self, load: &Load) -> usize {
+        if load.fast {
+            load.limit * self.ahead
+        } else {
+            load.limit
+        }
+    }
+
+    /// Whether a new message's deliveries may be offered for direct claims.
+    fn takes_direct(&self) -> bool {
+        let full = self.held >= self.max_held();
+        !self.stopping && !full && self.backlog.is_none()
+    }
+
+    /// Reserves room for one new delivery to `endpoint`, to be written claimed. Refused, the
+    /// delivery is written pending, and the endpoint takes no more direct claims until a
+    /// claim has found it.
+    fn reserve(&mut self, endpoint: &EndpointId, now: Timestamp) -> bool {
+        if self.stopping {
+            return false;
+        }
+        let node_full = self.held >= self.max_held();
+        let claims = self.claims;
+        if !self.loads.contains_key(endpoint) {
+            let load = self.new_load();
+            self.loads.insert(endpoint.clone(), load);
+        }
+        let load = &self.loads[endpoint];
+        let paused = load.paused_until.is_some_and(|p| p > now);
+        let has_room = load.in_flight + load.queued.len() + load.reserved < self.window(load);
+        let load = self.loads.get_mut(endpoint).expect("inserted above");
+        if node_full || paused || load.backlog.is_some() || !has_room {
+            load.backlog = Some(claims);
+            if node_full {
+                self.backlog = Some(claims);
+            }
+            self.more_waiting = true;
+            return false;
+        }
+        load.reserved += 1;
+        self.held += 1;
+        true
+    }
+
+    /// Takes back one reservation of `endpoint` (written claimed and handed over, or not
+    /// written at all).
+    fn unreserve(&mut self, endpoint: &EndpointId) {
+        if let Some(load) = self.loads.get_mut(endpoint) {
+            load.reserved = load.reserved.saturating_sub(1);
+            self.held = self.held.saturating_sub(1);
+        }
+    }
+
+    /// Numbers a claim about to start.
+    fn start_claim(&mut self) -> u64 {
+        self.claims += 1;
+        self.claims
+    }
+
+    /// What claim `seq` shows of the store's backlog: an endpoint that took all the room it
+    /// was given may have more due; one that took less, in a claim that was not cut short by
+    /// its total, has nothing more due, and neither has the node.
+    fn note_claim(
+        &mut self,
+        seq: u64,
+        claimed: &[ClaimedDelivery],
+        limits: &ClaimLimits,
+        filled: bool,
+    ) {
+        let mut taken: HashMap<&EndpointId, usize> = HashMap::new();
+        for d in claimed {
+            *taken.entry(&d.endpoint.id).or_default() += 1;
+        }
+        let drained = |backlog: Option<u64>| !filled && backlog.is_some_and(|b| b < seq);
+        if drained(self.backlog) {
+            self.backlog = None;
+        }
+        for (id, load) in &mut self.loads {
+            let room = limits.room.get(id).copied().unwrap_or(limits.per_endpoint);
+            if taken.get(id).copied().unwrap_or(0) >= room {
+                load.backlog = Some(load.backlog.map_or(seq, |b| b.max(seq)));
+            } else if drained(load.backlog) {
+                load.backlog = None;
+            }
         }
     }
 
@@ -474,19 +690,21 @@ impl Board {
         claimed: Vec<ClaimedDelivery>,
         now: Timestamp,
     ) -> (Vec<ClaimedDelivery>, GiveBack) {
+        if self.stopping {
+            return (
+                Vec::new(),
+                claimed.iter().map(|d| (d.id, d.lease)).collect(),
+            );
+        }
         let mut touched = Vec::new();
         for delivery in claimed {
             self.held += 1;
             let endpoint = delivery.endpoint.id.clone();
-            let max = self.max;
-            let load = self.loads.entry(endpoint.clone()).or_insert_with(|| Load {
-                in_flight: 0,
-                queued: VecDeque::new(),
-                limit: max,
-                paused_until: None,
-                fast: false,
-                ready: false,
-            });
+            if !self.loads.contains_key(&endpoint) {
+                let load = self.new_load();
+                self.loads.insert(endpoint.clone(), load);
+            }
+            let load = self.loads.get_mut(&endpoint).expect("inserted above");
             load.queued.push_back(delivery);
             if !touched.contains(&endpoint) {
                 touched.push(endpoint);
@@ -591,6 +809,8 @@ impl Board {
         let resting = self.loads.get(endpoint).is_some_and(|l| {
             l.in_flight == 0
                 && l.queued.is_empty()
+                && l.reserved == 0
+                && l.backlog.is_none()
                 && l.limit == max
                 && l.paused_until.is_none_or(|p| p <= now)
         });
@@ -605,15 +825,11 @@ impl Board {
             .iter()
             .map(|(id, l)| {
                 let paused = l.paused_until.is_some_and(|p| p > now);
-                let window = if l.fast {
-                    l.limit * self.ahead
-                } else {
-                    l.limit
-                };
                 let room = if paused {
                     0
                 } else {
-                    window.saturating_sub(l.in_flight + l.queued.len())
+                    self.window(l)
+                        .saturating_sub(l.in_flight + l.queued.len() + l.reserved)
                 };
                 (id.clone(), room)
             })
@@ -878,5 +1094,128 @@ mod tests {
         assert_eq!(board.stop().len(), 2);
         let (start, _) = board.finish(&ep.id, Some(&answered(200, None)), t);
         assert!(start.is_empty(), "nothing starts once stopping");
+    }
+
+    fn limits_of(board: &Board, t: Timestamp) -> ClaimLimits {
+        ClaimLimits {
+            total: 256,
+            per_endpoint: board.window_of_new(),
+            room: board.room(t),
+        }
+    }
+
+    #[test]
+    fn reservations_take_room_until_handed_over_or_cancelled() {
+        let t = now();
+        let lease = t + TimeDelta::seconds(45);
+        let ep = endpoint();
+        let mut board = board();
+        for _ in 0..8 {
+            assert!(board.reserve(&ep.id, t));
+        }
+        assert_eq!(board.held, 8);
+        assert_eq!(board.room(t)[&ep.id], 0, "reserved counts as held");
+        assert!(!board.reserve(&ep.id, t), "one window for a new endpoint");
+        assert!(board.loads[&ep.id].backlog.is_some());
+
+        // Handed over: the reservation becomes an attempt, the room stays taken.
+        board.unreserve(&ep.id);
+        let (start, _) = board.admit(vec![claimed(&ep, 1, lease)], t);
+        assert_eq!(start.len(), 1);
+        assert_eq!((board.held, board.in_flight), (8, 1));
+        // Cancelled (the write failed): the room comes back.
+        for _ in 0..7 {
+            board.unreserve(&ep.id);
+        }
+        assert_eq!(board.held, 1);
+        assert_eq!(board.loads[&ep.id].reserved, 0);
+    }
+
+    #[test]
+    fn an_endpoint_left_pending_takes_no_direct_claims_until_a_claim_drains_it() {
+        let t = now();
+        let lease = t + TimeDelta::seconds(45);
+        let ep = endpoint();
+        let mut board = Board::new(1, 1, 100, TimeDelta::seconds(20));
+        assert!(board.reserve(&ep.id, t));
+        assert!(!board.reserve(&ep.id, t), "no room: written pending");
+        board.unreserve(&ep.id);
+        board.admit(vec![claimed(&ep, 1, lease)], t);
+        board.finish(&ep.id, Some(&answered(200, None)), t);
+        assert!(
+            !board.reserve(&ep.id, t),
+            "room again, but older work waits"
+        );
+
+        // A claim that started before the refusal proves nothing.
+        let seq = board.claims;
+        board.note_claim(seq, &[], &limits_of(&board, t), false);
+        assert!(!board.reserve(&ep.id, t));
+        // One that took all the room it had may have left more behind.
+        let seq = board.start_claim();
+        let limits = limits_of(&board, t);
+        let found = vec![claimed(&ep, 2, lease)];
+        board.note_claim(seq, &found, &limits, false);
+        board.admit(found, t);
+        board.finish(&ep.id, Some(&answered(200, None)), t);
+        assert!(!board.reserve(&ep.id, t));
+        // One with room to spare found all there was.
+        let seq = board.start_claim();
+        board.note_claim(seq, &[], &limits_of(&board, t), false);
+        assert!(board.reserve(&ep.id, t), "drained: direct claims again");
+    }
+
+    #[test]
+    fn a_full_node_takes_no_direct_claims_until_a_claim_drains_it() {
+        let t = now();
+        let (a, b) = (endpoint(), endpoint());
+        let mut board = Board::new(8, 1, 1, TimeDelta::seconds(20));
+        assert!(board.takes_direct());
+        assert!(board.reserve(&a.id, t));
+        assert!(board.reserve(&a.id, t));
+        assert!(!board.takes_direct(), "two held of two");
+        assert!(!board.reserve(&b.id, t));
+        board.unreserve(&a.id);
+        board.unreserve(&a.id);
+        assert!(!board.takes_direct(), "what was left pending goes first");
+        let seq = board.start_claim();
+        let limits = limits_of(&board, t);
+        board.note_claim(seq, &[], &limits, true);
+        assert!(!board.takes_direct(), "a full claim may have left more");
+        let seq = board.start_claim();
+        board.note_claim(seq, &[], &limits, false);
+        assert!(board.takes_direct());
+        assert!(board.reserve(&a.id, t));
+        assert!(board.reserve(&b.id, t), "b's own backlog was drained too");
+    }
+
+    #[test]
+    fn a_paused_endpoint_takes_no_direct_claims() {
+        let t = now();
+        let lease = t + TimeDelta::seconds(45);
+        let ep = endpoint();
+        let mut board = board();
+        board.admit(vec![claimed(&ep, 1, lease)], t);
+        board.finish(&ep.id, Some(&answered(503, Some(5))), t);
+        assert!(!board.reserve(&ep.id, t));
+        assert!(
+            !board.reserve(&ep.id, t + TimeDelta::seconds(6)),
+            "pending first"
+        );
+    }
+
+    #[test]
+    fn stopping_refuses_direct_claims_and_gives_back_what_arrives() {
+        let t = now();
+        let lease = t + TimeDelta::seconds(45);
+        let ep = endpoint();
+        let mut board = board();
+        board.stop();
+        assert!(!board.takes_direct());
+        assert!(!board.reserve(&ep.id, t));
+        let (start, back) = board.admit(vec![claimed(&ep, 7, lease)], t);
+        assert!(start.is_empty());
+        assert_eq!(back, [(7, lease)]);
+        assert_eq!(board.held, 0);
     }
 }

@@ -13,7 +13,9 @@
 //!   PostgreSQL a lock per list, across nodes), so that id order is commit order and keyset
 //!   pagination never skips an item that was committed before the page boundary was passed.
 //! - A delivery is claimed by one dispatcher at a time, under a lease; a record moves the
-//!   delivery on only while the delivery still carries that claim's lease.
+//!   delivery on only while the delivery still carries that claim's lease. A new message's
+//!   deliveries may be written already claimed by the dispatcher of the node that accepts it
+//!   ([`DirectClaims`]), so the common case needs no claim at all.
 //! - Timestamps are integer microseconds, payloads and JSON columns are text: the same SQL
 //!   shape works on both backends.
 
@@ -35,9 +37,9 @@ use crate::domain::{
 pub use error::{Conflict, StoreError};
 pub use page::{Cursor, Order, PageQuery};
 pub use types::{
-    AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, IdempotencyClaim,
-    InlineApplication, MessageFilter, NewApplication, NewEndpoint, NewMessage, NextStep,
-    StoredResponse,
+    AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, Direct,
+    DirectClaims, Enqueued, IdempotencyClaim, InlineApplication, MessageFilter, NewApplication,
+    NewEndpoint, NewMessage, NextStep, StoredResponse,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -134,11 +136,11 @@ pub trait EndpointStore {
 
 #[async_trait]
 pub trait MessageStore {
-    /// Writes the message and one pending delivery per endpoint that accepts it, in one
-    /// durable transaction. `Conflict::EventId` if the application already has a message
-    /// with this `eventId`; `NotFound` if the application does not exist and no inline
-    /// application was given.
-    async fn enqueue_message(&self, new: NewMessage) -> Result<Message>;
+    /// Writes the message and one delivery per endpoint that accepts it, in one durable
+    /// transaction: claimed for `new.direct` if it reserves it, pending otherwise.
+    /// `Conflict::EventId` if the application already has a message with this `eventId`;
+    /// `NotFound` if the application does not exist and no inline application was given.
+    async fn enqueue_message(&self, new: NewMessage) -> Result<Enqueued>;
     async fn get_message(&self, app: &AppId, key: &MessageKey) -> Result<Option<Message>>;
     async fn list_messages(
         &self,

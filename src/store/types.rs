@@ -1,6 +1,8 @@
 //! Inputs to store operations: what a caller chooses; the store adds ids and timestamps.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
 
 use crate::domain::{
     AppId, AppKey, Attempt, Channel, DeliveryStatus, Endpoint, EndpointHeaders, EndpointId,
@@ -48,6 +50,43 @@ pub struct NewMessage {
     pub payload: Payload,
     /// Deliver only to this endpoint (send-example), whatever the subscriptions say.
     pub only_endpoint: Option<EndpointId>,
+    /// The local dispatcher, if it may take the message's deliveries straight away.
+    pub direct: Option<Direct>,
+}
+
+/// A dispatcher ready to take a new message's deliveries as they are written, so that they
+/// need no claim: each delivery it reserves is written already claimed (`sending`, under
+/// [`DirectClaims::lease`]) and returned in [`Enqueued::claimed`]; the others are written
+/// pending, for a claim to find.
+pub trait DirectClaims: Send + Sync {
+    /// The lease the reserved deliveries are written under.
+    fn lease(&self) -> Timestamp;
+    /// Called inside the transaction, once per delivery about to be written. `true`: write it
+    /// claimed. Asking again for the same endpoint (a batch written again after a failure)
+    /// answers the same and reserves nothing more.
+    fn reserve(&self, endpoint: &EndpointId) -> bool;
+}
+
+/// [`DirectClaims`] as a field of [`NewMessage`].
+#[derive(Clone)]
+pub struct Direct(pub Arc<dyn DirectClaims>);
+
+impl fmt::Debug for Direct {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Direct")
+            .field("lease", &self.0.lease())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An accepted message.
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    pub message: Message,
+    /// Its deliveries written claimed for [`NewMessage::direct`], to send now.
+    pub claimed: Vec<ClaimedDelivery>,
+    /// How many of its deliveries were written pending, for a claim to find.
+    pub pending: usize,
 }
 
 #[derive(Debug, Clone, Default)]

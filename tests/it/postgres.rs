@@ -36,6 +36,7 @@ fn message(app: &AppId) -> NewMessage {
         channels: None,
         payload: Payload::parse(&raw).unwrap(),
         only_endpoint: None,
+        direct: None,
     }
 }
 

@@ -17,8 +17,8 @@ use hookd::domain::{
 use hookd::store::postgres::{PgStore, PoolSettings};
 use hookd::store::sqlite::SqliteStore;
 use hookd::store::{
-    AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, Cursor, NewApplication,
-    NewEndpoint, NewMessage, NextStep, Order, PageQuery, Store,
+    AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, Cursor, Direct, DirectClaims,
+    NewApplication, NewEndpoint, NewMessage, NextStep, Order, PageQuery, Store,
 };
 use tempfile::TempDir;
 
@@ -81,6 +81,7 @@ conformance!(
     concurrent_claimers_never_share_a_delivery,
     old_finished_messages_are_pruned_in_batches,
     a_record_for_a_deleted_delivery_is_dropped_quietly,
+    deliveries_reserved_for_direct_claims_are_written_claimed,
 );
 
 fn none() -> HashMap<EndpointId, usize> {
@@ -106,21 +107,7 @@ async fn seed(store: &dyn Store, n: usize) -> hookd::domain::Endpoint {
         })
         .await
         .unwrap();
-    let endpoint = store
-        .insert_endpoint(NewEndpoint {
-            app_id: app.id.clone(),
-            uid: None,
-            url: EndpointUrl::parse("https://example.com/q").unwrap(),
-            description: String::new(),
-            disabled: false,
-            rate_limit: None,
-            subscription: Subscription::default(),
-            metadata: BTreeMap::new(),
-            headers: EndpointHeaders::default(),
-            secret: SigningSecret::generate(),
-        })
-        .await
-        .unwrap();
+    let endpoint = store.insert_endpoint(new_endpoint(&app.id)).await.unwrap();
     for _ in 0..n {
         let raw = serde_json::value::RawValue::from_string("{}".into()).unwrap();
         store
@@ -132,11 +119,27 @@ async fn seed(store: &dyn Store, n: usize) -> hookd::domain::Endpoint {
                 channels: None,
                 payload: Payload::parse(&raw).unwrap(),
                 only_endpoint: None,
+                direct: None,
             })
             .await
             .unwrap();
     }
     endpoint
+}
+
+fn new_endpoint(app_id: &hookd::domain::AppId) -> NewEndpoint {
+    NewEndpoint {
+        app_id: app_id.clone(),
+        uid: None,
+        url: EndpointUrl::parse("https://example.com/q").unwrap(),
+        description: String::new(),
+        disabled: false,
+        rate_limit: None,
+        subscription: Subscription::default(),
+        metadata: BTreeMap::new(),
+        headers: EndpointHeaders::default(),
+        secret: SigningSecret::generate(),
+    }
 }
 
 fn record(claim: &ClaimedDelivery, next: NextStep) -> AttemptRecord {
@@ -446,4 +449,113 @@ async fn a_record_for_a_deleted_delivery_is_dropped_quietly(store: Arc<dyn Store
         .record_attempt(record(&claims[0], NextStep::Delivered))
         .await
         .expect("nothing to record against is not an error");
+}
+
+/// Direct claims that take the deliveries to one endpoint and note every endpoint asked for.
+struct TakeOne {
+    lease: hookd::domain::Timestamp,
+    take: EndpointId,
+    asked: std::sync::Mutex<Vec<EndpointId>>,
+}
+
+impl DirectClaims for TakeOne {
+    fn lease(&self) -> hookd::domain::Timestamp {
+        self.lease
+    }
+
+    fn reserve(&self, endpoint: &EndpointId) -> bool {
+        self.asked.lock().unwrap().push(endpoint.clone());
+        *endpoint == self.take
+    }
+}
+
+async fn deliveries_reserved_for_direct_claims_are_written_claimed(store: Arc<dyn Store>) {
+    let taken = seed(store.as_ref(), 0).await;
+    let other = store
+        .insert_endpoint(NewEndpoint {
+            url: EndpointUrl::parse("https://example.com/other").unwrap(),
+            ..new_endpoint(&taken.app_id)
+        })
+        .await
+        .unwrap();
+    let t = now();
+    let lease = t + TimeDelta::seconds(30);
+    let direct = Arc::new(TakeOne {
+        lease,
+        take: taken.id.clone(),
+        asked: Default::default(),
+    });
+    let raw = serde_json::value::RawValue::from_string(r#"{"n":1}"#.into()).unwrap();
+    let enqueued = store
+        .enqueue_message(NewMessage {
+            app: AppKey::Id(taken.app_id.clone()),
+            create_app: None,
+            event_type: EventTypeName::parse("a").unwrap(),
+            event_id: None,
+            channels: None,
+            payload: Payload::parse(&raw).unwrap(),
+            only_endpoint: None,
+            direct: Some(Direct(direct.clone())),
+        })
+        .await
+        .unwrap();
+    let mut asked = direct.asked.lock().unwrap().clone();
+    asked.sort();
+    let mut both = vec![taken.id.clone(), other.id.clone()];
+    both.sort();
+    assert_eq!(asked, both, "asked once per delivery");
+    assert_eq!(enqueued.pending, 1);
+    let [claimed] = enqueued.claimed.as_slice() else {
+        panic!("one delivery claimed: {:?}", enqueued.claimed);
+    };
+    assert_eq!(claimed.endpoint, taken);
+    assert_eq!(claimed.lease, lease);
+    assert_eq!(claimed.attempts, 0);
+    assert_eq!(claimed.message.id, enqueued.message.id);
+    assert_eq!(
+        claimed.message.payload.as_ref().map(|p| p.as_str()),
+        Some(r#"{"n":1}"#)
+    );
+
+    // Only the pending one is claimed; the direct one is leased like any claim.
+    let t = now();
+    let found = store
+        .claim_due(t, lease, &limits(10, &none()))
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|c| &c.endpoint.id).collect::<Vec<_>>(),
+        [&other.id]
+    );
+    assert_eq!(store.next_due(t).await.unwrap(), Some(lease));
+    let counts = store
+        .message_delivery_counts(&enqueued.message.id)
+        .await
+        .unwrap();
+    assert_eq!(counts.sending, 2);
+
+    // Unrecorded (its node died), it is claimed again once its lease runs out...
+    let later = lease + TimeDelta::seconds(1);
+    let retaken = store
+        .claim_due(later, later + TimeDelta::seconds(30), &limits(10, &none()))
+        .await
+        .unwrap();
+    assert_eq!(
+        retaken.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [claimed.id, found[0].id]
+    );
+    // ... and the direct claim's record, fenced by its lease, no longer moves it.
+    store
+        .record_attempt(record(claimed, NextStep::Delivered))
+        .await
+        .unwrap();
+    store
+        .record_attempt(record(&retaken[0], NextStep::Delivered))
+        .await
+        .unwrap();
+    let counts = store
+        .message_delivery_counts(&enqueued.message.id)
+        .await
+        .unwrap();
+    assert_eq!((counts.success, counts.sending), (1, 1));
 }

@@ -9,8 +9,9 @@
 //!    stored one;
 //! 3. insert the messages, `ON CONFLICT DO NOTHING` on `(app_id, event_id)`: a message that
 //!    was not inserted is a duplicate `eventId`, answered 409 without failing the batch;
-//! 4. insert one pending delivery per enabled endpoint that accepts each message, and
-//!    notify the worker nodes.
+//! 4. insert one delivery per enabled endpoint that accepts each message: claimed if the
+//!    message's [`crate::store::DirectClaims`] reserves it (and returned, to send at once),
+//!    pending otherwise, and then notify the worker nodes.
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,18 +20,18 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::{CHANNEL, lock_list, lock_lists, micros};
 use crate::domain::time::now;
-use crate::domain::{AppId, Message, MessageId, ResourceKey};
-use crate::store::rows::{self, to_json};
-use crate::store::{Conflict, NewMessage, Result, StoreError};
+use crate::domain::{AppId, Endpoint, Message, MessageId, ResourceKey, Timestamp, Trigger};
+use crate::store::rows::{self, ENDPOINT_COLUMNS, to_json};
+use crate::store::{ClaimedDelivery, Conflict, Enqueued, NewMessage, Result, StoreError};
 
 pub fn write<'a>(
     pool: &'a PgPool,
     batch: &'a [NewMessage],
-) -> BoxFuture<'a, Result<Vec<Result<Message>>>> {
+) -> BoxFuture<'a, Result<Vec<Result<Enqueued>>>> {
     Box::pin(write_batch(pool, batch))
 }
 
-async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<Message>>> {
+async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<Enqueued>>> {
     let mut tx = pool.begin().await?;
     let apps = resolve_apps(&mut tx, batch).await?;
     let mut app_ids: Vec<String> = apps
@@ -70,9 +71,20 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<M
             Err(e) => Err(e),
         })
         .collect();
-    insert_deliveries(&mut tx, batch, &results).await?;
+    let mut deliveries = insert_deliveries(&mut tx, batch, &results).await?;
     tx.commit().await?;
-    Ok(results)
+    Ok(results
+        .into_iter()
+        .enumerate()
+        .map(|(i, message)| {
+            let (claimed, pending) = deliveries.remove(&i).unwrap_or_default();
+            message.map(|message| Enqueued {
+                message,
+                claimed,
+                pending,
+            })
+        })
+        .collect())
 }
 
 /// The application of each message, creating inline applications for unknown uids.
@@ -231,13 +243,18 @@ async fn insert_messages(
     Ok(inserted.into_iter().collect())
 }
 
-/// Inserts a pending delivery per enabled endpoint accepting each inserted message, and
-/// notifies the workers if there are any; returns how many.
+/// Per message (by its index in the batch), its deliveries written claimed and how many
+/// were written pending.
+type Written = HashMap<usize, (Vec<ClaimedDelivery>, usize)>;
+
+/// Inserts a delivery per enabled endpoint accepting each inserted message, claimed for the
+/// message's direct claims if they reserve it and pending otherwise, and notifies the workers
+/// if any is pending.
 async fn insert_deliveries(
     conn: &mut PgConnection,
     batch: &[NewMessage],
     results: &[Result<Message>],
-) -> Result<usize> {
+) -> Result<Written> {
     let mut app_ids: Vec<&str> = results
         .iter()
         .flatten()
@@ -245,41 +262,58 @@ async fn insert_deliveries(
         .collect();
     app_ids.sort_unstable();
     app_ids.dedup();
+    let mut written = Written::new();
     if app_ids.is_empty() {
-        return Ok(0);
+        return Ok(written);
     }
-    let endpoints = sqlx::query(
-        "SELECT id, app_id, event_types, channels FROM endpoint
-         WHERE app_id = ANY($1) AND NOT disabled",
-    )
+    let endpoints = sqlx::query(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = ANY($1) AND NOT disabled"
+    ))
     .bind(&app_ids)
     .fetch_all(&mut *conn)
     .await?;
-    let mut by_app: HashMap<String, Vec<(String, crate::domain::Subscription)>> = HashMap::new();
+    let mut by_app: HashMap<String, Vec<Endpoint>> = HashMap::new();
     for row in &endpoints {
+        let endpoint = rows::endpoint(row)?;
         by_app
-            .entry(row.try_get("app_id")?)
+            .entry(endpoint.app_id.as_str().to_owned())
             .or_default()
-            .push((row.try_get("id")?, rows::subscription(row)?));
+            .push(endpoint);
     }
-    let (mut msg_ids, mut endpoint_ids, mut apps) = (Vec::new(), Vec::new(), Vec::new());
-    for (new, message) in batch.iter().zip(results) {
+    let mut rows = DeliveryRows::default();
+    // Which message and endpoint each claimed row is for, by (message id, endpoint id).
+    let mut to_claim: HashMap<(&str, &str), (usize, &Endpoint, Timestamp)> = HashMap::new();
+    for (i, (new, message)) in batch.iter().zip(results).enumerate() {
         let Ok(message) = message else { continue };
-        for (endpoint_id, subscription) in by_app.get(message.app_id.as_str()).into_iter().flatten()
-        {
+        for endpoint in by_app.get(message.app_id.as_str()).into_iter().flatten() {
             let wanted = match &new.only_endpoint {
-                Some(only) => only.as_str() == endpoint_id,
-                None => subscription.accepts(&message.event_type, message.channels.as_deref()),
+                Some(only) => only == &endpoint.id,
+                None => endpoint
+                    .subscription
+                    .accepts(&message.event_type, message.channels.as_deref()),
             };
-            if wanted {
-                msg_ids.push(message.id.as_str());
-                endpoint_ids.push(endpoint_id.as_str());
-                apps.push(message.app_id.as_str());
+            if !wanted {
+                continue;
+            }
+            let lease = new
+                .direct
+                .as_ref()
+                .filter(|d| d.0.reserve(&endpoint.id))
+                .map(|d| d.0.lease());
+            rows.push(message, endpoint, lease.map(micros));
+            match lease {
+                Some(lease) => {
+                    to_claim.insert(
+                        (message.id.as_str(), endpoint.id.as_str()),
+                        (i, endpoint, lease),
+                    );
+                }
+                None => written.entry(i).or_default().1 += 1,
             }
         }
     }
-    if msg_ids.is_empty() {
-        return Ok(0);
+    if rows.msg_ids.is_empty() {
+        return Ok(written);
     }
     let created = results
         .iter()
@@ -288,21 +322,68 @@ async fn insert_deliveries(
         .next();
     // The notification goes out with the commit; sent from this statement, it costs no
     // round trip of its own while the batch holds its locks.
-    sqlx::query(
+    let claimed = sqlx::query(
         "WITH inserted AS (
             INSERT INTO delivery (msg_id, endpoint_id, app_id, status, next_attempt_at,
-              created_at, updated_at)
-            SELECT msg_id, endpoint_id, app_id, 1, $4, $4, $4
-            FROM unnest($1::text[], $2::text[], $3::text[]) AS t(msg_id, endpoint_id, app_id)
-            RETURNING 1)
-         SELECT pg_notify($5, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_inserted",
+              lease_until, created_at, updated_at)
+            SELECT msg_id, endpoint_id, app_id, CASE WHEN lease IS NULL THEN 1 ELSE 3 END,
+              coalesce(lease, $5), lease, $5, $5
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+              AS t(msg_id, endpoint_id, app_id, lease)
+            RETURNING id, msg_id, endpoint_id, status)
+         SELECT id, msg_id, endpoint_id FROM inserted WHERE status = 3
+         UNION ALL
+         SELECT NULL, NULL, NULL FROM (SELECT pg_notify($6, '') WHERE $7) AS notified",
     )
-    .bind(&msg_ids)
-    .bind(&endpoint_ids)
-    .bind(&apps)
+    .bind(&rows.msg_ids)
+    .bind(&rows.endpoint_ids)
+    .bind(&rows.app_ids)
+    .bind(&rows.leases)
     .bind(created)
     .bind(CHANNEL)
-    .execute(&mut *conn)
+    .bind(written.values().any(|(_, pending)| *pending > 0))
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(msg_ids.len())
+    for row in &claimed {
+        let Some(id) = row.try_get::<Option<i64>, _>("id")? else {
+            continue;
+        };
+        let msg_id: String = row.try_get("msg_id")?;
+        let endpoint_id: String = row.try_get("endpoint_id")?;
+        let Some((i, endpoint, lease)) = to_claim.get(&(msg_id.as_str(), endpoint_id.as_str()))
+        else {
+            return Err(StoreError::Corrupt(format!(
+                "a delivery of {msg_id} to {endpoint_id} was written claimed but not asked for"
+            )));
+        };
+        let Ok(message) = &results[*i] else { continue };
+        written.entry(*i).or_default().0.push(ClaimedDelivery {
+            id,
+            lease: *lease,
+            attempts: 0,
+            trigger: Trigger::Scheduled,
+            message: message.clone(),
+            endpoint: (*endpoint).clone(),
+        });
+    }
+    Ok(written)
+}
+
+/// The columns of the deliveries to insert, one array each.
+#[derive(Default)]
+struct DeliveryRows<'a> {
+    msg_ids: Vec<&'a str>,
+    endpoint_ids: Vec<&'a str>,
+    app_ids: Vec<&'a str>,
+    /// The lease of a delivery written claimed; `None` for a pending one.
+    leases: Vec<Option<i64>>,
+}
+
+impl<'a> DeliveryRows<'a> {
+    fn push(&mut self, message: &'a Message, endpoint: &'a Endpoint, lease: Option<i64>) {
+        self.msg_ids.push(message.id.as_str());
+        self.endpoint_ids.push(endpoint.id.as_str());
+        self.app_ids.push(message.app_id.as_str());
+        self.leases.push(lease);
+    }
 }

@@ -38,8 +38,8 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
-use crate::domain::{Message, Timestamp};
-use crate::store::{AttemptRecord, NewMessage, StoreError};
+use crate::domain::Timestamp;
+use crate::store::{AttemptRecord, Enqueued, NewMessage, StoreError};
 use batch::Batcher;
 
 pub use listener::listen_for_deliveries;
@@ -70,7 +70,7 @@ pub struct PoolSettings {
 
 pub struct PgStore {
     pool: PgPool,
-    ingest: Batcher<NewMessage, Message>,
+    ingest: Batcher<NewMessage, Enqueued>,
     records: Batcher<AttemptRecord, ()>,
 }
 

@@ -4,16 +4,25 @@
 //!
 //! Each step is one cached statement run for one row. An application and the endpoints of
 //! an application are read once per batch, however many of its messages the batch holds.
+//!
+//! A delivery the message's [`DirectClaims`] reserves is written claimed (`sending` under its
+//! lease, due again when the lease runs out, as a claim leaves it) and returned with its
+//! endpoint, read in full once per batch.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::connection::is_unique_violation;
 use crate::domain::time::{now, to_micros};
-use crate::domain::{AppId, EndpointId, Message, MessageId, ResourceKey, Subscription};
-use crate::store::rows;
-use crate::store::{Conflict, NewMessage, Result, StoreError};
+use crate::domain::{
+    AppId, Endpoint, EndpointId, Message, MessageId, ResourceKey, Subscription, Trigger,
+};
+use crate::store::rows::{self, ENDPOINT_COLUMNS};
+use crate::store::{
+    ClaimedDelivery, Conflict, DirectClaims, Enqueued, NewMessage, Result, StoreError,
+};
 
 const APP_BY_ID: &str = "SELECT id FROM application WHERE id = ?1";
 const APP_BY_UID: &str = "SELECT id FROM application WHERE uid = ?1";
@@ -28,6 +37,11 @@ const ENDPOINTS_OF_APP: &str =
     "SELECT id, event_types, channels FROM endpoint WHERE NOT disabled AND app_id = ?1";
 const INSERT_DELIVERY: &str = "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, \
      next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4, ?4)";
+/// Claimed as `claims::MARK` leaves a delivery: due again once the lease runs out.
+const INSERT_CLAIMED: &str = "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, \
+     next_attempt_at, lease_until, created_at, updated_at) VALUES (?1, ?2, ?3, 3, ?4, ?4, ?5, ?5)";
+static ENDPOINT_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE id = ?1"));
 
 /// What the batch has read so far, so each application and endpoint list is read once.
 #[derive(Default)]
@@ -36,18 +50,23 @@ struct Seen {
     apps: HashMap<String, Option<AppId>>,
     /// The enabled endpoints of each application, by application id.
     endpoints: HashMap<String, Vec<(EndpointId, Subscription)>>,
+    /// Endpoints read in full, to hand over with a delivery claimed at once.
+    full: HashMap<EndpointId, Endpoint>,
 }
 
 /// Accepts every message it can. Per message: the stored message, or why it was refused (a
 /// refusal never fails the batch; an `Err` of the whole does).
-pub(super) fn enqueue_all(conn: &Connection, news: &[&NewMessage]) -> Result<Vec<Result<Message>>> {
+pub(super) fn enqueue_all(
+    conn: &Connection,
+    news: &[&NewMessage],
+) -> Result<Vec<Result<Enqueued>>> {
     let mut seen = Seen::default();
     news.iter()
         .map(|new| enqueue(conn, &mut seen, new))
         .collect()
 }
 
-fn enqueue(conn: &Connection, seen: &mut Seen, new: &NewMessage) -> Result<Result<Message>> {
+fn enqueue(conn: &Connection, seen: &mut Seen, new: &NewMessage) -> Result<Result<Enqueued>> {
     let app_id = match app_for(conn, &mut seen.apps, new)? {
         Ok(id) => id,
         Err(refused) => return Ok(Err(refused)),
@@ -65,8 +84,14 @@ fn enqueue(conn: &Connection, seen: &mut Seen, new: &NewMessage) -> Result<Resul
     if !insert_message(conn, &message)? {
         return Ok(Err(StoreError::Conflict(Conflict::EventId)));
     }
-    insert_deliveries(conn, seen, &message, new.only_endpoint.as_ref())?;
-    Ok(Ok(message))
+    let direct = new.direct.as_ref().map(|d| &*d.0);
+    let (claimed, pending) =
+        insert_deliveries(conn, seen, &message, new.only_endpoint.as_ref(), direct)?;
+    Ok(Ok(Enqueued {
+        message,
+        claimed,
+        pending,
+    }))
 }
 
 /// The message's application: found, or created from its inline definition (once per
@@ -138,35 +163,74 @@ fn insert_message(conn: &Connection, m: &Message) -> Result<bool> {
     Ok(changed == 1)
 }
 
-/// One pending delivery per endpoint that accepts the message (or only to `only`).
+/// One delivery per endpoint that accepts the message (or only to `only`): claimed if
+/// `direct` reserves it, pending otherwise. Returns the claimed ones and how many are pending.
 fn insert_deliveries(
     conn: &Connection,
     seen: &mut Seen,
     message: &Message,
     only: Option<&EndpointId>,
-) -> Result<()> {
+    direct: Option<&dyn DirectClaims>,
+) -> Result<(Vec<ClaimedDelivery>, usize)> {
     let app_id = message.app_id.as_str();
     if !seen.endpoints.contains_key(app_id) {
         let endpoints = endpoints_of(conn, app_id)?;
         seen.endpoints.insert(app_id.to_owned(), endpoints);
     }
     let created = to_micros(message.created_at);
-    let mut insert = conn.prepare_cached(INSERT_DELIVERY)?;
+    let (mut claimed, mut pending) = (Vec::new(), 0);
     for (endpoint_id, subscription) in &seen.endpoints[app_id] {
         let wanted = match only {
             Some(only) => only == endpoint_id,
             None => subscription.accepts(&message.event_type, message.channels.as_deref()),
         };
-        if wanted {
-            insert.execute(params![
-                message.id.as_str(),
-                endpoint_id.as_str(),
-                app_id,
-                created
-            ])?;
+        if !wanted {
+            continue;
         }
+        let (msg_id, ep_id) = (message.id.as_str(), endpoint_id.as_str());
+        let Some(direct) = direct.filter(|d| d.reserve(endpoint_id)) else {
+            conn.prepare_cached(INSERT_DELIVERY)?
+                .execute(params![msg_id, ep_id, app_id, created])?;
+            pending += 1;
+            continue;
+        };
+        let lease = direct.lease();
+        conn.prepare_cached(INSERT_CLAIMED)?.execute(params![
+            msg_id,
+            ep_id,
+            app_id,
+            to_micros(lease),
+            created
+        ])?;
+        let endpoint = match seen.full.get(endpoint_id) {
+            Some(endpoint) => endpoint.clone(),
+            None => {
+                let endpoint = endpoint_by_id(conn, endpoint_id)?;
+                seen.full.insert(endpoint_id.clone(), endpoint.clone());
+                endpoint
+            }
+        };
+        claimed.push(ClaimedDelivery {
+            id: conn.last_insert_rowid(),
+            lease,
+            attempts: 0,
+            trigger: Trigger::Scheduled,
+            message: message.clone(),
+            endpoint,
+        });
     }
-    Ok(())
+    Ok((claimed, pending))
+}
+
+fn endpoint_by_id(conn: &Connection, id: &EndpointId) -> Result<Endpoint> {
+    let mut select = conn.prepare_cached(&ENDPOINT_BY_ID)?;
+    let mut found = select.query([id.as_str()])?;
+    match found.next()? {
+        Some(row) => rows::endpoint(row),
+        None => Err(StoreError::Corrupt(format!(
+            "endpoint {id} was listed for its application and then not found"
+        ))),
+    }
 }
 
 /// The application's enabled endpoints, with what each subscribes to.

@@ -8,11 +8,13 @@ use super::writer::WriteJob;
 use crate::domain::{AppId, Message, MessageId, MessageKey};
 use crate::store::page::push_page;
 use crate::store::rows::{self, MESSAGE_COLUMNS};
-use crate::store::{MessageFilter, MessageStore, NewMessage, PageQuery, Result, StoreError};
+use crate::store::{
+    Enqueued, MessageFilter, MessageStore, NewMessage, PageQuery, Result, StoreError,
+};
 
 #[async_trait]
 impl MessageStore for SqliteStore {
-    async fn enqueue_message(&self, new: NewMessage) -> Result<Message> {
+    async fn enqueue_message(&self, new: NewMessage) -> Result<Enqueued> {
         let (reply, answer) = oneshot::channel();
         let closed = || StoreError::Unavailable(sqlx::Error::PoolClosed);
         self.write(WriteJob::Enqueue { new, reply }).await?;

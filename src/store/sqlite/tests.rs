@@ -62,6 +62,7 @@ fn message(app: &AppId) -> NewMessage {
         channels: None,
         payload: Payload::parse(&raw).unwrap(),
         only_endpoint: None,
+        direct: None,
     }
 }
 
@@ -113,10 +114,10 @@ async fn close_ends_the_writer_and_the_file_reopens() {
 
     let reopened = open(&path).await;
     let found = reopened
-        .get_message(&app, &MessageKey::Id(accepted.id.clone()))
+        .get_message(&app, &MessageKey::Id(accepted.message.id.clone()))
         .await
         .unwrap();
-    assert_eq!(found.map(|m| m.id), Some(accepted.id));
+    assert_eq!(found.map(|m| m.id), Some(accepted.message.id));
     reopened.enqueue_message(message(&app)).await.unwrap();
     reopened.close().await;
 }

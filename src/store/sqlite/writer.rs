@@ -47,8 +47,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{claims, enqueue, records};
-use crate::domain::{Message, Timestamp};
-use crate::store::{AttemptRecord, ClaimLimits, ClaimedDelivery, NewMessage, Result, StoreError};
+use crate::domain::Timestamp;
+use crate::store::{
+    AttemptRecord, ClaimLimits, ClaimedDelivery, Enqueued, NewMessage, Result, StoreError,
+};
 
 /// The most jobs one transaction holds.
 const MAX_BATCH: usize = 512;
@@ -56,7 +58,7 @@ const MAX_BATCH: usize = 512;
 pub enum WriteJob {
     Enqueue {
         new: NewMessage,
-        reply: oneshot::Sender<Result<Message>>,
+        reply: oneshot::Sender<Result<Enqueued>>,
     },
     Record {
         record: AttemptRecord,
@@ -220,7 +222,7 @@ fn wal_file(conn: &Connection) -> std::io::Result<PathBuf> {
 
 /// A batch's jobs by kind, in the order they arrived.
 struct Jobs {
-    enqueues: Vec<(NewMessage, oneshot::Sender<Result<Message>>)>,
+    enqueues: Vec<(NewMessage, oneshot::Sender<Result<Enqueued>>)>,
     records: Vec<(AttemptRecord, oneshot::Sender<Result<()>>)>,
     claims: Vec<(Claim, oneshot::Sender<Result<Vec<ClaimedDelivery>>>)>,
 }
@@ -233,7 +235,7 @@ struct Claim {
 
 /// What a committed batch produced: per enqueue, the message or why it was refused; per
 /// claim, the deliveries claimed.
-type Outcome = (Vec<Result<Message>>, Vec<Vec<ClaimedDelivery>>);
+type Outcome = (Vec<Result<Enqueued>>, Vec<Vec<ClaimedDelivery>>);
 
 /// Writes the batch in one transaction and commits it; on any error, rolls it back.
 fn commit(conn: &mut Connection, jobs: &Jobs) -> Result<Outcome> {
