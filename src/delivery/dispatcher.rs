@@ -20,12 +20,14 @@
 //!
 //! A new message accepted on this node needs no claim at all when there is room for it: the
 //! API asks for [`Dispatcher::direct_claims`], the store writes each delivery this node
-//! reserves already claimed, and [`Dispatcher::hand_over`] queues them here, so the hot path
-//! is one write to accept the message and one to record the attempt. A reservation takes
-//! room as a queued claim does. Deliveries without room are written pending and the loop is
-//! woken to claim them; the endpoint (or the node, when it is full) then takes no more
-//! direct claims until a claim started after that has found nothing more of it due, so
-//! direct claims never overtake, or starve, what waits in the store.
+//! reserves already claimed, and [`Ticket::hand_over`] queues them here, so the hot path
+//! is one write to accept the message and one to record the attempt. A reservation is
+//! granted only within the endpoint's window, counting what is held and reserved; a claim's
+//! room leaves reservations out, since they are bounded by the requests being served.
+//! Deliveries without room are written pending and the loop is woken to claim them; the
+//! endpoint (or the node, when it is full) then takes no more direct claims until a claim
+//! comes back with room to spare for it, so direct claims do not starve what waits in the
+//! store (see [`Board::note_claim`]).
 //!
 //! On shutdown the loop stops claiming, gives queued claims back, lets running attempts
 //! finish within the grace period, then stops the rest and gives their claims back too.
@@ -169,18 +171,16 @@ impl Dispatcher {
     /// allowed to; there may be more, so claim again at once.
     async fn claim_and_start(self: &Arc<Self>) -> Result<(bool, Timestamp), ()> {
         let now = self.clock.now();
-        let (seq, limits) = {
-            let mut board = self.lock_board();
-            let seq = board.start_claim();
-            let limits = ClaimLimits {
+        let limits = {
+            let board = self.lock_board();
+            ClaimLimits {
                 total: board
                     .max_held()
                     .saturating_sub(board.held)
                     .min(self.settings.claim_batch.max(1)),
                 per_endpoint: board.window_of_new(),
                 room: board.room(now),
-            };
-            (seq, limits)
+            }
         };
         let lease = now + delta(self.settings.lease);
         let claimed = match self.store.claim_due(now, lease, &limits).await {
@@ -194,7 +194,7 @@ impl Dispatcher {
         let (start, stale) = {
             let mut board = self.lock_board();
             board.more_waiting = filled || reached_room(&claimed, &limits);
-            board.note_claim(seq, &claimed, &limits, filled);
+            board.note_claim(&claimed, &limits, filled);
             board.admit(claimed, self.clock.now())
         };
         self.start_all(start);
@@ -524,12 +524,9 @@ struct Board {
     more_waiting: bool,
     /// Shutting down: nothing more starts.
     stopping: bool,
-    /// Claims started so far; numbers each claim, to tell which claims started after a
-    /// delivery was left pending.
-    claims: u64,
-    /// The node was too full to take a new message's deliveries directly, when `claims` was
-    /// this: it takes no direct claims until a later claim comes back with room to spare.
-    backlog: Option<u64>,
+    /// The node was too full to take a new message's deliveries directly: it takes no direct
+    /// claims until a claim comes back with room to spare.
+    backlog: bool,
     loads: HashMap<EndpointId, Load>,
 }
 
@@ -539,9 +536,8 @@ struct Load {
     /// Deliveries of new messages reserved for direct claims, being written.
     reserved: usize,
     /// Deliveries of this endpoint may be due in the store (one was written pending, or a
-    /// claim took all the room it had), when `claims` was this: no direct claims until a
-    /// later claim shows there are none.
-    backlog: Option<u64>,
+    /// claim took all the room it had): no direct claims until a claim shows there are none.
+    backlog: bool,
     limit: usize,
     paused_until: Option<Timestamp>,
     /// The last exchange ended within [`SLOW`]: the endpoint may be claimed ahead.
@@ -565,8 +561,7 @@ impl Board {
             ready: VecDeque::new(),
             more_waiting: false,
             stopping: false,
-            claims: 0,
-            backlog: None,
+            backlog: false,
             loads: HashMap::new(),
         }
     }
@@ -576,7 +571,7 @@ impl Board {
             in_flight: 0,
             queued: VecDeque::new(),
             reserved: 0,
-            backlog: None,
+            backlog: false,
             limit: self.max,
             paused_until: None,
             fast: false,
@@ -596,7 +591,7 @@ impl Board {
     /// Whether a new message's deliveries may be offered for direct claims.
     fn takes_direct(&self) -> bool {
         let full = self.held >= self.max_held();
-        !self.stopping && !full && self.backlog.is_none()
+        !self.stopping && !full && !self.backlog
     }
 
     /// Reserves room for one new delivery to `endpoint`, to be written claimed. Refused, the
@@ -607,20 +602,24 @@ impl Board {
             return false;
         }
         let node_full = self.held >= self.max_held();
-        let claims = self.claims;
         if !self.loads.contains_key(endpoint) {
-            let load = self.new_load();
+            // Taken to be fast until an exchange shows otherwise: a busy endpoint's load is
+            // forgotten whenever it is momentarily idle (between two batches of messages),
+            // and one window would then not hold the next batch. What it may hold stays
+            // bounded, and its first slow answer brings it down to one window.
+            let load = Load {
+                fast: true,
+                ..self.new_load()
+            };
             self.loads.insert(endpoint.clone(), load);
         }
         let load = &self.loads[endpoint];
         let paused = load.paused_until.is_some_and(|p| p > now);
         let has_room = load.in_flight + load.queued.len() + load.reserved < self.window(load);
         let load = self.loads.get_mut(endpoint).expect("inserted above");
-        if node_full || paused || load.backlog.is_some() || !has_room {
-            load.backlog = Some(claims);
-            if node_full {
-                self.backlog = Some(claims);
-            }
+        if node_full || paused || load.backlog || !has_room {
+            load.backlog = true;
+            self.backlog |= node_full;
             self.more_waiting = true;
             return false;
         }
@@ -638,36 +637,28 @@ impl Board {
         }
     }
 
-    /// Numbers a claim about to start.
-    fn start_claim(&mut self) -> u64 {
-        self.claims += 1;
-        self.claims
-    }
-
-    /// What claim `seq` shows of the store's backlog: an endpoint that took all the room it
-    /// was given may have more due; one that took less, in a claim that was not cut short by
-    /// its total, has nothing more due, and neither has the node.
-    fn note_claim(
-        &mut self,
-        seq: u64,
-        claimed: &[ClaimedDelivery],
-        limits: &ClaimLimits,
-        filled: bool,
-    ) {
+    /// What a claim shows of the store's backlog: an endpoint that took all the room it was
+    /// given may have more due; one that took less, in a claim that was not cut short by its
+    /// total, had nothing more due, and neither had the node.
+    ///
+    /// Deliveries left pending while the claim ran may have been missed by it; they wake the
+    /// loop, so the next claim takes them, possibly after direct claims of newer messages:
+    /// a short overtaking, never starvation, since an endpoint whose room direct claims fill
+    /// takes no direct claims until it has been claimed with room to spare.
+    fn note_claim(&mut self, claimed: &[ClaimedDelivery], limits: &ClaimLimits, filled: bool) {
         let mut taken: HashMap<&EndpointId, usize> = HashMap::new();
         for d in claimed {
             *taken.entry(&d.endpoint.id).or_default() += 1;
         }
-        let drained = |backlog: Option<u64>| !filled && backlog.is_some_and(|b| b < seq);
-        if drained(self.backlog) {
-            self.backlog = None;
+        if !filled {
+            self.backlog = false;
         }
         for (id, load) in &mut self.loads {
             let room = limits.room.get(id).copied().unwrap_or(limits.per_endpoint);
             if taken.get(id).copied().unwrap_or(0) >= room {
-                load.backlog = Some(load.backlog.map_or(seq, |b| b.max(seq)));
-            } else if drained(load.backlog) {
-                load.backlog = None;
+                load.backlog = true;
+            } else if !filled {
+                load.backlog = false;
             }
         }
     }
@@ -810,7 +801,7 @@ impl Board {
             l.in_flight == 0
                 && l.queued.is_empty()
                 && l.reserved == 0
-                && l.backlog.is_none()
+                && !l.backlog
                 && l.limit == max
                 && l.paused_until.is_none_or(|p| p <= now)
         });
@@ -819,17 +810,19 @@ impl Board {
         }
     }
 
-    /// How many more deliveries each endpoint this node holds may take now (0 while paused).
+    /// How many more deliveries each endpoint this node holds may claim now (0 while paused).
     fn room(&self, now: Timestamp) -> HashMap<EndpointId, usize> {
         self.loads
             .iter()
             .map(|(id, l)| {
                 let paused = l.paused_until.is_some_and(|p| p > now);
+                // Reservations are left out: they are bounded by the requests being served,
+                // not by this window, and a claim must be able to drain what was left
+                // pending while they come and go, or direct claims would never resume.
                 let room = if paused {
                     0
                 } else {
-                    self.window(l)
-                        .saturating_sub(l.in_flight + l.queued.len() + l.reserved)
+                    self.window(l).saturating_sub(l.in_flight + l.queued.len())
                 };
                 (id.clone(), room)
             })
@@ -1110,21 +1103,25 @@ mod tests {
         let lease = t + TimeDelta::seconds(45);
         let ep = endpoint();
         let mut board = board();
-        for _ in 0..8 {
+        for _ in 0..16 {
             assert!(board.reserve(&ep.id, t));
         }
-        assert_eq!(board.held, 8);
-        assert_eq!(board.room(t)[&ep.id], 0, "reserved counts as held");
-        assert!(!board.reserve(&ep.id, t), "one window for a new endpoint");
-        assert!(board.loads[&ep.id].backlog.is_some());
+        assert_eq!(board.held, 16, "reserved counts as held");
+        assert!(!board.reserve(&ep.id, t), "two windows: taken to be fast");
+        assert_eq!(
+            board.room(t)[&ep.id],
+            16,
+            "a claim may still drain the store"
+        );
+        assert!(board.loads[&ep.id].backlog);
 
         // Handed over: the reservation becomes an attempt, the room stays taken.
         board.unreserve(&ep.id);
         let (start, _) = board.admit(vec![claimed(&ep, 1, lease)], t);
         assert_eq!(start.len(), 1);
-        assert_eq!((board.held, board.in_flight), (8, 1));
+        assert_eq!((board.held, board.in_flight), (16, 1));
         // Cancelled (the write failed): the room comes back.
-        for _ in 0..7 {
+        for _ in 0..15 {
             board.unreserve(&ep.id);
         }
         assert_eq!(board.held, 1);
@@ -1147,21 +1144,18 @@ mod tests {
             "room again, but older work waits"
         );
 
-        // A claim that started before the refusal proves nothing.
-        let seq = board.claims;
-        board.note_claim(seq, &[], &limits_of(&board, t), false);
-        assert!(!board.reserve(&ep.id, t));
-        // One that took all the room it had may have left more behind.
-        let seq = board.start_claim();
+        // A claim that took all the room it had may have left more behind.
         let limits = limits_of(&board, t);
         let found = vec![claimed(&ep, 2, lease)];
-        board.note_claim(seq, &found, &limits, false);
+        board.note_claim(&found, &limits, false);
         board.admit(found, t);
         board.finish(&ep.id, Some(&answered(200, None)), t);
         assert!(!board.reserve(&ep.id, t));
+        // A claim cut short by its total may have too.
+        board.note_claim(&[], &limits_of(&board, t), true);
+        assert!(!board.reserve(&ep.id, t));
         // One with room to spare found all there was.
-        let seq = board.start_claim();
-        board.note_claim(seq, &[], &limits_of(&board, t), false);
+        board.note_claim(&[], &limits_of(&board, t), false);
         assert!(board.reserve(&ep.id, t), "drained: direct claims again");
     }
 
@@ -1178,12 +1172,10 @@ mod tests {
         board.unreserve(&a.id);
         board.unreserve(&a.id);
         assert!(!board.takes_direct(), "what was left pending goes first");
-        let seq = board.start_claim();
         let limits = limits_of(&board, t);
-        board.note_claim(seq, &[], &limits, true);
+        board.note_claim(&[], &limits, true);
         assert!(!board.takes_direct(), "a full claim may have left more");
-        let seq = board.start_claim();
-        board.note_claim(seq, &[], &limits, false);
+        board.note_claim(&[], &limits, false);
         assert!(board.takes_direct());
         assert!(board.reserve(&a.id, t));
         assert!(board.reserve(&b.id, t), "b's own backlog was drained too");
