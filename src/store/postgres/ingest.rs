@@ -1,17 +1,18 @@
 //! Accepting messages on PostgreSQL: a batch of messages and their deliveries in one
 //! transaction (see [`super::batch`]).
 //!
-//! The steps, each one statement for the whole batch where it can be:
+//! The steps, each one statement for the whole batch:
 //! 1. resolve the applications the messages name; create the inline applications of unknown
 //!    uids (under the `application` list lock, re-checking after taking it);
-//! 2. lock each application's message list (all in one statement, in lock-key order, so
+//! 2. read the enabled endpoints of those applications (before taking any list lock);
+//! 3. lock each application's message list (all in one statement, in lock-key order, so
 //!    batches on different nodes never deadlock) and draw message ids after the greatest
-//!    stored one;
-//! 3. insert the messages, `ON CONFLICT DO NOTHING` on `(app_id, event_id)`: a message that
-//!    was not inserted is a duplicate `eventId`, answered 409 without failing the batch;
-//! 4. insert one delivery per enabled endpoint that accepts each message: claimed if the
-//!    message's [`crate::store::DirectClaims`] reserves it (and returned, to send at once),
-//!    pending otherwise, and then notify the worker nodes.
+//!    stored one (a statement of its own: it must see what the previous holder committed);
+//! 4. insert the messages, `ON CONFLICT DO NOTHING` on `(app_id, event_id)` (a message not
+//!    inserted is a duplicate `eventId`, answered 409 without failing the batch), and in the
+//!    same statement one delivery per enabled endpoint that accepts each inserted message:
+//!    claimed if the message's [`crate::store::DirectClaims`] reserves it (and returned, to
+//!    send at once), pending otherwise, notifying the worker nodes if any is pending.
 
 use std::collections::{HashMap, HashSet};
 
@@ -41,6 +42,8 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<E
         .collect();
     app_ids.sort_unstable();
     app_ids.dedup();
+    // Read before taking the lists' locks, so as not to hold them for it.
+    let endpoints = endpoints_of(&mut tx, &app_ids).await?;
     let lists: Vec<String> = app_ids.iter().map(|id| format!("message:{id}")).collect();
     lock_lists(&mut tx, &lists).await?;
     let mut last = last_message_ids(&mut tx, &app_ids).await?;
@@ -62,27 +65,29 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<E
             }
         }));
     }
-    let inserted = insert_messages(&mut tx, &messages).await?;
-    let results: Vec<Result<Message>> = messages
-        .into_iter()
-        .map(|m| match m {
-            Ok(m) if inserted.contains(m.id.as_str()) => Ok(m),
-            Ok(_) => Err(StoreError::Conflict(Conflict::EventId)),
-            Err(e) => Err(e),
+    let plan = plan_deliveries(batch, &messages, &endpoints);
+    let written = insert(&mut tx, &messages, &plan).await?;
+    tx.commit().await?;
+    let deliveries: Vec<_> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| match m {
+            Ok(m) => (plan.claimed(i, m, &written.claimed), plan.pending(i)),
+            Err(_) => (Vec::new(), 0),
         })
         .collect();
-    let mut deliveries = insert_deliveries(&mut tx, batch, &results).await?;
-    tx.commit().await?;
-    Ok(results
+    drop(plan);
+    Ok(messages
         .into_iter()
-        .enumerate()
-        .map(|(i, message)| {
-            let (claimed, pending) = deliveries.remove(&i).unwrap_or_default();
-            message.map(|message| Enqueued {
-                message,
+        .zip(deliveries)
+        .map(|(message, (claimed, pending))| match message {
+            Ok(m) if written.messages.contains(m.id.as_str()) => Ok(Enqueued {
+                message: m,
                 claimed,
                 pending,
-            })
+            }),
+            Ok(_) => Err(StoreError::Conflict(Conflict::EventId)),
+            Err(e) => Err(e),
         })
         .collect())
 }
@@ -208,24 +213,170 @@ async fn last_message_ids(
     Ok(last)
 }
 
-/// Inserts the messages; returns the ids of those inserted (the others repeat an `eventId`).
-async fn insert_messages(
+/// The enabled endpoints of each application, by application id.
+async fn endpoints_of(
+    conn: &mut PgConnection,
+    app_ids: &[String],
+) -> Result<HashMap<String, Vec<Endpoint>>> {
+    let mut by_app: HashMap<String, Vec<Endpoint>> = HashMap::new();
+    if app_ids.is_empty() {
+        return Ok(by_app);
+    }
+    let found = sqlx::query(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = ANY($1) AND NOT disabled"
+    ))
+    .bind(app_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &found {
+        let endpoint = rows::endpoint(row)?;
+        by_app
+            .entry(endpoint.app_id.as_str().to_owned())
+            .or_default()
+            .push(endpoint);
+    }
+    Ok(by_app)
+}
+
+/// The deliveries to write: one per enabled endpoint accepting each message, claimed for
+/// the message's direct claims if they reserve it, pending otherwise.
+#[derive(Default)]
+struct Plan<'a> {
+    msg_ids: Vec<&'a str>,
+    endpoint_ids: Vec<&'a str>,
+    app_ids: Vec<&'a str>,
+    /// The lease of a delivery written claimed; `None` for a pending one.
+    leases: Vec<Option<i64>>,
+    /// The deliveries to write claimed, per message (by its index in the batch): their
+    /// endpoint and lease.
+    to_claim: HashMap<usize, Vec<(&'a Endpoint, Timestamp)>>,
+    /// Pending deliveries per message, by its index in the batch.
+    pending: HashMap<usize, usize>,
+}
+
+fn plan_deliveries<'a>(
+    batch: &'a [NewMessage],
+    messages: &'a [Result<Message>],
+    endpoints: &'a HashMap<String, Vec<Endpoint>>,
+) -> Plan<'a> {
+    let mut plan = Plan::default();
+    for (i, (new, message)) in batch.iter().zip(messages).enumerate() {
+        let Ok(message) = message else { continue };
+        for endpoint in endpoints.get(message.app_id.as_str()).into_iter().flatten() {
+            let wanted = match &new.only_endpoint {
+                Some(only) => only == &endpoint.id,
+                None => endpoint
+                    .subscription
+                    .accepts(&message.event_type, message.channels.as_deref()),
+            };
+            if !wanted {
+                continue;
+            }
+            // Reserved before the message is known to be new: the reservation of a
+            // duplicate is given back with the rest of its direct claims.
+            let lease = new
+                .direct
+                .as_ref()
+                .filter(|d| d.0.reserve(&endpoint.id))
+                .map(|d| d.0.lease());
+            plan.msg_ids.push(message.id.as_str());
+            plan.endpoint_ids.push(endpoint.id.as_str());
+            plan.app_ids.push(message.app_id.as_str());
+            plan.leases.push(lease.map(micros));
+            match lease {
+                Some(lease) => plan.to_claim.entry(i).or_default().push((endpoint, lease)),
+                None => *plan.pending.entry(i).or_default() += 1,
+            }
+        }
+    }
+    plan
+}
+
+impl Plan<'_> {
+    /// The deliveries of `message` (the batch's `i`th) written claimed, with the ids the
+    /// insert returned by (message id, endpoint id).
+    fn claimed(
+        &self,
+        i: usize,
+        message: &Message,
+        ids: &HashMap<(String, String), i64>,
+    ) -> Vec<ClaimedDelivery> {
+        let Some(to_claim) = self.to_claim.get(&i) else {
+            return Vec::new();
+        };
+        to_claim
+            .iter()
+            .filter_map(|(endpoint, lease)| {
+                let key = (
+                    message.id.as_str().to_owned(),
+                    endpoint.id.as_str().to_owned(),
+                );
+                Some(ClaimedDelivery {
+                    id: *ids.get(&key)?,
+                    lease: *lease,
+                    attempts: 0,
+                    trigger: Trigger::Scheduled,
+                    message: message.clone(),
+                    endpoint: (*endpoint).clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn pending(&self, i: usize) -> usize {
+        self.pending.get(&i).copied().unwrap_or(0)
+    }
+}
+
+/// What one insert wrote: the ids of the messages inserted (the others repeat an `eventId`),
+/// and the ids of the deliveries written claimed.
+struct Written {
+    messages: HashSet<String>,
+    claimed: HashMap<(String, String), i64>,
+}
+
+/// Inserts the messages and, for those inserted, the planned deliveries, in one statement;
+/// notifies the workers if any delivery is pending. The notification goes out with the
+/// commit; sent from this statement, it costs no round trip of its own while the batch
+/// holds its locks.
+async fn insert(
     conn: &mut PgConnection,
     messages: &[Result<Message>],
-) -> Result<HashSet<String>> {
+    plan: &Plan<'_>,
+) -> Result<Written> {
     let messages: Vec<&Message> = messages.iter().flatten().collect();
-    if messages.is_empty() {
-        return Ok(HashSet::new());
-    }
+    let mut written = Written {
+        messages: HashSet::new(),
+        claimed: HashMap::new(),
+    };
+    let Some(first) = messages.first() else {
+        return Ok(written);
+    };
     let column =
         |f: fn(&Message) -> Option<String>| messages.iter().map(|m| f(m)).collect::<Vec<_>>();
-    let inserted: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at)
-         SELECT id, app_id, event_type, event_id, channels, payload, $7
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-           AS t(id, app_id, event_type, event_id, channels, payload)
-         ON CONFLICT (app_id, event_id) DO NOTHING
-         RETURNING id",
+    let found = sqlx::query(
+        "WITH m AS (
+           INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at)
+           SELECT id, app_id, event_type, event_id, channels, payload, $7
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+             AS t(id, app_id, event_type, event_id, channels, payload)
+           ON CONFLICT (app_id, event_id) DO NOTHING
+           RETURNING id),
+         d AS (
+           INSERT INTO delivery (msg_id, endpoint_id, app_id, status, next_attempt_at,
+             lease_until, created_at, updated_at)
+           SELECT msg_id, endpoint_id, app_id, CASE WHEN lease IS NULL THEN 1 ELSE 3 END,
+             coalesce(lease, $7), lease, $7, $7
+           FROM unnest($8::text[], $9::text[], $10::text[], $11::bigint[])
+             AS t(msg_id, endpoint_id, app_id, lease)
+           WHERE msg_id IN (SELECT id FROM m)
+           RETURNING id, msg_id, endpoint_id, status)
+         SELECT m.id AS msg_id, NULL AS endpoint_id, NULL::bigint AS delivery_id FROM m
+         UNION ALL
+         SELECT msg_id, endpoint_id, id FROM d WHERE status = 3
+         UNION ALL
+         SELECT NULL, NULL, NULL FROM (SELECT pg_notify($12, '')
+           WHERE EXISTS (SELECT 1 FROM d WHERE status = 1)) AS notified",
     )
     .bind(column(|m| Some(m.id.as_str().to_owned())))
     .bind(column(|m| Some(m.app_id.as_str().to_owned())))
@@ -237,153 +388,27 @@ async fn insert_messages(
     .bind(column(|m| {
         m.payload.as_ref().map(|p| p.as_str().to_owned())
     }))
-    .bind(micros(messages[0].created_at))
+    .bind(micros(first.created_at))
+    .bind(&plan.msg_ids)
+    .bind(&plan.endpoint_ids)
+    .bind(&plan.app_ids)
+    .bind(&plan.leases)
+    .bind(CHANNEL)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(inserted.into_iter().collect())
-}
-
-/// Per message (by its index in the batch), its deliveries written claimed and how many
-/// were written pending.
-type Written = HashMap<usize, (Vec<ClaimedDelivery>, usize)>;
-
-/// Inserts a delivery per enabled endpoint accepting each inserted message, claimed for the
-/// message's direct claims if they reserve it and pending otherwise, and notifies the workers
-/// if any is pending.
-async fn insert_deliveries(
-    conn: &mut PgConnection,
-    batch: &[NewMessage],
-    results: &[Result<Message>],
-) -> Result<Written> {
-    let mut app_ids: Vec<&str> = results
-        .iter()
-        .flatten()
-        .map(|m| m.app_id.as_str())
-        .collect();
-    app_ids.sort_unstable();
-    app_ids.dedup();
-    let mut written = Written::new();
-    if app_ids.is_empty() {
-        return Ok(written);
-    }
-    let endpoints = sqlx::query(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = ANY($1) AND NOT disabled"
-    ))
-    .bind(&app_ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut by_app: HashMap<String, Vec<Endpoint>> = HashMap::new();
-    for row in &endpoints {
-        let endpoint = rows::endpoint(row)?;
-        by_app
-            .entry(endpoint.app_id.as_str().to_owned())
-            .or_default()
-            .push(endpoint);
-    }
-    let mut rows = DeliveryRows::default();
-    // Which message and endpoint each claimed row is for, by (message id, endpoint id).
-    let mut to_claim: HashMap<(&str, &str), (usize, &Endpoint, Timestamp)> = HashMap::new();
-    for (i, (new, message)) in batch.iter().zip(results).enumerate() {
-        let Ok(message) = message else { continue };
-        for endpoint in by_app.get(message.app_id.as_str()).into_iter().flatten() {
-            let wanted = match &new.only_endpoint {
-                Some(only) => only == &endpoint.id,
-                None => endpoint
-                    .subscription
-                    .accepts(&message.event_type, message.channels.as_deref()),
-            };
-            if !wanted {
-                continue;
+    for row in &found {
+        let Some(msg_id) = row.try_get::<Option<String>, _>("msg_id")? else {
+            continue;
+        };
+        match row.try_get::<Option<i64>, _>("delivery_id")? {
+            Some(id) => {
+                let endpoint_id: String = row.try_get("endpoint_id")?;
+                written.claimed.insert((msg_id, endpoint_id), id);
             }
-            let lease = new
-                .direct
-                .as_ref()
-                .filter(|d| d.0.reserve(&endpoint.id))
-                .map(|d| d.0.lease());
-            rows.push(message, endpoint, lease.map(micros));
-            match lease {
-                Some(lease) => {
-                    to_claim.insert(
-                        (message.id.as_str(), endpoint.id.as_str()),
-                        (i, endpoint, lease),
-                    );
-                }
-                None => written.entry(i).or_default().1 += 1,
+            None => {
+                written.messages.insert(msg_id);
             }
         }
     }
-    if rows.msg_ids.is_empty() {
-        return Ok(written);
-    }
-    let created = results
-        .iter()
-        .flatten()
-        .map(|m| micros(m.created_at))
-        .next();
-    // The notification goes out with the commit; sent from this statement, it costs no
-    // round trip of its own while the batch holds its locks.
-    let claimed = sqlx::query(
-        "WITH inserted AS (
-            INSERT INTO delivery (msg_id, endpoint_id, app_id, status, next_attempt_at,
-              lease_until, created_at, updated_at)
-            SELECT msg_id, endpoint_id, app_id, CASE WHEN lease IS NULL THEN 1 ELSE 3 END,
-              coalesce(lease, $5), lease, $5, $5
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-              AS t(msg_id, endpoint_id, app_id, lease)
-            RETURNING id, msg_id, endpoint_id, status)
-         SELECT id, msg_id, endpoint_id FROM inserted WHERE status = 3
-         UNION ALL
-         SELECT NULL, NULL, NULL FROM (SELECT pg_notify($6, '') WHERE $7) AS notified",
-    )
-    .bind(&rows.msg_ids)
-    .bind(&rows.endpoint_ids)
-    .bind(&rows.app_ids)
-    .bind(&rows.leases)
-    .bind(created)
-    .bind(CHANNEL)
-    .bind(written.values().any(|(_, pending)| *pending > 0))
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in &claimed {
-        let Some(id) = row.try_get::<Option<i64>, _>("id")? else {
-            continue;
-        };
-        let msg_id: String = row.try_get("msg_id")?;
-        let endpoint_id: String = row.try_get("endpoint_id")?;
-        let Some((i, endpoint, lease)) = to_claim.get(&(msg_id.as_str(), endpoint_id.as_str()))
-        else {
-            return Err(StoreError::Corrupt(format!(
-                "a delivery of {msg_id} to {endpoint_id} was written claimed but not asked for"
-            )));
-        };
-        let Ok(message) = &results[*i] else { continue };
-        written.entry(*i).or_default().0.push(ClaimedDelivery {
-            id,
-            lease: *lease,
-            attempts: 0,
-            trigger: Trigger::Scheduled,
-            message: message.clone(),
-            endpoint: (*endpoint).clone(),
-        });
-    }
     Ok(written)
-}
-
-/// The columns of the deliveries to insert, one array each.
-#[derive(Default)]
-struct DeliveryRows<'a> {
-    msg_ids: Vec<&'a str>,
-    endpoint_ids: Vec<&'a str>,
-    app_ids: Vec<&'a str>,
-    /// The lease of a delivery written claimed; `None` for a pending one.
-    leases: Vec<Option<i64>>,
-}
-
-impl<'a> DeliveryRows<'a> {
-    fn push(&mut self, message: &'a Message, endpoint: &'a Endpoint, lease: Option<i64>) {
-        self.msg_ids.push(message.id.as_str());
-        self.endpoint_ids.push(endpoint.id.as_str());
-        self.app_ids.push(message.app_id.as_str());
-        self.leases.push(lease);
-    }
 }
