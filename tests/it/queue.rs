@@ -109,22 +109,27 @@ async fn seed(store: &dyn Store, n: usize) -> hookd::domain::Endpoint {
         .unwrap();
     let endpoint = store.insert_endpoint(new_endpoint(&app.id)).await.unwrap();
     for _ in 0..n {
-        let raw = serde_json::value::RawValue::from_string("{}".into()).unwrap();
         store
-            .enqueue_message(NewMessage {
-                app: AppKey::Id(app.id.clone()),
-                create_app: None,
-                event_type: EventTypeName::parse("a").unwrap(),
-                event_id: None,
-                channels: None,
-                payload: Payload::parse(&raw).unwrap(),
-                only_endpoint: None,
-                direct: None,
-            })
+            .enqueue_message(new_message(&app.id, "{}", None))
             .await
             .unwrap();
     }
     endpoint
+}
+
+/// A message of event type `a` with `payload` to every endpoint of the application.
+fn new_message(app_id: &hookd::domain::AppId, payload: &str, direct: Option<Direct>) -> NewMessage {
+    let raw = serde_json::value::RawValue::from_string(payload.into()).unwrap();
+    NewMessage {
+        app: AppKey::Id(app_id.clone()),
+        create_app: None,
+        event_type: EventTypeName::parse("a").unwrap(),
+        event_id: None,
+        channels: None,
+        payload: Payload::parse(&raw).unwrap(),
+        only_endpoint: None,
+        direct,
+    }
 }
 
 fn new_endpoint(app_id: &hookd::domain::AppId) -> NewEndpoint {
@@ -485,18 +490,12 @@ async fn deliveries_reserved_for_direct_claims_are_written_claimed(store: Arc<dy
         take: taken.id.clone(),
         asked: Default::default(),
     });
-    let raw = serde_json::value::RawValue::from_string(r#"{"n":1}"#.into()).unwrap();
     let enqueued = store
-        .enqueue_message(NewMessage {
-            app: AppKey::Id(taken.app_id.clone()),
-            create_app: None,
-            event_type: EventTypeName::parse("a").unwrap(),
-            event_id: None,
-            channels: None,
-            payload: Payload::parse(&raw).unwrap(),
-            only_endpoint: None,
-            direct: Some(Direct(direct.clone())),
-        })
+        .enqueue_message(new_message(
+            &taken.app_id,
+            r#"{"n":1}"#,
+            Some(Direct(direct.clone())),
+        ))
         .await
         .unwrap();
     let mut asked = direct.asked.lock().unwrap().clone();
