@@ -48,3 +48,12 @@ pub fn memory_mib(pid: u32, field: &str) -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+/// CPU time the hypervisor gave to other guests while this machine's CPUs wanted to run
+/// (`steal` in the `cpu` line of /proc/stat, all CPUs together). Zero on bare metal.
+pub fn machine_steal() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let steal: u64 = line.split_whitespace().nth(8)?.parse().ok()?;
+    Some(Duration::from_millis(steal * 1000 / ticks_per_second()))
+}

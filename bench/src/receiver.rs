@@ -77,6 +77,23 @@ impl Tally {
             })
             .collect()
     }
+
+    /// The worst latency (ms) in each run of `window` consecutive slots, undelivered slots
+    /// left out. In open loop a window of `rate × fanout` slots is one second of sending, so
+    /// this shows when during a run the tail happened.
+    pub fn worst_by_window(&self, window: usize) -> Vec<f64> {
+        self.latency
+            .chunks(window.max(1))
+            .map(|chunk| {
+                let worst = chunk
+                    .iter()
+                    .map(|l| l.load(Ordering::Relaxed).saturating_sub(1))
+                    .max()
+                    .unwrap_or(0);
+                (worst as f64 / 100.0).round() / 10.0
+            })
+            .collect()
+    }
 }
 
 /// Starts the receiver on its own thread and single-threaded runtime, so its CPU time can be

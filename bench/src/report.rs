@@ -55,6 +55,11 @@ pub struct Run {
     pub hookd_cpu_s: Option<f64>,
     pub hookd_idle_rss_mib: Option<f64>,
     pub hookd_peak_rss_mib: Option<f64>,
+    /// Open loop: the worst ingest→receipt latency of the messages sent in each second (ms).
+    pub worst_ms_by_second: Vec<f64>,
+    /// CPU time the hypervisor took from this machine during the run (s): a tail that lines
+    /// up with steal is the host's, not hookd's.
+    pub machine_steal_s: Option<f64>,
     /// RSS sampled every second during the load (MiB).
     pub hookd_rss_samples_mib: Vec<f64>,
     pub driver_cpu_s: f64,
@@ -68,13 +73,13 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 
 pub fn markdown(runs: &[Run]) -> String {
     let mut out = String::from(
-        "| scenario | backend | offered/s | accepted/s | delivered/s | p50 ms | p90 ms | p99 ms | max ms | missing | dups | hookd CPU s | idle RSS MiB | peak RSS MiB | driver CPU s | receiver CPU s |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | backend | offered/s | accepted/s | delivered/s | p50 ms | p90 ms | p99 ms | max ms | missing | dups | hookd CPU s | idle RSS MiB | peak RSS MiB | driver CPU s | receiver CPU s | steal s |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in runs {
         let lat = r.healthy_latency.as_ref().unwrap_or(&r.latency);
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {:.1} | {:.1} |\n",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} |\n",
             r.scenario,
             r.backend,
             opt(r.offered_per_s, 0),
@@ -91,6 +96,7 @@ pub fn markdown(runs: &[Run]) -> String {
             opt(r.hookd_peak_rss_mib, 1),
             r.driver_cpu_s,
             r.receiver_cpu_s,
+            opt(r.machine_steal_s, 1),
         ));
     }
     out

@@ -199,6 +199,7 @@ async fn execute(
     let idle_rss = pid.and_then(|p| procfs::memory_mib(p, "VmRSS"));
     let cpu_before = pid.and_then(procfs::process_cpu);
     let receiver_cpu_before = procfs::thread_cpu(&receiver_tid).unwrap_or_default();
+    let steal_before = procfs::machine_steal();
     let started = Instant::now();
 
     let load = Load {
@@ -252,6 +253,13 @@ async fn execute(
         hookd_cpu_s: pid
             .and_then(procfs::process_cpu)
             .zip(cpu_before)
+            .map(|(after, before)| after.saturating_sub(before).as_secs_f64()),
+        worst_ms_by_second: match spec.mode {
+            Mode::Open { rate, .. } => tally.worst_by_window((rate as usize) * spec.fanout),
+            Mode::Closed { .. } => Vec::new(),
+        },
+        machine_steal_s: procfs::machine_steal()
+            .zip(steal_before)
             .map(|(after, before)| after.saturating_sub(before).as_secs_f64()),
         hookd_idle_rss_mib: idle_rss,
         hookd_peak_rss_mib: pid.and_then(|p| procfs::memory_mib(p, "VmHWM")),
