@@ -118,6 +118,9 @@ impl Hookd {
 
     /// Creates `apps` applications with `fanout` endpoints each at `url_of(app, index)`;
     /// returns the application uids.
+    ///
+    /// The uids are new on every call, so repeated runs against one running hookd (`--url`)
+    /// never add endpoints to a previous run's applications, whose receivers are gone.
     pub async fn setup(
         &self,
         apps: usize,
@@ -125,8 +128,9 @@ impl Hookd {
         url_of: impl Fn(usize, usize) -> String,
     ) -> anyhow::Result<Vec<String>> {
         let mut uids = Vec::with_capacity(apps);
+        let run = crate::now_micros();
         for a in 0..apps {
-            let uid = format!("bench-{a}");
+            let uid = format!("bench-{run}-{a}");
             let (status, body) = self
                 .call(
                     Method::POST,
