@@ -198,6 +198,12 @@ impl DeliveryStore for SqliteStore {
     }
 }
 
+/// `status IN (1, 3)` repeats `delivery_due_by_endpoint`'s predicate so SQLite searches that
+/// index rather than every delivery the endpoint ever had.
+pub(super) const PARK_OR_UNPARK: &str = "UPDATE delivery SET next_attempt_at =
+     CASE WHEN $2 THEN NULL ELSE COALESCE(next_attempt_at, $3) END
+     WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1";
+
 /// Parks the endpoint's pending deliveries (disabled) or makes parked ones due now (enabled).
 pub(super) async fn park_or_unpark(
     conn: &mut SqliteConnection,
@@ -205,15 +211,11 @@ pub(super) async fn park_or_unpark(
     disabled: bool,
     now: Timestamp,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE delivery SET next_attempt_at =
-         CASE WHEN $2 THEN NULL ELSE COALESCE(next_attempt_at, $3) END
-         WHERE endpoint_id = $1 AND status = 1",
-    )
-    .bind(endpoint.as_str())
-    .bind(disabled)
-    .bind(to_micros(now))
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(PARK_OR_UNPARK)
+        .bind(endpoint.as_str())
+        .bind(disabled)
+        .bind(to_micros(now))
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

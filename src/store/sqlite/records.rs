@@ -19,9 +19,10 @@ const MOVE_ON: &str = "UPDATE delivery SET status = ?3, next_attempt_at = ?4, \
      lease_until = NULL, attempts = attempts + 1, trigger_type = 0, updated_at = ?5 \
      WHERE delivery.id = ?1 AND lease_until = ?2";
 const DISABLE_ENDPOINT: &str = "UPDATE endpoint SET disabled = 1, updated_at = ?2 WHERE id = ?1";
-/// As `deliveries::park_or_unpark` parks them when an endpoint is disabled.
-const PARK: &str =
-    "UPDATE delivery SET next_attempt_at = NULL WHERE endpoint_id = ?1 AND status = 1";
+/// As `deliveries::park_or_unpark` parks them when an endpoint is disabled (`status IN (1, 3)`
+/// lets SQLite search `delivery_due_by_endpoint`).
+pub(super) const PARK: &str = "UPDATE delivery SET next_attempt_at = NULL \
+     WHERE endpoint_id = ?1 AND status IN (1, 3) AND status = 1";
 
 /// Writes the attempts and moves their deliveries on.
 ///
