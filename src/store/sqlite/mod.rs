@@ -53,6 +53,14 @@ pub struct SqliteStore {
 const WRITE_QUEUE: usize = 8192;
 /// How long a connection waits for another one's write lock before failing as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// WAL pages after which a commit checkpoints them into the database file (SQLite's default
+/// is 1,000, 4 MiB). The hot pages (the ends of the tables and of each endpoint's index range)
+/// are rewritten by every batch; a longer WAL copies each of them once per checkpoint instead
+/// of once every few hundred batches. Measured with `hookd-bench c`: the writer's disk
+/// writes fell from 1.6 GiB to 0.96 GiB per 100,000 deliveries and its CPU by a quarter,
+/// with no change to the 1,000 msg/s tail. The price is a WAL file of up to about 128 MiB
+/// beside the database.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 32_768;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database named by a `sqlite://` URL and migrates it.
@@ -79,7 +87,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Every connection that commits must agree, or a management write would
+            // checkpoint the whole WAL at 1,000 pages.
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)

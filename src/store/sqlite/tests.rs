@@ -143,3 +143,24 @@ async fn parking_searches_only_the_undelivered() {
     }
     store.close().await;
 }
+
+/// A management write on a sqlx connection must not checkpoint the WAL at SQLite's default
+/// length while the batch writer lets it grow longer.
+#[tokio::test]
+async fn every_connection_checkpoints_at_the_same_wal_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("s.db")).await;
+    for pool in [&store.writer, &store.reader] {
+        let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(pages, i64::from(super::WAL_AUTOCHECKPOINT_PAGES));
+    }
+    let writer = super::connection::open(&dir.path().join("s.db")).unwrap();
+    let pages: i64 = writer
+        .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(pages, i64::from(super::WAL_AUTOCHECKPOINT_PAGES));
+    store.close().await;
+}
