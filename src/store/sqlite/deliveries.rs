@@ -198,11 +198,13 @@ impl DeliveryStore for SqliteStore {
     }
 }
 
-/// `status IN (1, 3)` repeats `delivery_due_by_endpoint`'s predicate so SQLite searches that
-/// index rather than every delivery the endpoint ever had.
+/// Parks (`?2` true) or unparks at `?3` the pending deliveries of endpoint `?1`; also run by
+/// the batch writer when an endpoint answers 410 Gone. `status IN (1, 3)` repeats
+/// `delivery_due_by_endpoint`'s predicate so SQLite searches that index rather than every
+/// delivery the endpoint ever had. Numbered `?N` parameters bind the same in sqlx and rusqlite.
 pub(super) const PARK_OR_UNPARK: &str = "UPDATE delivery SET next_attempt_at =
-     CASE WHEN $2 THEN NULL ELSE COALESCE(next_attempt_at, $3) END
-     WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1";
+     CASE WHEN ?2 THEN NULL ELSE COALESCE(next_attempt_at, ?3) END
+     WHERE endpoint_id = ?1 AND status IN (1, 3) AND status = 1";
 
 /// Parks the endpoint's pending deliveries (disabled) or makes parked ones due now (enabled).
 pub(super) async fn park_or_unpark(

@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, params};
 
+use super::deliveries::PARK_OR_UNPARK;
 use crate::domain::time::to_micros;
 use crate::domain::{DeliveryStatus, EndpointId, Timestamp};
 use crate::store::rows::to_json;
@@ -19,10 +20,6 @@ const MOVE_ON: &str = "UPDATE delivery SET status = ?3, next_attempt_at = ?4, \
      lease_until = NULL, attempts = attempts + 1, trigger_type = 0, updated_at = ?5 \
      WHERE delivery.id = ?1 AND lease_until = ?2";
 const DISABLE_ENDPOINT: &str = "UPDATE endpoint SET disabled = 1, updated_at = ?2 WHERE id = ?1";
-/// As `deliveries::park_or_unpark` parks them when an endpoint is disabled (`status IN (1, 3)`
-/// lets SQLite search `delivery_due_by_endpoint`).
-pub(super) const PARK: &str = "UPDATE delivery SET next_attempt_at = NULL \
-     WHERE endpoint_id = ?1 AND status IN (1, 3) AND status = 1";
 
 /// Writes the attempts and moves their deliveries on.
 ///
@@ -87,6 +84,10 @@ fn move_on(conn: &Connection, r: &AttemptRecord) -> Result<()> {
 fn disable_endpoint(conn: &Connection, endpoint: &EndpointId, at: Timestamp) -> Result<()> {
     conn.prepare_cached(DISABLE_ENDPOINT)?
         .execute(params![endpoint.as_str(), to_micros(at)])?;
-    conn.prepare_cached(PARK)?.execute([endpoint.as_str()])?;
+    conn.prepare_cached(PARK_OR_UNPARK)?.execute(params![
+        endpoint.as_str(),
+        true,
+        to_micros(at)
+    ])?;
     Ok(())
 }
