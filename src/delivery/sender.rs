@@ -30,6 +30,19 @@ pub enum SignatureHeaders {
     Svix,
 }
 
+impl SignatureHeaders {
+    /// The `-id`, `-timestamp` and `-signature` header names of each family sent.
+    fn names(self) -> &'static [[&'static str; 3]] {
+        const WEBHOOK: [&str; 3] = ["webhook-id", "webhook-timestamp", "webhook-signature"];
+        const SVIX: [&str; 3] = ["svix-id", "svix-timestamp", "svix-signature"];
+        match self {
+            Self::Both => &[WEBHOOK, SVIX],
+            Self::Webhook => &[WEBHOOK],
+            Self::Svix => &[SVIX],
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SenderSettings {
     pub timeout: Duration,
@@ -149,24 +162,20 @@ impl Sender {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        let values = [
-            ("id", msg_id.to_owned()),
-            ("timestamp", timestamp.to_string()),
-            ("signature", signature),
-        ];
-        let prefixes: &[&str] = match self.settings.signature_headers {
-            SignatureHeaders::Both => &["webhook", "svix"],
-            SignatureHeaders::Webhook => &["webhook"],
-            SignatureHeaders::Svix => &["svix"],
+        // Built once and shared between the two header families (a clone is a reference
+        // count): a delivery allocates no header names and formats nothing.
+        let (Ok(id), Ok(signature)) = (
+            HeaderValue::from_str(msg_id),
+            HeaderValue::try_from(signature),
+        ) else {
+            // Message ids and signatures are ASCII by construction; a value that is not
+            // would be refused by the receiver's checks anyway, so it is left out.
+            return headers;
         };
-        for prefix in prefixes {
-            for (suffix, value) in &values {
-                if let (Ok(n), Ok(v)) = (
-                    HeaderName::from_bytes(format!("{prefix}-{suffix}").as_bytes()),
-                    HeaderValue::from_str(value),
-                ) {
-                    headers.insert(n, v);
-                }
+        let values = [id, HeaderValue::from(timestamp), signature];
+        for names in self.settings.signature_headers.names() {
+            for (name, value) in names.iter().zip(values.iter()) {
+                headers.insert(HeaderName::from_static(name), value.clone());
             }
         }
         headers

@@ -39,8 +39,25 @@ fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
 
 /// The `v1,<base64>` signature of one delivery under one secret.
 pub fn sign(msg_id: &str, timestamp: i64, body: &[u8], secret: &SigningSecret) -> String {
+    let mut signature = String::with_capacity(SIGNATURE_LEN);
+    push_signature(&mut signature, msg_id, timestamp, body, secret);
+    signature
+}
+
+/// `v1,` and the 44 characters of a padded base64 SHA-256.
+const SIGNATURE_LEN: usize = VERSION.len() + 1 + 44;
+
+fn push_signature(
+    out: &mut String,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+    secret: &SigningSecret,
+) {
     let mac = mac(secret.key(), msg_id, timestamp, body);
-    format!("{VERSION},{}", STANDARD.encode(mac))
+    out.push_str(VERSION);
+    out.push(',');
+    STANDARD.encode_string(mac, out);
 }
 
 /// The `webhook-signature` header value: one signature per secret, separated by single
@@ -52,11 +69,14 @@ pub fn signature_header<'a>(
     body: &[u8],
     secrets: impl IntoIterator<Item = &'a SigningSecret>,
 ) -> String {
-    secrets
-        .into_iter()
-        .map(|secret| sign(msg_id, timestamp, body, secret))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut header = String::with_capacity(SIGNATURE_LEN);
+    for secret in secrets {
+        if !header.is_empty() {
+            header.push(' ');
+        }
+        push_signature(&mut header, msg_id, timestamp, body, secret);
+    }
+    header
 }
 
 /// Whether any `v1,<sig>` entry of a `webhook-signature` header is the signature of this
