@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Counts hookd's user-space instructions per message of scenario (a), under callgrind.
+#
+#     bench/callgrind.sh [HOOKD_BINARY] [MESSAGES]
+#
+# Wall-clock figures on a shared 2-core VM move by 20-40 % between runs (steal, host load);
+# instruction counts do not: the same binary gives the same count to within about 0.1 %, so
+# a change of a few percent can be seen and kept or dropped. The count leaves out the
+# kernel (about a third of hookd's CPU, mostly loopback TCP) and valgrind runs the threads
+# one at a time, so batches are smaller than at full speed: it measures the code's cost, not
+# throughput. hookd-bench (release) must be built; valgrind must be installed.
+# CALLGRIND_KEEP=FILE keeps the profile; CALLGRIND_PORT picks the port (default 8091).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+binary=$(realpath "${1:-$root/target/release/hookd}")
+messages=${2:-3000}
+bench=$root/target/release/hookd-bench
+port=${CALLGRIND_PORT:-8091}
+work=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cd "$work"
+HOOKD_ADMIN_TOKEN=callgrind HOOKD_ALLOWED_NETWORKS=127.0.0.0/8 HOOKD_LOG_LEVEL=warn \
+    HOOKD_LISTEN=127.0.0.1:$port \
+    valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$work/out.%p" \
+    "$binary" serve >"$work/valgrind.log" 2>&1 &
+pid=$!
+for _ in $(seq 120); do
+    curl -sf -o /dev/null "http://127.0.0.1:$port/api/v1/health/" && break
+    kill -0 "$pid" 2>/dev/null || { cat "$work/valgrind.log" >&2; exit 1; }
+    sleep 1
+done
+
+run() {
+    "$bench" a --messages "$1" --url "http://127.0.0.1:$port" --token callgrind --pid "$pid" \
+        --json "$work/bench.json" --markdown "$work/bench.md"
+}
+# Warm up (applications, prepared statements, connections), then count a clean run only.
+run 300 >/dev/null 2>&1
+callgrind_control --zero "$pid" >/dev/null 2>&1
+run "$messages" 2>/dev/null | grep '^| a'
+callgrind_control --dump "$pid" >/dev/null 2>&1
+
+total=$(callgrind_annotate "$work/out.$pid.1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+echo "$(basename "$binary"): $total instructions, $((total / messages)) per message"
+if [[ -n ${CALLGRIND_KEEP:-} ]]; then
+    cp "$work/out.$pid.1" "$CALLGRIND_KEEP"
+    echo "profile kept in $CALLGRIND_KEEP (callgrind_annotate --inclusive=yes)"
+fi
