@@ -168,8 +168,8 @@ impl Sender {
             HeaderValue::from_str(msg_id),
             HeaderValue::try_from(signature),
         ) else {
-            // Message ids and signatures are ASCII by construction; a value that is not
-            // would be refused by the receiver's checks anyway, so it is left out.
+            // Message ids and signatures are ASCII by construction. Were one not, no
+            // receiver could verify the delivery, so it goes without signature headers.
             return headers;
         };
         let values = [id, HeaderValue::from(timestamp), signature];
