@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use super::sql::id_array;
+use super::sql::{batch_query, id_array};
 use super::{PgStore, micros, notify_due};
 use crate::domain::time::from_micros;
 use crate::domain::{
@@ -89,7 +89,7 @@ impl DeliveryStore for PgStore {
             tx.commit().await?;
             return Ok(Vec::new());
         }
-        let claimed = sqlx::query(
+        let claimed = batch_query(
             "UPDATE delivery SET status = 3, lease_until = $2, next_attempt_at = $2,
                 updated_at = $1
              WHERE id = ANY($3)
@@ -116,13 +116,13 @@ impl DeliveryStore for PgStore {
         msg_ids.dedup();
         endpoint_ids.sort_unstable();
         endpoint_ids.dedup();
-        let messages = sqlx::query(&format!(
+        let messages = batch_query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM message WHERE id = ANY($1)"
         ))
         .bind(&msg_ids)
         .fetch_all(&self.pool)
         .await?;
-        let endpoints = sqlx::query(&format!(
+        let endpoints = batch_query(&format!(
             "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE id = ANY($1)"
         ))
         .bind(&endpoint_ids)
@@ -177,7 +177,7 @@ impl DeliveryStore for PgStore {
         let ids: Vec<i64> = claims.iter().map(|(id, _)| *id).collect();
         let leases: Vec<i64> = claims.iter().map(|(_, lease)| micros(*lease)).collect();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        batch_query(
             "UPDATE delivery d SET status = 1, next_attempt_at = $3, lease_until = NULL,
              updated_at = $3
              FROM unnest($1::int8[], $2::int8[]) AS c(id, lease)

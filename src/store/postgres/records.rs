@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use sqlx::PgPool;
 
 use super::micros;
+use super::sql::batch_query;
 use crate::domain::DeliveryStatus;
 use crate::store::rows::to_json;
 use crate::store::{AttemptRecord, NextStep, Result};
@@ -31,7 +32,7 @@ async fn write_batch(pool: &PgPool, batch: &[AttemptRecord]) -> Result<Vec<Resul
     };
     let int =
         |f: fn(&crate::domain::Attempt) -> i64| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
-    sqlx::query(
+    batch_query(
         "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
          response, response_headers, duration_ms, trigger_type, error_class, error, created_at)
          SELECT a.id, a.msg_id, a.endpoint_id, a.app_id, a.url, a.status, a.code, a.response,
@@ -79,7 +80,7 @@ async fn write_batch(pool: &PgPool, batch: &[AttemptRecord]) -> Result<Vec<Resul
         next_at.push(next);
         at.push(micros(record.attempt.created_at));
     }
-    sqlx::query(
+    batch_query(
         "UPDATE delivery d SET status = u.status, next_attempt_at = u.next_at,
          lease_until = NULL, attempts = d.attempts + 1, trigger_type = 0, updated_at = u.at
          FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[])
