@@ -114,18 +114,24 @@ impl AdminStore for PgStore {
 
     async fn prune_messages(&self, before: Timestamp, limit: usize) -> Result<u64> {
         // SKIP LOCKED: a message a dispatcher is reading right now is left for the next call.
-        let done = sqlx::query(
-            "DELETE FROM message WHERE id IN (
-                SELECT m.id FROM message m WHERE m.created_at < $1
-                  AND NOT EXISTS (SELECT 1 FROM delivery d
-                                  WHERE d.msg_id = m.id AND d.status IN (1, 3))
-                ORDER BY m.created_at LIMIT $2
-                FOR UPDATE SKIP LOCKED)",
+        // The deliveries and attempts go in the same statement (migration 0004).
+        let pruned: i64 = sqlx::query_scalar(
+            "WITH gone AS (
+               DELETE FROM message WHERE id IN (
+                 SELECT m.id FROM message m WHERE m.created_at < $1
+                   AND NOT EXISTS (SELECT 1 FROM delivery d
+                                   WHERE d.msg_id = m.id AND d.status IN (1, 3))
+                 ORDER BY m.created_at LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+               RETURNING id),
+             deliveries AS (DELETE FROM delivery WHERE msg_id IN (SELECT id FROM gone)),
+             attempts AS (DELETE FROM attempt WHERE msg_id IN (SELECT id FROM gone))
+             SELECT count(*) FROM gone",
         )
         .bind(micros(before))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(done.rows_affected())
+        Ok(u64::try_from(pruned).unwrap_or(0))
     }
 }

@@ -360,7 +360,7 @@ async fn insert(
            SELECT id, app_id, event_type, event_id, channels, payload, $7
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
              AS t(id, app_id, event_type, event_id, channels, payload)
-           ON CONFLICT (app_id, event_id) DO NOTHING
+           ON CONFLICT (app_id, event_id) WHERE event_id IS NOT NULL DO NOTHING
            RETURNING id),
          d AS (
            INSERT INTO delivery (msg_id, endpoint_id, app_id, status, next_attempt_at,

@@ -139,7 +139,8 @@ impl DeliveryStore for PgStore {
         let mut out = Vec::with_capacity(claimed.len());
         for row in &claimed {
             // Missing only if deleted since the claim, and then the delivery went with it
-            // (ON DELETE CASCADE): nothing to send.
+            // (pruned with its message, or by ON DELETE CASCADE from its endpoint): nothing
+            // to send.
             let (Some(message), Some(endpoint)) = (
                 messages.get(&row.text("msg_id")?),
                 endpoints.get(&row.text("endpoint_id")?),
