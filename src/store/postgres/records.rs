@@ -1,12 +1,13 @@
-//! Recording attempts on PostgreSQL: a batch of outcomes in one transaction (see
-//! [`super::batch`]).
+//! Recording attempts on PostgreSQL: a batch of outcomes in one statement (see
+//! [`super::batch`]), or one transaction when an endpoint answered 410 Gone and must be
+//! disabled with it.
 //!
 //! Every attempt is kept in the log, but a delivery moves on only while it still carries the
 //! lease of the claim that made the attempt (`lease_until = lease`): a claim that outlived
 //! its lease (another node took the delivery over) cannot undo the newer claim's work.
 
 use futures::future::BoxFuture;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::micros;
 use super::sql::batch_query;
@@ -22,7 +23,22 @@ pub fn write<'a>(
 }
 
 async fn write_batch(pool: &PgPool, batch: &[AttemptRecord]) -> Result<Vec<Result<()>>> {
-    let mut tx = pool.begin().await?;
+    let gone = gone_endpoints(batch);
+    if gone.is_empty() {
+        // One statement is atomic on its own: no BEGIN and COMMIT round trips.
+        let mut conn = pool.acquire().await?;
+        record(&mut conn, batch).await?;
+    } else {
+        let mut tx = pool.begin().await?;
+        record(&mut tx, batch).await?;
+        disable_gone(&mut tx, &gone, batch).await?;
+        tx.commit().await?;
+    }
+    Ok(batch.iter().map(|_| Ok(())).collect())
+}
+
+/// Inserts the attempts and moves their deliveries on, in one statement.
+async fn record(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<()> {
     let attempts: Vec<_> = batch.iter().map(|r| &r.attempt).collect();
     let text = |f: fn(&crate::domain::Attempt) -> String| {
         attempts.iter().map(|a| f(a)).collect::<Vec<_>>()
@@ -32,9 +48,30 @@ async fn write_batch(pool: &PgPool, batch: &[AttemptRecord]) -> Result<Vec<Resul
     };
     let int =
         |f: fn(&crate::domain::Attempt) -> i64| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
+    let (mut leases, mut statuses, mut next_at) = (Vec::new(), Vec::new(), Vec::new());
+    for record in batch {
+        let (status, next) = match record.next {
+            NextStep::Delivered => (DeliveryStatus::Success, None),
+            NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(micros(t))),
+            NextStep::Failed | NextStep::DisableEndpoint => (DeliveryStatus::Fail, None),
+        };
+        leases.push(micros(record.lease));
+        statuses.push(status.code());
+        next_at.push(next);
+    }
+    // Both parts see the deliveries as they were before the statement: an attempt is kept
+    // for every delivery that still exists, and a delivery moves on only while it carries
+    // the lease of the claim that made the attempt.
     batch_query(
-        "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
-         response, response_headers, duration_ms, trigger_type, error_class, error, created_at)
+        "WITH moved AS (
+           UPDATE delivery d SET status = u.status, next_attempt_at = u.next_at,
+             lease_until = NULL, attempts = d.attempts + 1, trigger_type = 0,
+             updated_at = u.at
+           FROM unnest($15::int8[], $16::int8[], $17::int8[], $18::int8[], $14::int8[])
+             AS u(id, lease, status, next_at, at)
+           WHERE d.id = u.id AND d.lease_until = u.lease)
+         INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
+           response, response_headers, duration_ms, trigger_type, error_class, error, created_at)
          SELECT a.id, a.msg_id, a.endpoint_id, a.app_id, a.url, a.status, a.code, a.response,
            a.headers, a.duration, a.trigger_type, a.error_class, a.error, a.created_at
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -63,60 +100,46 @@ async fn write_batch(pool: &PgPool, batch: &[AttemptRecord]) -> Result<Vec<Resul
     .bind(opt_text(|a| a.error.as_ref().map(|e| e.message.clone())))
     .bind(int(|a| micros(a.created_at)))
     .bind(batch.iter().map(|r| r.delivery_id).collect::<Vec<i64>>())
-    .execute(&mut *tx)
-    .await?;
-
-    let (mut ids, mut leases, mut statuses, mut next_at, mut at) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for record in batch {
-        let (status, next) = match record.next {
-            NextStep::Delivered => (DeliveryStatus::Success, None),
-            NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(micros(t))),
-            NextStep::Failed | NextStep::DisableEndpoint => (DeliveryStatus::Fail, None),
-        };
-        ids.push(record.delivery_id);
-        leases.push(micros(record.lease));
-        statuses.push(status.code());
-        next_at.push(next);
-        at.push(micros(record.attempt.created_at));
-    }
-    batch_query(
-        "UPDATE delivery d SET status = u.status, next_attempt_at = u.next_at,
-         lease_until = NULL, attempts = d.attempts + 1, trigger_type = 0, updated_at = u.at
-         FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[])
-           AS u(id, lease, status, next_at, at)
-         WHERE d.id = u.id AND d.lease_until = u.lease",
-    )
-    .bind(&ids)
     .bind(&leases)
     .bind(&statuses)
     .bind(&next_at)
-    .bind(&at)
-    .execute(&mut *tx)
+    .execute(conn)
     .await?;
+    Ok(())
+}
 
-    // 410 Gone: disable the endpoint and park its pending deliveries.
+/// The endpoints that answered 410 Gone in this batch, each once.
+fn gone_endpoints(batch: &[AttemptRecord]) -> Vec<&str> {
     let mut gone: Vec<&str> = batch
         .iter()
         .filter(|r| r.next == NextStep::DisableEndpoint)
         .map(|r| r.attempt.endpoint_id.as_str())
         .collect();
-    if let Some(first) = batch.iter().find(|r| r.next == NextStep::DisableEndpoint) {
-        gone.sort_unstable();
-        gone.dedup();
-        let now = micros(first.attempt.created_at);
-        sqlx::query("UPDATE endpoint SET disabled = true, updated_at = $2 WHERE id = ANY($1)")
-            .bind(&gone)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE delivery SET next_attempt_at = NULL WHERE endpoint_id = ANY($1) AND status = 1",
-        )
-        .bind(&gone)
-        .execute(&mut *tx)
+    gone.sort_unstable();
+    gone.dedup();
+    gone
+}
+
+/// 410 Gone: disables the endpoints and parks their pending deliveries.
+async fn disable_gone(
+    conn: &mut PgConnection,
+    gone: &[&str],
+    batch: &[AttemptRecord],
+) -> Result<()> {
+    let now = batch
+        .iter()
+        .find(|r| r.next == NextStep::DisableEndpoint)
+        .map_or(0, |r| micros(r.attempt.created_at));
+    sqlx::query("UPDATE endpoint SET disabled = true, updated_at = $2 WHERE id = ANY($1)")
+        .bind(gone)
+        .bind(now)
+        .execute(&mut *conn)
         .await?;
-    }
-    tx.commit().await?;
-    Ok(batch.iter().map(|_| Ok(())).collect())
+    sqlx::query(
+        "UPDATE delivery SET next_attempt_at = NULL WHERE endpoint_id = ANY($1) AND status = 1",
+    )
+    .bind(gone)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
