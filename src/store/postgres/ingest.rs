@@ -2,19 +2,20 @@
 //! transaction (see [`super::batch`]).
 //!
 //! The steps, each one statement for the whole batch:
-//! 1. resolve the applications the messages name; create the inline applications of unknown
-//!    uids (under the `application` list lock, re-checking after taking it);
-//! 2. read the enabled endpoints of those applications (before taking any list lock);
-//! 3. lock each application's message list (all in one statement, in lock-key order, so
+//! 1. resolve the applications the messages name, with their enabled endpoints (before
+//!    taking any list lock); create the inline applications of unknown uids (under the
+//!    `application` list lock, re-checking after taking it: they have no endpoints yet);
+//! 2. lock each application's message list (all in one statement, in lock-key order, so
 //!    batches on different nodes never deadlock) and draw message ids after the greatest
 //!    stored one (a statement of its own: it must see what the previous holder committed);
-//! 4. insert the messages, `ON CONFLICT DO NOTHING` on `(app_id, event_id)` (a message not
+//! 3. insert the messages, `ON CONFLICT DO NOTHING` on `(app_id, event_id)` (a message not
 //!    inserted is a duplicate `eventId`, answered 409 without failing the batch), and in the
 //!    same statement one delivery per enabled endpoint that accepts each inserted message:
 //!    claimed if the message's [`crate::store::DirectClaims`] reserves it (and returned, to
 //!    send at once), pending otherwise, notifying the worker nodes if any is pending.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool, Row};
@@ -34,7 +35,8 @@ pub fn write<'a>(
 
 async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<Enqueued>>> {
     let mut tx = pool.begin().await?;
-    let apps = resolve_apps(&mut tx, batch).await?;
+    // Read before taking the lists' locks, so as not to hold them for it.
+    let (apps, endpoints) = resolve_apps(&mut tx, batch).await?;
     let mut app_ids: Vec<String> = apps
         .iter()
         .flatten()
@@ -42,8 +44,6 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<E
         .collect();
     app_ids.sort_unstable();
     app_ids.dedup();
-    // Read before taking the lists' locks, so as not to hold them for it.
-    let endpoints = endpoints_of(&mut tx, &app_ids).await?;
     let lists: Vec<String> = app_ids.iter().map(|id| format!("message:{id}")).collect();
     lock_lists(&mut tx, &lists).await?;
     let mut last = last_message_ids(&mut tx, &app_ids).await?;
@@ -92,8 +92,28 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<E
         .collect())
 }
 
-/// The application of each message, creating inline applications for unknown uids.
-async fn resolve_apps(conn: &mut PgConnection, batch: &[NewMessage]) -> Result<Vec<Result<AppId>>> {
+/// The applications the messages name, with the enabled endpoints of each, in one statement:
+/// application columns under `found_*` names, endpoint columns as [`ENDPOINT_COLUMNS`] names
+/// (NULL for an application without any).
+static APPS_AND_ENDPOINTS: LazyLock<String> = LazyLock::new(|| {
+    let endpoint_columns: Vec<String> = ENDPOINT_COLUMNS
+        .split(", ")
+        .map(|c| format!("e.{c}"))
+        .collect();
+    format!(
+        "SELECT a.id AS found_id, a.uid AS found_uid, {}
+         FROM application a LEFT JOIN endpoint e ON e.app_id = a.id AND NOT e.disabled
+         WHERE a.id = ANY($1) OR a.uid = ANY($2)",
+        endpoint_columns.join(", ")
+    )
+});
+
+/// The application of each message, creating inline applications for unknown uids, and the
+/// enabled endpoints of the applications found, by application id.
+async fn resolve_apps(
+    conn: &mut PgConnection,
+    batch: &[NewMessage],
+) -> Result<(Vec<Result<AppId>>, HashMap<String, Vec<Endpoint>>)> {
     let (mut ids, mut uids) = (Vec::new(), Vec::new());
     for new in batch {
         match &new.app {
@@ -101,17 +121,22 @@ async fn resolve_apps(conn: &mut PgConnection, batch: &[NewMessage]) -> Result<V
             ResourceKey::Uid(uid) => uids.push(uid.as_str().to_owned()),
         }
     }
-    let found = sqlx::query("SELECT id, uid FROM application WHERE id = ANY($1) OR uid = ANY($2)")
+    let found = sqlx::query(&APPS_AND_ENDPOINTS)
         .bind(&ids)
         .bind(&uids)
         .fetch_all(&mut *conn)
         .await?;
     let mut by_id = HashSet::new();
     let mut by_uid: HashMap<String, Result<String>> = HashMap::new();
+    let mut endpoints: HashMap<String, Vec<Endpoint>> = HashMap::new();
     for row in &found {
-        let id: String = row.try_get("id")?;
-        if let Some(uid) = row.try_get::<Option<String>, _>("uid")? {
+        let id: String = row.try_get("found_id")?;
+        if let Some(uid) = row.try_get::<Option<String>, _>("found_uid")? {
             by_uid.insert(uid, Ok(id.clone()));
+        }
+        if row.try_get::<Option<String>, _>("id")?.is_some() {
+            let endpoint = rows::endpoint(row)?;
+            endpoints.entry(id.clone()).or_default().push(endpoint);
         }
         by_id.insert(id);
     }
@@ -125,7 +150,7 @@ async fn resolve_apps(conn: &mut PgConnection, batch: &[NewMessage]) -> Result<V
     if !to_create.is_empty() {
         create_inline_apps(conn, &to_create, &mut by_uid).await?;
     }
-    Ok(batch
+    let apps = batch
         .iter()
         .map(|new| match &new.app {
             ResourceKey::Id(id) if by_id.contains(id.as_str()) => Ok(id.clone()),
@@ -136,7 +161,8 @@ async fn resolve_apps(conn: &mut PgConnection, batch: &[NewMessage]) -> Result<V
             },
             ResourceKey::Id(_) => Err(StoreError::NotFound),
         })
-        .collect())
+        .collect();
+    Ok((apps, endpoints))
 }
 
 /// Creates the applications of the first message naming each unknown uid, under the
@@ -211,31 +237,6 @@ async fn last_message_ids(
         }
     }
     Ok(last)
-}
-
-/// The enabled endpoints of each application, by application id.
-async fn endpoints_of(
-    conn: &mut PgConnection,
-    app_ids: &[String],
-) -> Result<HashMap<String, Vec<Endpoint>>> {
-    let mut by_app: HashMap<String, Vec<Endpoint>> = HashMap::new();
-    if app_ids.is_empty() {
-        return Ok(by_app);
-    }
-    let found = sqlx::query(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = ANY($1) AND NOT disabled"
-    ))
-    .bind(app_ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in &found {
-        let endpoint = rows::endpoint(row)?;
-        by_app
-            .entry(endpoint.app_id.as_str().to_owned())
-            .or_default()
-            .push(endpoint);
-    }
-    Ok(by_app)
 }
 
 /// The deliveries to write: one per enabled endpoint accepting each message, claimed for
