@@ -53,6 +53,9 @@ pub struct Run {
     pub missing_after_drain: u64,
     pub duplicates: u64,
     pub hookd_cpu_s: Option<f64>,
+    /// On PostgreSQL, the CPU time of the local server's processes during the run (s), or
+    /// `None` when no local server was found.
+    pub database_cpu_s: Option<f64>,
     pub hookd_idle_rss_mib: Option<f64>,
     pub hookd_peak_rss_mib: Option<f64>,
     /// Open loop: the worst ingest→receipt latency of the messages sent in each second (ms).
@@ -73,13 +76,13 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 
 pub fn markdown(runs: &[Run]) -> String {
     let mut out = String::from(
-        "| scenario | backend | offered/s | accepted/s | delivered/s | p50 ms | p90 ms | p99 ms | max ms | missing | dups | hookd CPU s | idle RSS MiB | peak RSS MiB | driver CPU s | receiver CPU s | steal s |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | backend | offered/s | accepted/s | delivered/s | p50 ms | p90 ms | p99 ms | max ms | missing | dups | hookd CPU s | db CPU s | idle RSS MiB | peak RSS MiB | driver CPU s | receiver CPU s | steal s |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in runs {
         let lat = r.healthy_latency.as_ref().unwrap_or(&r.latency);
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} |\n",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} |\n",
             r.scenario,
             r.backend,
             opt(r.offered_per_s, 0),
@@ -92,6 +95,7 @@ pub fn markdown(runs: &[Run]) -> String {
             r.missing_after_drain,
             r.duplicates,
             opt(r.hookd_cpu_s, 1),
+            opt(r.database_cpu_s, 1),
             opt(r.hookd_idle_rss_mib, 1),
             opt(r.hookd_peak_rss_mib, 1),
             r.driver_cpu_s,

@@ -200,6 +200,7 @@ async fn execute(
     let cpu_before = pid.and_then(procfs::process_cpu);
     let receiver_cpu_before = procfs::thread_cpu(&receiver_tid).unwrap_or_default();
     let steal_before = procfs::machine_steal();
+    let database_cpu_before = scratch.as_ref().and_then(|_| procfs::postgres_cpu());
     let started = Instant::now();
 
     let load = Load {
@@ -217,6 +218,9 @@ async fn execute(
     drain(&tally, expected).await;
     sampling.store(false, Ordering::Relaxed);
     let rss_samples = sampler.await.unwrap_or_default();
+    let database_cpu_s = procfs::postgres_cpu()
+        .zip(database_cpu_before)
+        .map(|(after, before)| after.saturating_sub(before).as_secs_f64());
 
     let secs_since_start = |micros: u64| (micros.saturating_sub(sent.start_micros)) as f64 / 1e6;
     let delivered = tally.delivered.load(Ordering::Relaxed);
@@ -258,6 +262,7 @@ async fn execute(
             Mode::Open { rate, .. } => tally.worst_by_window((rate as usize) * spec.fanout),
             Mode::Closed { .. } => Vec::new(),
         },
+        database_cpu_s,
         machine_steal_s: procfs::machine_steal()
             .zip(steal_before)
             .map(|(after, before)| after.saturating_sub(before).as_secs_f64()),
