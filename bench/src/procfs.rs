@@ -83,10 +83,10 @@ pub fn postgres_cpu() -> Option<Duration> {
         let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        if let Some((comm, fields)) = read_stat(&format!("/proc/{pid}/stat")) {
-            if comm == "postgres" {
-                processes.push((pid, fields));
-            }
+        if let Some((comm, fields)) = read_stat(&format!("/proc/{pid}/stat"))
+            && comm == "postgres"
+        {
+            processes.push((pid, fields));
         }
     }
     let is_postgres = |pid: u64| processes.iter().any(|(p, _)| u64::from(*p) == pid);
