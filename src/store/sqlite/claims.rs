@@ -8,13 +8,15 @@
 //! behind it.
 //!
 //! The chosen deliveries are marked one statement each; each distinct message and endpoint
-//! is read once per claim, however many of the claimed deliveries share it.
+//! is read once per claim, however many of the claimed deliveries share it. The three
+//! statements are taken from the statement cache once per claim, not per delivery (a
+//! lookup hashes the statement's whole text).
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 use super::sql::id_list;
 use crate::domain::time::to_micros;
@@ -58,10 +60,19 @@ pub(super) fn claim(
         let more = past_the_head(conn, now, limits, &seen, limits.total - picked.len())?;
         picked.extend(more);
     }
-    let mut loaded = Loaded::default();
     let mut claimed = Vec::with_capacity(picked.len());
+    if picked.is_empty() {
+        return Ok(claimed);
+    }
+    let mut loaded = Loaded {
+        mark: conn.prepare_cached(MARK)?,
+        message_by_id: conn.prepare_cached(&MESSAGE_BY_ID)?,
+        endpoint_by_id: conn.prepare_cached(&ENDPOINT_BY_ID)?,
+        messages: HashMap::new(),
+        endpoints: HashMap::new(),
+    };
     for id in picked {
-        if let Some(delivery) = mark_and_load(conn, &mut loaded, id, now, lease)? {
+        if let Some(delivery) = mark_and_load(&mut loaded, id, now, lease)? {
             claimed.push(delivery);
         }
     }
@@ -104,9 +115,12 @@ fn sql_limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// The messages and endpoints this claim has read, by id.
-#[derive(Default)]
-struct Loaded {
+/// The statements a claim runs per delivery, and the messages and endpoints it has read, by
+/// id.
+struct Loaded<'c> {
+    mark: CachedStatement<'c>,
+    message_by_id: CachedStatement<'c>,
+    endpoint_by_id: CachedStatement<'c>,
     messages: HashMap<String, Message>,
     endpoints: HashMap<String, Endpoint>,
 }
@@ -114,14 +128,13 @@ struct Loaded {
 /// Marks one delivery `sending` until `lease`, with its message and endpoint; `None` if it
 /// is gone (it was read in this transaction, so it is not).
 fn mark_and_load(
-    conn: &Connection,
-    loaded: &mut Loaded,
+    loaded: &mut Loaded<'_>,
     id: i64,
     now: Timestamp,
     lease: Timestamp,
 ) -> Result<Option<ClaimedDelivery>> {
-    let marked = conn
-        .prepare_cached(MARK)?
+    let marked = loaded
+        .mark
         .query_row(params![to_micros(lease), to_micros(now), id], |row| {
             Ok((
                 row.get::<_, String>(0)?,
@@ -134,13 +147,15 @@ fn mark_and_load(
     let Some((msg_id, endpoint_id, attempts, trigger)) = marked else {
         return Ok(None);
     };
-    let message = load(conn, &mut loaded.messages, &MESSAGE_BY_ID, msg_id, |row| {
-        rows::message(row)
-    })?;
+    let message = load(
+        &mut loaded.message_by_id,
+        &mut loaded.messages,
+        msg_id,
+        |row| rows::message(row),
+    )?;
     let endpoint = load(
-        conn,
+        &mut loaded.endpoint_by_id,
         &mut loaded.endpoints,
-        &ENDPOINT_BY_ID,
         endpoint_id,
         |row| rows::endpoint(row),
     )?;
@@ -154,11 +169,10 @@ fn mark_and_load(
     }))
 }
 
-/// The row with `id` selected by `sql`, decoded; read once per claim.
+/// The row with `id` selected by `select`, decoded; read once per claim.
 fn load<T: Clone>(
-    conn: &Connection,
+    select: &mut CachedStatement<'_>,
     cache: &mut HashMap<String, T>,
-    sql: &str,
     id: String,
     decode: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
 ) -> Result<T> {
@@ -166,7 +180,6 @@ fn load<T: Clone>(
         Entry::Occupied(found) => return Ok(found.get().clone()),
         Entry::Vacant(slot) => slot,
     };
-    let mut select = conn.prepare_cached(sql)?;
     let mut found = select.query([slot.key()])?;
     // Both are referenced with ON DELETE CASCADE, so they exist in this transaction.
     let Some(row) = found.next()? else {

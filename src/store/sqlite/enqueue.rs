@@ -2,7 +2,8 @@
 //! inline definition if need be), the message row, and one delivery per endpoint that
 //! accepts it.
 //!
-//! Each step is one cached statement run for one row. An application and the endpoints of
+//! Each step is one cached statement run for one row; the statements run for every message
+//! are taken from the cache once per batch ([`Writes`]). An application and the endpoints of
 //! an application are read once per batch, however many of its messages the batch holds.
 //!
 //! A delivery the message's [`DirectClaims`] reserves is written claimed (`sending` under its
@@ -12,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 use super::connection::is_unique_violation;
 use crate::domain::time::{now, to_micros};
@@ -54,6 +55,15 @@ struct Seen {
     full: HashMap<EndpointId, Endpoint>,
 }
 
+/// The statements that write every message and delivery, taken from the connection's
+/// statement cache once per batch: a cache lookup hashes the statement's whole text, and
+/// per row those lookups were about 4 % of hookd's instructions per message.
+struct Writes<'c> {
+    message: CachedStatement<'c>,
+    pending: CachedStatement<'c>,
+    claimed: CachedStatement<'c>,
+}
+
 /// Accepts every message it can. Per message: the stored message, or why it was refused (a
 /// refusal never fails the batch; an `Err` of the whole does).
 pub(super) fn enqueue_all(
@@ -61,12 +71,22 @@ pub(super) fn enqueue_all(
     news: &[&NewMessage],
 ) -> Result<Vec<Result<Enqueued>>> {
     let mut seen = Seen::default();
+    let mut writes = Writes {
+        message: conn.prepare_cached(INSERT_MESSAGE)?,
+        pending: conn.prepare_cached(INSERT_DELIVERY)?,
+        claimed: conn.prepare_cached(INSERT_CLAIMED)?,
+    };
     news.iter()
-        .map(|new| enqueue(conn, &mut seen, new))
+        .map(|new| enqueue(conn, &mut writes, &mut seen, new))
         .collect()
 }
 
-fn enqueue(conn: &Connection, seen: &mut Seen, new: &NewMessage) -> Result<Result<Enqueued>> {
+fn enqueue(
+    conn: &Connection,
+    writes: &mut Writes<'_>,
+    seen: &mut Seen,
+    new: &NewMessage,
+) -> Result<Result<Enqueued>> {
     let app_id = match app_for(conn, &mut seen.apps, new)? {
         Ok(id) => id,
         Err(refused) => return Ok(Err(refused)),
@@ -81,12 +101,18 @@ fn enqueue(conn: &Connection, seen: &mut Seen, new: &NewMessage) -> Result<Resul
         payload: Some(new.payload.clone()),
         created_at: now(),
     };
-    if !insert_message(conn, &message)? {
+    if !insert_message(&mut writes.message, &message)? {
         return Ok(Err(StoreError::Conflict(Conflict::EventId)));
     }
     let direct = new.direct.as_ref().map(|d| &*d.0);
-    let (claimed, pending) =
-        insert_deliveries(conn, seen, &message, new.only_endpoint.as_ref(), direct)?;
+    let (claimed, pending) = insert_deliveries(
+        conn,
+        writes,
+        seen,
+        &message,
+        new.only_endpoint.as_ref(),
+        direct,
+    )?;
     Ok(Ok(Enqueued {
         message,
         claimed,
@@ -150,8 +176,8 @@ fn find_app(conn: &Connection, app: &ResourceKey<AppId>) -> Result<Option<AppId>
 }
 
 /// Inserts the message; `false` if the application already has one with its `eventId`.
-fn insert_message(conn: &Connection, m: &Message) -> Result<bool> {
-    let changed = conn.prepare_cached(INSERT_MESSAGE)?.execute(params![
+fn insert_message(insert: &mut CachedStatement<'_>, m: &Message) -> Result<bool> {
+    let changed = insert.execute(params![
         m.id.as_str(),
         m.app_id.as_str(),
         m.event_type.as_str(),
@@ -167,6 +193,7 @@ fn insert_message(conn: &Connection, m: &Message) -> Result<bool> {
 /// `direct` reserves it, pending otherwise. Returns the claimed ones and how many are pending.
 fn insert_deliveries(
     conn: &Connection,
+    writes: &mut Writes<'_>,
     seen: &mut Seen,
     message: &Message,
     only: Option<&EndpointId>,
@@ -189,19 +216,16 @@ fn insert_deliveries(
         }
         let (msg_id, ep_id) = (message.id.as_str(), endpoint_id.as_str());
         let Some(direct) = direct.filter(|d| d.reserve(endpoint_id)) else {
-            conn.prepare_cached(INSERT_DELIVERY)?
+            writes
+                .pending
                 .execute(params![msg_id, ep_id, app_id, created])?;
             pending += 1;
             continue;
         };
         let lease = direct.lease();
-        conn.prepare_cached(INSERT_CLAIMED)?.execute(params![
-            msg_id,
-            ep_id,
-            app_id,
-            to_micros(lease),
-            created
-        ])?;
+        writes
+            .claimed
+            .execute(params![msg_id, ep_id, app_id, to_micros(lease), created])?;
         let endpoint = match seen.full.get(endpoint_id) {
             Some(endpoint) => endpoint.clone(),
             None => {

@@ -1,7 +1,7 @@
-//! Recording attempt outcomes, inside a write batch: two cached statements per record, then
-//! one pair per endpoint to disable.
+//! Recording attempt outcomes, inside a write batch: three statements per record (taken
+//! from the statement cache once per batch), then one pair per endpoint to disable.
 
-use rusqlite::{Connection, params};
+use rusqlite::{CachedStatement, Connection, params};
 
 use super::deliveries::PARK_OR_UNPARK;
 use crate::domain::time::to_micros;
@@ -35,9 +35,13 @@ const DISABLE_ENDPOINT: &str = "UPDATE endpoint SET disabled = 1, updated_at = ?
 /// Endpoints are disabled after every delivery has moved on, so a retry recorded in the same
 /// batch is parked with the rest.
 pub(super) fn record_all(conn: &Connection, records: &[&AttemptRecord]) -> Result<()> {
+    // Once per batch, not per record: a cache lookup hashes the statement's whole text.
+    let mut exists = conn.prepare_cached(DELIVERY_EXISTS)?;
+    let mut insert = conn.prepare_cached(INSERT_ATTEMPT)?;
+    let mut update = conn.prepare_cached(MOVE_ON)?;
     for record in records {
-        insert_attempt(conn, record)?;
-        move_on(conn, record)?;
+        insert_attempt(&mut exists, &mut insert, record)?;
+        move_on(&mut update, record)?;
     }
     for r in records
         .iter()
@@ -48,15 +52,17 @@ pub(super) fn record_all(conn: &Connection, records: &[&AttemptRecord]) -> Resul
     Ok(())
 }
 
-fn insert_attempt(conn: &Connection, r: &AttemptRecord) -> Result<()> {
-    let exists: bool = conn
-        .prepare_cached(DELIVERY_EXISTS)?
-        .query_row([r.delivery_id], |row| row.get(0))?;
+fn insert_attempt(
+    exists: &mut CachedStatement<'_>,
+    insert: &mut CachedStatement<'_>,
+    r: &AttemptRecord,
+) -> Result<()> {
+    let exists: bool = exists.query_row([r.delivery_id], |row| row.get(0))?;
     if !exists {
         return Ok(());
     }
     let a = &r.attempt;
-    conn.prepare_cached(INSERT_ATTEMPT)?.execute(params![
+    insert.execute(params![
         a.id.as_str(),
         a.msg_id.as_str(),
         a.endpoint_id.as_str(),
@@ -75,13 +81,13 @@ fn insert_attempt(conn: &Connection, r: &AttemptRecord) -> Result<()> {
     Ok(())
 }
 
-fn move_on(conn: &Connection, r: &AttemptRecord) -> Result<()> {
+fn move_on(update: &mut CachedStatement<'_>, r: &AttemptRecord) -> Result<()> {
     let (status, next_at) = match r.next {
         NextStep::Delivered => (DeliveryStatus::Success, None),
         NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(to_micros(at))),
         NextStep::Failed | NextStep::DisableEndpoint => (DeliveryStatus::Fail, None),
     };
-    conn.prepare_cached(MOVE_ON)?.execute(params![
+    update.execute(params![
         r.delivery_id,
         to_micros(r.lease),
         status.code(),
