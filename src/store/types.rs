@@ -188,6 +188,17 @@ pub enum NextStep {
     DisableEndpoint,
 }
 
+impl NextStep {
+    /// The delivery's status after the attempt, and when it is due again (only a retry is).
+    pub fn delivery_state(self) -> (DeliveryStatus, Option<Timestamp>) {
+        match self {
+            Self::Delivered => (DeliveryStatus::Success, None),
+            Self::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
+            Self::Failed | Self::DisableEndpoint => (DeliveryStatus::Fail, None),
+        }
+    }
+}
+
 /// The outcome of one attempt, as the dispatcher hands it to the store.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {

@@ -11,7 +11,6 @@ use sqlx::{PgConnection, PgPool};
 
 use super::micros;
 use super::sql::batch_query;
-use crate::domain::DeliveryStatus;
 use crate::store::rows::to_json;
 use crate::store::{AttemptRecord, NextStep, Result};
 
@@ -23,15 +22,14 @@ pub fn write<'a>(
 }
 
 async fn write_batch(pool: &PgPool, batch: &[AttemptRecord]) -> Result<Vec<Result<()>>> {
-    let gone = gone_endpoints(batch);
-    if gone.is_empty() {
+    if !batch.iter().any(|r| r.next == NextStep::DisableEndpoint) {
         // One statement is atomic on its own: no BEGIN and COMMIT round trips.
         let mut conn = pool.acquire().await?;
         record(&mut conn, batch).await?;
     } else {
         let mut tx = pool.begin().await?;
         record(&mut tx, batch).await?;
-        disable_gone(&mut tx, &gone, batch).await?;
+        disable_gone(&mut tx, batch).await?;
         tx.commit().await?;
     }
     Ok(batch.iter().map(|_| Ok(())).collect())
@@ -50,14 +48,10 @@ async fn record(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<()> 
         |f: fn(&crate::domain::Attempt) -> i64| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
     let (mut leases, mut statuses, mut next_at) = (Vec::new(), Vec::new(), Vec::new());
     for record in batch {
-        let (status, next) = match record.next {
-            NextStep::Delivered => (DeliveryStatus::Success, None),
-            NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(micros(t))),
-            NextStep::Failed | NextStep::DisableEndpoint => (DeliveryStatus::Fail, None),
-        };
+        let (status, next) = record.next.delivery_state();
         leases.push(micros(record.lease));
         statuses.push(status.code());
-        next_at.push(next);
+        next_at.push(next.map(micros));
     }
     // Both parts see the deliveries as they were before the statement: an attempt is kept
     // for every delivery that still exists, and a delivery moves on only while it carries
@@ -108,37 +102,27 @@ async fn record(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<()> 
     Ok(())
 }
 
-/// The endpoints that answered 410 Gone in this batch, each once.
-fn gone_endpoints(batch: &[AttemptRecord]) -> Vec<&str> {
-    let mut gone: Vec<&str> = batch
-        .iter()
-        .filter(|r| r.next == NextStep::DisableEndpoint)
+/// 410 Gone: disables the endpoints that answered it in this batch and parks their pending
+/// deliveries.
+async fn disable_gone(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<()> {
+    let gone_records = || batch.iter().filter(|r| r.next == NextStep::DisableEndpoint);
+    let mut gone: Vec<&str> = gone_records()
         .map(|r| r.attempt.endpoint_id.as_str())
         .collect();
     gone.sort_unstable();
     gone.dedup();
-    gone
-}
-
-/// 410 Gone: disables the endpoints and parks their pending deliveries.
-async fn disable_gone(
-    conn: &mut PgConnection,
-    gone: &[&str],
-    batch: &[AttemptRecord],
-) -> Result<()> {
-    let now = batch
-        .iter()
-        .find(|r| r.next == NextStep::DisableEndpoint)
+    let now = gone_records()
+        .next()
         .map_or(0, |r| micros(r.attempt.created_at));
     sqlx::query("UPDATE endpoint SET disabled = true, updated_at = $2 WHERE id = ANY($1)")
-        .bind(gone)
+        .bind(&gone)
         .bind(now)
         .execute(&mut *conn)
         .await?;
     sqlx::query(
         "UPDATE delivery SET next_attempt_at = NULL WHERE endpoint_id = ANY($1) AND status = 1",
     )
-    .bind(gone)
+    .bind(&gone)
     .execute(&mut *conn)
     .await?;
     Ok(())

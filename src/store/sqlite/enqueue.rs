@@ -56,8 +56,8 @@ struct Seen {
 }
 
 /// The statements that write every message and delivery, taken from the connection's
-/// statement cache once per batch: a cache lookup hashes the statement's whole text, and
-/// per row those lookups were about 4 % of hookd's instructions per message.
+/// statement cache once per batch: a cache lookup hashes the statement's whole text (per
+/// row, with the records' and claims' lookups, 2.5 % of hookd's instructions per message).
 struct Writes<'c> {
     message: CachedStatement<'c>,
     pending: CachedStatement<'c>,

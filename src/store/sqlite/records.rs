@@ -5,7 +5,7 @@ use rusqlite::{CachedStatement, Connection, params};
 
 use super::deliveries::PARK_OR_UNPARK;
 use crate::domain::time::to_micros;
-use crate::domain::{DeliveryStatus, EndpointId, Timestamp};
+use crate::domain::{EndpointId, Timestamp};
 use crate::store::rows::to_json;
 use crate::store::{AttemptRecord, NextStep, Result};
 
@@ -82,11 +82,8 @@ fn insert_attempt(
 }
 
 fn move_on(update: &mut CachedStatement<'_>, r: &AttemptRecord) -> Result<()> {
-    let (status, next_at) = match r.next {
-        NextStep::Delivered => (DeliveryStatus::Success, None),
-        NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(to_micros(at))),
-        NextStep::Failed | NextStep::DisableEndpoint => (DeliveryStatus::Fail, None),
-    };
+    let (status, next_at) = r.next.delivery_state();
+    let next_at = next_at.map(to_micros);
     update.execute(params![
         r.delivery_id,
         to_micros(r.lease),
