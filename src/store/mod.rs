@@ -1,10 +1,31 @@
 //! Persistence and the delivery queue, behind one narrow interface with domain operations.
 //!
-//! [`Store`] is what the rest of the crate sees; it is split into one trait per resource so
-//! each backend can keep one file per resource. The embedded backend is SQLite
-//! ([`sqlite::SqliteStore`]); the scale-out backend, shared by several nodes, is PostgreSQL
-//! ([`postgres::PgStore`]). Both decode rows with the same code (`store::rows`) and pass the same
-//! conformance tests (`tests/it/queue.rs` and the whole integration suite).
+//! [`Store`] is what the rest of the crate sees, split into one trait per resource. The
+//! embedded backend is SQLite ([`sqlite::SqliteStore`]); the scale-out backend, shared by
+//! several nodes, is PostgreSQL ([`postgres::PgStore`]). Both pass the same conformance
+//! tests (`tests/it/queue.rs` and the whole integration suite), and a test keeps their
+//! schemas' tables, columns and indexes the same by name (`tests/it/schema.rs`).
+//!
+//! ## Each query is written once
+//! Every trait but [`QueueStore`] is implemented once, in `queries`, for any [`engine::Engine`]:
+//! a query is a [`sql::Sql`] statement (the same text on both engines, `$n` parameters), run
+//! on a [`sql::Conn`] and decoded by `rows`. Where the engines differ, the query asks its
+//! engine (`lock_lists`, `notify_due`, `FOR_UPDATE`, `push_array_holds`). [`QueueStore`], the
+//! hot path, is each backend's own: SQLite's batching writer, PostgreSQL's
+//! `FOR UPDATE SKIP LOCKED` claims and batched statements. Adding a table means a migration
+//! for each backend (types differ) and its queries once, in `queries`:
+//!
+//! ```ignore
+//! #[async_trait]
+//! impl<E: Engine> MonitorStore for E {
+//!     async fn get_monitor(&self, id: &MonitorId) -> Result<Option<Monitor>> {
+//!         let get = Sql::new("SELECT id, name, last_seen FROM monitor WHERE id = $1")
+//!             .bind(id.as_str());
+//!         let row = self.reads().acquire().await?.row(&get).await?;
+//!         row.as_ref().map(rows::monitor).transpose()
+//!     }
+//! }
+//! ```
 //!
 //! Invariants every backend keeps:
 //! - A message and its delivery rows are written in one transaction, and `enqueue_message`
@@ -19,11 +40,13 @@
 //! - Timestamps are integer microseconds, payloads and JSON columns are text: the same SQL
 //!   shape works on both backends.
 
+mod engine;
 mod error;
-mod log_queries;
 mod page;
 pub mod postgres;
+mod queries;
 pub(crate) mod rows;
+mod sql;
 pub mod sqlite;
 mod types;
 
@@ -51,6 +74,7 @@ pub trait Store:
     + EndpointStore
     + MessageStore
     + DeliveryStore
+    + QueueStore
     + AdminStore
     + Send
     + Sync
@@ -63,6 +87,7 @@ impl<T> Store for T where
         + EndpointStore
         + MessageStore
         + DeliveryStore
+        + QueueStore
         + AdminStore
         + Send
         + Sync
@@ -136,11 +161,6 @@ pub trait EndpointStore {
 
 #[async_trait]
 pub trait MessageStore {
-    /// Writes the message and one delivery per endpoint that accepts it, in one durable
-    /// transaction: claimed for `new.direct` if it reserves it, pending otherwise.
-    /// `Conflict::EventId` if the application already has a message with this `eventId`;
-    /// `NotFound` if the application does not exist and no inline application was given.
-    async fn enqueue_message(&self, new: NewMessage) -> Result<Enqueued>;
     async fn get_message(&self, app: &AppId, key: &MessageKey) -> Result<Option<Message>>;
     async fn list_messages(
         &self,
@@ -152,9 +172,16 @@ pub trait MessageStore {
     async fn expunge_message_content(&self, app: &AppId, id: &MessageId) -> Result<()>;
 }
 
-/// The delivery queue and the attempt log.
+/// The hot path: accepting messages, claiming due deliveries, recording attempts. Each
+/// engine has its own, since that is where they differ most (SQLite's batching writer;
+/// PostgreSQL's `FOR UPDATE SKIP LOCKED` claims, list locks and batched statements).
 #[async_trait]
-pub trait DeliveryStore {
+pub trait QueueStore {
+    /// Writes the message and one delivery per endpoint that accepts it, in one durable
+    /// transaction: claimed for `new.direct` if it reserves it, pending otherwise.
+    /// `Conflict::EventId` if the application already has a message with this `eventId`;
+    /// `NotFound` if the application does not exist and no inline application was given.
+    async fn enqueue_message(&self, new: NewMessage) -> Result<Enqueued>;
     /// Claims deliveries due at `now` (pending, or sending with an expired lease) of enabled
     /// endpoints, oldest due first, within `limits`, leasing them until `lease`. Committed
     /// before it returns: no transaction stays open while they are sent.
@@ -164,12 +191,17 @@ pub trait DeliveryStore {
         lease: Timestamp,
         limits: &ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>>;
-    /// The earliest time after `after` at which a delivery comes due (a retry, or a lease
-    /// running out). What is due already is found by `claim_due`.
-    async fn next_due(&self, after: Timestamp) -> Result<Option<Timestamp>>;
     /// Stores the attempt and moves its delivery on, if the claim still holds its lease.
     /// Durable when it returns; many records share one commit under load.
     async fn record_attempt(&self, record: AttemptRecord) -> Result<()>;
+}
+
+/// The delivery queue's management side and the attempt log.
+#[async_trait]
+pub trait DeliveryStore {
+    /// The earliest time after `after` at which a delivery comes due (a retry, or a lease
+    /// running out). What is due already is found by `claim_due`.
+    async fn next_due(&self, after: Timestamp) -> Result<Option<Timestamp>>;
     /// Gives claimed deliveries back (at shutdown), due at `now`, without an attempt.
     async fn release_claims(&self, claims: &[(i64, Timestamp)], now: Timestamp) -> Result<()>;
 

@@ -1,6 +1,6 @@
 //! Keyset pagination shared by every list.
 
-use sqlx::{Database, Encode, QueryBuilder, Type};
+use super::sql::Sql;
 
 /// The order items are listed in, by their sort key (id or name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,20 +61,15 @@ impl PageQuery {
 }
 
 /// Appends `AND key > / < bound ORDER BY key LIMIT n` for `page`; rows come back in scan
-/// order (see [`PageQuery::scans_ascending`]). The same SQL on both backends.
-pub fn push_page<'a, DB>(qb: &mut QueryBuilder<'a, DB>, key_column: &str, page: &PageQuery)
-where
-    DB: Database,
-    String: Encode<'a, DB> + Type<DB>,
-    i64: Encode<'a, DB> + Type<DB>,
-{
+/// order (see [`PageQuery::scans_ascending`]).
+pub fn push_page(sql: &mut Sql, key_column: &str, page: &PageQuery) {
     if let Some((bound, greater)) = page.key_bound() {
-        qb.push(" AND ")
+        sql.push(" AND ")
             .push(key_column)
             .push(if greater { " > " } else { " < " })
-            .push_bind(bound.to_owned());
+            .push_bind(bound);
     }
-    qb.push(" ORDER BY ")
+    sql.push(" ORDER BY ")
         .push(key_column)
         .push(if page.scans_ascending() {
             " ASC"

@@ -3,8 +3,7 @@
 //!
 //! Both schemas have the same shape (integer microsecond times, JSON as text, the same
 //! column names), so one decoder per type serves both; [`StoredRow`] is the little each
-//! backend must provide: reading a column as text, integer or flag. SQL that differs between
-//! the backends (JSON functions, booleans) stays in each backend.
+//! backend must provide: reading a column as text, integer, flag or bytes.
 
 use std::collections::BTreeSet;
 
@@ -40,6 +39,7 @@ pub trait StoredRow {
     fn opt_text(&self, column: &str) -> Result<Option<String>>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>>;
     fn flag(&self, column: &str) -> Result<bool>;
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>>;
 
     fn int(&self, column: &str) -> Result<i64> {
         self.opt_int(column)?
@@ -58,6 +58,9 @@ impl StoredRow for SqliteRow {
         Ok(self.try_get(column)?)
     }
     fn flag(&self, column: &str) -> Result<bool> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.try_get(column)?)
     }
 }
@@ -79,6 +82,9 @@ impl StoredRow for PgRow {
         })
     }
     fn flag(&self, column: &str) -> Result<bool> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.try_get(column)?)
     }
 }

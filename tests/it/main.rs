@@ -28,5 +28,6 @@ mod queue;
 mod receiver;
 mod retries;
 mod routes;
+mod schema;
 mod shutdown;
 mod ssrf;

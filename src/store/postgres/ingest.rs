@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{CHANNEL, lock_list, lock_lists, micros};
+use super::{CHANNEL, lock_lists, micros};
 use crate::domain::time::now;
 use crate::domain::{AppId, Endpoint, Message, MessageId, ResourceKey, Timestamp, Trigger};
 use crate::store::rows::{self, ENDPOINT_COLUMNS, to_json};
@@ -172,7 +172,7 @@ async fn create_inline_apps(
     to_create: &[&NewMessage],
     by_uid: &mut HashMap<String, Result<String>>,
 ) -> Result<()> {
-    lock_list(conn, "application").await?;
+    lock_lists(conn, &["application".to_owned()]).await?;
     let uids: Vec<String> = to_create
         .iter()
         .map(|n| n.app.as_str().to_owned())

@@ -7,7 +7,7 @@
 //!   node's claims come due again when their leases expire.
 //! - **Id order is commit order**: inserting into a list (applications; an application's
 //!   endpoints or messages) takes a transaction-scoped advisory lock for that list and
-//!   draws the id after the greatest stored one (`lock_list`), so keyset pagination visits
+//!   draws the id after the greatest stored one (`lock_lists`), so keyset pagination visits
 //!   every item exactly once on every node, whatever their clocks.
 //! - **Group commit**: messages and attempt records are written in batches, one transaction
 //!   each (`batch`), so many requests share one commit and one lock acquisition.
@@ -18,15 +18,9 @@
 //! Connection loss, a full pool (after [`PoolSettings::acquire_timeout`]) and a server
 //! shutting down surface as [`StoreError::Unavailable`], which the API answers with 503.
 
-mod admin;
-mod applications;
-mod attempts;
 mod batch;
-mod endpoints;
-mod event_types;
 mod ingest;
 mod listener;
-mod messages;
 mod queue;
 mod records;
 mod sql;
@@ -34,11 +28,14 @@ mod sql;
 use std::str::FromStr;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
 use crate::domain::Timestamp;
+use crate::store::engine::{Engine, EngineConn};
+use crate::store::sql::Sql;
 use crate::store::{AttemptRecord, Enqueued, NewMessage, StoreError};
 use batch::Batcher;
 
@@ -147,16 +144,41 @@ impl PgStore {
     }
 }
 
-/// Takes the transaction-scoped lock that orders inserts into `list` (e.g. `message:<app>`)
-/// across every node. Held until the transaction ends, so ids drawn under it after the
-/// greatest stored one commit in id order. A transaction that needs several takes them in
-/// one [`lock_lists`] call, after the global `application` list if it needs that too.
-async fn lock_list(conn: &mut PgConnection, list: &str) -> Result<(), StoreError> {
-    lock_lists(conn, &[list.to_owned()]).await
+/// What PostgreSQL does its own way for the queries written once (`store::queries`).
+#[async_trait]
+impl Engine for PgStore {
+    type Db = sqlx::Postgres;
+
+    fn reads(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writes(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Transaction-scoped advisory locks, one per list, shared by every node.
+    async fn lock_lists(conn: &mut EngineConn<Self>, lists: &[String]) -> crate::store::Result<()> {
+        lock_lists(conn, lists).await
+    }
+
+    /// `NOTIFY` on [`CHANNEL`], which worker nodes LISTEN to.
+    async fn notify_due(conn: &mut EngineConn<Self>) -> crate::store::Result<()> {
+        notify_due(conn).await
+    }
+
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+
+    fn push_array_holds(sql: &mut Sql, column: &str, value: &str) {
+        sql.push(&format!("({column}::jsonb) ? ")).push_bind(value);
+    }
 }
 
-/// Takes the locks of several lists in one round trip, in the order of their keys, so that
-/// transactions locking overlapping sets never deadlock.
+/// Takes the transaction-scoped locks that order inserts into these lists (e.g.
+/// `message:<app>`) across every node, in one round trip, in the order of their keys, so
+/// that transactions locking overlapping sets never deadlock. Held until the transaction
+/// ends, so ids drawn under them after the greatest stored one commit in id order.
 async fn lock_lists(conn: &mut PgConnection, lists: &[String]) -> Result<(), StoreError> {
     let mut keys: Vec<i64> = lists.iter().map(|l| list_lock_key(l)).collect();
     keys.sort_unstable();

@@ -1,4 +1,5 @@
-//! The delivery queue on PostgreSQL: claim with a lease, release, re-queue, count.
+//! The hot path on PostgreSQL: accepting messages and recording attempts go through the
+//! batchers (`ingest`, `records`); claims are here.
 //!
 //! A claim is one statement: a CTE picks the due deliveries oldest first and locks them
 //! with `FOR UPDATE SKIP LOCKED` (rows another node is claiming right now are passed over,
@@ -13,20 +14,19 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use super::sql::{batch_query, id_array};
-use super::{PgStore, micros, notify_due};
-use crate::domain::time::from_micros;
-use crate::domain::{
-    AppId, Attempt, AttemptId, DeliveryCounts, DeliveryStatus, Endpoint, EndpointId, Message,
-    MessageId, Timestamp, Trigger,
-};
-use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, StoredRow, counts};
+use super::{PgStore, micros};
+use crate::domain::{Endpoint, EndpointId, Message, Timestamp, Trigger};
+use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, StoredRow};
 use crate::store::{
-    AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, DeliveryStore,
-    MessageFilter, PageQuery, Result, StoreError,
+    AttemptRecord, ClaimLimits, ClaimedDelivery, Enqueued, NewMessage, QueueStore, Result,
 };
 
 #[async_trait]
-impl DeliveryStore for PgStore {
+impl QueueStore for PgStore {
+    async fn enqueue_message(&self, new: NewMessage) -> Result<Enqueued> {
+        self.ingest.submit(new).await
+    }
+
     async fn claim_due(
         &self,
         now: Timestamp,
@@ -159,165 +159,7 @@ impl DeliveryStore for PgStore {
         Ok(out)
     }
 
-    async fn next_due(&self, after: Timestamp) -> Result<Option<Timestamp>> {
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM delivery
-             WHERE status IN (1, 3) AND next_attempt_at > $1",
-        )
-        .bind(micros(after))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(next.map(from_micros))
-    }
-
     async fn record_attempt(&self, record: AttemptRecord) -> Result<()> {
         self.records.submit(record).await
-    }
-
-    async fn release_claims(&self, claims: &[(i64, Timestamp)], now: Timestamp) -> Result<()> {
-        let ids: Vec<i64> = claims.iter().map(|(id, _)| *id).collect();
-        let leases: Vec<i64> = claims.iter().map(|(_, lease)| micros(*lease)).collect();
-        let mut tx = self.pool.begin().await?;
-        batch_query(
-            "UPDATE delivery d SET status = 1, next_attempt_at = $3, lease_until = NULL,
-             updated_at = $3
-             FROM unnest($1::int8[], $2::int8[]) AS c(id, lease)
-             WHERE d.id = c.id AND d.status = 3 AND d.lease_until = c.lease",
-        )
-        .bind(&ids)
-        .bind(&leases)
-        .bind(micros(now))
-        .execute(&mut *tx)
-        .await?;
-        notify_due(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn list_attempts(
-        &self,
-        app: &AppId,
-        filter: &AttemptFilter,
-        page: &PageQuery,
-    ) -> Result<Vec<Attempt>> {
-        self.query_attempts(app, filter, page).await
-    }
-
-    async fn get_attempt(&self, app: &AppId, id: &AttemptId) -> Result<Option<Attempt>> {
-        self.query_attempt(app, id).await
-    }
-
-    async fn expunge_attempt_content(&self, app: &AppId, id: &AttemptId) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE attempt SET response = '', response_headers = '{}'
-             WHERE app_id = $1 AND id = $2",
-        )
-        .bind(app.as_str())
-        .bind(id.as_str())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
-    }
-
-    async fn list_endpoint_messages(
-        &self,
-        endpoint: &EndpointId,
-        status: Option<DeliveryStatus>,
-        filter: &MessageFilter,
-        page: &PageQuery,
-    ) -> Result<Vec<(Message, DeliveryState)>> {
-        self.query_endpoint_messages(endpoint, status, filter, page)
-            .await
-    }
-
-    async fn list_message_endpoints(
-        &self,
-        msg: &MessageId,
-        page: &PageQuery,
-    ) -> Result<Vec<(Endpoint, DeliveryState)>> {
-        self.query_message_endpoints(msg, page).await
-    }
-
-    async fn resend(
-        &self,
-        app: &AppId,
-        msg: &MessageId,
-        endpoint: &EndpointId,
-        now: Timestamp,
-    ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at,
-             trigger_type, created_at, updated_at)
-             VALUES ($1, $2, $3, 1, 0, $4, 1, $4, $4)
-             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0,
-             next_attempt_at = $4, lease_until = NULL, trigger_type = 1, updated_at = $4",
-        )
-        .bind(msg.as_str())
-        .bind(endpoint.as_str())
-        .bind(app.as_str())
-        .bind(micros(now))
-        .execute(&mut *tx)
-        .await?;
-        notify_due(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn recover(
-        &self,
-        endpoint: &EndpointId,
-        since: Timestamp,
-        until: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE delivery SET status = 1, attempts = 0, next_attempt_at = $4, trigger_type = 1,
-             updated_at = $4
-             WHERE endpoint_id = $1 AND status = 2 AND created_at >= $2 AND created_at < $3",
-        )
-        .bind(endpoint.as_str())
-        .bind(micros(since))
-        .bind(until.map(micros).unwrap_or(i64::MAX))
-        .bind(micros(now))
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() > 0 {
-            notify_due(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn endpoint_stats(
-        &self,
-        endpoint: &EndpointId,
-        since: Option<Timestamp>,
-        until: Option<Timestamp>,
-    ) -> Result<DeliveryCounts> {
-        let found = sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM delivery
-             WHERE endpoint_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY status",
-        )
-        .bind(endpoint.as_str())
-        .bind(since.map(micros).unwrap_or(i64::MIN))
-        .bind(until.map(micros).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        counts(&found)
-    }
-
-    async fn message_delivery_counts(&self, msg: &MessageId) -> Result<DeliveryCounts> {
-        let found = sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM delivery WHERE msg_id = $1 GROUP BY status",
-        )
-        .bind(msg.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        counts(&found)
     }
 }

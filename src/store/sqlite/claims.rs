@@ -18,10 +18,9 @@ use std::sync::LazyLock;
 
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
-use super::sql::id_list;
 use crate::domain::time::to_micros;
 use crate::domain::{Endpoint, EndpointId, Message, Timestamp, Trigger};
-use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
+use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, to_json};
 use crate::store::{ClaimLimits, ClaimedDelivery, Result, StoreError};
 
 const HEAD_OF_QUEUE: &str =
@@ -109,6 +108,11 @@ fn past_the_head(
         row.get(0)
     })?;
     Ok(found.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A JSON array of ids, bound as one parameter and read back with `json_each`.
+fn id_list<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+    to_json(&ids.into_iter().collect::<Vec<_>>())
 }
 
 fn sql_limit(n: usize) -> i64 {

@@ -63,4 +63,7 @@ impl StoredRow for rusqlite::Row<'_> {
     fn flag(&self, column: &str) -> Result<bool> {
         Ok(self.get(column)?)
     }
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(column)?)
+    }
 }

@@ -11,18 +11,11 @@
 //! (`synchronous = FULL`); a batch is made durable by the writer's sync thread, which fsyncs
 //! the WAL before the batch's callers are answered.
 
-mod admin;
-mod applications;
-mod attempts;
 mod claims;
 mod connection;
-mod deliveries;
-mod endpoints;
 mod enqueue;
-mod event_types;
-mod messages;
+mod queue;
 mod records;
-mod sql;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -32,12 +25,16 @@ use std::str::FromStr;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use super::engine::{Engine, EngineConn};
+use super::sql::Sql;
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -181,5 +178,44 @@ impl SqliteStore {
         }
         self.writer.close().await;
         self.reader.close().await;
+    }
+}
+
+/// What SQLite does its own way for the queries written once (`store::queries`).
+#[async_trait]
+impl Engine for SqliteStore {
+    type Db = sqlx::Sqlite;
+
+    /// WAL readers: they never block the writer or each other.
+    fn reads(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// The one write connection, which the batching writer takes turns with.
+    fn writes(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// Nothing to take: every write goes through the one write connection, so ids drawn in
+    /// a write transaction are committed in the order they were drawn.
+    async fn lock_lists(_: &mut EngineConn<Self>, _: &[String]) -> super::Result<()> {
+        Ok(())
+    }
+
+    /// Nobody else to tell: one process owns the database, and it wakes its own dispatcher.
+    async fn notify_due(_: &mut EngineConn<Self>) -> super::Result<()> {
+        Ok(())
+    }
+
+    /// A write transaction already excludes every other writer.
+    const SKIP_LOCKED: &'static str = "";
+    const FOR_UPDATE: &'static str = "";
+
+    fn push_array_holds(sql: &mut Sql, column: &str, value: &str) {
+        sql.push(&format!(
+            "EXISTS (SELECT 1 FROM json_each({column}) WHERE value = "
+        ))
+        .push_bind(value)
+        .push(")");
     }
 }

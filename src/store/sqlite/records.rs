@@ -1,11 +1,11 @@
 //! Recording attempt outcomes, inside a write batch: three statements per record (taken
 //! from the statement cache once per batch), then one pair per endpoint to disable.
 
-use rusqlite::{CachedStatement, Connection, params};
+use rusqlite::{CachedStatement, Connection, named_params, params};
 
-use super::deliveries::PARK_OR_UNPARK;
 use crate::domain::time::to_micros;
 use crate::domain::{EndpointId, Timestamp};
+use crate::store::queries::PARK_OR_UNPARK;
 use crate::store::rows::to_json;
 use crate::store::{AttemptRecord, NextStep, Result};
 
@@ -98,10 +98,12 @@ fn move_on(update: &mut CachedStatement<'_>, r: &AttemptRecord) -> Result<()> {
 fn disable_endpoint(conn: &Connection, endpoint: &EndpointId, at: Timestamp) -> Result<()> {
     conn.prepare_cached(DISABLE_ENDPOINT)?
         .execute(params![endpoint.as_str(), to_micros(at)])?;
-    conn.prepare_cached(PARK_OR_UNPARK)?.execute(params![
-        endpoint.as_str(),
-        true,
-        to_micros(at)
-    ])?;
+    // The management queries' statement, its `$n` parameters bound by name.
+    conn.prepare_cached(PARK_OR_UNPARK)?
+        .execute(named_params! {
+            "$1": endpoint.as_str(),
+            "$2": true,
+            "$3": to_micros(at),
+        })?;
     Ok(())
 }

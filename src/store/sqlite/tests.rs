@@ -14,8 +14,8 @@ use crate::domain::{
     SigningSecret, Subscription,
 };
 use crate::store::{
-    ApplicationStore, ClaimLimits, DeliveryStore, EndpointStore, MessageStore, NewApplication,
-    NewEndpoint, NewMessage, StoreError,
+    ApplicationStore, ClaimLimits, EndpointStore, MessageStore, NewApplication, NewEndpoint,
+    NewMessage, QueueStore, StoreError,
 };
 
 async fn open(path: &Path) -> SqliteStore {
@@ -129,7 +129,7 @@ async fn close_ends_the_writer_and_the_file_reopens() {
 async fn parking_searches_only_the_undelivered() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir.path().join("s.db")).await;
-    let sql = super::deliveries::PARK_OR_UNPARK;
+    let sql = crate::store::queries::PARK_OR_UNPARK;
     let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
         .fetch_all(&store.reader)
         .await

@@ -1,0 +1,143 @@
+//! API tokens, idempotency keys and retention.
+
+use async_trait::async_trait;
+
+use crate::domain::Timestamp;
+use crate::domain::time::{now, to_micros};
+use crate::store::engine::Engine;
+use crate::store::rows::StoredRow;
+use crate::store::sql::{Conn, Sql};
+use crate::store::{AdminStore, IdempotencyClaim, Result, StoredResponse};
+
+#[async_trait]
+impl<E: Engine> AdminStore for E {
+    async fn ping(&self) -> Result<()> {
+        self.reads()
+            .acquire()
+            .await?
+            .exec(&Sql::new("SELECT 1"))
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_api_token(&self, token_hash: &str) -> Result<()> {
+        let insert = Sql::new("INSERT INTO api_token (token_hash, created_at) VALUES ($1, $2)")
+            .bind(token_hash)
+            .bind(now());
+        self.writes().acquire().await?.exec(&insert).await?;
+        Ok(())
+    }
+
+    async fn api_token_exists(&self, token_hash: &str) -> Result<bool> {
+        let find = Sql::new("SELECT 1 FROM api_token WHERE token_hash = $1").bind(token_hash);
+        Ok(self.reads().acquire().await?.row(&find).await?.is_some())
+    }
+
+    /// Requests (on several nodes, with PostgreSQL) may race for one key: the insert decides
+    /// who holds a new key, and a row lock who takes over a key whose holder died.
+    async fn claim_idempotency_key(
+        &self,
+        key: &str,
+        lock_expired_before: Timestamp,
+    ) -> Result<IdempotencyClaim> {
+        let mut tx = self.writes().begin().await?;
+        let claim = loop {
+            let insert = Sql::new(
+                "INSERT INTO idempotency_key (key, state, started_at) VALUES ($1, 0, $2)
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(now());
+            if tx.exec(&insert).await? == 1 {
+                break IdempotencyClaim::Claimed;
+            }
+            let existing = Sql::new(format!(
+                "SELECT state, status, body, started_at FROM idempotency_key WHERE key = $1{}",
+                E::FOR_UPDATE
+            ))
+            .bind(key);
+            // Released (deleted) since the insert saw it: try to insert again.
+            let Some(row) = tx.row(&existing).await? else {
+                continue;
+            };
+            if row.int("state")? == 1 {
+                let status = row.opt_int("status")?.unwrap_or(500);
+                break IdempotencyClaim::Completed(StoredResponse {
+                    status: u16::try_from(status).unwrap_or(500),
+                    body: row.opt_bytes("body")?.unwrap_or_default(),
+                });
+            }
+            if row.int("started_at")? >= to_micros(lock_expired_before) {
+                break IdempotencyClaim::InProgress;
+            }
+            // Held by a request that died without finishing: take it over.
+            let take_over = Sql::new("UPDATE idempotency_key SET started_at = $2 WHERE key = $1")
+                .bind(key)
+                .bind(now());
+            tx.exec(&take_over).await?;
+            break IdempotencyClaim::Claimed;
+        };
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    async fn complete_idempotency_key(&self, key: &str, response: &StoredResponse) -> Result<()> {
+        let complete =
+            Sql::new("UPDATE idempotency_key SET state = 1, status = $2, body = $3 WHERE key = $1")
+                .bind(key)
+                .bind(i64::from(response.status))
+                .bind(response.body.as_slice());
+        self.writes().acquire().await?.exec(&complete).await?;
+        Ok(())
+    }
+
+    async fn release_idempotency_key(&self, key: &str) -> Result<()> {
+        let release =
+            Sql::new("DELETE FROM idempotency_key WHERE key = $1 AND state = 0").bind(key);
+        self.writes().acquire().await?.exec(&release).await?;
+        Ok(())
+    }
+
+    async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
+        let prune = Sql::new("DELETE FROM idempotency_key WHERE started_at < $1").bind(before);
+        Ok(self.writes().acquire().await?.exec(&prune).await?)
+    }
+
+    /// The messages are chosen and locked first (a message a dispatcher is reading right
+    /// now is left for the next call), then their attempts, deliveries and the messages
+    /// themselves are deleted by id: PostgreSQL has no foreign key from those to the
+    /// message to cascade along (see its migration 0004).
+    async fn prune_messages(&self, before: Timestamp, limit: usize) -> Result<u64> {
+        let mut tx = self.writes().begin().await?;
+        let oldest = Sql::new(format!(
+            "SELECT m.id FROM message m WHERE m.created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM delivery d
+                               WHERE d.msg_id = m.id AND d.status IN (1, 3))
+             ORDER BY m.created_at LIMIT $2{}",
+            E::SKIP_LOCKED
+        ))
+        .bind(before)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let ids = tx
+            .rows(&oldest)
+            .await?
+            .iter()
+            .map(|r| r.text("id"))
+            .collect::<Result<Vec<_>>>()?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut pruned = 0;
+        for (table, column) in [
+            ("attempt", "msg_id"),
+            ("delivery", "msg_id"),
+            ("message", "id"),
+        ] {
+            let mut delete = Sql::new(format!("DELETE FROM {table} WHERE {column} IN ("));
+            delete.push_list(ids.iter().map(String::as_str)).push(")");
+            pruned = tx.exec(&delete).await?;
+        }
+        tx.commit().await?;
+        Ok(pruned)
+    }
+}

@@ -1,0 +1,138 @@
+//! Endpoints. Inserts take the application's `endpoint:` list lock (ids in commit order);
+//! disabling an endpoint parks its pending deliveries and enabling it makes them due at once.
+
+use async_trait::async_trait;
+
+use super::{changed_one, greatest_id, key_column};
+use crate::domain::time::now;
+use crate::domain::{AppId, Endpoint, EndpointId, EndpointKey};
+use crate::store::engine::Engine;
+use crate::store::error::unique_as;
+use crate::store::page::push_page;
+use crate::store::rows::{self, ENDPOINT_COLUMNS, opt_to_json, previous_secrets_json, to_json};
+use crate::store::sql::{Conn, Sql};
+use crate::store::{Conflict, EndpointStore, NewEndpoint, PageQuery, Result};
+
+/// Parks (`$2` true) or unparks at `$3` the pending deliveries of endpoint `$1`; also run by
+/// SQLite's batch writer when an endpoint answers 410 Gone. `status IN (1, 3)` repeats
+/// `delivery_due_by_endpoint`'s predicate so SQLite searches that index rather than every
+/// delivery the endpoint ever had; only the deliveries that change are written.
+pub(crate) const PARK_OR_UNPARK: &str = "UPDATE delivery SET next_attempt_at =
+     CASE WHEN $2 THEN NULL ELSE COALESCE(next_attempt_at, $3) END
+     WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1
+       AND (next_attempt_at IS NULL) <> $2";
+
+#[async_trait]
+impl<E: Engine> EndpointStore for E {
+    async fn insert_endpoint(&self, new: NewEndpoint) -> Result<Endpoint> {
+        let mut tx = self.writes().begin().await?;
+        E::lock_lists(&mut tx, &[format!("endpoint:{}", new.app_id)]).await?;
+        let last = Sql::new("SELECT max(id) AS id FROM endpoint WHERE app_id = $1")
+            .bind(new.app_id.as_str());
+        let last = greatest_id(&mut *tx, last).await?;
+        let now = now();
+        let endpoint = Endpoint {
+            id: EndpointId::generate_after(last.as_deref()),
+            app_id: new.app_id,
+            uid: new.uid,
+            url: new.url,
+            description: new.description,
+            disabled: new.disabled,
+            rate_limit: new.rate_limit,
+            subscription: new.subscription,
+            metadata: new.metadata,
+            headers: new.headers,
+            secret: new.secret,
+            previous_secrets: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        // Inserts nothing if the application was deleted since the caller looked it up.
+        let insert = endpoint_fields(
+            Sql::new(
+                "INSERT INTO endpoint (app_id, id, uid, url, description, disabled, rate_limit,
+                 event_types, channels, metadata, headers, secret, previous_secrets, updated_at,
+                 created_at)
+                 SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14
+                 FROM application WHERE id = $1",
+            ),
+            &endpoint,
+        );
+        let inserted = tx.exec(&insert).await.map_err(unique_as(Conflict::Uid))?;
+        changed_one(inserted)?;
+        tx.commit().await?;
+        Ok(endpoint)
+    }
+
+    async fn get_endpoint(&self, app: &AppId, key: &EndpointKey) -> Result<Option<Endpoint>> {
+        let (column, value) = key_column(key);
+        let get = Sql::new(format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = $1 AND {column} = $2"
+        ))
+        .bind(app.as_str())
+        .bind(value);
+        let row = self.reads().acquire().await?.row(&get).await?;
+        row.as_ref().map(rows::endpoint).transpose()
+    }
+
+    async fn update_endpoint(&self, mut endpoint: Endpoint) -> Result<Endpoint> {
+        endpoint.updated_at = now();
+        let update = endpoint_fields(
+            Sql::new(
+                "UPDATE endpoint SET uid = $3, url = $4, description = $5, disabled = $6,
+                 rate_limit = $7, event_types = $8, channels = $9, metadata = $10, headers = $11,
+                 secret = $12, previous_secrets = $13, updated_at = $14
+                 WHERE app_id = $1 AND id = $2",
+            ),
+            &endpoint,
+        );
+        let mut tx = self.writes().begin().await?;
+        changed_one(tx.exec(&update).await.map_err(unique_as(Conflict::Uid))?)?;
+        let park = Sql::new(PARK_OR_UNPARK)
+            .bind(endpoint.id.as_str())
+            .bind(endpoint.disabled)
+            .bind(endpoint.updated_at);
+        let moved = tx.exec(&park).await?;
+        if moved > 0 && !endpoint.disabled {
+            E::notify_due(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(endpoint)
+    }
+
+    async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()> {
+        let delete = Sql::new("DELETE FROM endpoint WHERE app_id = $1 AND id = $2")
+            .bind(app.as_str())
+            .bind(id.as_str());
+        changed_one(self.writes().acquire().await?.exec(&delete).await?)
+    }
+
+    async fn list_endpoints(&self, app: &AppId, page: &PageQuery) -> Result<Vec<Endpoint>> {
+        let mut list = Sql::new(format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = "
+        ));
+        list.push_bind(app.as_str());
+        push_page(&mut list, "id", page);
+        let found = self.reads().acquire().await?.rows(&list).await?;
+        rows::all(&found, rows::endpoint)
+    }
+}
+
+/// Binds `$1 … $14` of an insert or update: the keys, then every stored field but the
+/// creation time.
+fn endpoint_fields(sql: Sql, e: &Endpoint) -> Sql {
+    sql.bind(e.app_id.as_str())
+        .bind(e.id.as_str())
+        .bind(e.uid.as_ref().map(|u| u.as_str()))
+        .bind(e.url.as_str())
+        .bind(&e.description)
+        .bind(e.disabled)
+        .bind(e.rate_limit.map(i64::from))
+        .bind(opt_to_json(e.subscription.event_types.as_ref()))
+        .bind(opt_to_json(e.subscription.channels.as_ref()))
+        .bind(to_json(&e.metadata))
+        .bind(to_json(&e.headers))
+        .bind(e.secret.expose())
+        .bind(previous_secrets_json(&e.previous_secrets))
+        .bind(e.updated_at)
+}
