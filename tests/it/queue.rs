@@ -76,6 +76,7 @@ macro_rules! conformance {
 conformance!(
     a_claim_hides_deliveries_until_its_lease_expires,
     retries_come_due_at_their_time_and_releases_at_once,
+    a_release_gives_back_only_the_claims_still_held,
     skipped_and_disabled_endpoints_are_not_claimed,
     gone_fails_the_delivery_and_parks_the_rest,
     concurrent_claimers_never_share_a_delivery,
@@ -264,6 +265,32 @@ async fn retries_come_due_at_their_time_and_releases_at_once(store: Arc<dyn Stor
         .unwrap();
     assert_eq!(due.iter().map(|c| c.id).collect::<Vec<_>>(), [claims[0].id]);
     assert_eq!(due[0].attempts, 1);
+}
+
+/// Claims given back at shutdown are due at once, but only those whose lease the caller still
+/// holds: one taken over by another claim stays with it.
+async fn a_release_gives_back_only_the_claims_still_held(store: Arc<dyn Store>) {
+    seed(store.as_ref(), 3).await;
+    let t = now();
+    let claims = store
+        .claim_due(t, t + TimeDelta::seconds(30), &limits(10, &none()))
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 3);
+    let stale = claims[2].lease - TimeDelta::seconds(1);
+    let held: Vec<(i64, _)> = vec![
+        (claims[0].id, claims[0].lease),
+        (claims[1].id, claims[1].lease),
+        (claims[2].id, stale),
+    ];
+    store.release_claims(&held, t).await.unwrap();
+    let again = store
+        .claim_due(t, t + TimeDelta::seconds(60), &limits(10, &none()))
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = again.iter().map(|c| c.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [claims[0].id, claims[1].id]);
 }
 
 async fn skipped_and_disabled_endpoints_are_not_claimed(store: Arc<dyn Store>) {

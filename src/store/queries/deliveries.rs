@@ -18,6 +18,9 @@ use crate::store::rows::{self, ATTEMPT_COLUMNS, DELIVERY_STATE, StoredRow, count
 use crate::store::sql::{Conn, Sql};
 use crate::store::{AttemptFilter, DeliveryState, DeliveryStore, MessageFilter, PageQuery, Result};
 
+/// Claims given back per statement: well within both engines' parameter limits.
+const RELEASE_CHUNK: usize = 500;
+
 #[async_trait]
 impl<E: Engine> DeliveryStore for E {
     async fn next_due(&self, after: Timestamp) -> Result<Option<Timestamp>> {
@@ -36,14 +39,22 @@ impl<E: Engine> DeliveryStore for E {
 
     async fn release_claims(&self, claims: &[(i64, Timestamp)], now: Timestamp) -> Result<()> {
         let mut tx = self.writes().begin().await?;
-        for (id, lease) in claims {
-            let release = Sql::new(
-                "UPDATE delivery SET status = 1, next_attempt_at = $3, lease_until = NULL,
-                 updated_at = $3 WHERE id = $1 AND status = 3 AND lease_until = $2",
+        // A few hundred claims at most (those held at shutdown), each pair two parameters.
+        for chunk in claims.chunks(RELEASE_CHUNK) {
+            let mut release = Sql::new(
+                "UPDATE delivery SET status = 1, next_attempt_at = $1, lease_until = NULL,
+                 updated_at = $1 WHERE status = 3 AND (id, lease_until) IN (VALUES ",
             )
-            .bind(*id)
-            .bind(*lease)
             .bind(now);
+            for (i, (id, lease)) in chunk.iter().enumerate() {
+                release.push(if i == 0 { "(" } else { ", (" });
+                release
+                    .push_bind(*id)
+                    .push(", ")
+                    .push_bind(*lease)
+                    .push(")");
+            }
+            release.push(")");
             tx.exec(&release).await?;
         }
         E::notify_due(&mut tx).await?;
