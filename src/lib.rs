@@ -6,7 +6,7 @@
 //! | ----------- | -------------------------------------------------------------------- | ------- |
 //! | [`domain`]  | ids, names, Application, Endpoint, Message, EventType, signing secrets | nothing else in the crate |
 //! | [`signing`] | Standard Webhooks signatures: signing deliveries, verifying them     | `domain` |
-//! | [`store`]   | SQLite and PostgreSQL, migrations, the delivery queue, retention     | `domain` |
+//! | [`store`]   | SQLite and PostgreSQL, migrations, the delivery queue, retention; each query written once for both | `domain` |
 //! | [`delivery`] | dispatcher, HTTP sender, outcome classification, retry policy, SSRF guard | `domain`, `signing`, `store` |
 //! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store` |
 //! | [`config`], [`app`], [`cli`], [`telemetry`] | wiring: configuration, startup and shutdown, the command line, logs | everything |
