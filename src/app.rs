@@ -24,6 +24,7 @@ use crate::delivery::policy::RetryPolicy;
 use crate::delivery::sender::{Sender, SenderSettings};
 use crate::delivery::ssrf::{AddressPolicy, parse_networks};
 use crate::domain::time::now;
+use crate::server::{self, ConnectionLimits};
 use crate::store::Store;
 use crate::store::postgres::{PgStore, PoolSettings, listen_for_deliveries};
 use crate::store::sqlite::SqliteStore;
@@ -134,6 +135,8 @@ impl Server {
             auth: Arc::new(Authenticator::new(Some(&config.admin_token))),
             settings: Arc::new(ApiSettings {
                 max_payload_bytes: config.max_payload_bytes,
+                max_payload_depth: config.max_payload_depth,
+                body_read_timeout: Duration::from_secs(config.body_read_timeout_secs),
                 https_only: config.https_only,
             }),
             message_enqueued: wake,
@@ -144,17 +147,19 @@ impl Server {
             tasks.spawn(prune_idempotency_keys(store, ttl, shutdown.clone()));
         }
 
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+            max_connections: config.max_connections,
+            reserved_connections: config.reserved_connections,
+            max_body_bytes: api::body_limit(&state.settings),
+        };
         let router = if config.role.serves_api() {
             api::router(state)
         } else {
             api::health_router(state)
         };
-        let stop = shutdown.clone();
-        let serving = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        });
+        let serving = tokio::spawn(server::serve(listener, router, limits, shutdown.clone()));
         tracing::info!(%addr, role = config.role.as_str(), "hookd is listening");
         Ok(Self {
             addr,

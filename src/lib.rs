@@ -9,7 +9,7 @@
 //! | [`store`]   | SQLite and PostgreSQL, migrations, the delivery queue, retention; each query written once for both | `domain` |
 //! | [`delivery`] | dispatcher, HTTP sender, outcome classification, retry policy, SSRF guard | `domain`, `signing`, `store` |
 //! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store` |
-//! | [`config`], [`app`], [`cli`], [`telemetry`] | wiring: configuration, startup and shutdown, the command line, logs | everything |
+//! | [`config`], [`app`], [`server`], [`cli`], [`telemetry`] | wiring: configuration, startup and shutdown, accepting connections (caps, timeouts), the command line, logs | everything |
 //!
 //! Signing secrets live in `domain` (endpoints own them and the store persists them); the
 //! signing and delivery modules build on them.
@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod server;
 pub mod signing;
 pub mod store;
 pub mod telemetry;

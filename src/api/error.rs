@@ -7,17 +7,24 @@
 //! - 401 for a missing or unknown token, 404 for an unknown resource, 409 for a conflict with
 //!   stored state. These bodies are `{"code": …, "detail": …}`, as the Svix contract has it;
 //!   422 bodies are `{"detail": [{"loc": […], "msg": …, "type": …}]}`.
-//! - 503 when the store is unreachable or overloaded: the request may be retried as is.
+//! - 408 when the request body does not arrive within `body_read_timeout_secs`.
+//! - 503, with `Retry-After`, when the store is unreachable or overloaded and when the
+//!   server is at its connection cap: the request may be retried as is.
 //! - 500 only for bugs and unexpected database errors; the cause is logged once (by the
 //!   trace middleware, with the request) and never sent to the client.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::store::StoreError;
+
+/// What a 503 tells the client to wait, in seconds: long enough for a pool to free a
+/// connection or a database to fail over, short enough not to matter when it was a blip.
+const RETRY_AFTER_SECS: &str = "2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -33,6 +40,10 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("validation failed")]
     Validation(Vec<ValidationItem>),
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
+    #[error("the server has too many open connections; retry later")]
+    TooManyConnections,
     #[error("the store is unavailable")]
     Unavailable(#[source] StoreError),
     #[error("internal error")]
@@ -90,7 +101,10 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable(_) | ApiError::TooManyConnections => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,7 +117,8 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Validation(_) => "validation",
-            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::BodyTimeout(_) => "request_timeout",
+            ApiError::Unavailable(_) | ApiError::TooManyConnections => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -162,6 +177,11 @@ impl IntoResponse for ApiError {
             )
                 .into_response(),
         };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
         if status.is_server_error() {
             let cause = format!("{:#}", anyhow::Error::new(self));
             response.extensions_mut().insert(ErrorCause(cause.into()));

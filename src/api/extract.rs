@@ -5,22 +5,29 @@ use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use super::ApiState;
 use super::error::{ApiError, ValidationItem};
 
-/// A JSON body. Not JSON → 400; JSON of the wrong shape → 422 naming the field.
+/// A JSON body. Not JSON → 400; JSON of the wrong shape → 422 naming the field; not all
+/// there within `body_read_timeout` → 408.
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<ApiState> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge("the request body is too large".into())
-            } else {
-                ApiError::BadRequest(e.body_text())
-            }
-        })?;
+    async fn from_request(req: Request, state: &ApiState) -> Result<Self, ApiError> {
+        let timeout = state.settings.body_read_timeout;
+        let read = tokio::time::timeout(timeout, Bytes::from_request(req, state));
+        let bytes = read
+            .await
+            .map_err(|_| ApiError::BodyTimeout(timeout.as_secs()))?
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge("the request body is too large".into())
+                } else {
+                    ApiError::BadRequest(e.body_text())
+                }
+            })?;
         parse_json(&bytes).map(JsonBody)
     }
 }

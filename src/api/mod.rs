@@ -59,6 +59,10 @@ pub struct ApiState {
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub max_payload_bytes: usize,
+    /// Deepest nesting of arrays and objects in a payload (the payload object is depth 1).
+    pub max_payload_depth: usize,
+    /// How long a request body may take to arrive once the handler reads it.
+    pub body_read_timeout: std::time::Duration,
     /// Refuse `http://` endpoint URLs.
     pub https_only: bool,
 }
@@ -124,10 +128,15 @@ fn public_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(health::ping))
 }
 
+/// The largest request body accepted: the payload limit and room for the rest of a message.
+pub fn body_limit(settings: &ApiSettings) -> usize {
+    settings.max_payload_bytes + ENVELOPE_ALLOWANCE
+}
+
 pub fn router(state: ApiState) -> Router {
     let document = openapi_document();
     let json = Arc::new(document.to_pretty_json().unwrap_or_else(|_| "{}".into()));
-    let body_limit = state.settings.max_payload_bytes + ENVELOPE_ALLOWANCE;
+    let body_limit = body_limit(&state.settings);
 
     let (protected, _) = protected_routes().split_for_parts();
     let protected = protected

@@ -48,6 +48,12 @@ pub struct Config {
     pub database_url: String,
     pub admin_token: String,
     pub max_payload_bytes: usize,
+    pub max_payload_depth: usize,
+    pub header_read_timeout_secs: u64,
+    pub body_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_connections: usize,
+    pub reserved_connections: usize,
     pub idempotency_ttl_hours: u32,
     pub sqlite_read_connections: u32,
     pub database_pool_min: u32,
@@ -128,6 +134,7 @@ impl fmt::Debug for Config {
             .field("database_pool_max", &self.database_pool_max)
             .field("role", &self.role)
             .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("max_connections", &self.max_connections)
             .field("log_level", &self.log_level)
             .finish_non_exhaustive()
     }
@@ -232,6 +239,21 @@ impl Config {
         };
         if self.max_payload_bytes == 0 {
             return Err(invalid("max_payload_bytes", "must be greater than 0"));
+        }
+        if self.max_payload_depth == 0 {
+            return Err(invalid("max_payload_depth", "must be at least 1"));
+        }
+        for (key, secs) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("body_read_timeout_secs", self.body_read_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if secs == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections", "must be at least 1"));
         }
         if self.sqlite_read_connections == 0 {
             return Err(invalid("sqlite_read_connections", "must be at least 1"));

@@ -4,6 +4,7 @@
 
 mod applications;
 mod auth;
+mod connections;
 mod delivery;
 mod delivery_api;
 mod endpoint_headers;
