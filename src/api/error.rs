@@ -8,8 +8,9 @@
 //!   stored state. These bodies are `{"code": …, "detail": …}`, as the Svix contract has it;
 //!   422 bodies are `{"detail": [{"loc": […], "msg": …, "type": …}]}`.
 //! - 408 when the request body does not arrive within `body_read_timeout_secs`.
-//! - 503, with `Retry-After`, when the store is unreachable or overloaded and when the
-//!   server is at its connection cap: the request may be retried as is.
+//! - 503, with `Retry-After`, when the store is unreachable, overloaded, full or failing
+//!   (whichever backend, whichever route) and when the server is at its connection cap:
+//!   nothing was written, and the request may be retried as is.
 //! - 500 only for bugs and unexpected database errors; the cause is logged once (by the
 //!   trace middleware, with the request) and never sent to the client.
 
@@ -129,10 +130,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(c) => ApiError::Conflict(c.to_string()),
-            StoreError::Unavailable(_) | StoreError::BatchFailed(_) => ApiError::Unavailable(e),
-            StoreError::Corrupt(_) | StoreError::Database(_) | StoreError::Sqlite(_) => {
-                ApiError::Internal(e.into())
-            }
+            e if e.is_unavailable() => ApiError::Unavailable(e),
+            e => ApiError::Internal(e.into()),
         }
     }
 }
@@ -187,5 +186,58 @@ impl IntoResponse for ApiError {
             response.extensions_mut().insert(ErrorCause(cause.into()));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn sqlite(code: i32) -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            None,
+        ))
+    }
+
+    #[test]
+    fn every_store_error_that_means_later_is_503_with_retry_after() {
+        let later = [
+            StoreError::Unavailable(sqlx::Error::PoolTimedOut),
+            StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other("ENOSPC"))),
+            StoreError::BatchFailed(Arc::new(StoreError::Corrupt("rolled back".into()))),
+            sqlite(13), // SQLITE_FULL
+            sqlite(10), // SQLITE_IOERR
+            sqlite(5),  // SQLITE_BUSY
+            sqlite(14), // SQLITE_CANTOPEN
+        ];
+        for e in later {
+            let shown = format!("{e:?}");
+            let response = ApiError::from(e).into_response();
+            assert_eq!(
+                response.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{shown}"
+            );
+            assert_eq!(response.headers()[RETRY_AFTER], RETRY_AFTER_SECS, "{shown}");
+        }
+        let response = ApiError::TooManyConnections.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(RETRY_AFTER));
+    }
+
+    #[test]
+    fn bugs_and_damage_stay_500() {
+        for e in [
+            StoreError::Corrupt("bad row".into()),
+            sqlite(11),
+            sqlite(19),
+        ] {
+            let response = ApiError::from(e).into_response();
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(!response.headers().contains_key(RETRY_AFTER));
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! `Idempotency-Key` on POST requests: a retried request gets the first one's response.
 //!
 //! The first request with a key claims it in the store, runs, and stores its response
-//! (status and body) unless it failed with a 5xx, in which case the key is released so a
-//! retry runs again. A later request with the same key and path gets the stored response
+//! (status and body) unless it failed with a 5xx or a 408, in which case the key is released
+//! so a retry runs again. A later request with the same key and path gets the stored response
 //! without running. A request arriving while the first is still running waits for it
 //! (up to [`WAIT_FOR_FIRST`]), then gets 409. A claim left by a request that died is taken
 //! over after [`LOCK_EXPIRY`]. Keys are scoped to the request path, and kept for
@@ -76,7 +76,8 @@ pub async fn idempotent(
 
     let response = next.run(request).await;
     let status = response.status();
-    if status.is_server_error() {
+    // Nothing was done (the store failed, or the body never arrived): let a retry run.
+    if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
         store.release_idempotency_key(&scoped).await?;
         return Ok(response);
     }
@@ -94,7 +95,12 @@ pub async fn idempotent(
         status: status.as_u16(),
         body: bytes.to_vec(),
     };
-    store.complete_idempotency_key(&scoped, &stored).await?;
+    // The request has done its work: its answer stands even if it cannot be kept for replay
+    // (a 503 here would tell the client to retry something that succeeded). A retry then
+    // finds the key in progress and waits, and gets 409 (see the README on retries).
+    if let Err(e) = store.complete_idempotency_key(&scoped, &stored).await {
+        tracing::error!(error = %e, "storing a response for idempotent replay failed");
+    }
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }
 

@@ -32,3 +32,4 @@ mod routes;
 mod schema;
 mod shutdown;
 mod ssrf;
+mod store_errors;

@@ -83,6 +83,24 @@ impl TestDatabase {
         })
     }
 
+    /// Makes new sessions on this database read-only, or writable again (as connecting to a
+    /// standby during a failover would), and ends the open ones so the pools reconnect.
+    pub async fn set_read_only(&self, read_only: bool) -> Result<(), sqlx::Error> {
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        let value = if read_only { "on" } else { "off" };
+        admin
+            .execute(
+                format!(
+                    "ALTER DATABASE {} SET default_transaction_read_only = {value}",
+                    self.name
+                )
+                .as_str(),
+            )
+            .await?;
+        admin.close().await?;
+        self.terminate_connections().await.map(|_| ())
+    }
+
     /// Ends every session on this database (as an operator or a failover would).
     pub async fn terminate_connections(&self) -> Result<u64, sqlx::Error> {
         let mut admin = PgConnection::connect(&self.admin_url).await?;
