@@ -33,3 +33,4 @@ mod schema;
 mod shutdown;
 mod ssrf;
 mod store_errors;
+mod wal_sync;

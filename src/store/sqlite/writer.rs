@@ -17,8 +17,19 @@
 //! fsync returns, a power failure can lose the batch (a crash of hookd cannot: the frames
 //! are already in the operating system's cache), but nobody has been told it was written:
 //! readers on other connections may see such rows a moment early (a listing may show a
-//! message whose 202 has not been sent yet), nothing more. If the fsync fails, whether the
-//! batch is on disk is unknown, and its callers are told the store is unavailable.
+//! message whose 202 has not been sent yet), nothing more.
+//!
+//! A failed fsync is fatal: the sync thread logs it and exits the process with
+//! [`EXIT_WAL_SYNC_FAILED`], without answering anyone in the batches it covered. After a
+//! failed fsync nobody knows what is on disk: the kernel may have dropped the pages it could
+//! not write and report the next fsync as a success, while this process's connections go on
+//! reading the rows from memory and would deliver messages that a restart may not find.
+//! Answering 503 would be wrong too, as the rows are committed and usually survive: a client
+//! retrying without a key would create a second message. So hookd stops, as PostgreSQL does
+//! on a failed fsync; its supervisor restarts it, SQLite recovers whatever the WAL on disk
+//! holds, and the callers, whose connections closed without an answer, retry: with the same
+//! `eventId` (or `Idempotency-Key`) the retry either finds the message (409) or writes it
+//! (see the README's "Reliability" section).
 //!
 //! Why a thread of its own: sqlx runs each SQLite connection on a worker thread, so every
 //! statement and every row it returns crosses a channel with a thread wakeup. On the writer
@@ -54,6 +65,23 @@ use crate::store::{
 
 /// The most jobs one transaction holds.
 const MAX_BATCH: usize = 512;
+
+/// hookd's exit status when an fsync of the SQLite WAL fails (`EX_IOERR` of sysexits.h).
+pub const EXIT_WAL_SYNC_FAILED: i32 = 74;
+
+/// What the sync thread does when an fsync fails; in hookd it never returns.
+type OnFailedSync = fn(&Path, &std::io::Error);
+
+/// Ends the process: see the module docs for why.
+fn exit_on_failed_sync(wal: &Path, e: &std::io::Error) {
+    tracing::error!(
+        error = %e,
+        wal = %wal.display(),
+        "syncing the SQLite WAL failed; what is on disk is unknown, so hookd exits \
+         (its requests in flight were not answered) and SQLite recovers from the WAL at restart"
+    );
+    std::process::exit(EXIT_WAL_SYNC_FAILED);
+}
 
 pub enum WriteJob {
     Enqueue {
@@ -96,7 +124,7 @@ impl WriterThread {
         std::thread::Builder::new()
             .name("hookd-sqlite-sync".into())
             .spawn(move || {
-                sync_and_answer(&wal, &to_sync);
+                sync_and_answer(&wal, &to_sync, exit_on_failed_sync);
                 let _ = done.send(());
             })?;
         // If this fails, `committed` is dropped with the closure and the sync thread ends.
@@ -183,27 +211,27 @@ fn serve(
 }
 
 /// The sync thread: fsyncs the WAL once for every committed batch waiting, then answers
-/// their callers; until the writer thread is gone.
-fn sync_and_answer(wal: &Path, committed: &std_mpsc::Receiver<(Jobs, Result<Outcome>)>) {
+/// their callers; until the writer thread is gone, or an fsync fails (`on_failure`, which
+/// in hookd exits; if it returns, the thread ends without answering anyone).
+fn sync_and_answer(
+    wal: &Path,
+    committed: &std_mpsc::Receiver<(Jobs, Result<Outcome>)>,
+    on_failure: OnFailedSync,
+) {
     while let Ok(first) = committed.recv() {
         let mut ready = vec![first];
         ready.extend(committed.try_iter());
         // A batch that rolled back wrote nothing to wait for.
-        let synced = if ready.iter().any(|(_, outcome)| outcome.is_ok()) {
-            std::fs::File::open(wal).and_then(|f| f.sync_data())
-        } else {
-            Ok(())
-        };
-        if let Err(e) = &synced {
-            tracing::error!(error = %e, wal = %wal.display(), "syncing the SQLite WAL failed");
+        if ready.iter().any(|(_, outcome)| outcome.is_ok()) {
+            if let Err(e) = std::fs::File::open(wal).and_then(|f| f.sync_data()) {
+                on_failure(wal, &e);
+                // Not answered: the callers must not hear "done", nor "not done".
+                std::mem::forget(ready);
+                return;
+            }
         }
         for (jobs, outcome) in ready {
-            match (&synced, outcome) {
-                (Err(e), Ok(_)) => jobs.fail(StoreError::Unavailable(sqlx::Error::Io(
-                    std::io::Error::new(e.kind(), e.to_string()),
-                ))),
-                (_, outcome) => jobs.answer(outcome),
-            }
+            jobs.answer(outcome);
         }
     }
 }
@@ -316,6 +344,7 @@ impl Jobs {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
     use std::collections::HashMap;
 
     use super::*;
@@ -343,8 +372,20 @@ mod tests {
         (jobs, answer)
     }
 
-    /// Runs the sync thread's loop over `batches` and returns what their callers heard.
-    fn sync(wal: &Path, batches: Vec<(Result<Outcome>, ClaimReply, Jobs)>) -> Vec<Result<usize>> {
+    /// Runs the sync thread's loop over `batches` and returns what their callers heard
+    /// (`None`: nothing yet), and whether the sync failed.
+    fn sync(
+        wal: &Path,
+        batches: Vec<(Result<Outcome>, ClaimReply, Jobs)>,
+    ) -> (Vec<Option<Result<usize>>>, bool) {
+        thread_local! {
+            // The loop runs on the test's own thread, so tests in parallel do not mix.
+            static FAILED: Cell<bool> = const { Cell::new(false) };
+        }
+        fn record(_: &Path, _: &std::io::Error) {
+            FAILED.set(true);
+        }
+        FAILED.set(false);
         let (committed, to_sync) = std_mpsc::channel();
         let mut answers = Vec::new();
         for (outcome, answer, jobs) in batches {
@@ -352,11 +393,12 @@ mod tests {
             answers.push(answer);
         }
         drop(committed);
-        sync_and_answer(wal, &to_sync);
-        answers
+        sync_and_answer(wal, &to_sync, record);
+        let heard = answers
             .into_iter()
-            .map(|mut a| a.try_recv().unwrap().map(|claimed| claimed.len()))
-            .collect()
+            .map(|mut a| a.try_recv().ok().map(|r| r.map(|claimed| claimed.len())))
+            .collect();
+        (heard, FAILED.get())
     }
 
     fn committed() -> Result<Outcome> {
@@ -370,23 +412,25 @@ mod tests {
         std::fs::write(&wal, b"frames").unwrap();
         let (a, answer_a) = one_claim();
         let (b, answer_b) = one_claim();
-        let heard = sync(
+        let (heard, failed) = sync(
             &wal,
             vec![(committed(), answer_a, a), (committed(), answer_b, b)],
         );
-        assert!(heard.iter().all(|h| matches!(h, Ok(0))), "{heard:?}");
+        assert!(!failed);
+        assert!(heard.iter().all(|h| matches!(h, Some(Ok(0)))), "{heard:?}");
     }
 
     #[test]
-    fn a_failed_sync_tells_callers_the_store_is_unavailable() {
+    fn a_failed_sync_is_fatal_and_answers_nobody() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("gone.db-wal");
         let (jobs, answer) = one_claim();
-        let heard = sync(&missing, vec![(committed(), answer, jobs)]);
+        let (heard, failed) = sync(&missing, vec![(committed(), answer, jobs)]);
         assert!(
-            matches!(&heard[0], Err(StoreError::BatchFailed(e)) if matches!(**e, StoreError::Unavailable(_))),
-            "{heard:?}"
+            failed,
+            "the failure handler (exit, in hookd) was not called"
         );
+        assert!(heard[0].is_none(), "a caller heard {:?}", heard[0]);
     }
 
     #[test]
@@ -395,9 +439,10 @@ mod tests {
         let missing = dir.path().join("gone.db-wal");
         let (jobs, answer) = one_claim();
         let failed = Err(StoreError::Corrupt("test".into()));
-        let heard = sync(&missing, vec![(failed, answer, jobs)]);
+        let (heard, sync_failed) = sync(&missing, vec![(failed, answer, jobs)]);
+        assert!(!sync_failed, "nothing to sync after a rollback");
         assert!(
-            matches!(&heard[0], Err(StoreError::BatchFailed(e)) if matches!(**e, StoreError::Corrupt(_))),
+            matches!(&heard[0], Some(Err(StoreError::BatchFailed(e))) if matches!(**e, StoreError::Corrupt(_))),
             "{heard:?}"
         );
     }
