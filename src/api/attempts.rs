@@ -496,7 +496,8 @@ pub async fn send_example(
     let event_type =
         EventTypeName::parse(&input.event_type).map_err(|e| fields::body_error("eventType", e))?;
     let payload = match input.payload {
-        Some(raw) => Payload::parse(&raw).map_err(|e| fields::body_error("payload", e))?,
+        Some(raw) => Payload::parse(&raw, state.settings.max_payload_depth)
+            .map_err(|e| fields::body_error("payload", e))?,
         None => example_payload(&state, &event_type, input.example_index.unwrap_or(0)).await?,
     };
     let message = messages::accept(
@@ -548,7 +549,8 @@ async fn example_payload(
     };
     let raw = serde_json::value::to_raw_value(&value)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("example payload: {e}")))?;
-    Payload::parse(&raw).map_err(|e| fields::body_error("payload", e))
+    Payload::parse(&raw, state.settings.max_payload_depth)
+        .map_err(|e| fields::body_error("payload", e))
 }
 
 /// Orders schema versions numerically when they are numbers ("10" after "9").

@@ -169,7 +169,7 @@ fn new_message(state: &ApiState, app: AppKey, input: MessageIn) -> Result<NewMes
             input.payload.get().len()
         )));
     }
-    let payload = Payload::parse(&input.payload)
+    let payload = Payload::parse(&input.payload, state.settings.max_payload_depth)
         .map_err(|e: PayloadError| fields::body_error("payload", e))?;
     let event_type =
         EventTypeName::parse(&input.event_type).map_err(|e| fields::body_error("eventType", e))?;

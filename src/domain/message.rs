@@ -7,6 +7,11 @@ use super::{AppId, Channel, EventId, EventTypeName, MessageId, Timestamp};
 pub enum PayloadError {
     #[error("must be a JSON object")]
     NotAnObject,
+    #[error(
+        "nests arrays and objects deeper than {0} levels (the payload object is level 1); \
+         many receivers cannot parse that"
+    )]
+    TooDeep(usize),
 }
 
 /// A message payload: the exact JSON text the producer sent, known to be an object.
@@ -17,13 +22,19 @@ pub enum PayloadError {
 pub struct Payload(String);
 
 impl Payload {
-    pub fn parse(raw: &RawValue) -> Result<Self, PayloadError> {
+    /// A JSON object whose arrays and objects nest at most `max_depth` deep (the object
+    /// itself is depth 1). serde_json limits the depth of what it parses into values, but
+    /// not of a `RawValue`, which it only skips over.
+    pub fn parse(raw: &RawValue, max_depth: usize) -> Result<Self, PayloadError> {
         // `RawValue` is already valid JSON without surrounding whitespace.
-        if raw.get().starts_with('{') {
-            Ok(Self(raw.get().to_owned()))
-        } else {
-            Err(PayloadError::NotAnObject)
+        let text = raw.get();
+        if !text.starts_with('{') {
+            return Err(PayloadError::NotAnObject);
         }
+        if depth_exceeds(text.as_bytes(), max_depth) {
+            return Err(PayloadError::TooDeep(max_depth));
+        }
+        Ok(Self(text.to_owned()))
     }
 
     pub fn from_stored(text: String) -> Self {
@@ -41,6 +52,39 @@ impl Payload {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Whether valid JSON `text` nests arrays and objects deeper than `max_depth`: one pass
+/// over the bytes, counting brackets outside strings.
+fn depth_exceeds(text: &[u8], max_depth: usize) -> bool {
+    // Each level takes an opening bracket: shorter text cannot be too deep.
+    if text.len() <= max_depth {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max_depth {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth -= 1,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// An event sent by the producer to one application.
@@ -67,11 +111,40 @@ mod tests {
     #[test]
     fn only_objects_are_payloads() {
         assert_eq!(
-            Payload::parse(&raw(r#" {"a": 1} "#)).unwrap().as_str(),
+            Payload::parse(&raw(r#" {"a": 1} "#), 64).unwrap().as_str(),
             r#"{"a": 1}"#
         );
         for other in ["[1]", "1", "\"x\"", "null", "true"] {
-            assert_eq!(Payload::parse(&raw(other)), Err(PayloadError::NotAnObject));
+            assert_eq!(
+                Payload::parse(&raw(other), 64),
+                Err(PayloadError::NotAnObject)
+            );
         }
+    }
+
+    fn nested(depth: usize) -> String {
+        // An object, then arrays: `{"a": [[…]]}` is `depth` levels deep.
+        format!(
+            "{{\"a\": {}{}}}",
+            "[".repeat(depth - 1),
+            "]".repeat(depth - 1)
+        )
+    }
+
+    #[test]
+    fn payloads_nest_at_most_the_limit() {
+        assert!(Payload::parse(&raw(&nested(64)), 64).is_ok());
+        assert_eq!(
+            Payload::parse(&raw(&nested(65)), 64),
+            Err(PayloadError::TooDeep(64))
+        );
+        assert!(Payload::parse(&raw(r#"{"a": {"b": 1}}"#), 2).is_ok());
+        assert!(Payload::parse(&raw(r#"{"a": {"b": {}}}"#), 2).is_err());
+    }
+
+    #[test]
+    fn brackets_in_strings_do_not_count() {
+        let text = r#"{"a": "[[[[{{{{", "b\"[[": "\\", "c": ["]]]]"]}"#;
+        assert!(Payload::parse(&raw(text), 2).is_ok());
     }
 }

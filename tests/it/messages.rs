@@ -298,3 +298,65 @@ async fn messages_to_unknown_applications_are_404() {
     }
     assert!(app.list_all("/api/v1/app").await.is_empty());
 }
+
+/// `{"d": [[…]]}` nested `depth` levels (the payload object is level 1), as message JSON.
+fn deep_message(depth: usize) -> String {
+    let (open, close) = ("[".repeat(depth - 1), "]".repeat(depth - 1));
+    format!(r#"{{"eventType": "deep", "payload": {{"d": {open}{close}}}}}"#)
+}
+
+#[tokio::test]
+async fn a_payload_nested_past_the_limit_is_422_naming_the_depth() {
+    let app = app_with("owner").await;
+    let post = |body: String| {
+        let request = app
+            .raw_request(Method::POST, "/api/v1/app/owner/msg")
+            .bearer_auth(&app.token)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        send(request)
+    };
+    let (status, _) = post(deep_message(64)).await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "64 levels is the default limit"
+    );
+    // 65 levels, and the issue's 500,000 (1 MB): refused, never stored or delivered.
+    for depth in [65, 500_000] {
+        let (status, error) = post(deep_message(depth)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{depth}: {error}");
+        assert_validation_error(&error, &["body", "payload"]);
+        let msg = error["detail"][0]["msg"].as_str().unwrap();
+        assert!(msg.contains("deeper than 64 levels"), "{msg}");
+    }
+    assert_eq!(app.list_all("/api/v1/app/owner/msg").await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_nesting_limit_is_configurable() {
+    let app = TestApp::builder()
+        .with_config(|c| c.max_payload_depth = 3)
+        .spawn()
+        .await;
+    app.create_app(json!({"name": "Owner", "uid": "owner"}))
+        .await;
+    app.create_message(
+        "owner",
+        json!({"eventType": "e", "payload": {"a": {"b": [1]}}}),
+    )
+    .await;
+    let (status, error) = app
+        .post(
+            "/api/v1/app/owner/msg",
+            Some(json!({"eventType": "e", "payload": {"a": {"b": [[1]]}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert!(
+        error["detail"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("deeper than 3 levels")
+    );
+}

@@ -34,7 +34,7 @@ fn message(app: &AppId) -> NewMessage {
         event_type: EventTypeName::parse("t").unwrap(),
         event_id: None,
         channels: None,
-        payload: Payload::parse(&raw).unwrap(),
+        payload: Payload::parse(&raw, 64).unwrap(),
         only_endpoint: None,
         direct: None,
     }

@@ -127,7 +127,7 @@ fn new_message(app_id: &hookd::domain::AppId, payload: &str, direct: Option<Dire
         event_type: EventTypeName::parse("a").unwrap(),
         event_id: None,
         channels: None,
-        payload: Payload::parse(&raw).unwrap(),
+        payload: Payload::parse(&raw, 64).unwrap(),
         only_endpoint: None,
         direct,
     }
