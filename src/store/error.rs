@@ -141,6 +141,12 @@ mod tests {
             .unwrap()
     }
 
+    /// Runs `sql` on `conn`, which must fail with an error the store calls unavailable.
+    async fn assert_unavailable(conn: &mut SqliteConnection, sql: &str) {
+        let e = StoreError::from(sqlx::query(sql).execute(conn).await.unwrap_err());
+        assert!(matches!(e, StoreError::Unavailable(_)), "{sql}: {e:?}");
+    }
+
     #[tokio::test]
     async fn a_full_sqlite_database_is_unavailable() {
         let dir = tempfile::tempdir().unwrap();
@@ -148,12 +154,7 @@ mod tests {
         conn.execute("CREATE TABLE t (v BLOB)").await.unwrap();
         // The database may not grow past its current pages: SQLITE_FULL, as on a full disk.
         conn.execute("PRAGMA max_page_count = 2").await.unwrap();
-        let full = sqlx::query("INSERT INTO t VALUES (zeroblob(100000))")
-            .execute(&mut conn)
-            .await
-            .unwrap_err();
-        let e = StoreError::from(full);
-        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+        assert_unavailable(&mut conn, "INSERT INTO t VALUES (zeroblob(100000))").await;
     }
 
     #[tokio::test]
@@ -164,12 +165,7 @@ mod tests {
         holder.execute("CREATE TABLE t (v)").await.unwrap();
         holder.execute("BEGIN IMMEDIATE").await.unwrap();
         let mut other = connect(&path).await;
-        let busy = sqlx::query("INSERT INTO t VALUES (1)")
-            .execute(&mut other)
-            .await
-            .unwrap_err();
-        let e = StoreError::from(busy);
-        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+        assert_unavailable(&mut other, "INSERT INTO t VALUES (1)").await;
     }
 
     #[tokio::test]

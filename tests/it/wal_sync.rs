@@ -2,9 +2,10 @@
 //! requests it covered; after a restart, a client retrying with the same `eventId`, as the
 //! README says, ends up with exactly one message.
 //!
-//! The failure is real, not simulated: the test checkpoints the database and unlinks its WAL
-//! under the running server, so SQLite keeps appending to the unlinked file and the sync
-//! thread, which opens the WAL by name for each sync, fails.
+//! The failure is real, not simulated: the test checkpoints the database and replaces its
+//! WAL, under the running server, by a link to `/dev/null`. SQLite keeps appending to the
+//! file it has open; the sync thread, which opens the WAL by name for each sync, gets the
+//! device, whose fsync fails (EINVAL), as a failing disk's would.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -81,7 +82,9 @@ async fn a_failed_wal_sync_exits_and_a_retry_with_the_event_id_makes_one_message
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
     drop(conn);
-    std::fs::remove_file(data.path().join("hookd.db-wal")).unwrap();
+    let wal = data.path().join("hookd.db-wal");
+    std::fs::remove_file(&wal).unwrap();
+    std::os::unix::fs::symlink("/dev/null", &wal).unwrap();
 
     let message = json!({"eventType": "invoice.paid", "eventId": "evt-1", "payload": {"n": 1}});
     let send = || {
@@ -103,6 +106,9 @@ async fn a_failed_wal_sync_exits_and_a_retry_with_the_event_id_makes_one_message
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(status.code(), Some(74), "{status:?}");
+    // The operator replaces the failed disk: the WAL is whatever the file system kept (here,
+    // none, as its frames went to an unlinked file).
+    std::fs::remove_file(&wal).unwrap();
 
     let _hookd = start(data.path(), port);
     wait_healthy(&client, &base).await;

@@ -29,7 +29,9 @@
 //! on a failed fsync; its supervisor restarts it, SQLite recovers whatever the WAL on disk
 //! holds, and the callers, whose connections closed without an answer, retry: with the same
 //! `eventId` (or `Idempotency-Key`) the retry either finds the message (409) or writes it
-//! (see the README's "Reliability" section).
+//! (see the README's "Reliability" section). One case is not fatal: a WAL that no longer
+//! exists was deleted under hookd (its data directory removed), so what it held is lost for
+//! certain when hookd ends; the callers are told the store is unavailable, which is true.
 //!
 //! Why a thread of its own: sqlx runs each SQLite connection on a worker thread, so every
 //! statement and every row it returns crosses a channel with a thread wakeup. On the writer
@@ -222,16 +224,30 @@ fn sync_and_answer(
         let mut ready = vec![first];
         ready.extend(committed.try_iter());
         // A batch that rolled back wrote nothing to wait for.
-        if ready.iter().any(|(_, outcome)| outcome.is_ok()) {
-            if let Err(e) = std::fs::File::open(wal).and_then(|f| f.sync_data()) {
+        let synced = if ready.iter().any(|(_, outcome)| outcome.is_ok()) {
+            std::fs::File::open(wal).and_then(|f| f.sync_data())
+        } else {
+            Ok(())
+        };
+        let deleted = match synced {
+            Ok(()) => None,
+            // The WAL was deleted under hookd (its data directory removed): what it held is
+            // lost for certain when hookd ends, so "not written" is the truth.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(e),
+            Err(e) => {
                 on_failure(wal, &e);
                 // Not answered: the callers must not hear "done", nor "not done".
                 std::mem::forget(ready);
                 return;
             }
-        }
+        };
         for (jobs, outcome) in ready {
-            jobs.answer(outcome);
+            match (&deleted, outcome) {
+                (Some(e), Ok(_)) => jobs.fail(StoreError::Unavailable(sqlx::Error::Io(
+                    std::io::Error::new(e.kind(), e.to_string()),
+                ))),
+                (_, outcome) => jobs.answer(outcome),
+            }
         }
     }
 }
@@ -422,15 +438,27 @@ mod tests {
 
     #[test]
     fn a_failed_sync_is_fatal_and_answers_nobody() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("gone.db-wal");
+        // fsync of a character device fails (EINVAL), as of a disk that has failed.
         let (jobs, answer) = one_claim();
-        let (heard, failed) = sync(&missing, vec![(committed(), answer, jobs)]);
+        let (heard, failed) = sync(Path::new("/dev/null"), vec![(committed(), answer, jobs)]);
         assert!(
             failed,
             "the failure handler (exit, in hookd) was not called"
         );
         assert!(heard[0].is_none(), "a caller heard {:?}", heard[0]);
+    }
+
+    #[test]
+    fn a_deleted_wal_tells_callers_the_store_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone.db-wal");
+        let (jobs, answer) = one_claim();
+        let (heard, failed) = sync(&missing, vec![(committed(), answer, jobs)]);
+        assert!(!failed);
+        assert!(
+            matches!(&heard[0], Some(Err(StoreError::BatchFailed(e))) if matches!(**e, StoreError::Unavailable(_))),
+            "{heard:?}"
+        );
     }
 
     #[test]
