@@ -29,7 +29,9 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
 
 use crate::delivery::dispatcher::Dispatcher;
+use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -133,7 +135,16 @@ pub fn body_limit(settings: &ApiSettings) -> usize {
     settings.max_payload_bytes + ENVELOPE_ALLOWANCE
 }
 
-pub fn router(state: ApiState) -> Router {
+/// What the server runs: a router behind a layer that trims trailing slashes, so that
+/// `/api/v1/app/` is `/api/v1/app`, as on the Svix server. The layer wraps the router
+/// rather than being one of its layers, because those run after the route is chosen.
+pub type ApiService = NormalizePath<Router>;
+
+fn trailing_slash_tolerant(router: Router) -> ApiService {
+    NormalizePathLayer::trim_trailing_slash().layer(router)
+}
+
+pub fn router(state: ApiState) -> ApiService {
     let document = openapi_document();
     let json = Arc::new(document.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let body_limit = body_limit(&state.settings);
@@ -150,7 +161,7 @@ pub fn router(state: ApiState) -> Router {
         ));
     let (public, _) = public_routes().split_for_parts();
 
-    Router::new()
+    let router = Router::new()
         .merge(protected)
         .merge(public)
         .route(
@@ -181,13 +192,14 @@ pub fn router(state: ApiState) -> Router {
             ApiError::Internal(anyhow::anyhow!("request handler panicked")).into_response()
         }))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    trailing_slash_tolerant(router)
 }
 
 /// The router of a worker-only node: the health routes, and JSON 404s for everything else.
-pub fn health_router(state: ApiState) -> Router {
+pub fn health_router(state: ApiState) -> ApiService {
     let (public, _) = public_routes().split_for_parts();
-    public
+    let router = public
         .fallback(|| async {
             ApiError::NotFound(
                 "this node only delivers (role = \"worker\"); send API requests to an api node"
@@ -196,7 +208,8 @@ pub fn health_router(state: ApiState) -> Router {
         })
         .layer(middleware::from_fn(log_server_errors))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    trailing_slash_tolerant(router)
 }
 
 /// Logs every 5xx once, with its cause, at the edge.

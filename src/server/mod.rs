@@ -26,7 +26,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::header::{CONNECTION, CONTENT_LENGTH};
@@ -40,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 
+use crate::api::ApiService;
 use crate::api::error::ApiError;
 use deadline::{DeadlineStream, Deadlines, Phase};
 use reserve::{Reserve, ReservedPlace};
@@ -67,7 +67,7 @@ pub struct ConnectionLimits {
 /// in progress finish (each connection closes after its current response) and returns.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: ApiService,
     limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -146,7 +146,7 @@ enum Slot {
 async fn serve_connection(
     stream: TcpStream,
     phase: Arc<Phase>,
-    router: Router,
+    router: ApiService,
     slot: Slot,
     limits: Arc<ConnectionLimits>,
     shutdown: CancellationToken,
@@ -165,7 +165,7 @@ async fn serve_connection(
     let max_body_bytes = limits.max_body_bytes;
     let service = service_fn(move |request: Request<Incoming>| {
         phase.handling();
-        // `Router` is always ready (its `poll_ready` returns at once), so it is called
+        // The router is always ready (its `poll_ready` returns at once), so it is called
         // without asking; the future it returns owns what it needs.
         let outcome = match refuse_early(&request, reserved, max_body_bytes) {
             Some(refused) => Err(refused),
@@ -229,7 +229,9 @@ fn refuse_early(
     reserved: bool,
     max_body_bytes: usize,
 ) -> Option<Response> {
-    if reserved && !HEALTH_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+    if reserved && !HEALTH_PATHS.contains(&path) {
         return Some(ApiError::TooManyConnections.into_response());
     }
     let declared: u64 = request

@@ -33,4 +33,5 @@ mod schema;
 mod shutdown;
 mod ssrf;
 mod store_errors;
+mod trailing_slash;
 mod wal_sync;
