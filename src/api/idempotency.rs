@@ -6,7 +6,8 @@
 //! without running. A request arriving while the first is still running waits for it
 //! (up to [`WAIT_FOR_FIRST`]), then gets 409. A claim left by a request that died is taken
 //! over after [`LOCK_EXPIRY`]. Keys are scoped to the request path, and kept for
-//! `idempotency_ttl_hours`.
+//! `idempotency_ttl_hours`. Any key is usable, as the contract sets no limits on it: only its
+//! hash is stored. An empty key is no key.
 
 use std::time::Duration;
 
@@ -24,7 +25,6 @@ use crate::domain::time::now;
 use crate::store::{IdempotencyClaim, StoredResponse};
 
 const HEADER: &str = "idempotency-key";
-const MAX_KEY_LEN: usize = 256;
 /// How long a request waits for an earlier one with the same key to finish.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
 const POLL_EVERY: Duration = Duration::from_millis(50);
@@ -41,20 +41,10 @@ pub async fn idempotent(
     if request.method() != Method::POST {
         return Ok(next.run(request).await);
     }
-    let Some(key) = request.headers().get(HEADER) else {
+    let Some(key) = request.headers().get(HEADER).filter(|k| !k.is_empty()) else {
         return Ok(next.run(request).await);
     };
-    let key = key
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                &["header", HEADER],
-                format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
-            )
-        })?;
-    let scoped = scoped_key(request.uri().path(), key);
+    let scoped = scoped_key(request.uri().path(), key.as_bytes());
     let store = &state.store;
 
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
@@ -104,8 +94,12 @@ pub async fn idempotent(
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }
 
-fn scoped_key(path: &str, key: &str) -> String {
-    let digest = Sha256::digest(format!("{path}\n{key}").as_bytes());
+fn scoped_key(path: &str, key: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(path.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(key);
+    let digest = hasher.finalize();
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
