@@ -1,4 +1,4 @@
-//! Endpoint signing secrets: `whsec_` followed by the standard base64 of 24 to 64 bytes.
+//! Endpoint signing secrets: `whsec_` followed by the standard base64 of 24 to 75 bytes.
 
 use std::fmt;
 
@@ -22,7 +22,8 @@ pub struct SigningSecret(Vec<u8>);
 impl SigningSecret {
     pub const PREFIX: &'static str = "whsec_";
     pub const MIN_BYTES: usize = 24;
-    pub const MAX_BYTES: usize = 64;
+    /// The contract allows up to 100 base64 characters: 75 bytes.
+    pub const MAX_BYTES: usize = 75;
     /// Generated secrets have the length of an HMAC-SHA256 key.
     const GENERATED_BYTES: usize = 32;
 
@@ -97,10 +98,10 @@ mod tests {
             SigningSecret::parse(&short),
             Err(SecretError::BadLength { len: 23, .. })
         ));
-        let long = STANDARD.encode([1u8; 65]);
+        let long = STANDARD.encode([1u8; 76]);
         assert!(matches!(
             SigningSecret::parse(&long),
-            Err(SecretError::BadLength { len: 65, .. })
+            Err(SecretError::BadLength { len: 76, .. })
         ));
     }
 

@@ -79,7 +79,7 @@ async fn invalid_secrets_are_refused() {
     for secret in [
         "whsec_not base64!".to_owned(),
         secret_of(23, 1),
-        secret_of(65, 1),
+        secret_of(76, 1),
     ] {
         let (status, body) = app
             .post(
