@@ -10,7 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
-use super::fields::{self, nullable};
+use super::fields::{self, null_as_default, nullable};
+use super::openapi::strings::PathKeyString;
+use super::openapi::strings::UidString;
 use super::pagination::{ListParams, ListResponse, list_response};
 use crate::domain::{AppId, AppKey, Application, Metadata, ResourceKey};
 use crate::store::{NewApplication, Order};
@@ -20,23 +22,28 @@ use crate::store::{NewApplication, Order};
 pub struct ApplicationIn {
     #[schema(min_length = 1)]
     pub name: String,
-    #[schema(max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    #[schema(value_type = Option<UidString>)]
     pub uid: Option<String>,
     /// Deliveries per second allowed to each endpoint of the application.
+    #[schema(minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<u16>,
-    #[serde(default)]
+    /// Absent or null: none.
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub metadata: Metadata,
 }
 
+/// Absent fields, and null ones that cannot be cleared (`name`, `metadata`), are left as
+/// they are; a null `uid` or `throttleRate` clears it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPatch {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<UidString>)]
     pub uid: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u16>)]
+    #[schema(value_type = Option<u16>, minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<Option<u16>>,
     pub metadata: Option<Metadata>,
 }
@@ -138,7 +145,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, operation_id = "v1.application.get", path = "/api/v1/app/{app_id}", tag = "Application",
-    params(("app_id" = String, Path, description = "Application id or uid")),
+    params(("app_id" = PathKeyString, Path, description = "Application id or uid")),
     responses((status = 200, body = ApplicationOut)))]
 pub async fn get(
     State(state): State<ApiState>,
@@ -147,10 +154,10 @@ pub async fn get(
     Ok(Json(find(&state, &app_id).await?.into()))
 }
 
-/// Replaces the application's name, throttle rate and metadata (and uid, when given); creates
-/// it with the path as its uid when there is none.
+/// Replaces the application's name, throttle rate and metadata (and uid, when given); when
+/// there is none, creates it with the body's uid, else the path as its uid.
 #[utoipa::path(put, operation_id = "v1.application.update", path = "/api/v1/app/{app_id}", tag = "Application",
-    params(("app_id" = String, Path, description = "Application id or uid")),
+    params(("app_id" = PathKeyString, Path, description = "Application id or uid")),
     request_body = ApplicationIn,
     responses((status = 200, body = ApplicationOut), (status = 201, body = ApplicationOut)))]
 pub async fn update(
@@ -173,15 +180,11 @@ pub async fn update(
             let AppKey::Uid(path_uid) = key else {
                 return Err(ApiError::not_found("application"));
             };
-            if new.uid.as_ref().is_some_and(|u| *u != path_uid) {
-                return Err(fields::body_error("uid", "must match the uid in the path"));
-            }
+            // The path is the uid, unless the body names one.
+            let uid = new.uid.clone().or(Some(path_uid));
             let app = state
                 .store
-                .insert_application(NewApplication {
-                    uid: Some(path_uid),
-                    ..new
-                })
+                .insert_application(NewApplication { uid, ..new })
                 .await?;
             Ok((StatusCode::CREATED, Json(app.into())))
         }
@@ -189,7 +192,7 @@ pub async fn update(
 }
 
 #[utoipa::path(patch, operation_id = "v1.application.patch", path = "/api/v1/app/{app_id}", tag = "Application",
-    params(("app_id" = String, Path, description = "Application id or uid")),
+    params(("app_id" = PathKeyString, Path, description = "Application id or uid")),
     request_body = ApplicationPatch,
     responses((status = 200, body = ApplicationOut)))]
 pub async fn patch(
@@ -199,7 +202,8 @@ pub async fn patch(
 ) -> Result<Json<ApplicationOut>, ApiError> {
     let mut app = find(&state, &app_id).await?;
     if let Some(name) = input.name {
-        app.name = fields::non_empty("name", name)?;
+        // The contract sets no minimum length here, unlike for creation.
+        app.name = name;
     }
     if let Some(uid) = input.uid {
         app.uid = fields::uid("uid", uid, is_app_id)?;
@@ -215,7 +219,7 @@ pub async fn patch(
 
 /// Deletes the application with its endpoints, messages and delivery records.
 #[utoipa::path(delete, operation_id = "v1.application.delete", path = "/api/v1/app/{app_id}", tag = "Application",
-    params(("app_id" = String, Path, description = "Application id or uid")),
+    params(("app_id" = PathKeyString, Path, description = "Application id or uid")),
     responses((status = 204)))]
 pub async fn delete(
     State(state): State<ApiState>,

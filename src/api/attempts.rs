@@ -18,7 +18,11 @@ use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
 use super::fields;
 use super::messages::{self, MessageOut};
-use super::pagination::{ListParams, ListResponse, Ordering, list_response};
+use super::openapi::strings::PathKeyString;
+use super::openapi::strings::{
+    ChannelString, DeliveryStatusCode, EventTypeNameString, StatusCodeClass,
+};
+use super::pagination::{ListParams, ListResponse, Ordering, limit, list_response};
 use crate::domain::time::now;
 use crate::domain::{Attempt, AttemptId, DeliveryStatus, EventTypeName, Payload, ResourceKey};
 use crate::store::{AttemptFilter, DeliveryState, NewMessage, Order};
@@ -114,7 +118,8 @@ pub struct RecoverIn {
 #[serde(rename_all = "camelCase")]
 pub struct RecoverOut {
     pub id: String,
-    /// hookd recovers synchronously: always `finished`.
+    /// Always `running`, as the contract has it, though hookd has re-queued the deliveries
+    /// (`recovered`) by the time it answers.
     pub status: String,
     pub task: String,
     pub updated_at: DateTime<Utc>,
@@ -125,6 +130,7 @@ pub struct RecoverOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventExampleIn {
+    #[schema(value_type = EventTypeNameString)]
     pub event_type: String,
     /// Which of the schema's `examples` to send (default 0).
     pub example_index: Option<usize>,
@@ -139,40 +145,56 @@ pub struct EmptyResponse {}
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AttemptListParams {
+    #[serde(default, deserialize_with = "limit")]
+    #[param(minimum = 0)]
     pub limit: Option<u64>,
     pub iterator: Option<String>,
     /// Newest first unless `ascending`.
     pub order: Option<Ordering>,
     /// 0 success, 2 fail.
+    #[param(value_type = Option<DeliveryStatusCode>)]
     pub status: Option<i64>,
     /// 0 (no response), 100, 200, 300, 400 or 500.
+    #[param(value_type = Option<StatusCodeClass>)]
     pub status_code_class: Option<u16>,
     /// Only attempts to this endpoint (for attempts by message).
+    #[param(value_type = Option<PathKeyString>)]
     pub endpoint_id: Option<String>,
+    #[param(format = DateTime)]
     pub before: Option<String>,
+    #[param(format = DateTime)]
     pub after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AttemptedMessageParams {
+    #[serde(default, deserialize_with = "limit")]
+    #[param(minimum = 0)]
     pub limit: Option<u64>,
     pub iterator: Option<String>,
     /// 0 success, 1 pending, 2 fail, 3 sending.
+    #[param(value_type = Option<DeliveryStatusCode>)]
     pub status: Option<i64>,
+    #[param(value_type = Option<ChannelString>)]
     pub channel: Option<String>,
+    #[param(format = DateTime)]
     pub before: Option<String>,
+    #[param(format = DateTime)]
     pub after: Option<String>,
     /// Include payloads (default true).
     pub with_content: Option<bool>,
     #[serde(default)]
+    #[param(value_type = Option<Vec<EventTypeNameString>>)]
     pub event_types: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
+    #[param(format = DateTime)]
     pub since: Option<String>,
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 
@@ -239,7 +261,7 @@ async fn attempt_page(
 }
 
 #[utoipa::path(get, operation_id = "v1.message-attempt.list-by-msg", path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}", tag = "Message Attempt",
-    params(("app_id" = String, Path), ("msg_id" = String, Path), AttemptListParams),
+    params(("app_id" = PathKeyString, Path), ("msg_id" = PathKeyString, Path), AttemptListParams),
     responses((status = 200, body = ListResponse<MessageAttemptOut>)))]
 pub async fn list_by_msg(
     State(state): State<ApiState>,
@@ -263,7 +285,7 @@ pub async fn list_by_msg(
 
 #[utoipa::path(get, operation_id = "v1.message-attempt.list-by-endpoint", path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}",
     tag = "Message Attempt",
-    params(("app_id" = String, Path), ("endpoint_id" = String, Path), AttemptListParams),
+    params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path), AttemptListParams),
     responses((status = 200, body = ListResponse<MessageAttemptOut>)))]
 pub async fn list_by_endpoint(
     State(state): State<ApiState>,
@@ -295,7 +317,7 @@ async fn find_attempt(
 
 #[utoipa::path(get, operation_id = "v1.message-attempt.get", path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
     tag = "Message Attempt",
-    params(("app_id" = String, Path), ("msg_id" = String, Path), ("attempt_id" = String, Path)),
+    params(("app_id" = PathKeyString, Path), ("msg_id" = PathKeyString, Path), ("attempt_id" = PathKeyString, Path)),
     responses((status = 200, body = MessageAttemptOut)))]
 pub async fn get(
     State(state): State<ApiState>,
@@ -311,7 +333,7 @@ pub async fn get(
 /// Deletes the stored response body and headers of an attempt.
 #[utoipa::path(delete, operation_id = "v1.message-attempt.expunge-content", path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content",
     tag = "Message Attempt",
-    params(("app_id" = String, Path), ("msg_id" = String, Path), ("attempt_id" = String, Path)),
+    params(("app_id" = PathKeyString, Path), ("msg_id" = PathKeyString, Path), ("attempt_id" = PathKeyString, Path)),
     responses((status = 204)))]
 pub async fn expunge_content(
     State(state): State<ApiState>,
@@ -328,7 +350,7 @@ pub async fn expunge_content(
 /// The messages delivered to an endpoint, newest first, each with its delivery status.
 #[utoipa::path(get, operation_id = "v1.message-attempt.list-attempted-messages", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg",
     tag = "Message Attempt",
-    params(("app_id" = String, Path), ("endpoint_id" = String, Path), AttemptedMessageParams),
+    params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path), AttemptedMessageParams),
     responses((status = 200, body = ListResponse<EndpointMessageOut>)))]
 pub async fn list_attempted_messages(
     State(state): State<ApiState>,
@@ -372,7 +394,7 @@ pub async fn list_attempted_messages(
 
 /// The endpoints a message is delivered to, each with its delivery status.
 #[utoipa::path(get, operation_id = "v1.message-attempt.list-attempted-destinations", path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", tag = "Message Attempt",
-    params(("app_id" = String, Path), ("msg_id" = String, Path), ListParams),
+    params(("app_id" = PathKeyString, Path), ("msg_id" = PathKeyString, Path), ListParams),
     responses((status = 200, body = ListResponse<MessageEndpointOut>)))]
 pub async fn list_attempted_destinations(
     State(state): State<ApiState>,
@@ -404,7 +426,7 @@ pub async fn list_attempted_destinations(
 /// Delivers the message to the endpoint again, now, with a fresh retry schedule.
 #[utoipa::path(post, operation_id = "v1.message-attempt.resend", path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
     tag = "Message Attempt",
-    params(("app_id" = String, Path), ("msg_id" = String, Path), ("endpoint_id" = String, Path)),
+    params(("app_id" = PathKeyString, Path), ("msg_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
     responses((status = 202, body = EmptyResponse)))]
 pub async fn resend(
     State(state): State<ApiState>,
@@ -427,7 +449,7 @@ pub async fn resend(
 
 /// Re-queues the endpoint's failed deliveries of messages created in `[since, until)`.
 #[utoipa::path(post, operation_id = "v1.endpoint.recover", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
-    tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    tag = "Endpoint", params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
     request_body = RecoverIn, responses((status = 202, body = RecoverOut)))]
 pub async fn recover(
     State(state): State<ApiState>,
@@ -435,9 +457,7 @@ pub async fn recover(
     JsonBody(input): JsonBody<RecoverIn>,
 ) -> Result<(StatusCode, Json<RecoverOut>), ApiError> {
     let endpoint = endpoints::find(&state, &app_id, &endpoint_id).await?;
-    if input.until.is_some_and(|until| until <= input.since) {
-        return Err(fields::body_error("until", "must be after `since`"));
-    }
+    // An `until` at or before `since` is an empty range: nothing is recovered.
     let now = now();
     let recovered = state
         .store
@@ -448,7 +468,7 @@ pub async fn recover(
         StatusCode::ACCEPTED,
         Json(RecoverOut {
             id: format!("qtask_{}", ulid::Ulid::new()),
-            status: "finished".into(),
+            status: "running".into(),
             task: "endpoint.recover".into(),
             updated_at: now,
             recovered,
@@ -458,7 +478,7 @@ pub async fn recover(
 
 /// The endpoint's deliveries counted by status, for messages created in the range.
 #[utoipa::path(get, operation_id = "v1.endpoint.get-stats", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", tag = "Endpoint",
-    params(("app_id" = String, Path), ("endpoint_id" = String, Path), StatsParams),
+    params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path), StatsParams),
     responses((status = 200, body = EndpointStats)))]
 pub async fn stats(
     State(state): State<ApiState>,
@@ -484,7 +504,7 @@ pub async fn stats(
 /// Sends an example message of an event type to this endpoint only: the given `payload`,
 /// else the event type's schema example, else `{"eventType": …, "example": true}`.
 #[utoipa::path(post, operation_id = "v1.endpoint.send-example", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
-    tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    tag = "Endpoint", params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
     request_body = EventExampleIn, responses((status = 202, body = MessageOut)))]
 pub async fn send_example(
     State(state): State<ApiState>,

@@ -14,7 +14,11 @@ use super::ApiState;
 use super::applications;
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
-use super::fields::{self, nullable};
+use super::fields::{self, null_as_default, nullable};
+use super::openapi::strings::PathKeyString;
+use super::openapi::strings::{
+    ChannelString, EndpointUrlString, EventTypeNameString, SecretString, UidString,
+};
 use super::pagination::{ListParams, ListResponse, list_response};
 use crate::domain::time::now;
 use crate::domain::{
@@ -32,20 +36,32 @@ const MAX_GRACE_SECONDS: u32 = 7 * 24 * 60 * 60;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
+    #[schema(value_type = EndpointUrlString)]
     pub url: String,
-    #[serde(default)]
+    /// Absent or null: empty.
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub description: String,
-    #[serde(default)]
+    /// Absent or null: false.
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub disabled: bool,
+    #[schema(minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<u16>,
+    #[schema(value_type = Option<UidString>)]
     pub uid: Option<String>,
-    /// Only these event types are delivered; absent or empty: all.
+    /// Only these event types are delivered; absent, null or empty: all.
+    #[schema(value_type = Option<Vec<EventTypeNameString>>)]
     pub event_types: Option<Vec<String>>,
-    /// Only messages with one of these channels are delivered; absent or empty: all.
+    /// Only messages with one of these channels are delivered; absent, null or empty: all.
+    #[schema(value_type = Option<Vec<ChannelString>>, max_items = 10)]
     pub channels: Option<Vec<String>>,
-    /// `whsec_` and the base64 of 24 to 64 bytes; generated when absent.
+    /// `whsec_` and the base64 of 24 to 75 bytes; generated when absent or null.
+    #[schema(value_type = Option<SecretString>)]
     pub secret: Option<String>,
-    #[serde(default)]
+    /// Absent or null: none.
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub metadata: Metadata,
     /// Custom headers sent with every delivery.
     pub headers: Option<BTreeMap<String, String>>,
@@ -55,36 +71,48 @@ pub struct EndpointIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointUpdate {
+    #[schema(value_type = EndpointUrlString)]
     pub url: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub disabled: bool,
+    #[schema(minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<u16>,
+    #[schema(value_type = Option<UidString>)]
     pub uid: Option<String>,
+    #[schema(value_type = Option<Vec<EventTypeNameString>>)]
     pub event_types: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<ChannelString>>, max_items = 10)]
     pub channels: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub metadata: Metadata,
 }
 
+/// Absent fields, and null ones that cannot be cleared (`url`, `description`, `disabled`,
+/// `metadata`), are left as they are; a null `throttleRate`, `uid`, `eventTypes` or
+/// `channels` clears it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
+    #[schema(value_type = Option<EndpointUrlString>)]
     pub url: Option<String>,
     pub description: Option<String>,
     pub disabled: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u16>)]
+    #[schema(value_type = Option<u16>, minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<Option<u16>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<UidString>)]
     pub uid: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<EventTypeNameString>>)]
     pub event_types: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<ChannelString>>, max_items = 10)]
     pub channels: Option<Option<Vec<String>>>,
     pub metadata: Option<Metadata>,
 }
@@ -137,11 +165,13 @@ pub struct EndpointHeadersIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointHeadersPatchIn {
-    /// Headers to set; a null value removes the header.
-    #[serde(default)]
+    /// Headers to set; a null value removes the header. Absent or null: none.
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub headers: BTreeMap<String, Option<String>>,
-    /// Headers to remove.
-    #[serde(default)]
+    /// Headers to remove. Absent or null: none.
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub delete_headers: Vec<String>,
 }
 
@@ -161,9 +191,11 @@ pub struct EndpointSecretOut {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointSecretRotateIn {
-    /// The new secret; generated when absent.
+    /// The new secret; generated when absent or null.
+    #[schema(value_type = Option<SecretString>)]
     pub key: Option<String>,
-    /// How long the old secret keeps signing deliveries (default 86400, at most 604800).
+    /// How long the old secret keeps signing deliveries (absent or null: 86400).
+    #[schema(minimum = 0, maximum = 604800)]
     pub grace_period_seconds: Option<u32>,
 }
 
@@ -211,7 +243,7 @@ pub async fn find(state: &ApiState, app_id: &str, endpoint_id: &str) -> Result<E
 }
 
 #[utoipa::path(get, operation_id = "v1.endpoint.list", path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint",
-    params(("app_id" = String, Path), ListParams),
+    params(("app_id" = PathKeyString, Path), ListParams),
     responses((status = 200, body = ListResponse<EndpointOut>)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -230,7 +262,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, operation_id = "v1.endpoint.create", path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint",
-    params(("app_id" = String, Path)), request_body = EndpointIn,
+    params(("app_id" = PathKeyString, Path)), request_body = EndpointIn,
     responses((status = 201, body = EndpointOut)))]
 pub async fn create(
     State(state): State<ApiState>,
@@ -256,7 +288,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, operation_id = "v1.endpoint.get", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
-    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
     responses((status = 200, body = EndpointOut)))]
 pub async fn get(
     State(state): State<ApiState>,
@@ -268,7 +300,7 @@ pub async fn get(
 /// Replaces the endpoint's settings (not its secret or headers), or creates it with the
 /// path as its uid.
 #[utoipa::path(put, operation_id = "v1.endpoint.update", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
-    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
     request_body = EndpointUpdate,
     responses((status = 200, body = EndpointOut), (status = 201, body = EndpointOut)))]
 pub async fn update(
@@ -297,12 +329,10 @@ pub async fn update(
             let EndpointKey::Uid(path_uid) = key else {
                 return Err(ApiError::not_found("endpoint"));
             };
-            if uid.as_ref().is_some_and(|u| *u != path_uid) {
-                return Err(fields::body_error("uid", "must match the uid in the path"));
-            }
+            // The path is the uid, unless the body names one.
             let new = NewEndpoint {
                 app_id: app.id,
-                uid: Some(path_uid),
+                uid: uid.or(Some(path_uid)),
                 url,
                 description: input.description,
                 disabled: input.disabled,
@@ -319,7 +349,7 @@ pub async fn update(
 }
 
 #[utoipa::path(patch, operation_id = "v1.endpoint.patch", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
-    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
     request_body = EndpointPatch, responses((status = 200, body = EndpointOut)))]
 pub async fn patch(
     State(state): State<ApiState>,
@@ -356,7 +386,7 @@ pub async fn patch(
 
 /// Deletes the endpoint; its pending deliveries stop.
 #[utoipa::path(delete, operation_id = "v1.endpoint.delete", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
-    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
     responses((status = 204)))]
 pub async fn delete(
     State(state): State<ApiState>,
@@ -371,7 +401,7 @@ pub async fn delete(
 }
 
 #[utoipa::path(get, operation_id = "v1.endpoint.get-headers", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
-    tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    tag = "Endpoint", params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
     responses((status = 200, body = EndpointHeadersOut)))]
 pub async fn get_headers(
     State(state): State<ApiState>,
@@ -384,7 +414,7 @@ pub async fn get_headers(
 
 /// Replaces all custom headers.
 #[utoipa::path(put, operation_id = "v1.endpoint.update-headers", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
-    tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    tag = "Endpoint", params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
     request_body = EndpointHeadersIn, responses((status = 204)))]
 pub async fn update_headers(
     State(state): State<ApiState>,
@@ -400,7 +430,7 @@ pub async fn update_headers(
 
 /// Sets the given headers and removes those with a null value or listed in `deleteHeaders`.
 #[utoipa::path(patch, operation_id = "v1.endpoint.patch-headers", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
-    tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    tag = "Endpoint", params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
     request_body = EndpointHeadersPatchIn, responses((status = 204)))]
 pub async fn patch_headers(
     State(state): State<ApiState>,
@@ -419,7 +449,7 @@ pub async fn patch_headers(
 }
 
 #[utoipa::path(get, operation_id = "v1.endpoint.get-secret", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret",
-    tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    tag = "Endpoint", params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
     responses((status = 200, body = EndpointSecretOut)))]
 pub async fn get_secret(
     State(state): State<ApiState>,
@@ -434,7 +464,7 @@ pub async fn get_secret(
 /// Replaces the signing secret and answers with the new one. The old secret keeps signing
 /// (deliveries carry both signatures) for `gracePeriodSeconds`.
 #[utoipa::path(post, operation_id = "v1.endpoint.rotate-secret", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
-    tag = "Endpoint", params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    tag = "Endpoint", params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
     request_body = EndpointSecretRotateIn, responses((status = 200, body = EndpointSecretOut)))]
 pub async fn rotate_secret(
     State(state): State<ApiState>,

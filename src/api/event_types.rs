@@ -15,8 +15,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
-use super::fields::{self, nullable};
-use super::pagination::{ListParams, ListResponse, Ordering, list_response};
+use super::fields::{self, null_as_default, nullable};
+use super::openapi::strings::{EventTypeNameString, FeatureFlagString};
+use super::pagination::{ListParams, ListResponse, Ordering, limit, list_response};
 use crate::domain::time::now;
 use crate::domain::{EventType, EventTypeName, FeatureFlag};
 use crate::store::{Order, StoreError};
@@ -26,16 +27,22 @@ type Schemas = Map<String, Value>;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeIn {
-    #[schema(max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    #[schema(value_type = EventTypeNameString)]
     pub name: String,
     pub description: String,
-    #[serde(default)]
+    /// Absent or null: false.
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub archived: bool,
-    #[serde(default)]
+    /// Absent or null: false.
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub deprecated: bool,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<HashMap<String, Object>>)]
     pub schemas: Option<Schemas>,
+    #[schema(value_type = Option<FeatureFlagString>)]
     pub feature_flag: Option<String>,
+    #[schema(value_type = Option<Vec<FeatureFlagString>>)]
     pub feature_flags: Option<Vec<String>>,
     pub group_name: Option<String>,
 }
@@ -62,14 +69,20 @@ impl EventTypeIn {
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeUpdate {
     pub description: String,
-    #[serde(default)]
+    /// Absent or null: false.
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub archived: bool,
-    #[serde(default)]
+    /// Absent or null: false.
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
     pub deprecated: bool,
     /// JSON schemas of the payload by version, e.g. `{"1": {"type": "object"}}`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<HashMap<String, Object>>)]
     pub schemas: Option<Schemas>,
+    #[schema(value_type = Option<FeatureFlagString>)]
     pub feature_flag: Option<String>,
+    #[schema(value_type = Option<Vec<FeatureFlagString>>)]
     pub feature_flags: Option<Vec<String>>,
     pub group_name: Option<String>,
 }
@@ -81,13 +94,13 @@ pub struct EventTypePatch {
     pub archived: Option<bool>,
     pub deprecated: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<HashMap<String, Object>>)]
     pub schemas: Option<Option<Schemas>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<FeatureFlagString>)]
     pub feature_flag: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<FeatureFlagString>>)]
     pub feature_flags: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
@@ -101,7 +114,7 @@ pub struct EventTypeOut {
     pub description: String,
     pub archived: bool,
     pub deprecated: bool,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<HashMap<String, Object>>)]
     pub schemas: Option<Schemas>,
     /// The first of `featureFlags`, for clients of the older single-flag field.
     pub feature_flag: Option<String>,
@@ -140,7 +153,9 @@ impl From<EventType> for EventTypeOut {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventTypeListParams {
-    /// How many items to return (1 to 250, default 50).
+    /// How many items to return (default 50; 0 is read as 1, and values over 250 as 250).
+    #[serde(default, deserialize_with = "limit")]
+    #[param(minimum = 0)]
     pub limit: Option<u64>,
     /// The `iterator` (or `prevIterator`) of the previous page.
     pub iterator: Option<String>,
@@ -177,13 +192,24 @@ fn feature_flags(
         .map(Some)
 }
 
+/// Each version's schema must be a JSON object (a JSON Schema), as the document says.
+fn schemas(input: Option<Schemas>) -> Result<Option<Schemas>, ApiError> {
+    if let Some(version) = input.iter().flatten().find(|(_, s)| !s.is_object()) {
+        return Err(ApiError::invalid(
+            &["body", "schemas", version.0],
+            "must be a JSON object (a JSON Schema)",
+        ));
+    }
+    Ok(input)
+}
+
 /// Applies a full update to `et`.
 fn replace(et: &mut EventType, input: EventTypeUpdate) -> Result<(), ApiError> {
     et.feature_flags = feature_flags(input.feature_flag, input.feature_flags)?;
     et.description = input.description;
     et.archived = input.archived;
     et.deprecated = input.deprecated;
-    et.schemas = input.schemas;
+    et.schemas = schemas(input.schemas)?;
     et.group_name = input.group_name;
     Ok(())
 }
@@ -265,7 +291,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, operation_id = "v1.event-type.get", path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
-    params(("event_type_name" = String, Path)),
+    params(("event_type_name" = EventTypeNameString, Path)),
     responses((status = 200, body = EventTypeOut)))]
 pub async fn get(
     State(state): State<ApiState>,
@@ -276,7 +302,7 @@ pub async fn get(
 
 /// Replaces the event type, or creates it (201).
 #[utoipa::path(put, operation_id = "v1.event-type.update", path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
-    params(("event_type_name" = String, Path)), request_body = EventTypeUpdate,
+    params(("event_type_name" = EventTypeNameString, Path)), request_body = EventTypeUpdate,
     responses((status = 200, body = EventTypeOut), (status = 201, body = EventTypeOut)))]
 pub async fn update(
     State(state): State<ApiState>,
@@ -301,7 +327,7 @@ pub async fn update(
 }
 
 #[utoipa::path(patch, operation_id = "v1.event-type.patch", path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
-    params(("event_type_name" = String, Path)), request_body = EventTypePatch,
+    params(("event_type_name" = EventTypeNameString, Path)), request_body = EventTypePatch,
     responses((status = 200, body = EventTypeOut)))]
 pub async fn patch(
     State(state): State<ApiState>,
@@ -318,8 +344,8 @@ pub async fn patch(
     if let Some(deprecated) = input.deprecated {
         et.deprecated = deprecated;
     }
-    if let Some(schemas) = input.schemas {
-        et.schemas = schemas;
+    if let Some(new) = input.schemas {
+        et.schemas = schemas(new)?;
     }
     if input.feature_flag.is_some() || input.feature_flags.is_some() {
         et.feature_flags =
@@ -334,7 +360,7 @@ pub async fn patch(
 }
 
 #[utoipa::path(delete, operation_id = "v1.event-type.delete", path = "/api/v1/event-type/{event_type_name}", tag = "Event Type",
-    params(("event_type_name" = String, Path), DeleteParams),
+    params(("event_type_name" = EventTypeNameString, Path), DeleteParams),
     responses((status = 204)))]
 pub async fn delete(
     State(state): State<ApiState>,

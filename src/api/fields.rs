@@ -18,6 +18,17 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// For fields with a default: absent or `null` → the default, as the Svix server reads a
+/// field its document gives a default. Use with `#[serde(default, deserialize_with =
+/// "null_as_default")]`, and `#[schema(nullable)]` so the document says so.
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
 pub fn body_error(field: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::invalid(&["body", field], e.to_string())
 }
@@ -61,8 +72,9 @@ pub fn uid(
         .map_err(|e| body_error(field, e))
 }
 
+/// A string of at least one character (the contract's `minLength: 1`; blanks count).
 pub fn non_empty(field: &str, value: String) -> Result<String, ApiError> {
-    if value.trim().is_empty() {
+    if value.is_empty() {
         return Err(body_error(field, "must not be empty"));
     }
     Ok(value)

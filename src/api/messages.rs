@@ -16,7 +16,9 @@ use super::applications::{self, ApplicationIn};
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
 use super::fields;
-use super::pagination::{ListParams, ListResponse, Ordering, list_response};
+use super::openapi::strings::PathKeyString;
+use super::openapi::strings::{ChannelString, EventIdString, EventTypeNameString};
+use super::pagination::{ListParams, ListResponse, Ordering, limit, list_response};
 use crate::domain::{AppKey, Channel, EventId, EventTypeName, Message, Payload, PayloadError};
 use crate::store::{
     Direct, DirectClaims, InlineApplication, MessageFilter, NewMessage, Order, StoreError,
@@ -28,17 +30,20 @@ const MAX_CHANNELS: usize = 5;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageIn {
-    #[schema(max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    #[schema(value_type = EventTypeNameString)]
     pub event_type: String,
     /// The JSON object delivered to endpoints, byte for byte.
     #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     /// Your id for the message; a second message with the same one is refused (409).
+    #[schema(value_type = Option<EventIdString>)]
     pub event_id: Option<String>,
+    #[schema(value_type = Option<Vec<ChannelString>>, max_items = 5)]
     pub channels: Option<Vec<String>>,
     /// Creates the application (with the path as its uid) if it does not exist yet.
     pub application: Option<ApplicationIn>,
     /// Accepted for compatibility; hookd keeps payloads until they are expunged.
+    #[schema(minimum = 5, maximum = 90)]
     pub payload_retention_period: Option<i64>,
 }
 
@@ -92,22 +97,28 @@ pub struct ContentParams {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MessageListParams {
-    /// How many items to return (1 to 250, default 50).
+    /// How many items to return (default 50; 0 is read as 1, and values over 250 as 250).
+    #[serde(default, deserialize_with = "limit")]
+    #[param(minimum = 0)]
     pub limit: Option<u64>,
     /// The `iterator` (or `prevIterator`) of the previous page.
     pub iterator: Option<String>,
     /// Newest first unless `ascending`.
     pub order: Option<Ordering>,
     /// Only messages carrying this channel.
+    #[param(value_type = Option<ChannelString>)]
     pub channel: Option<String>,
     /// Only messages created before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub before: Option<String>,
     /// Only messages created after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub after: Option<String>,
     /// Include payloads (default true).
     pub with_content: Option<bool>,
     /// Only messages of these event types (comma-separated or repeated).
     #[serde(default)]
+    #[param(value_type = Option<Vec<EventTypeNameString>>)]
     pub event_types: Vec<String>,
 }
 
@@ -243,7 +254,7 @@ pub(super) async fn accept(state: &ApiState, mut new: NewMessage) -> Result<Mess
 
 /// Accepts a message: once this answers 202, the message and its deliveries are on disk.
 #[utoipa::path(post, operation_id = "v1.message.create", path = "/api/v1/app/{app_id}/msg", tag = "Message",
-    params(("app_id" = String, Path), ContentParams), request_body = MessageIn,
+    params(("app_id" = PathKeyString, Path), ContentParams), request_body = MessageIn,
     responses((status = 202, body = MessageOut)))]
 pub async fn create(
     State(state): State<ApiState>,
@@ -265,7 +276,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, operation_id = "v1.message.list", path = "/api/v1/app/{app_id}/msg", tag = "Message",
-    params(("app_id" = String, Path), MessageListParams),
+    params(("app_id" = PathKeyString, Path), MessageListParams),
     responses((status = 200, body = ListResponse<MessageOut>)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -292,7 +303,7 @@ pub async fn list(
 
 /// A message by id, or by the `eventId` it was created with.
 #[utoipa::path(get, operation_id = "v1.message.get", path = "/api/v1/app/{app_id}/msg/{msg_id}", tag = "Message",
-    params(("app_id" = String, Path), ("msg_id" = String, Path), ContentParams),
+    params(("app_id" = PathKeyString, Path), ("msg_id" = PathKeyString, Path), ContentParams),
     responses((status = 200, body = MessageOut)))]
 pub async fn get(
     State(state): State<ApiState>,
@@ -318,7 +329,7 @@ pub async fn find(state: &ApiState, app_id: &str, msg_id: &str) -> Result<Messag
 
 /// Deletes the payload of a message; its record and delivery log stay.
 #[utoipa::path(delete, operation_id = "v1.message.expunge-content", path = "/api/v1/app/{app_id}/msg/{msg_id}/content", tag = "Message",
-    params(("app_id" = String, Path), ("msg_id" = String, Path)),
+    params(("app_id" = PathKeyString, Path), ("msg_id" = PathKeyString, Path)),
     responses((status = 204)))]
 pub async fn expunge_content(
     State(state): State<ApiState>,

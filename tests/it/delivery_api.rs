@@ -86,7 +86,7 @@ async fn recover_requeues_failed_deliveries_since_a_time() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(out["status"], "finished");
+    assert_eq!(out["status"], "running");
     assert_eq!(out["recovered"], 3);
     for id in &ids {
         delivery_state(&app, &app_id, id, "success").await;

@@ -121,6 +121,43 @@ async fn the_openapi_document_states_the_error_responses() {
     );
 }
 
+/// Every `$ref` in the document names a schema it holds (the `order` parameters once
+/// pointed at a missing `Ordering`).
+#[tokio::test]
+async fn every_reference_in_the_openapi_document_resolves() {
+    let app = TestApp::spawn().await;
+    let doc = openapi(&app).await;
+    let mut references = Vec::new();
+    collect_references(&doc, &mut references);
+    assert!(
+        references.len() > 50,
+        "only {} references",
+        references.len()
+    );
+    let dangling: Vec<_> = references
+        .iter()
+        .filter(|r| {
+            r.strip_prefix('#')
+                .and_then(|pointer| doc.pointer(pointer))
+                .is_none()
+        })
+        .collect();
+    assert!(dangling.is_empty(), "references to nothing: {dangling:?}");
+}
+
+fn collect_references(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                out.push(reference.clone());
+            }
+            map.values().for_each(|v| collect_references(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_references(v, out)),
+        _ => {}
+    }
+}
+
 /// OpenAPI requires operation ids to be unique; client generators name methods after them.
 #[tokio::test]
 async fn the_openapi_operation_ids_are_unique() {
