@@ -25,6 +25,7 @@ pub struct ApplicationIn {
     #[schema(value_type = Option<UidString>)]
     pub uid: Option<String>,
     /// Deliveries per second allowed to each endpoint of the application.
+    #[serde(default, deserialize_with = "fields::whole")]
     #[schema(minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<u16>,
     /// Absent or null: none.
@@ -42,7 +43,7 @@ pub struct ApplicationPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<UidString>)]
     pub uid: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "fields::nullable_whole")]
     #[schema(value_type = Option<u16>, minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<Option<u16>>,
     pub metadata: Option<Metadata>,

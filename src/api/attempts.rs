@@ -20,7 +20,7 @@ use super::fields;
 use super::messages::{self, MessageOut};
 use super::openapi::strings::PathKeyString;
 use super::openapi::strings::{
-    ChannelString, DeliveryStatusCode, EventTypeNameString, StatusCodeClass,
+    ChannelString, DateTimeString, DeliveryStatusCode, EventTypeNameString, StatusCodeClass,
 };
 use super::pagination::{ListParams, ListResponse, Ordering, limit, list_response};
 use crate::domain::time::now;
@@ -109,8 +109,10 @@ pub struct EndpointStats {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RecoverIn {
     /// Re-queue failed deliveries of messages created at or after this time.
+    #[schema(value_type = DateTimeString)]
     pub since: DateTime<Utc>,
-    /// ... and before this time (default: now).
+    /// ... and before this time (absent or null: now).
+    #[schema(value_type = Option<DateTimeString>)]
     pub until: Option<DateTime<Utc>>,
 }
 
@@ -133,6 +135,8 @@ pub struct EventExampleIn {
     #[schema(value_type = EventTypeNameString)]
     pub event_type: String,
     /// Which of the schema's `examples` to send (default 0).
+    #[serde(default, deserialize_with = "fields::whole")]
+    #[schema(minimum = 0)]
     pub example_index: Option<usize>,
     /// The payload to send instead of a schema example.
     #[schema(value_type = Option<Object>)]
@@ -160,9 +164,9 @@ pub struct AttemptListParams {
     /// Only attempts to this endpoint (for attempts by message).
     #[param(value_type = Option<PathKeyString>)]
     pub endpoint_id: Option<String>,
-    #[param(format = DateTime)]
+    #[param(value_type = Option<DateTimeString>)]
     pub before: Option<String>,
-    #[param(format = DateTime)]
+    #[param(value_type = Option<DateTimeString>)]
     pub after: Option<String>,
 }
 
@@ -178,9 +182,9 @@ pub struct AttemptedMessageParams {
     pub status: Option<i64>,
     #[param(value_type = Option<ChannelString>)]
     pub channel: Option<String>,
-    #[param(format = DateTime)]
+    #[param(value_type = Option<DateTimeString>)]
     pub before: Option<String>,
-    #[param(format = DateTime)]
+    #[param(value_type = Option<DateTimeString>)]
     pub after: Option<String>,
     /// Include payloads (default true).
     pub with_content: Option<bool>,
@@ -192,9 +196,9 @@ pub struct AttemptedMessageParams {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
-    #[param(format = DateTime)]
+    #[param(value_type = Option<DateTimeString>)]
     pub since: Option<String>,
-    #[param(format = DateTime)]
+    #[param(value_type = Option<DateTimeString>)]
     pub until: Option<String>,
 }
 
@@ -560,11 +564,11 @@ async fn example_payload(
         None if index == 0 => {
             serde_json::json!({"eventType": event_type.as_str(), "example": true})
         }
+        // Like an id that names nothing: the request is well formed, the example is not there.
         None => {
-            return Err(fields::body_error(
-                "exampleIndex",
-                "the event type has no example with this index",
-            ));
+            return Err(ApiError::NotFound(format!(
+                "the event type has no example {index} (exampleIndex)"
+            )));
         }
     };
     let raw = serde_json::value::to_raw_value(&value)

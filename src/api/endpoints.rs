@@ -17,7 +17,8 @@ use super::extract::{JsonBody, QueryParams};
 use super::fields::{self, null_as_default, nullable};
 use super::openapi::strings::PathKeyString;
 use super::openapi::strings::{
-    ChannelString, EndpointUrlString, EventTypeNameString, SecretString, UidString,
+    ChannelString, CustomHeaders, CustomHeadersPatch, EndpointUrlString, EventTypeNameString,
+    SecretString, UidString,
 };
 use super::pagination::{ListParams, ListResponse, list_response};
 use crate::domain::time::now;
@@ -46,6 +47,7 @@ pub struct EndpointIn {
     #[serde(default, deserialize_with = "null_as_default")]
     #[schema(nullable)]
     pub disabled: bool,
+    #[serde(default, deserialize_with = "fields::whole")]
     #[schema(minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<u16>,
     #[schema(value_type = Option<UidString>)]
@@ -64,6 +66,7 @@ pub struct EndpointIn {
     #[schema(nullable)]
     pub metadata: Metadata,
     /// Custom headers sent with every delivery.
+    #[schema(value_type = Option<CustomHeaders>)]
     pub headers: Option<BTreeMap<String, String>>,
 }
 
@@ -79,6 +82,7 @@ pub struct EndpointUpdate {
     #[serde(default, deserialize_with = "null_as_default")]
     #[schema(nullable)]
     pub disabled: bool,
+    #[serde(default, deserialize_with = "fields::whole")]
     #[schema(minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<u16>,
     #[schema(value_type = Option<UidString>)]
@@ -102,7 +106,7 @@ pub struct EndpointPatch {
     pub url: Option<String>,
     pub description: Option<String>,
     pub disabled: Option<bool>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "fields::nullable_whole")]
     #[schema(value_type = Option<u16>, minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<Option<u16>>,
     #[serde(default, deserialize_with = "nullable")]
@@ -159,6 +163,7 @@ impl From<Endpoint> for EndpointOut {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EndpointHeadersIn {
+    #[schema(value_type = CustomHeaders)]
     pub headers: BTreeMap<String, String>,
 }
 
@@ -167,7 +172,7 @@ pub struct EndpointHeadersIn {
 pub struct EndpointHeadersPatchIn {
     /// Headers to set; a null value removes the header. Absent or null: none.
     #[serde(default, deserialize_with = "null_as_default")]
-    #[schema(nullable)]
+    #[schema(value_type = Option<CustomHeadersPatch>)]
     pub headers: BTreeMap<String, Option<String>>,
     /// Headers to remove. Absent or null: none.
     #[serde(default, deserialize_with = "null_as_default")]
@@ -195,6 +200,7 @@ pub struct EndpointSecretRotateIn {
     #[schema(value_type = Option<SecretString>)]
     pub key: Option<String>,
     /// How long the old secret keeps signing deliveries (absent or null: 86400).
+    #[serde(default, deserialize_with = "fields::whole")]
     #[schema(minimum = 0, maximum = 604800)]
     pub grace_period_seconds: Option<u32>,
 }

@@ -29,6 +29,46 @@ where
     Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
+/// A whole number, also when written with a zero fraction (`5.0`), which JSON Schema counts
+/// as an integer too. Out of `T`'s range, or with a fraction, it is refused.
+struct Whole<T>(T);
+
+impl<'de, T: TryFrom<i64>> Deserialize<'de> for Whole<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let number = serde_json::Number::deserialize(deserializer)?;
+        let whole = match (number.as_i64(), number.as_f64()) {
+            (Some(n), _) => Some(n),
+            // Exact: |f| < 2^63 and no fraction.
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.2e18 => Some(f as i64),
+            _ => None,
+        };
+        whole
+            .and_then(|n| T::try_from(n).ok())
+            .map(Whole)
+            .ok_or_else(|| D::Error::custom(format!("{number} is not a whole number in range")))
+    }
+}
+
+/// An optional whole number (see [`Whole`]). Use with `#[serde(default, deserialize_with =
+/// "whole")]`.
+pub fn whole<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    Option::<Whole<T>>::deserialize(deserializer).map(|n| n.map(|Whole(n)| n))
+}
+
+/// A PATCH field holding a whole number: see [`nullable`] and [`Whole`].
+pub fn nullable_whole<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    whole(deserializer).map(Some)
+}
+
 pub fn body_error(field: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::invalid(&["body", field], e.to_string())
 }

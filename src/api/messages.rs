@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
 use super::fields;
 use super::openapi::strings::PathKeyString;
-use super::openapi::strings::{ChannelString, EventIdString, EventTypeNameString};
+use super::openapi::strings::{ChannelString, DateTimeString, EventIdString, EventTypeNameString};
 use super::pagination::{ListParams, ListResponse, Ordering, limit, list_response};
 use crate::domain::{AppKey, Channel, EventId, EventTypeName, Message, Payload, PayloadError};
 use crate::store::{
@@ -43,6 +43,7 @@ pub struct MessageIn {
     /// Creates the application (with the path as its uid) if it does not exist yet.
     pub application: Option<ApplicationIn>,
     /// Accepted for compatibility; hookd keeps payloads until they are expunged.
+    #[serde(default, deserialize_with = "fields::whole")]
     #[schema(minimum = 5, maximum = 90)]
     pub payload_retention_period: Option<i64>,
 }
@@ -109,10 +110,10 @@ pub struct MessageListParams {
     #[param(value_type = Option<ChannelString>)]
     pub channel: Option<String>,
     /// Only messages created before this time (RFC 3339).
-    #[param(format = DateTime)]
+    #[param(value_type = Option<DateTimeString>)]
     pub before: Option<String>,
     /// Only messages created after this time (RFC 3339).
-    #[param(format = DateTime)]
+    #[param(value_type = Option<DateTimeString>)]
     pub after: Option<String>,
     /// Include payloads (default true).
     pub with_content: Option<bool>,

@@ -26,6 +26,7 @@ use super::pagination::Ordering;
         strings::ChannelString,
         strings::DeliveryStatusCode,
         strings::StatusCodeClass,
+        strings::DateTimeString,
     )),
     security(("HTTPBearer" = [])),
 )]
@@ -101,7 +102,7 @@ fn add_error_responses(op: &mut Operation) {
 /// the parsers apply, so that a string the document allows is one hookd accepts. Used as a
 /// field's `value_type`.
 pub mod strings {
-    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaType, Type};
     use utoipa::openapi::{RefOr, SchemaFormat};
     use utoipa::{PartialSchema, ToSchema};
 
@@ -185,6 +186,66 @@ pub mod strings {
         106,
         "A signing secret: `whsec_` (optional) and the base64 of 24 to 75 random bytes."
     );
+
+    /// An RFC 3339 date-time. The pattern says what `format` only suggests in OpenAPI 3.1.
+    pub struct DateTimeString;
+
+    impl PartialSchema for DateTimeString {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                .pattern(Some(
+                    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$",
+                ))
+                .description(Some("An RFC 3339 date-time; without an offset it is UTC."))
+                .into()
+        }
+    }
+
+    impl ToSchema for DateTimeString {}
+
+    /// Custom headers sent with each delivery: names are HTTP tokens, values have no control
+    /// characters. (Headers hookd sets itself, such as `webhook-signature` and
+    /// `content-type`, are refused too.)
+    pub struct CustomHeaders;
+
+    impl PartialSchema for CustomHeaders {
+        fn schema() -> RefOr<Schema> {
+            header_map(Type::String)
+        }
+    }
+
+    impl ToSchema for CustomHeaders {}
+
+    /// As [`CustomHeaders`], where a null value removes the header.
+    pub struct CustomHeadersPatch;
+
+    impl PartialSchema for CustomHeadersPatch {
+        fn schema() -> RefOr<Schema> {
+            header_map(SchemaType::from_iter([Type::String, Type::Null]))
+        }
+    }
+
+    impl ToSchema for CustomHeadersPatch {}
+
+    fn header_map(value_type: impl Into<SchemaType>) -> RefOr<Schema> {
+        let name = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"));
+        let value = ObjectBuilder::new()
+            .schema_type(value_type)
+            .pattern(Some("^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f]*$"));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property_names(Some(name))
+            .additional_properties(Some(value))
+            .description(Some(
+                "Header names are HTTP tokens; values have no control characters. Headers \
+                 hookd sets itself (signatures, `content-type`, ...) are refused.",
+            ))
+            .into()
+    }
 
     /// A delivery status, as a number: 0 success, 1 pending, 2 fail, 3 sending.
     pub struct DeliveryStatusCode;
