@@ -19,22 +19,12 @@ examples="${CONFORMANCE_EXAMPLES:-10}"
 here=tests/conformance
 venv="${HOOKD_CONFORMANCE_VENV:-.venv-conformance}"
 
-requirements_missing() {
-    local installed
-    installed="$("$venv/bin/pip" freeze --disable-pip-version-check 2>/dev/null)" || return 0
-    grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$here/requirements.txt" |
-        grep -qvxiF -f <(printf '%s\n' "$installed")
-}
-if [ ! -x "$venv/bin/st" ] || requirements_missing; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-fi
-
-cargo build --quiet --bin hookd
-bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/hookd"
+source tests/support/hookd.sh
+ensure_venv "$venv" "$here/requirements.txt"
+bin="$(build_hookd)"
 
 work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 token="hk_conformance_$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
 log="$work/hookd.log"
 database_url=""
@@ -66,13 +56,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-healthy=0
-for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1; then healthy=1; break; fi
-    if ! kill -0 "$pid" 2>/dev/null; then cat "$log"; echo "hookd exited before becoming healthy" >&2; exit 1; fi
-    sleep 0.1
-done
-if [ "$healthy" -ne 1 ]; then cat "$log"; echo "hookd not healthy after 10 s" >&2; exit 1; fi
+wait_healthy "$port" "$pid" "$log"
 
 curl -fsS "http://127.0.0.1:$port/api/v1/openapi.json" -o "$work/hookd-openapi.json"
 echo "== hookd's OpenAPI document: openapi-spec-validator"

@@ -8,24 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-venv="${HOOKD_SDK_VENV:-.venv-sdk}"
-# (Re)install when the venv is missing or any pinned requirement is not installed as pinned.
-requirements_missing() {
-    local installed
-    installed="$("$venv/bin/pip" freeze --disable-pip-version-check 2>/dev/null)" || return 0
-    grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' tests/sdk/requirements.txt |
-        grep -qvxiF -f <(printf '%s\n' "$installed")
-}
-if [ ! -x "$venv/bin/pytest" ] || requirements_missing; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
-fi
+source tests/support/hookd.sh
 
-cargo build --quiet --bin hookd
-bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/hookd"
+venv="${HOOKD_SDK_VENV:-.venv-sdk}"
+ensure_venv "$venv" tests/sdk/requirements.txt
+bin="$(build_hookd)"
 
 data_dir="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 token="hk_sdk_$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
 log="$data_dir/hookd.log"
 
@@ -45,13 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-healthy=0
-for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1; then healthy=1; break; fi
-    if ! kill -0 "$pid" 2>/dev/null; then cat "$log"; echo "hookd exited before becoming healthy" >&2; exit 1; fi
-    sleep 0.1
-done
-if [ "$healthy" -ne 1 ]; then cat "$log"; echo "hookd not healthy after 10 s" >&2; exit 1; fi
+wait_healthy "$port" "$pid" "$log"
 
 status=0
 # HOOKD_BIN lets tests start hookd processes of their own (e.g. to kill and restart them).
