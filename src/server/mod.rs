@@ -230,7 +230,10 @@ fn refuse_early(
     max_body_bytes: usize,
 ) -> Option<Response> {
     let path = request.uri().path();
-    let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
     if reserved && !HEALTH_PATHS.contains(&path) {
         return Some(ApiError::TooManyConnections.into_response());
     }
