@@ -24,7 +24,7 @@ use super::pagination::{ListParams, ListResponse, list_response};
 use crate::domain::time::now;
 use crate::domain::{
     Endpoint, EndpointHeaders, EndpointId, EndpointKey, EndpointUrl, Metadata, PreviousSecret,
-    SigningSecret, Subscription,
+    SignatureScheme, SignatureSpec, SigningSecret, Subscription,
 };
 use crate::store::{NewEndpoint, Order};
 
@@ -68,6 +68,9 @@ pub struct EndpointIn {
     /// Custom headers sent with every delivery.
     #[schema(value_type = Option<CustomHeaders>)]
     pub headers: Option<BTreeMap<String, String>>,
+    /// hookd: the format deliveries are signed in (absent or null: `standard`).
+    #[schema(nullable)]
+    pub signature: Option<SignatureSpec>,
 }
 
 /// The body of PUT: as for creation, but the secret and headers are left as they are.
@@ -94,6 +97,11 @@ pub struct EndpointUpdate {
     #[serde(default, deserialize_with = "null_as_default")]
     #[schema(nullable)]
     pub metadata: Metadata,
+    /// hookd: the signature scheme; absent: unchanged (the Svix SDKs do not send it), null:
+    /// `standard`.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<SignatureSpec>, nullable)]
+    pub signature: Option<Option<SignatureSpec>>,
 }
 
 /// Absent fields, and null ones that cannot be cleared (`url`, `description`, `disabled`,
@@ -119,6 +127,10 @@ pub struct EndpointPatch {
     #[schema(value_type = Option<Vec<ChannelString>>, max_items = 10)]
     pub channels: Option<Option<Vec<String>>>,
     pub metadata: Option<Metadata>,
+    /// hookd: the signature scheme; absent: unchanged, null: `standard`.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<SignatureSpec>, nullable)]
+    pub signature: Option<Option<SignatureSpec>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -133,6 +145,8 @@ pub struct EndpointOut {
     pub event_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
     pub metadata: Metadata,
+    /// hookd: the format deliveries are signed in, with every default written out.
+    pub signature: SignatureSpec,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -155,6 +169,7 @@ impl From<Endpoint> for EndpointOut {
                 .channels
                 .map(|s| s.into_iter().map(|c| c.to_string()).collect()),
             metadata: e.metadata,
+            signature: e.signature.spec(),
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -237,6 +252,32 @@ fn secret(field: &str, value: Option<String>) -> Result<SigningSecret, ApiError>
     }
 }
 
+/// A signature scheme from the request; null or absent is `standard`.
+fn signature(spec: Option<SignatureSpec>) -> Result<SignatureScheme, ApiError> {
+    spec.map(SignatureScheme::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid(&["body", "signature", e.field], e.message))
+        .map(Option::unwrap_or_default)
+}
+
+/// Refuses a custom header that the signature scheme sets itself: one of the two would be
+/// lost, and a header dropped without a word is a surprise at the receiver.
+fn check_headers(
+    scheme: &SignatureScheme,
+    headers: &EndpointHeaders,
+    field: &[&str],
+) -> Result<(), ApiError> {
+    match scheme.header_names().find(|name| headers.contains(name)) {
+        Some(name) => Err(ApiError::invalid(
+            field,
+            format!(
+                "{name} is the header the signature scheme sets; a custom header cannot use it"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The endpoint a path names (in an application the path names), or 404.
 pub async fn find(state: &ApiState, app_id: &str, endpoint_id: &str) -> Result<Endpoint, ApiError> {
     let app = applications::find(state, app_id).await?;
@@ -288,7 +329,9 @@ pub async fn create(
         headers: EndpointHeaders::parse(input.headers.unwrap_or_default())
             .map_err(|e| fields::body_error("headers", e))?,
         secret: secret("secret", input.secret)?,
+        signature: signature(input.signature)?,
     };
+    check_headers(&new.signature, &new.headers, &["body", "headers"])?;
     let endpoint = state.store.insert_endpoint(new).await?;
     Ok((StatusCode::CREATED, Json(endpoint.into())))
 }
@@ -319,8 +362,17 @@ pub async fn update(
     let uid = fields::uid("uid", input.uid, is_endpoint_id)?;
     let url = url(&state, &input.url)?;
     let subscription = subscription(input.event_types, input.channels)?;
+    let scheme = input.signature.map(signature).transpose()?;
     match state.store.get_endpoint(&app.id, &key).await? {
         Some(mut endpoint) => {
+            if let Some(scheme) = scheme {
+                endpoint.signature = scheme;
+                check_headers(
+                    &endpoint.signature,
+                    &endpoint.headers,
+                    &["body", "signature", "header"],
+                )?;
+            }
             endpoint.uid = uid.or(endpoint.uid);
             endpoint.url = url;
             endpoint.description = input.description;
@@ -347,6 +399,7 @@ pub async fn update(
                 metadata: input.metadata,
                 headers: EndpointHeaders::default(),
                 secret: SigningSecret::generate(),
+                signature: scheme.unwrap_or_default(),
             };
             let endpoint = state.store.insert_endpoint(new).await?;
             Ok((StatusCode::CREATED, Json(endpoint.into())))
@@ -386,6 +439,14 @@ pub async fn patch(
     }
     if let Some(metadata) = input.metadata {
         endpoint.metadata = metadata;
+    }
+    if let Some(spec) = input.signature {
+        endpoint.signature = signature(spec)?;
+        check_headers(
+            &endpoint.signature,
+            &endpoint.headers,
+            &["body", "signature", "header"],
+        )?;
     }
     Ok(Json(state.store.update_endpoint(endpoint).await?.into()))
 }
@@ -430,6 +491,7 @@ pub async fn update_headers(
     let mut endpoint = find(&state, &app_id, &endpoint_id).await?;
     endpoint.headers =
         EndpointHeaders::parse(input.headers).map_err(|e| fields::body_error("headers", e))?;
+    check_headers(&endpoint.signature, &endpoint.headers, &["body", "headers"])?;
     state.store.update_endpoint(endpoint).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -450,6 +512,7 @@ pub async fn patch_headers(
         .headers
         .patch(changes)
         .map_err(|e| fields::body_error("headers", e))?;
+    check_headers(&endpoint.signature, &endpoint.headers, &["body", "headers"])?;
     state.store.update_endpoint(endpoint).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::policy::parse_retry_after;
 use super::ssrf::{AddressPolicy, GuardedResolver, Refusal};
-use crate::domain::{AttemptError, ErrorClass, Timestamp};
+use crate::domain::{AttemptError, Endpoint, ErrorClass, SignatureScheme, Timestamp};
 use crate::signing;
 use crate::store::ClaimedDelivery;
 
@@ -140,17 +140,12 @@ impl Sender {
     }
 
     fn headers(&self, delivery: &ClaimedDelivery, now: Timestamp, body: &[u8]) -> HeaderMap {
+        let endpoint = &delivery.endpoint;
         let msg_id = delivery.message.id.as_str();
         let timestamp = now.timestamp();
-        let signature = signing::signature_header(
-            msg_id,
-            timestamp,
-            body,
-            delivery.endpoint.signing_secrets(now),
-        );
         let mut headers = HeaderMap::new();
         // Custom headers were validated when stored, and cannot use the names set below.
-        for (name, value) in delivery.endpoint.headers.iter() {
+        for (name, value) in endpoint.headers.iter() {
             if let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_str(value),
@@ -162,18 +157,32 @@ impl Sender {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        // Message ids are ASCII by construction. Were one not, no receiver could verify or
+        // de-duplicate the delivery, so it goes without signature headers.
+        let Ok(id) = HeaderValue::from_str(msg_id) else {
+            return headers;
+        };
+        let families = self.settings.signature_headers.names();
+        let signature = match &endpoint.signature {
+            SignatureScheme::Standard => {
+                signing::signature_header(msg_id, timestamp, body, endpoint.signing_secrets(now))
+            }
+            other => {
+                // Every scheme sends the message id, so receivers can de-duplicate.
+                for [id_name, ..] in families {
+                    headers.insert(HeaderName::from_static(id_name), id.clone());
+                }
+                insert_scheme_headers(&mut headers, other, endpoint, now, body);
+                return headers;
+            }
+        };
         // Built once and shared between the two header families (a clone is a reference
         // count): a delivery allocates no header names and formats nothing.
-        let (Ok(id), Ok(signature)) = (
-            HeaderValue::from_str(msg_id),
-            HeaderValue::try_from(signature),
-        ) else {
-            // Message ids and signatures are ASCII by construction. Were one not, no
-            // receiver could verify the delivery, so it goes without signature headers.
+        let Ok(signature) = HeaderValue::try_from(signature) else {
             return headers;
         };
         let values = [id, HeaderValue::from(timestamp), signature];
-        for names in self.settings.signature_headers.names() {
+        for names in families {
             for (name, value) in names.iter().zip(values.iter()) {
                 headers.insert(HeaderName::from_static(name), value.clone());
             }
@@ -218,6 +227,44 @@ impl Sender {
             body: String::from_utf8_lossy(&body).into_owned(),
             retry_after,
         })
+    }
+}
+
+/// The headers of the `stripe` and `hmac-sha256` schemes. `hmac-sha256` signs with the
+/// current secret only: its receivers compare the header with one value, so a second one
+/// would fail them all.
+fn insert_scheme_headers(
+    headers: &mut HeaderMap,
+    scheme: &SignatureScheme,
+    endpoint: &Endpoint,
+    now: Timestamp,
+    body: &[u8],
+) {
+    let timestamp = now.timestamp();
+    match scheme {
+        SignatureScheme::Standard => {}
+        SignatureScheme::Stripe { header } => {
+            let value = signing::stripe_header(timestamp, body, endpoint.signing_secrets(now));
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(header.clone(), value);
+            }
+        }
+        SignatureScheme::HmacSha256 {
+            header,
+            prefix,
+            encoding,
+            timestamp_header,
+        } => {
+            let signed_time = timestamp_header.as_ref().map(|_| timestamp);
+            let value =
+                signing::hmac_header(&endpoint.secret, prefix, *encoding, signed_time, body);
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(header.clone(), value);
+            }
+            if let Some(name) = timestamp_header {
+                headers.insert(name.clone(), HeaderValue::from(timestamp));
+            }
+        }
     }
 }
 

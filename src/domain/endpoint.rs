@@ -4,8 +4,8 @@ use thiserror::Error;
 use url::Url;
 
 use super::{
-    AppId, Channel, EndpointHeaders, EndpointId, EventTypeName, Metadata, SigningSecret, Timestamp,
-    Uid,
+    AppId, Channel, EndpointHeaders, EndpointId, EventTypeName, Metadata, SignatureScheme,
+    SigningSecret, Timestamp, Uid,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -77,6 +77,8 @@ pub struct Endpoint {
     pub headers: EndpointHeaders,
     pub secret: SigningSecret,
     pub previous_secrets: Vec<PreviousSecret>,
+    /// The format deliveries are signed in.
+    pub signature: SignatureScheme,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

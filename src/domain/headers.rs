@@ -72,6 +72,11 @@ impl EndpointHeaders {
         Ok(())
     }
 
+    /// Whether a custom header uses `name` (names compare case-insensitively).
+    pub fn contains(&self, name: &HeaderName) -> bool {
+        self.0.keys().any(|k| k.eq_ignore_ascii_case(name.as_str()))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.0.iter()
     }
@@ -89,6 +94,20 @@ impl EndpointHeaders {
         }
         (shown, sensitive)
     }
+}
+
+/// Whether a non-standard signature scheme may not put its signature in this header: the
+/// connection's headers, `content-type`, `user-agent` and the message id. The standard
+/// scheme's signature and timestamp names are free under those schemes, which do not send
+/// them.
+pub(crate) fn is_reserved(name: &HeaderName) -> bool {
+    const FREE_UNDER_OTHER_SCHEMES: &[&str] = &[
+        "webhook-signature",
+        "webhook-timestamp",
+        "svix-signature",
+        "svix-timestamp",
+    ];
+    RESERVED.contains(&name.as_str()) && !FREE_UNDER_OTHER_SCHEMES.contains(&name.as_str())
 }
 
 fn check(name: &str, value: &str) -> Result<(), HeaderError> {

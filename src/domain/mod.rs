@@ -15,6 +15,7 @@ mod ids;
 mod message;
 mod names;
 mod secret;
+mod signature;
 pub mod time;
 
 pub use application::{Application, Metadata};
@@ -26,6 +27,7 @@ pub use ids::{AppId, AttemptId, EndpointId, MessageId};
 pub use message::{Message, Payload, PayloadError};
 pub use names::{Channel, EventId, EventTypeName, FeatureFlag, NameError, Uid};
 pub use secret::{SecretError, SigningSecret};
+pub use signature::{MacEncoding, SignatureError, SignatureScheme, SignatureSpec};
 pub use time::Timestamp;
 
 /// How a path segment names an application or an endpoint: by its id, or by the `uid` its

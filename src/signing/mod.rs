@@ -1,4 +1,5 @@
-//! Standard Webhooks signatures: what receivers check to trust a delivery.
+//! Signatures: what receivers check to trust a delivery. Standard Webhooks here; the
+//! `stripe` and `hmac-sha256` schemes in `schemes`.
 //!
 //! Every delivery carries `webhook-id`, `webhook-timestamp` and `webhook-signature` headers.
 //! The signature is `v1,` followed by the standard base64 (with padding) of
@@ -14,6 +15,12 @@
 //!
 //! Everything here is pure: the timestamp is passed in, and the receiver-side freshness
 //! check (±5 minutes) belongs to whoever owns the clock.
+
+mod request;
+mod schemes;
+
+pub use request::{Verdict, verify_request};
+pub use schemes::{hmac_header, stripe_header, verify_hmac, verify_stripe};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

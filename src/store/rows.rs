@@ -16,8 +16,8 @@ use crate::domain::time::{from_micros, to_micros};
 use crate::domain::{
     AppId, Application, Attempt, AttemptError, AttemptId, Channel, DeliveryCounts, DeliveryStatus,
     Endpoint, EndpointHeaders, EndpointId, EndpointUrl, ErrorClass, EventId, EventType,
-    EventTypeName, FeatureFlag, Message, MessageId, Payload, PreviousSecret, SigningSecret,
-    Subscription, Timestamp, Trigger, Uid,
+    EventTypeName, FeatureFlag, Message, MessageId, Payload, PreviousSecret, SignatureScheme,
+    SignatureSpec, SigningSecret, Subscription, Timestamp, Trigger, Uid,
 };
 use crate::store::{DeliveryState, Result, StoreError};
 
@@ -25,7 +25,8 @@ pub const APPLICATION_COLUMNS: &str = "id, uid, name, rate_limit, metadata, crea
 pub const EVENT_TYPE_COLUMNS: &str = "name, description, archived, deprecated, feature_flags, group_name, schemas, created_at, \
      updated_at";
 pub const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, description, disabled, rate_limit, \
-     event_types, channels, metadata, headers, secret, previous_secrets, created_at, updated_at";
+     event_types, channels, metadata, headers, secret, previous_secrets, signature, created_at, \
+     updated_at";
 pub const MESSAGE_COLUMNS: &str = "id, app_id, event_type, event_id, channels, payload, created_at";
 pub const ATTEMPT_COLUMNS: &str = "id, msg_id, endpoint_id, app_id, url, status, \
      response_status_code, response, response_headers, duration_ms, trigger_type, error_class, \
@@ -166,6 +167,14 @@ pub struct StoredPreviousSecret {
     expires_at: i64,
 }
 
+/// `endpoint.signature`: NULL for the standard scheme.
+pub fn signature_json(scheme: &SignatureScheme) -> Option<String> {
+    match scheme {
+        SignatureScheme::Standard => None,
+        other => Some(to_json(&other.spec())),
+    }
+}
+
 pub fn previous_secrets_json(secrets: &[PreviousSecret]) -> String {
     let stored: Vec<StoredPreviousSecret> = secrets
         .iter()
@@ -205,6 +214,10 @@ pub fn endpoint(row: &impl StoredRow) -> Result<Endpoint> {
                 })
             })
             .collect::<Result<_>>()?,
+        signature: opt_json::<SignatureSpec>(row, "signature")?
+            .map(|spec| SignatureScheme::parse(spec).map_err(|e| corrupt("signature", e)))
+            .transpose()?
+            .unwrap_or_default(),
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::domain::{
     AppId, AppKey, Attempt, Channel, DeliveryStatus, Endpoint, EndpointHeaders, EndpointId,
-    EndpointUrl, EventId, EventTypeName, Message, MessageId, Metadata, Payload, SigningSecret,
-    Subscription, Timestamp, Trigger, Uid,
+    EndpointUrl, EventId, EventTypeName, Message, MessageId, Metadata, Payload, SignatureScheme,
+    SigningSecret, Subscription, Timestamp, Trigger, Uid,
 };
 
 #[derive(Debug, Clone)]
@@ -30,6 +30,7 @@ pub struct NewEndpoint {
     pub metadata: Metadata,
     pub headers: EndpointHeaders,
     pub secret: SigningSecret,
+    pub signature: SignatureScheme,
 }
 
 /// An application to create with the message if the path names a uid that does not exist.

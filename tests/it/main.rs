@@ -32,6 +32,7 @@ mod retries;
 mod routes;
 mod schema;
 mod shutdown;
+mod signature_schemes;
 mod ssrf;
 mod store_errors;
 mod trailing_slash;

@@ -145,6 +145,7 @@ fn new_endpoint(app_id: &hookd::domain::AppId) -> NewEndpoint {
         metadata: BTreeMap::new(),
         headers: EndpointHeaders::default(),
         secret: SigningSecret::generate(),
+        signature: Default::default(),
     }
 }
 

@@ -9,7 +9,9 @@ use crate::domain::{AppId, Endpoint, EndpointId, EndpointKey};
 use crate::store::engine::Engine;
 use crate::store::error::unique_as;
 use crate::store::page::push_page;
-use crate::store::rows::{self, ENDPOINT_COLUMNS, opt_to_json, previous_secrets_json, to_json};
+use crate::store::rows::{
+    self, ENDPOINT_COLUMNS, opt_to_json, previous_secrets_json, signature_json, to_json,
+};
 use crate::store::sql::{Conn, Sql};
 use crate::store::{Conflict, EndpointStore, NewEndpoint, PageQuery, Result};
 
@@ -44,6 +46,7 @@ impl<E: Engine> EndpointStore for E {
             headers: new.headers,
             secret: new.secret,
             previous_secrets: Vec::new(),
+            signature: new.signature,
             created_at: now,
             updated_at: now,
         };
@@ -52,8 +55,8 @@ impl<E: Engine> EndpointStore for E {
             Sql::new(
                 "INSERT INTO endpoint (app_id, id, uid, url, description, disabled, rate_limit,
                  event_types, channels, metadata, headers, secret, previous_secrets, updated_at,
-                 created_at)
-                 SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14
+                 signature, created_at)
+                 SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14
                  FROM application WHERE id = $1",
             ),
             &endpoint,
@@ -81,7 +84,7 @@ impl<E: Engine> EndpointStore for E {
             Sql::new(
                 "UPDATE endpoint SET uid = $3, url = $4, description = $5, disabled = $6,
                  rate_limit = $7, event_types = $8, channels = $9, metadata = $10, headers = $11,
-                 secret = $12, previous_secrets = $13, updated_at = $14
+                 secret = $12, previous_secrets = $13, updated_at = $14, signature = $15
                  WHERE app_id = $1 AND id = $2",
             ),
             &endpoint,
@@ -135,4 +138,5 @@ fn endpoint_fields(sql: Sql, e: &Endpoint) -> Sql {
         .bind(e.secret.expose())
         .bind(previous_secrets_json(&e.previous_secrets))
         .bind(e.updated_at)
+        .bind(signature_json(&e.signature))
 }

@@ -48,6 +48,7 @@ async fn endpoint(store: &SqliteStore, app: &AppId) -> Endpoint {
             metadata: BTreeMap::new(),
             headers: EndpointHeaders::default(),
             secret: SigningSecret::generate(),
+            signature: Default::default(),
         })
         .await
         .unwrap()

@@ -39,6 +39,7 @@ fn endpoint() -> crate::domain::Endpoint {
         headers: Default::default(),
         secret: crate::domain::SigningSecret::generate(),
         previous_secrets: Vec::new(),
+        signature: Default::default(),
         created_at: now(),
         updated_at: now(),
     }
