@@ -19,7 +19,7 @@
 mod request;
 mod schemes;
 
-pub use request::{Verdict, verify_request};
+pub use request::{Verdict, parse_saved_request, verify_request};
 pub use schemes::{hmac_header, stripe_header, verify_hmac, verify_stripe};
 
 use base64::Engine;

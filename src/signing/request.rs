@@ -50,12 +50,12 @@ pub fn verify_request(
             } else {
                 "svix"
             };
+            let signatures = header(headers, &format!("{family}-signature"))?;
             let id = header(headers, &format!("{family}-id"))?;
             let timestamp = header(headers, &format!("{family}-timestamp"))?;
             let timestamp: i64 = timestamp
                 .parse()
                 .map_err(|_| format!("{family}-timestamp {timestamp:?} is not a unix time"))?;
-            let signatures = header(headers, &format!("{family}-signature"))?;
             if !super::verify(secret, id, timestamp, body, signatures) {
                 return Err(format!(
                     "no v1 signature in {family}-signature is this request's under this secret: check that the secret is the endpoint's (GET …/secret) and that the body is byte for byte what was received ({} bytes)",
@@ -102,6 +102,40 @@ pub fn verify_request(
     }
 }
 
+/// Splits a saved request into its headers and its body: header lines `Name: value` (a first
+/// line such as `POST /hook HTTP/1.1` is skipped), an empty line, then the body, byte for byte
+/// to the end. Lines may end in CRLF or LF.
+pub fn parse_saved_request(raw: &[u8]) -> Result<(HeaderMap, &[u8]), String> {
+    let mut headers = HeaderMap::new();
+    let mut rest = raw;
+    let mut first = true;
+    loop {
+        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+            return Err("no empty line between the headers and the body".into());
+        };
+        let line = &rest[..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        rest = &rest[end + 1..];
+        if line.is_empty() {
+            return Ok((headers, rest));
+        }
+        let text =
+            std::str::from_utf8(line).map_err(|_| "a header line is not UTF-8".to_owned())?;
+        match text.split_once(':') {
+            Some((name, value)) => {
+                let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+                    .map_err(|_| format!("{:?} is not a header name", name.trim()))?;
+                let value = http::HeaderValue::from_str(value.trim())
+                    .map_err(|_| format!("the value of {name} is not a header value"))?;
+                headers.append(name, value);
+            }
+            None if first => {}
+            None => return Err(format!("{text:?} is not a `Name: value` header line")),
+        }
+        first = false;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +153,19 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_saved_request_splits_into_headers_and_the_exact_body() {
+        let raw = b"POST /hook HTTP/1.1\r\nWebhook-Id: msg_1\r\nX-A:  b \r\n\r\n{\"a\":1}\n";
+        let (headers, body) = parse_saved_request(raw).unwrap();
+        assert_eq!(headers["webhook-id"], "msg_1");
+        assert_eq!(headers["x-a"], "b");
+        assert_eq!(body, b"{\"a\":1}\n");
+        let (headers, body) = parse_saved_request(b"x-a: 1\n\n").unwrap();
+        assert_eq!((headers.len(), body), (1, &b""[..]));
+        assert!(parse_saved_request(b"x-a: 1\n").is_err());
+        assert!(parse_saved_request(b"x-a: 1\nnot a header\n\n").is_err());
     }
 
     #[test]

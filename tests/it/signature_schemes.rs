@@ -260,3 +260,84 @@ async fn bad_settings_and_clashing_headers_are_422_naming_the_field() {
     let (_, read) = app.get("/api/v1/app/a/endpoint/ep").await;
     assert_eq!(read["signature"]["header"], "x-sig", "nothing was changed");
 }
+
+/// Writes a received request as `hookd verify` reads it: headers, an empty line, the body.
+fn saved(got: &Received, extra: &[u8]) -> tempfile::NamedTempFile {
+    use std::io::Write;
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "POST /hook HTTP/1.1").unwrap();
+    for (name, value) in &got.headers {
+        writeln!(file, "{name}: {}", value.to_str().unwrap()).unwrap();
+    }
+    writeln!(file).unwrap();
+    file.write_all(&got.body).unwrap();
+    file.write_all(extra).unwrap();
+    file
+}
+
+fn verify(file: &tempfile::NamedTempFile, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .arg("verify")
+        .args(args)
+        .arg(file.path())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn hookd_verify_checks_a_saved_delivery_and_says_why_not() {
+    let app = TestApp::builder().delivering_to_loopback().spawn().await;
+    let receiver = Receiver::start().await;
+    let (app_id, _) = endpoint(
+        &app,
+        &receiver,
+        "/v",
+        json!({"scheme": "stripe", "header": "X-Obsrv-Signature"}),
+    )
+    .await;
+    let got = deliver_one(&app, &receiver, &app_id, "/v").await;
+    let file = saved(&got, b"");
+    let stripe = ["--scheme", "stripe", "--header", "X-Obsrv-Signature"];
+
+    let (ok, text) = verify(&file, &[&stripe[..], &["--secret", SECRET]].concat());
+    assert!(ok, "{text}");
+    assert!(
+        text.starts_with("verified: x-obsrv-signature matches"),
+        "{text}"
+    );
+
+    let other = hookd::domain::SigningSecret::generate().expose();
+    let (ok, text) = verify(&file, &[&stripe[..], &["--secret", &other]].concat());
+    assert!(!ok);
+    assert!(text.contains("none of the 1 v1 signatures"), "{text}");
+
+    let (ok, text) = verify(&file, &["--secret", SECRET]);
+    assert!(!ok, "the standard scheme finds no webhook-signature");
+    assert!(text.contains("no webhook-signature header"), "{text}");
+
+    let later = (chrono::Utc::now().timestamp() + 600).to_string();
+    let (ok, text) = verify(
+        &file,
+        &[&stripe[..], &["--secret", SECRET, "--now", &later]].concat(),
+    );
+    assert!(!ok);
+    assert!(text.contains("outside the 300 s tolerance"), "{text}");
+
+    let with_newline = saved(&got, b"\n");
+    let (ok, text) = verify(
+        &with_newline,
+        &[&stripe[..], &["--secret", SECRET]].concat(),
+    );
+    assert!(!ok);
+    assert!(text.contains("without the file's final newline"), "{text}");
+
+    let (ok, text) = verify(
+        &file,
+        &["--scheme", "stripe", "--prefix", "x", "--secret", SECRET],
+    );
+    assert!(!ok);
+    assert!(text.contains("--prefix: does not apply"), "{text}");
+}
