@@ -3,13 +3,15 @@
 //!
 //! The node's role decides what runs: `api` serves the API; `worker` runs the dispatcher
 //! (and, on PostgreSQL, the LISTEN task that wakes it when another node makes deliveries due)
-//! and serves only the health routes; `all` does both.
+//! and serves only the health routes; `all` does both. Every node runs the retention jobs
+//! and background tasks.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use chrono::TimeDelta;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -24,6 +26,7 @@ use crate::delivery::policy::RetryPolicy;
 use crate::delivery::sender::{Sender, SenderSettings};
 use crate::delivery::ssrf::{AddressPolicy, parse_networks};
 use crate::domain::time::now;
+use crate::retention::RetentionSettings;
 use crate::server::{self, ConnectionLimits};
 use crate::store::Store;
 use crate::store::postgres::{PgStore, PoolSettings, listen_for_deliveries};
@@ -116,6 +119,24 @@ impl Server {
         let tasks = TaskTracker::new();
 
         let wake = Arc::new(Notify::new());
+        // Maintenance runs on every node, whatever its role; on PostgreSQL the nodes take
+        // turns (see `retention` and `tasks`).
+        let task_created = Arc::new(Notify::new());
+        tasks.spawn(crate::tasks::run(
+            store.clone(),
+            clock.clone(),
+            task_created.clone(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(crate::retention::run(
+            store.clone(),
+            clock.clone(),
+            RetentionSettings {
+                messages: (config.retention_days > 0)
+                    .then(|| TimeDelta::days(i64::from(config.retention_days))),
+            },
+            shutdown.clone(),
+        ));
         let dispatcher = if config.role.delivers() {
             let dispatcher = dispatcher(&config, store.clone(), clock, wake.clone())?;
             tasks.spawn(dispatcher.clone().run(shutdown.clone()));
@@ -138,9 +159,12 @@ impl Server {
                 max_payload_depth: config.max_payload_depth,
                 body_read_timeout: Duration::from_secs(config.body_read_timeout_secs),
                 https_only: config.https_only,
+                payload_retention: (config.payload_retention_days > 0)
+                    .then(|| TimeDelta::days(i64::from(config.payload_retention_days))),
             }),
             message_enqueued: wake,
             dispatcher,
+            task_created: task_created.clone(),
         };
         if config.role.serves_api() {
             let ttl = Duration::from_secs(u64::from(config.idempotency_ttl_hours) * 3600);

@@ -8,6 +8,8 @@
 //! | [`signing`] | Standard Webhooks signatures: signing deliveries, verifying them     | `domain` |
 //! | [`store`]   | SQLite and PostgreSQL, migrations, the delivery queue, retention; each query written once for both | `domain` |
 //! | [`delivery`] | dispatcher, HTTP sender, outcome classification, retry policy, SSRF guard | `domain`, `signing`, `store` |
+//! | [`retention`] | the payload expiry and message pruning jobs                        | `domain`, `store`, `delivery::clock` |
+//! | [`tasks`]   | background tasks (purging an application's payloads), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention` |
 //! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store` |
 //! | [`config`], [`app`], [`server`], [`cli`], [`telemetry`] | wiring: configuration, startup and shutdown, accepting connections (caps, timeouts), the command line, logs | everything |
 //!
@@ -20,7 +22,9 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod retention;
 pub mod server;
 pub mod signing;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;

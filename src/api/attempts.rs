@@ -533,6 +533,7 @@ pub async fn send_example(
             event_id: None,
             channels: None,
             payload,
+            payload_retention: state.settings.payload_retention,
             only_endpoint: Some(endpoint.id),
             direct: None,
         },

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
@@ -42,10 +42,16 @@ pub struct MessageIn {
     pub channels: Option<Vec<String>>,
     /// Creates the application (with the path as its uid) if it does not exist yet.
     pub application: Option<ApplicationIn>,
-    /// Accepted for compatibility; hookd keeps payloads until they are expunged.
+    /// Days the payload is kept; then it is removed as an expunge removes it (the message
+    /// and its attempts stay). Without this or `payloadRetentionHours`: the server's
+    /// `payload_retention_days` option (by default, kept until expunged).
     #[serde(default, deserialize_with = "fields::whole")]
-    #[schema(minimum = 5, maximum = 90)]
+    #[schema(minimum = 1, maximum = 90)]
     pub payload_retention_period: Option<i64>,
+    /// Hours the payload is kept, instead of `payloadRetentionPeriod` (not both).
+    #[serde(default, deserialize_with = "fields::whole")]
+    #[schema(minimum = 1, maximum = 2160)]
+    pub payload_retention_hours: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -191,14 +197,11 @@ fn new_message(state: &ApiState, app: AppKey, input: MessageIn) -> Result<NewMes
         .transpose()?;
     let channels = fields::channels("channels", input.channels, MAX_CHANNELS)?
         .map(|set| set.into_iter().collect::<Vec<_>>());
-    if let Some(days) = input.payload_retention_period {
-        if !(5..=90).contains(&days) {
-            return Err(fields::body_error(
-                "payloadRetentionPeriod",
-                "must be between 5 and 90",
-            ));
-        }
-    }
+    let payload_retention = payload_retention(
+        input.payload_retention_period,
+        input.payload_retention_hours,
+    )?
+    .or(state.settings.payload_retention);
     let create_app = match input.application {
         None => None,
         Some(app_in) => {
@@ -225,9 +228,32 @@ fn new_message(state: &ApiState, app: AppKey, input: MessageIn) -> Result<NewMes
         event_id,
         channels,
         payload,
+        payload_retention,
         only_endpoint: None,
         direct: None,
     })
+}
+
+/// How long the message keeps its payload, if it says: `payloadRetentionPeriod` days or
+/// `payloadRetentionHours` hours (the SDK document's ranges), not both.
+fn payload_retention(days: Option<i64>, hours: Option<i64>) -> Result<Option<TimeDelta>, ApiError> {
+    match (days, hours) {
+        (Some(_), Some(_)) => Err(fields::body_error(
+            "payloadRetentionHours",
+            "give payloadRetentionPeriod or payloadRetentionHours, not both",
+        )),
+        (Some(days), None) if !(1..=90).contains(&days) => Err(fields::body_error(
+            "payloadRetentionPeriod",
+            "must be between 1 and 90 (days)",
+        )),
+        (None, Some(hours)) if !(1..=2160).contains(&hours) => Err(fields::body_error(
+            "payloadRetentionHours",
+            "must be between 1 and 2160 (hours)",
+        )),
+        (Some(days), None) => Ok(Some(TimeDelta::days(days))),
+        (None, Some(hours)) => Ok(Some(TimeDelta::hours(hours))),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Writes the message and hands its deliveries to this node's dispatcher: those it had room

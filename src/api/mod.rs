@@ -8,6 +8,7 @@
 mod applications;
 mod attempts;
 mod auth;
+mod background_tasks;
 mod endpoints;
 pub mod error;
 mod event_types;
@@ -56,6 +57,8 @@ pub struct ApiState {
     pub message_enqueued: Arc<Notify>,
     /// This node's dispatcher, if it delivers: it takes new deliveries directly.
     pub dispatcher: Option<Arc<Dispatcher>>,
+    /// Notified after a background task is created, to wake this node's task runner.
+    pub task_created: Arc<Notify>,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +70,8 @@ pub struct ApiSettings {
     pub body_read_timeout: std::time::Duration,
     /// Refuse `http://` endpoint URLs.
     pub https_only: bool,
+    /// How long payloads are kept when a message does not say; `None`: until expunged.
+    pub payload_retention: Option<chrono::TimeDelta>,
 }
 
 /// The routes that need a token, with their documentation.
@@ -103,6 +108,10 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(messages::list, messages::create))
         .routes(routes!(messages::get))
         .routes(routes!(messages::expunge_content))
+        .routes(routes!(background_tasks::bulk_expunge))
+        .routes(routes!(background_tasks::expunge_all_contents))
+        .routes(routes!(background_tasks::list))
+        .routes(routes!(background_tasks::get))
         .routes(routes!(attempts::list_by_msg))
         .routes(routes!(attempts::list_by_endpoint))
         .routes(routes!(attempts::get))

@@ -19,6 +19,9 @@ use crate::delivery::ssrf::parse_networks;
 
 pub const DEFAULT_TOML: &str = include_str!("../../config.default.toml");
 
+/// The longest retention an option may set: a hundred years.
+const MAX_RETENTION_DAYS: u32 = 36_500;
+
 /// Environment variables with the `HOOKD_` prefix that are not configuration options.
 const NOT_OPTIONS: &[&str] = &["HOOKD_CONFIG"];
 
@@ -71,6 +74,8 @@ pub struct Config {
     pub https_only: bool,
     pub delivery_concurrency: usize,
     pub endpoint_concurrency: usize,
+    pub payload_retention_days: u32,
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -136,6 +141,8 @@ impl fmt::Debug for Config {
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("max_connections", &self.max_connections)
             .field("log_level", &self.log_level)
+            .field("payload_retention_days", &self.payload_retention_days)
+            .field("retention_days", &self.retention_days)
             .finish_non_exhaustive()
     }
 }
@@ -281,6 +288,14 @@ impl Config {
                 "delivery_concurrency",
                 "concurrency limits must be at least 1",
             ));
+        }
+        for (key, days) in [
+            ("payload_retention_days", self.payload_retention_days),
+            ("retention_days", self.retention_days),
+        ] {
+            if days > MAX_RETENTION_DAYS {
+                return Err(invalid(key, "must be at most 36500 (0 turns it off)"));
+            }
         }
         parse_networks(&self.allowed_networks).map_err(|e| invalid("allowed_networks", &e))?;
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {

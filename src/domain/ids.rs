@@ -1,4 +1,4 @@
-//! Prefixed, time-sortable ids: `app_`, `ep_`, `msg_`, `atmpt_` followed by a ULID.
+//! Prefixed, time-sortable ids: `app_`, `ep_`, `msg_`, `atmpt_`, `qtask_` followed by a ULID.
 //!
 //! ULIDs sort by creation time (millisecond resolution). Ids are drawn from one monotonic
 //! generator per process, so two ids made one after the other in this process always sort in
@@ -108,6 +108,11 @@ prefixed_id!(
     /// Identifies one delivery attempt of a message to an endpoint.
     AttemptId,
     "atmpt_"
+);
+prefixed_id!(
+    /// Identifies a background task (the contract's `QueueBackgroundTask` id).
+    TaskId,
+    "qtask_"
 );
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The webhook domain: ids, names, applications, endpoints, event types, messages and the
-//! secrets endpoints are signed with.
+//! The webhook domain: ids, names, applications, endpoints, event types, messages, the
+//! secrets endpoints are signed with, and background tasks.
 //!
 //! Everything here is pure: no I/O, no clock reads except [`time::now`]. Input from the
 //! outside world is parsed into these types once, at the edge (`EndpointUrl::parse`,
@@ -16,6 +16,7 @@ mod message;
 mod names;
 mod secret;
 mod signature;
+mod task;
 pub mod time;
 
 pub use application::{Application, Metadata};
@@ -23,11 +24,12 @@ pub use attempt::{Attempt, AttemptError, DeliveryCounts, DeliveryStatus, ErrorCl
 pub use endpoint::{Endpoint, EndpointUrl, PreviousSecret, Subscription, UrlError};
 pub use event_type::EventType;
 pub use headers::{EndpointHeaders, HeaderError};
-pub use ids::{AppId, AttemptId, EndpointId, MessageId};
+pub use ids::{AppId, AttemptId, EndpointId, MessageId, TaskId};
 pub use message::{Message, Payload, PayloadError};
 pub use names::{Channel, EventId, EventTypeName, FeatureFlag, NameError, Uid};
 pub use secret::{SecretError, SigningSecret};
 pub use signature::{MacEncoding, SignatureError, SignatureScheme, SignatureSpec};
+pub use task::{BackgroundTask, TaskKind, TaskStatus};
 pub use time::Timestamp;
 
 /// How a path segment names an application or an endpoint: by its id, or by the `uid` its

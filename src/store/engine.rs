@@ -31,6 +31,10 @@ pub trait Engine: Send + Sync + 'static {
     /// The node that made them due wakes its own dispatcher itself.
     async fn notify_due(conn: &mut EngineConn<Self>) -> Result<()>;
 
+    /// Tries to take, until the transaction ends, the lock that lets one node at a time run
+    /// a periodic job (`job` names it, e.g. `payload-expiry`); `false` if another holds it.
+    async fn try_lock_job(conn: &mut EngineConn<Self>, job: &str) -> Result<bool>;
+
     /// Appended to a `SELECT` in a transaction to lock the rows it reads until the
     /// transaction ends, passing over rows another transaction holds.
     const SKIP_LOCKED: &'static str;

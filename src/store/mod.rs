@@ -53,8 +53,9 @@ mod types;
 use async_trait::async_trait;
 
 use crate::domain::{
-    AppId, AppKey, Application, Attempt, AttemptId, DeliveryCounts, DeliveryStatus, Endpoint,
-    EndpointId, EndpointKey, EventType, EventTypeName, Message, MessageId, MessageKey, Timestamp,
+    AppId, AppKey, Application, Attempt, AttemptId, BackgroundTask, DeliveryCounts, DeliveryStatus,
+    Endpoint, EndpointId, EndpointKey, EventId, EventType, EventTypeName, Message, MessageId,
+    MessageKey, TaskId, TaskKind, Timestamp,
 };
 
 pub use error::{Conflict, StoreError};
@@ -62,7 +63,7 @@ pub use page::{Cursor, Order, PageQuery};
 pub use types::{
     AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, Direct,
     DirectClaims, Enqueued, IdempotencyClaim, InlineApplication, MessageFilter, NewApplication,
-    NewEndpoint, NewMessage, NextStep, StoredResponse,
+    NewEndpoint, NewMessage, NextStep, PurgeStep, StoredResponse, TaskFilter,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -76,6 +77,7 @@ pub trait Store:
     + DeliveryStore
     + QueueStore
     + AdminStore
+    + TaskStore
     + Send
     + Sync
 {
@@ -89,6 +91,7 @@ impl<T> Store for T where
         + DeliveryStore
         + QueueStore
         + AdminStore
+        + TaskStore
         + Send
         + Sync
 {
@@ -116,8 +119,45 @@ pub trait AdminStore {
     /// have nothing left to deliver (every delivery succeeded or failed), with their
     /// deliveries and attempts; returns how many. Each call is one short transaction that
     /// walks the `created_at` index, so calling it until it returns 0 prunes any backlog
-    /// without long locks.
-    async fn prune_messages(&self, before: Timestamp, limit: usize) -> Result<u64>;
+    /// without long locks. `None`: another node is running a batch of this job right now
+    /// (PostgreSQL; one node at a time runs it).
+    async fn prune_messages(&self, before: Timestamp, limit: usize) -> Result<Option<u64>>;
+    /// Payload retention: removes the payloads of up to `limit` messages whose payload
+    /// expiry is at or before `now`, as an expunge does (the message and its attempts stay);
+    /// returns how many. One short transaction walking the expiry index; `None` as for
+    /// [`AdminStore::prune_messages`].
+    async fn expire_payloads(&self, now: Timestamp, limit: usize) -> Result<Option<u64>>;
+}
+
+/// Background tasks. A running task belongs to the node holding its lease: it claims the
+/// task ([`TaskStore::claim_task`]), runs a short step, and saves the step's progress with a
+/// new lease ([`TaskStore::save_task`]), fenced by the lease it held, so a node that lost
+/// the task (its lease ran out and another took it over) cannot overwrite the new owner's
+/// progress. No transaction stays open across steps.
+#[async_trait]
+pub trait TaskStore {
+    /// Stores a new running task, claimable at once.
+    async fn insert_task(
+        &self,
+        kind: TaskKind,
+        app: Option<&AppId>,
+        data: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<BackgroundTask>;
+    async fn get_task(&self, id: &TaskId) -> Result<Option<BackgroundTask>>;
+    /// Up to `page.limit + 1` tasks in scan order, by id (creation order).
+    async fn list_tasks(
+        &self,
+        filter: &TaskFilter,
+        page: &PageQuery,
+    ) -> Result<Vec<BackgroundTask>>;
+    /// Takes the running task whose lease ran out longest ago (new tasks first), leasing it
+    /// until `lease`.
+    async fn claim_task(&self, now: Timestamp, lease: Timestamp) -> Result<Option<BackgroundTask>>;
+    /// Saves the task's status, data, cursor and lease if it still holds the lease `held`;
+    /// `false` if another node took it over meanwhile (nothing is saved).
+    async fn save_task(&self, task: &BackgroundTask, held: Timestamp) -> Result<bool>;
+    /// Deletes the tasks that finished or failed before `before`; returns how many.
+    async fn prune_tasks(&self, before: Timestamp) -> Result<u64>;
 }
 
 #[async_trait]
@@ -170,6 +210,21 @@ pub trait MessageStore {
     ) -> Result<Vec<Message>>;
     /// Removes the payload of a message; its record and delivery log stay.
     async fn expunge_message_content(&self, app: &AppId, id: &MessageId) -> Result<()>;
+    /// Removes the payloads of the application's messages named by `keys` (ids or
+    /// eventIds), in one transaction; returns the messages it found, as (id, eventId).
+    async fn expunge_messages(
+        &self,
+        app: &AppId,
+        keys: &[MessageKey],
+    ) -> Result<Vec<(MessageId, Option<EventId>)>>;
+    /// One step of purging every payload of an application: up to `limit` messages with
+    /// ids after `after`, in id order, in one transaction. See [`PurgeStep`].
+    async fn purge_payloads(
+        &self,
+        app: &AppId,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> Result<PurgeStep>;
 }
 
 /// The hot path: accepting messages, claiming due deliveries, recording attempts. Each

@@ -14,10 +14,11 @@ use sqlx::{Column, Row, TypeInfo};
 
 use crate::domain::time::{from_micros, to_micros};
 use crate::domain::{
-    AppId, Application, Attempt, AttemptError, AttemptId, Channel, DeliveryCounts, DeliveryStatus,
-    Endpoint, EndpointHeaders, EndpointId, EndpointUrl, ErrorClass, EventId, EventType,
-    EventTypeName, FeatureFlag, Message, MessageId, Payload, PreviousSecret, SignatureScheme,
-    SignatureSpec, SigningSecret, Subscription, Timestamp, Trigger, Uid,
+    AppId, Application, Attempt, AttemptError, AttemptId, BackgroundTask, Channel, DeliveryCounts,
+    DeliveryStatus, Endpoint, EndpointHeaders, EndpointId, EndpointUrl, ErrorClass, EventId,
+    EventType, EventTypeName, FeatureFlag, Message, MessageId, Payload, PreviousSecret,
+    SignatureScheme, SignatureSpec, SigningSecret, Subscription, TaskId, TaskKind, TaskStatus,
+    Timestamp, Trigger, Uid,
 };
 use crate::store::{DeliveryState, Result, StoreError};
 
@@ -31,6 +32,8 @@ pub const MESSAGE_COLUMNS: &str = "id, app_id, event_type, event_id, channels, p
 pub const ATTEMPT_COLUMNS: &str = "id, msg_id, endpoint_id, app_id, url, status, \
      response_status_code, response, response_headers, duration_ms, trigger_type, error_class, \
      error, created_at";
+pub const TASK_COLUMNS: &str =
+    "id, kind, status, app_id, data, cursor, lease_until, created_at, updated_at";
 /// A delivery's state next to a joined message or endpoint (`d` is the delivery).
 pub const DELIVERY_STATE: &str = "d.status AS delivery_status, d.next_attempt_at AS delivery_next, d.updated_at AS delivery_updated";
 
@@ -242,6 +245,22 @@ pub fn message(row: &impl StoredRow) -> Result<Message> {
         channels: channels.map(|c| c.into_iter().map(Channel::from_stored).collect()),
         payload: row.opt_text("payload")?.map(Payload::from_stored),
         created_at: time(row, "created_at")?,
+    })
+}
+
+pub fn task(row: &impl StoredRow) -> Result<BackgroundTask> {
+    let kind = row.text("kind")?;
+    let status = row.int("status")?;
+    Ok(BackgroundTask {
+        id: TaskId::from_stored(row.text("id")?),
+        kind: TaskKind::parse(&kind).ok_or_else(|| corrupt("kind", kind))?,
+        status: TaskStatus::from_code(status).ok_or_else(|| corrupt("status", status))?,
+        app_id: row.opt_text("app_id")?.map(AppId::from_stored),
+        data: json(row, "data")?,
+        cursor: row.opt_text("cursor")?,
+        lease_until: time(row, "lease_until")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
     })
 }
 

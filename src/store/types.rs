@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::domain::{
     AppId, AppKey, Attempt, Channel, DeliveryStatus, Endpoint, EndpointHeaders, EndpointId,
     EndpointUrl, EventId, EventTypeName, Message, MessageId, Metadata, Payload, SignatureScheme,
-    SigningSecret, Subscription, Timestamp, Trigger, Uid,
+    SigningSecret, Subscription, TaskKind, TaskStatus, Timestamp, Trigger, Uid,
 };
 
 #[derive(Debug, Clone)]
@@ -49,6 +49,8 @@ pub struct NewMessage {
     pub event_id: Option<EventId>,
     pub channels: Option<Vec<Channel>>,
     pub payload: Payload,
+    /// How long the payload is kept from the message's creation; `None`: until expunged.
+    pub payload_retention: Option<chrono::TimeDelta>,
     /// Deliver only to this endpoint (send-example), whatever the subscriptions say.
     pub only_endpoint: Option<EndpointId>,
     /// The local dispatcher, if it may take the message's deliveries straight away.
@@ -265,4 +267,22 @@ mod tests {
         };
         assert_eq!(limits.full(), [a]);
     }
+}
+
+/// What one step of purging an application's payloads did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgeStep {
+    /// Payloads removed (messages whose payload was already gone are not counted, so a step
+    /// run again after a crash counts nothing twice).
+    pub purged: u64,
+    /// The greatest id the step looked at: the next step starts after it. `None`: there was
+    /// nothing after `after`, the purge is done.
+    pub last: Option<MessageId>,
+}
+
+/// Which background tasks a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub status: Option<TaskStatus>,
+    pub kind: Option<TaskKind>,
 }

@@ -26,8 +26,10 @@ mod persistence;
 mod pg;
 mod postgres;
 mod public;
+#[macro_use]
 mod queue;
 mod receiver;
+mod retention;
 mod retries;
 mod routes;
 mod schema;

@@ -120,7 +120,7 @@ async fn fields_only_newer_sdks_send_are_accepted() {
             "owner",
             json!({
                 "eventType": "t", "payload": {"a": 1},
-                "tags": ["x"], "payloadRetentionHours": 24, "payloadRetentionPeriod": 30,
+                "tags": ["x"], "payloadRetentionHours": 24,
                 "transformationsParams": {"rawPayload": "{}"}
             }),
         )
@@ -208,8 +208,29 @@ async fn invalid_event_types_event_ids_and_channels_are_refused() {
             "channels",
         ),
         (
-            json!({"eventType": "t", "payloadRetentionPeriod": 1, "payload": {}}),
+            json!({"eventType": "t", "payloadRetentionPeriod": 0, "payload": {}}),
             "payloadRetentionPeriod",
+        ),
+        (
+            json!({"eventType": "t", "payloadRetentionPeriod": 91, "payload": {}}),
+            "payloadRetentionPeriod",
+        ),
+        (
+            json!({"eventType": "t", "payloadRetentionPeriod": 1.5, "payload": {}}),
+            "payloadRetentionPeriod",
+        ),
+        (
+            json!({"eventType": "t", "payloadRetentionHours": 0, "payload": {}}),
+            "payloadRetentionHours",
+        ),
+        (
+            json!({"eventType": "t", "payloadRetentionHours": 2161, "payload": {}}),
+            "payloadRetentionHours",
+        ),
+        (
+            json!({"eventType": "t", "payloadRetentionHours": 2, "payloadRetentionPeriod": 2,
+                   "payload": {}}),
+            "payloadRetentionHours",
         ),
     ];
     for (input, field) in cases {

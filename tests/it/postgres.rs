@@ -35,6 +35,7 @@ fn message(app: &AppId) -> NewMessage {
         event_id: None,
         channels: None,
         payload: Payload::parse(&raw, 64).unwrap(),
+        payload_retention: None,
         only_endpoint: None,
         direct: None,
     }

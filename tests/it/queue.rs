@@ -24,7 +24,7 @@ use tempfile::TempDir;
 
 use crate::pg::TestDatabase;
 
-async fn sqlite() -> (Arc<dyn Store>, TempDir) {
+pub(crate) async fn sqlite() -> (Arc<dyn Store>, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_path(&dir.path().join("q.db"), 2)
         .await
@@ -32,7 +32,7 @@ async fn sqlite() -> (Arc<dyn Store>, TempDir) {
     (Arc::new(store), dir)
 }
 
-async fn postgres() -> Option<(Arc<dyn Store>, TestDatabase)> {
+pub(crate) async fn postgres() -> Option<(Arc<dyn Store>, TestDatabase)> {
     let database = TestDatabase::create().await?;
     let store = PgStore::connect(
         &database.url,
@@ -85,11 +85,11 @@ conformance!(
     deliveries_reserved_for_direct_claims_are_written_claimed,
 );
 
-fn none() -> HashMap<EndpointId, usize> {
+pub(crate) fn none() -> HashMap<EndpointId, usize> {
     HashMap::new()
 }
 
-fn limits(total: usize, room: &HashMap<EndpointId, usize>) -> ClaimLimits {
+pub(crate) fn limits(total: usize, room: &HashMap<EndpointId, usize>) -> ClaimLimits {
     ClaimLimits {
         total,
         per_endpoint: 1000,
@@ -98,7 +98,7 @@ fn limits(total: usize, room: &HashMap<EndpointId, usize>) -> ClaimLimits {
 }
 
 /// One app with one endpoint and `n` messages; returns the endpoint.
-async fn seed(store: &dyn Store, n: usize) -> hookd::domain::Endpoint {
+pub(crate) async fn seed(store: &dyn Store, n: usize) -> hookd::domain::Endpoint {
     let app = store
         .insert_application(NewApplication {
             uid: None,
@@ -119,7 +119,11 @@ async fn seed(store: &dyn Store, n: usize) -> hookd::domain::Endpoint {
 }
 
 /// A message of event type `a` with `payload` to every endpoint of the application.
-fn new_message(app_id: &hookd::domain::AppId, payload: &str, direct: Option<Direct>) -> NewMessage {
+pub(crate) fn new_message(
+    app_id: &hookd::domain::AppId,
+    payload: &str,
+    direct: Option<Direct>,
+) -> NewMessage {
     let raw = serde_json::value::RawValue::from_string(payload.into()).unwrap();
     NewMessage {
         app: AppKey::Id(app_id.clone()),
@@ -128,6 +132,7 @@ fn new_message(app_id: &hookd::domain::AppId, payload: &str, direct: Option<Dire
         event_id: None,
         channels: None,
         payload: Payload::parse(&raw, 64).unwrap(),
+        payload_retention: None,
         only_endpoint: None,
         direct,
     }
@@ -149,7 +154,7 @@ fn new_endpoint(app_id: &hookd::domain::AppId) -> NewEndpoint {
     }
 }
 
-fn record(claim: &ClaimedDelivery, next: NextStep) -> AttemptRecord {
+pub(crate) fn record(claim: &ClaimedDelivery, next: NextStep) -> AttemptRecord {
     AttemptRecord {
         delivery_id: claim.id,
         lease: claim.lease,
@@ -428,14 +433,14 @@ async fn old_finished_messages_are_pruned_in_batches(store: Arc<dyn Store>) {
             .prune_messages(t - TimeDelta::days(1), 10)
             .await
             .unwrap(),
-        0,
+        Some(0),
         "nothing is that old"
     );
-    assert_eq!(store.prune_messages(later, 3).await.unwrap(), 3);
-    assert_eq!(store.prune_messages(later, 3).await.unwrap(), 1);
+    assert_eq!(store.prune_messages(later, 3).await.unwrap(), Some(3));
+    assert_eq!(store.prune_messages(later, 3).await.unwrap(), Some(1));
     assert_eq!(
         store.prune_messages(later, 3).await.unwrap(),
-        0,
+        Some(0),
         "a message still being delivered is kept"
     );
     let kept = &claims[4].message.id;

@@ -35,6 +35,10 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/app/{app_id}/msg"),
     ("GET", "/api/v1/app/{app_id}/msg/{msg_id}"),
     ("DELETE", "/api/v1/app/{app_id}/msg/{msg_id}/content"),
+    ("POST", "/api/v1/app/{app_id}/msg/bulk-expunge"),
+    ("POST", "/api/v1/app/{app_id}/msg/expunge-all-contents"),
+    ("GET", "/api/v1/background-task"),
+    ("GET", "/api/v1/background-task/{task_id}"),
     ("GET", "/api/v1/app/{app_id}/attempt/msg/{msg_id}"),
     ("GET", "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}"),
     (

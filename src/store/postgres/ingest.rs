@@ -66,7 +66,7 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<E
         }));
     }
     let plan = plan_deliveries(batch, &messages, &endpoints);
-    let written = insert(&mut tx, &messages, &plan).await?;
+    let written = insert(&mut tx, batch, &messages, &plan).await?;
     tx.commit().await?;
     let deliveries: Vec<_> = messages
         .iter()
@@ -342,9 +342,20 @@ struct Written {
 /// holds its locks.
 async fn insert(
     conn: &mut PgConnection,
+    batch: &[NewMessage],
     messages: &[Result<Message>],
     plan: &Plan<'_>,
 ) -> Result<Written> {
+    // How long each message to insert keeps its payload, in microseconds.
+    let keep: Vec<Option<i64>> = batch
+        .iter()
+        .zip(messages)
+        .filter(|(_, m)| m.is_ok())
+        .map(|(new, _)| {
+            new.payload_retention
+                .map(|k| k.num_microseconds().unwrap_or(i64::MAX))
+        })
+        .collect();
     let messages: Vec<&Message> = messages.iter().flatten().collect();
     let mut written = Written {
         messages: HashSet::new(),
@@ -357,10 +368,12 @@ async fn insert(
         |f: fn(&Message) -> Option<String>| messages.iter().map(|m| f(m)).collect::<Vec<_>>();
     let found = sqlx::query(
         "WITH m AS (
-           INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at)
-           SELECT id, app_id, event_type, event_id, channels, payload, $7
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-             AS t(id, app_id, event_type, event_id, channels, payload)
+           INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
+             payload_expires_at)
+           SELECT id, app_id, event_type, event_id, channels, payload, $7, $7 + keep
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $13::bigint[])
+             AS t(id, app_id, event_type, event_id, channels, payload, keep)
            ON CONFLICT (app_id, event_id) WHERE event_id IS NOT NULL DO NOTHING
            RETURNING id),
          d AS (
@@ -395,6 +408,7 @@ async fn insert(
     .bind(&plan.app_ids)
     .bind(&plan.leases)
     .bind(CHANNEL)
+    .bind(&keep)
     .fetch_all(&mut *conn)
     .await?;
     for row in &found {

@@ -167,6 +167,16 @@ impl Engine for PgStore {
         notify_due(conn).await
     }
 
+    /// A transaction-scoped advisory lock, not waited for: the node that does not get it
+    /// leaves the batch to the one that did.
+    async fn try_lock_job(conn: &mut EngineConn<Self>, job: &str) -> crate::store::Result<bool> {
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(list_lock_key(&format!("job:{job}")))
+            .fetch_one(conn)
+            .await?;
+        Ok(locked)
+    }
+
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
 

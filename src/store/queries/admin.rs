@@ -1,10 +1,11 @@
-//! API tokens, idempotency keys and retention.
+//! API tokens, idempotency keys and retention (pruning messages, expiring payloads).
 
 use async_trait::async_trait;
 
 use crate::domain::Timestamp;
 use crate::domain::time::{now, to_micros};
 use crate::store::engine::Engine;
+use crate::store::queries::EXPUNGE_PAYLOAD;
 use crate::store::rows::StoredRow;
 use crate::store::sql::{Conn, Sql};
 use crate::store::{AdminStore, IdempotencyClaim, Result, StoredResponse};
@@ -107,8 +108,11 @@ impl<E: Engine> AdminStore for E {
     /// now is left for the next call), then their attempts, deliveries and the messages
     /// themselves are deleted by id: PostgreSQL has no foreign key from those to the
     /// message to cascade along (see its migration 0004).
-    async fn prune_messages(&self, before: Timestamp, limit: usize) -> Result<u64> {
+    async fn prune_messages(&self, before: Timestamp, limit: usize) -> Result<Option<u64>> {
         let mut tx = self.writes().begin().await?;
+        if !E::try_lock_job(&mut tx, "prune-messages").await? {
+            return Ok(None);
+        }
         let oldest = Sql::new(format!(
             "SELECT m.id FROM message m WHERE m.created_at < $1
                AND NOT EXISTS (SELECT 1 FROM delivery d
@@ -125,7 +129,7 @@ impl<E: Engine> AdminStore for E {
             .map(|r| r.text("id"))
             .collect::<Result<Vec<_>>>()?;
         if ids.is_empty() {
-            return Ok(0);
+            return Ok(Some(0));
         }
         let mut pruned = 0;
         for (table, column) in [
@@ -138,6 +142,37 @@ impl<E: Engine> AdminStore for E {
             pruned = tx.exec(&delete).await?;
         }
         tx.commit().await?;
-        Ok(pruned)
+        Ok(Some(pruned))
+    }
+
+    /// Walks the partial index of payloads still to expire, oldest expiry first; the
+    /// payloads removed leave that index, so each call starts where the last one ended.
+    async fn expire_payloads(&self, now: Timestamp, limit: usize) -> Result<Option<u64>> {
+        let mut tx = self.writes().begin().await?;
+        if !E::try_lock_job(&mut tx, "payload-expiry").await? {
+            return Ok(None);
+        }
+        let due = Sql::new(format!(
+            "SELECT id FROM message
+             WHERE payload_expires_at IS NOT NULL AND payload_expires_at <= $1
+             ORDER BY payload_expires_at LIMIT $2{}",
+            E::SKIP_LOCKED
+        ))
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let ids = tx
+            .rows(&due)
+            .await?
+            .iter()
+            .map(|r| r.text("id"))
+            .collect::<Result<Vec<_>>>()?;
+        if ids.is_empty() {
+            return Ok(Some(0));
+        }
+        let mut expire = Sql::new(format!("{EXPUNGE_PAYLOAD} WHERE id IN ("));
+        expire.push_list(ids.iter().map(String::as_str)).push(")");
+        let expired = tx.exec(&expire).await?;
+        tx.commit().await?;
+        Ok(Some(expired))
     }
 }

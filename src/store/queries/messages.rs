@@ -1,16 +1,16 @@
-//! Reading messages. Accepting them is the hot path, in each engine's [`QueueStore`].
+//! Reading messages and removing their payloads. Accepting them is the hot path, in each engine's [`QueueStore`].
 //!
 //! [`QueueStore`]: crate::store::QueueStore
 
 use async_trait::async_trait;
 
-use super::{changed_one, push_message_filter};
-use crate::domain::{AppId, Message, MessageId, MessageKey};
+use super::{EXPUNGE_PAYLOAD, changed_one, push_message_filter};
+use crate::domain::{AppId, EventId, Message, MessageId, MessageKey};
 use crate::store::engine::Engine;
 use crate::store::page::push_page;
-use crate::store::rows::{self, MESSAGE_COLUMNS};
+use crate::store::rows::{self, MESSAGE_COLUMNS, StoredRow};
 use crate::store::sql::{Conn, Sql};
-use crate::store::{MessageFilter, MessageStore, PageQuery, Result};
+use crate::store::{MessageFilter, MessageStore, PageQuery, PurgeStep, Result};
 
 #[async_trait]
 impl<E: Engine> MessageStore for E {
@@ -45,9 +45,92 @@ impl<E: Engine> MessageStore for E {
     }
 
     async fn expunge_message_content(&self, app: &AppId, id: &MessageId) -> Result<()> {
-        let expunge = Sql::new("UPDATE message SET payload = NULL WHERE app_id = $1 AND id = $2")
+        let expunge = Sql::new(format!("{EXPUNGE_PAYLOAD} WHERE app_id = $1 AND id = $2"))
             .bind(app.as_str())
             .bind(id.as_str());
         changed_one(self.writes().acquire().await?.exec(&expunge).await?)
+    }
+
+    async fn expunge_messages(
+        &self,
+        app: &AppId,
+        keys: &[MessageKey],
+    ) -> Result<Vec<(MessageId, Option<EventId>)>> {
+        let ids: Vec<&str> = keys
+            .iter()
+            .filter_map(|k| match k {
+                MessageKey::Id(id) => Some(id.as_str()),
+                MessageKey::EventId(_) => None,
+            })
+            .collect();
+        let event_ids: Vec<&str> = keys
+            .iter()
+            .filter_map(|k| match k {
+                MessageKey::EventId(e) => Some(e.as_str()),
+                MessageKey::Id(_) => None,
+            })
+            .collect();
+        let mut expunge = Sql::new(format!("{EXPUNGE_PAYLOAD} WHERE app_id = "));
+        expunge.push_bind(app.as_str()).push(" AND (FALSE");
+        if !ids.is_empty() {
+            expunge.push(" OR id IN (").push_list(ids).push(")");
+        }
+        if !event_ids.is_empty() {
+            expunge
+                .push(" OR event_id IN (")
+                .push_list(event_ids)
+                .push(")");
+        }
+        expunge.push(") RETURNING id, event_id");
+        let found = self.writes().acquire().await?.rows(&expunge).await?;
+        found
+            .iter()
+            .map(|r| {
+                Ok((
+                    MessageId::from_stored(r.text("id")?),
+                    r.opt_text("event_id")?.map(EventId::from_stored),
+                ))
+            })
+            .collect()
+    }
+
+    /// Walks the application's messages by id (the `message_by_app` index), so a step
+    /// costs its batch whatever the application's size.
+    async fn purge_payloads(
+        &self,
+        app: &AppId,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> Result<PurgeStep> {
+        let mut tx = self.writes().begin().await?;
+        let mut next = Sql::new("SELECT id FROM message WHERE app_id = ");
+        next.push_bind(app.as_str());
+        if let Some(after) = after {
+            next.push(" AND id > ").push_bind(after.as_str());
+        }
+        next.push(" ORDER BY id LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let ids = tx
+            .rows(&next)
+            .await?
+            .iter()
+            .map(|r| r.text("id"))
+            .collect::<Result<Vec<_>>>()?;
+        let Some(last) = ids.last() else {
+            return Ok(PurgeStep {
+                purged: 0,
+                last: None,
+            });
+        };
+        let mut purge = Sql::new(format!(
+            "{EXPUNGE_PAYLOAD} WHERE payload IS NOT NULL AND id IN ("
+        ));
+        purge.push_list(ids.iter().map(String::as_str)).push(")");
+        let purged = tx.exec(&purge).await?;
+        tx.commit().await?;
+        Ok(PurgeStep {
+            purged,
+            last: Some(MessageId::from_stored(last.clone())),
+        })
     }
 }

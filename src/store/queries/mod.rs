@@ -8,6 +8,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod messages;
+mod tasks;
 
 pub(crate) use endpoints::PARK_OR_UNPARK;
 
@@ -16,6 +17,12 @@ use super::rows::StoredRow;
 use super::sql::{Conn, Sql};
 use super::{MessageFilter, Result, StoreError};
 use crate::domain::ResourceKey;
+
+/// Removes a message's payload, and with it its expiry (so it leaves the expiry index);
+/// followed by the statement's `WHERE`. Expunging, payload expiry and purges all use it, so a
+/// payload removed any way reads the same.
+pub(crate) const EXPUNGE_PAYLOAD: &str =
+    "UPDATE message SET payload = NULL, payload_expires_at = NULL";
 
 /// The column a resource key looks in, and the value it looks for.
 fn key_column<I: AsRef<str>>(key: &ResourceKey<I>) -> (&'static str, &str) {

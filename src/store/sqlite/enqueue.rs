@@ -18,7 +18,7 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 use super::connection::is_unique_violation;
 use crate::domain::time::{now, to_micros};
 use crate::domain::{
-    AppId, Endpoint, EndpointId, Message, MessageId, ResourceKey, Subscription, Trigger,
+    AppId, Endpoint, EndpointId, Message, MessageId, ResourceKey, Subscription, Timestamp, Trigger,
 };
 use crate::store::rows::{self, ENDPOINT_COLUMNS};
 use crate::store::{
@@ -32,8 +32,8 @@ const INSERT_APP: &str =
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)";
 /// A repeated `eventId` changes no row rather than failing the statement.
 const INSERT_MESSAGE: &str =
-    "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING";
+    "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
+       payload_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING";
 const ENDPOINTS_OF_APP: &str =
     "SELECT id, event_types, channels FROM endpoint WHERE NOT disabled AND app_id = ?1";
 const INSERT_DELIVERY: &str = "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, \
@@ -101,7 +101,8 @@ fn enqueue(
         payload: Some(new.payload.clone()),
         created_at: now(),
     };
-    if !insert_message(&mut writes.message, &message)? {
+    let expires = new.payload_retention.map(|keep| message.created_at + keep);
+    if !insert_message(&mut writes.message, &message, expires)? {
         return Ok(Err(StoreError::Conflict(Conflict::EventId)));
     }
     let direct = new.direct.as_ref().map(|d| &*d.0);
@@ -176,7 +177,11 @@ fn find_app(conn: &Connection, app: &ResourceKey<AppId>) -> Result<Option<AppId>
 }
 
 /// Inserts the message; `false` if the application already has one with its `eventId`.
-fn insert_message(insert: &mut CachedStatement<'_>, m: &Message) -> Result<bool> {
+fn insert_message(
+    insert: &mut CachedStatement<'_>,
+    m: &Message,
+    payload_expires_at: Option<Timestamp>,
+) -> Result<bool> {
     let changed = insert.execute(params![
         m.id.as_str(),
         m.app_id.as_str(),
@@ -185,6 +190,7 @@ fn insert_message(insert: &mut CachedStatement<'_>, m: &Message) -> Result<bool>
         rows::opt_to_json(m.channels.as_ref()),
         m.payload.as_ref().map(|p| p.as_str()),
         to_micros(m.created_at),
+        payload_expires_at.map(to_micros),
     ])?;
     Ok(changed == 1)
 }

@@ -207,6 +207,11 @@ impl Engine for SqliteStore {
         Ok(())
     }
 
+    /// One process owns the database, and runs each job once.
+    async fn try_lock_job(_: &mut EngineConn<Self>, _: &str) -> super::Result<bool> {
+        Ok(true)
+    }
+
     /// A write transaction already excludes every other writer.
     const SKIP_LOCKED: &'static str = "";
     const FOR_UPDATE: &'static str = "";

@@ -1,0 +1,101 @@
+//! Retention: the jobs that remove payloads when they expire and delete whole messages past
+//! the configured age, on every node, in short batches.
+//!
+//! Each batch is one short transaction of at most [`BATCH`] messages, walking an index
+//! (payload expiry, or creation time), so neither job holds locks for long or scans every
+//! message; the dispatcher's transactions go on between batches. On PostgreSQL a batch runs
+//! under a job lock that other nodes do not wait for: one node at a time does each job's
+//! batches, and the others skip their turn.
+//!
+//! What they did is logged (counts only). The counts worth exposing as metrics are the
+//! payloads expired and the messages pruned, as counters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use tokio_util::sync::CancellationToken;
+
+use crate::delivery::clock::Clock;
+use crate::store::{Result, Store};
+
+/// Messages per batch: one short transaction.
+pub const BATCH: usize = 1000;
+/// How often the jobs look for work.
+const EVERY: Duration = Duration::from_secs(60);
+/// Background tasks that finished longer ago than this are deleted (the contract lists the
+/// tasks of the past 90 days).
+const TASKS_KEPT: TimeDelta = TimeDelta::days(90);
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionSettings {
+    /// Messages older than this with nothing left to deliver are deleted; `None`: never.
+    pub messages: Option<TimeDelta>,
+}
+
+/// Runs both jobs now and then every minute (by `clock`), until `shutdown`.
+pub async fn run(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: RetentionSettings,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let now = clock.now();
+        let done = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            done = run_once(&*store, now, settings, &shutdown) => done,
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "retention job failed; trying again in a minute");
+        }
+        let next = now + TimeDelta::from_std(EVERY).unwrap_or(TimeDelta::MAX);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = clock.sleep_until(next) => {}
+        }
+    }
+}
+
+/// One round of both jobs at `now`: every batch due, until none is left (or another node
+/// holds a job).
+async fn run_once(
+    store: &dyn Store,
+    now: chrono::DateTime<chrono::Utc>,
+    settings: RetentionSettings,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let expired = batches(shutdown, || store.expire_payloads(now, BATCH)).await?;
+    if expired > 0 {
+        tracing::info!(payloads = expired, "removed expired payloads");
+    }
+    if let Some(age) = settings.messages {
+        let before = now - age;
+        let pruned = batches(shutdown, || store.prune_messages(before, BATCH)).await?;
+        if pruned > 0 {
+            tracing::info!(messages = pruned, %before, "deleted messages past retention_days");
+        }
+    }
+    let tasks = store.prune_tasks(now - TASKS_KEPT).await?;
+    if tasks > 0 {
+        tracing::debug!(tasks, "deleted old background tasks");
+    }
+    Ok(())
+}
+
+/// Runs `batch` until it does nothing, another node holds its job, or shutdown; returns how
+/// many rows the batches changed.
+async fn batches<F, Fut>(shutdown: &CancellationToken, mut batch: F) -> Result<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<u64>>>,
+{
+    let mut total = 0;
+    while !shutdown.is_cancelled() {
+        match batch().await? {
+            Some(0) | None => break,
+            Some(n) => total += n,
+        }
+    }
+    Ok(total)
+}
