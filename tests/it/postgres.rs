@@ -194,3 +194,27 @@ async fn api_and_worker_nodes_split_the_work() {
         ]
     );
 }
+
+/// A node's retention batch holds its job's lock: another node (or an operator's SQL job
+/// taking the same lock) skips its turn rather than waiting or working alongside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_at_a_time_runs_a_retention_batch() {
+    use sqlx::Connection;
+    let database = TestDatabase::require().await;
+    let node = node(&database).await;
+    let now = hookd::domain::time::now();
+    let mut other = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let mut held = other.begin().await.unwrap();
+    for job in ["payload-expiry", "prune-messages"] {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(hookd::store::postgres::job_lock_key(job))
+            .execute(&mut *held)
+            .await
+            .unwrap();
+    }
+    assert_eq!(node.expire_payloads(now, 10).await.unwrap(), None);
+    assert_eq!(node.prune_messages(now, 10).await.unwrap(), None);
+    held.rollback().await.unwrap();
+    assert_eq!(node.expire_payloads(now, 10).await.unwrap(), Some(0));
+    assert_eq!(node.prune_messages(now, 10).await.unwrap(), Some(0));
+}

@@ -461,3 +461,51 @@ async fn one_holder_runs_a_task_until_its_lease_runs_out(store: Arc<dyn Store>) 
         1
     );
 }
+
+#[tokio::test]
+async fn a_task_whose_runner_died_is_resumed_once_its_lease_runs_out() {
+    let (mut app, clock) = with_manual_clock(|_| {}).await;
+    app.create_app(json!({"name": "a", "uid": "a"})).await;
+    let first = message(&app, "a", json!({"eventType": "t", "payload": {"n": 1}})).await;
+    message(&app, "a", json!({"eventType": "t", "payload": {"n": 2}})).await;
+    let (_, found) = app.get("/api/v1/app/a").await;
+    let app_id = hookd::domain::AppId::parse(found["id"].as_str().unwrap()).unwrap();
+
+    // A node claimed a purge task and died before its first step.
+    let other_node = hookd::app::open_store(app.config()).await.unwrap();
+    let task = other_node
+        .insert_task(
+            TaskKind::PurgeContent,
+            Some(&app_id),
+            hookd::tasks::initial_data(TaskKind::PurgeContent),
+        )
+        .await
+        .unwrap();
+    let held_until = clock_now(&clock) + TimeDelta::seconds(60);
+    let claimed = other_node
+        .claim_task(clock_now(&clock), held_until)
+        .await
+        .unwrap();
+    assert_eq!(claimed.map(|t| t.id), Some(task.id.clone()));
+    drop(other_node);
+
+    app.restart().await;
+    let path = format!("/api/v1/background-task/{}", task.id);
+    let (_, still) = app.get(&path).await;
+    assert_eq!(still["status"], "running", "the lease still holds: {still}");
+    assert_eq!(payload(&app, "a", &first).await, json!({"n": 1}));
+
+    clock.advance(Duration::from_secs(120));
+    let done = eventually("the task to be resumed and finish", || async {
+        let (_, task) = app.get(&path).await;
+        (task["status"] == "finished").then_some(task)
+    })
+    .await;
+    assert_eq!(done["data"], json!({"messagesPurged": 2}));
+    assert_eq!(payload(&app, "a", &first).await, json!({"expired": true}));
+}
+
+fn clock_now(clock: &ManualClock) -> chrono::DateTime<chrono::Utc> {
+    use hookd::delivery::clock::Clock;
+    clock.now()
+}

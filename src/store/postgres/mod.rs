@@ -171,7 +171,7 @@ impl Engine for PgStore {
     /// leaves the batch to the one that did.
     async fn try_lock_job(conn: &mut EngineConn<Self>, job: &str) -> crate::store::Result<bool> {
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(list_lock_key(&format!("job:{job}")))
+            .bind(job_lock_key(job))
             .fetch_one(conn)
             .await?;
         Ok(locked)
@@ -205,6 +205,13 @@ async fn lock_lists(conn: &mut PgConnection, lists: &[String]) -> Result<(), Sto
 
 /// The advisory lock key of a list: 64 bits of its name's SHA-256 (a collision would only
 /// make two lists share a lock).
+/// The advisory lock key a batch of the job `job` (`payload-expiry`, `prune-messages`) holds
+/// while it runs: a SQL job of one's own that takes it (`pg_advisory_xact_lock`) takes
+/// turns with hookd's nodes.
+pub fn job_lock_key(job: &str) -> i64 {
+    list_lock_key(&format!("job:{job}"))
+}
+
 fn list_lock_key(list: &str) -> i64 {
     let digest = Sha256::digest(list.as_bytes());
     let mut key = [0u8; 8];

@@ -111,6 +111,7 @@ impl<E: Engine> AdminStore for E {
     async fn prune_messages(&self, before: Timestamp, limit: usize) -> Result<Option<u64>> {
         let mut tx = self.writes().begin().await?;
         if !E::try_lock_job(&mut tx, "prune-messages").await? {
+            tx.commit().await?;
             return Ok(None);
         }
         let oldest = Sql::new(format!(
@@ -129,6 +130,7 @@ impl<E: Engine> AdminStore for E {
             .map(|r| r.text("id"))
             .collect::<Result<Vec<_>>>()?;
         if ids.is_empty() {
+            tx.commit().await?;
             return Ok(Some(0));
         }
         let mut pruned = 0;
@@ -145,11 +147,16 @@ impl<E: Engine> AdminStore for E {
         Ok(Some(pruned))
     }
 
+    /// Every way out of these transactions ends them explicitly: a dropped transaction is
+    /// rolled back only when its connection is next used, and until then it would keep the
+    /// job's lock (PostgreSQL) from the next batch.
+    ///
     /// Walks the partial index of payloads still to expire, oldest expiry first; the
     /// payloads removed leave that index, so each call starts where the last one ended.
     async fn expire_payloads(&self, now: Timestamp, limit: usize) -> Result<Option<u64>> {
         let mut tx = self.writes().begin().await?;
         if !E::try_lock_job(&mut tx, "payload-expiry").await? {
+            tx.commit().await?;
             return Ok(None);
         }
         let due = Sql::new(format!(
@@ -167,6 +174,7 @@ impl<E: Engine> AdminStore for E {
             .map(|r| r.text("id"))
             .collect::<Result<Vec<_>>>()?;
         if ids.is_empty() {
+            tx.commit().await?;
             return Ok(Some(0));
         }
         let mut expire = Sql::new(format!("{EXPUNGE_PAYLOAD} WHERE id IN ("));

@@ -117,6 +117,7 @@ impl<E: Engine> MessageStore for E {
             .map(|r| r.text("id"))
             .collect::<Result<Vec<_>>>()?;
         let Some(last) = ids.last() else {
+            tx.commit().await?;
             return Ok(PurgeStep {
                 purged: 0,
                 last: None,

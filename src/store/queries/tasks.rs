@@ -86,6 +86,7 @@ impl<E: Engine> TaskStore for E {
         ))
         .bind(now);
         let Some(row) = tx.row(&next).await? else {
+            tx.commit().await?;
             return Ok(None);
         };
         let mut task = rows::task(&row)?;
