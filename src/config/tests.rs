@@ -14,6 +14,11 @@ fn defaults_are_valid_and_documented() {
     assert_eq!(c.listen, "127.0.0.1:8071".parse().unwrap());
     assert_eq!(c.max_payload_bytes, 1 << 20);
     assert_eq!(
+        (c.payload_retention_days, c.retention_days),
+        (0, 0),
+        "nothing is deleted unless asked"
+    );
+    assert_eq!(
         c.database().unwrap(),
         Database::SqliteFile("./hookd-data/hookd.db".into())
     );
@@ -94,6 +99,9 @@ fn invalid_values_are_errors() {
         ("HOOKD_ROLE", "everything"),
         // Roles split a service across nodes sharing PostgreSQL, not an SQLite file.
         ("HOOKD_ROLE", "worker"),
+        ("HOOKD_RETENTION_DAYS", "36501"),
+        ("HOOKD_RETENTION_DAYS", "-1"),
+        ("HOOKD_PAYLOAD_RETENTION_DAYS", "36501"),
     ] {
         let result = Config::load(None, env(&[(key, value)]), &Overrides::default());
         assert!(result.is_err(), "{key}={value} was accepted");
