@@ -22,15 +22,17 @@ use crate::api::{self, ApiSettings, ApiState, Authenticator};
 use crate::config::{Config, Database};
 use crate::delivery::clock::{Clock, SystemClock};
 use crate::delivery::dispatcher::{DispatchSettings, Dispatcher};
+use crate::delivery::measure::DeliveryMetrics;
 use crate::delivery::policy::RetryPolicy;
 use crate::delivery::sender::{Sender, SenderSettings};
 use crate::delivery::ssrf::{AddressPolicy, parse_networks};
 use crate::domain::time::now;
 use crate::retention::RetentionSettings;
+use crate::metrics::Metrics;
 use crate::server::{self, ConnectionLimits};
-use crate::store::Store;
 use crate::store::postgres::{PgStore, PoolSettings, listen_for_deliveries};
 use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreMetrics};
 
 /// How often expired idempotency records are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -44,10 +46,12 @@ const CLAIM_BATCH: usize = 256;
 const CLAIM_AHEAD: usize = 4;
 /// How long a request waits for a PostgreSQL connection before it is answered 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Connections the metrics listener serves at once: scrapers are few.
+const METRICS_CONNECTIONS: usize = 16;
 
 /// Opens (creating and migrating if needed) the configured store.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(open(config).await?.store)
+    Ok(open(config, StoreMetrics::noop()).await?.store)
 }
 
 /// The opened store, with the PostgreSQL pool when there is one (for LISTEN and closing).
@@ -56,26 +60,29 @@ struct Opened {
     pg_pool: Option<sqlx::PgPool>,
 }
 
-async fn open(config: &Config) -> anyhow::Result<Opened> {
+async fn open(config: &Config, metrics: StoreMetrics) -> anyhow::Result<Opened> {
     let store = match config.database()? {
         Database::SqliteFile(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create data directory {}", dir.display()))?;
             }
-            SqliteStore::open_path(&path, config.sqlite_read_connections).await?
+            let reads = config.sqlite_read_connections;
+            SqliteStore::open_path_measured(&path, reads, metrics.sqlite_writer).await?
         }
         Database::SqliteUrl(url) => {
-            SqliteStore::open_url(&url, config.sqlite_read_connections).await?
+            let reads = config.sqlite_read_connections;
+            SqliteStore::open_url_measured(&url, reads, metrics.sqlite_writer).await?
         }
         Database::Postgres(url) => {
-            let store = PgStore::connect(
+            let store = PgStore::connect_measured(
                 &url,
                 PoolSettings {
                     min_connections: config.database_pool_min,
                     max_connections: config.database_pool_max,
                     acquire_timeout: ACQUIRE_TIMEOUT,
                 },
+                metrics,
             )
             .await?;
             let pg_pool = Some(store.pool().clone());
@@ -94,6 +101,8 @@ async fn open(config: &Config) -> anyhow::Result<Opened> {
 /// A running hookd: the API on `addr` and its background tasks.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served, when `metrics_listen` gives it a listener of its own.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     serving: JoinHandle<std::io::Result<()>>,
     tasks: TaskTracker,
@@ -110,13 +119,30 @@ impl Server {
 
     /// As [`Server::start`], with the dispatcher reading time from `clock`.
     pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let Opened { store, pg_pool } = open(&config).await?;
+        let metrics = Metrics::new();
+        let Opened { store, pg_pool } = open(&config, metrics.store()).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let metrics_address = config
+            .metrics_address()
+            .map_err(|e| anyhow::anyhow!("metrics_listen: {e}"))?;
+        let metrics_listener = match metrics_address {
+            Some(at) => Some(
+                TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot listen on {at} (metrics_listen)"))?,
+            ),
+            None => None,
+        };
+        let metrics_addr = metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        tasks.spawn(metrics.clone().upkeep(shutdown.clone()));
 
         let wake = Arc::new(Notify::new());
         // Maintenance runs on every node, whatever its role; on PostgreSQL the nodes take
@@ -138,7 +164,13 @@ impl Server {
             shutdown.clone(),
         ));
         let dispatcher = if config.role.delivers() {
-            let dispatcher = dispatcher(&config, store.clone(), clock, wake.clone())?;
+            let dispatcher = dispatcher(
+                &config,
+                store.clone(),
+                clock.clone(),
+                wake.clone(),
+                metrics.delivery(),
+            )?;
             tasks.spawn(dispatcher.clone().run(shutdown.clone()));
             if let Some(pool) = &pg_pool {
                 tasks.spawn(listen_for_deliveries(
@@ -161,11 +193,15 @@ impl Server {
                 https_only: config.https_only,
                 payload_retention: (config.payload_retention_days > 0)
                     .then(|| TimeDelta::days(i64::from(config.payload_retention_days))),
+                ready_max_lag_secs: config.ready_max_lag(),
             }),
             message_enqueued: wake,
             dispatcher,
             task_created: task_created.clone(),
+            clock: clock.clone(),
+            metrics: metrics.api(),
         };
+        let scrape = crate::metrics::router(metrics, store.clone(), clock, &config.metrics_token);
         if config.role.serves_api() {
             let ttl = Duration::from_secs(u64::from(config.idempotency_ttl_hours) * 3600);
             tasks.spawn(prune_idempotency_keys(store, ttl, shutdown.clone()));
@@ -178,15 +214,29 @@ impl Server {
             reserved_connections: config.reserved_connections,
             max_body_bytes: api::body_limit(&state.settings),
         };
-        let router = if config.role.serves_api() {
-            api::router(state)
+        let on_api = if let Some(listener) = metrics_listener {
+            let limits = ConnectionLimits {
+                max_connections: METRICS_CONNECTIONS,
+                reserved_connections: 0,
+                max_body_bytes: 0,
+                ..limits.clone()
+            };
+            let router = api::standalone(scrape);
+            tasks.spawn(server::serve(listener, router, limits, shutdown.clone()));
+            None
         } else {
-            api::health_router(state)
+            Some(scrape)
+        };
+        let router = if config.role.serves_api() {
+            api::router(state, on_api)
+        } else {
+            api::health_router(state, on_api)
         };
         let serving = tokio::spawn(server::serve(listener, router, limits, shutdown.clone()));
-        tracing::info!(%addr, role = config.role.as_str(), "hookd is listening");
+        tracing::info!(%addr, ?metrics_addr, role = config.role.as_str(), "hookd is listening");
         Ok(Self {
             addr,
+            metrics_addr,
             shutdown,
             serving,
             tasks,
@@ -226,6 +276,7 @@ fn dispatcher(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    metrics: DeliveryMetrics,
 ) -> anyhow::Result<Arc<Dispatcher>> {
     let timeout = Duration::from_secs(config.request_timeout_secs);
     let networks = parse_networks(&config.allowed_networks)
@@ -260,6 +311,7 @@ fn dispatcher(
             attempt_timeout: timeout,
             shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
         },
+        metrics,
     ))
 }
 

@@ -11,7 +11,7 @@
 //! | [`retention`] | the payload expiry and message pruning jobs                        | `domain`, `store`, `delivery::clock` |
 //! | [`tasks`]   | background tasks (purging an application's payloads), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention` |
 //! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store` |
-//! | [`config`], [`app`], [`server`], [`cli`], [`telemetry`] | wiring: configuration, startup and shutdown, accepting connections (caps, timeouts), the command line, logs | everything |
+//! | [`config`], [`app`], [`server`], [`cli`], [`telemetry`], [`metrics`] | wiring: configuration, startup and shutdown, accepting connections (caps, timeouts), the command line, logs, Prometheus metrics | everything |
 //!
 //! Signing secrets live in `domain` (endpoints own them and the store persists them); the
 //! signing and delivery modules build on them.
@@ -23,6 +23,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod retention;
+pub mod metrics;
 pub mod server;
 pub mod signing;
 pub mod store;

@@ -264,8 +264,10 @@ pub(super) async fn accept(state: &ApiState, mut new: NewMessage) -> Result<Mess
     new.direct = ticket.clone().map(|t| Direct(t as Arc<dyn DirectClaims>));
     let store = state.store.clone();
     let wake = state.message_enqueued.clone();
+    let accepted = state.metrics.messages_accepted.clone();
     let written = tokio::spawn(async move {
         let enqueued = store.enqueue_message(new).await?;
+        accepted.increment(1);
         if let Some(ticket) = ticket {
             ticket.hand_over(enqueued.claimed);
         }

@@ -16,6 +16,7 @@ mod extract;
 mod fields;
 mod health;
 mod idempotency;
+pub mod measure;
 mod messages;
 mod openapi;
 mod pagination;
@@ -29,6 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
 
+use crate::delivery::clock::Clock;
 use crate::delivery::dispatcher::Dispatcher;
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -40,6 +42,7 @@ use utoipa_axum::routes;
 
 pub use auth::{Authenticator, generate_token, hash_hex, hash_token};
 use error::{ApiError, ErrorCause};
+pub use measure::ApiMetrics;
 
 use crate::store::Store;
 
@@ -59,6 +62,9 @@ pub struct ApiState {
     pub dispatcher: Option<Arc<Dispatcher>>,
     /// Notified after a background task is created, to wake this node's task runner.
     pub task_created: Arc<Notify>,
+    /// The dispatcher's time, which readiness measures the queue's lag by.
+    pub clock: Arc<dyn Clock>,
+    pub metrics: ApiMetrics,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +78,8 @@ pub struct ApiSettings {
     pub https_only: bool,
     /// How long payloads are kept when a message does not say; `None`: until expunged.
     pub payload_retention: Option<chrono::TimeDelta>,
+    /// Readiness fails once the oldest due delivery has waited longer than this, in seconds.
+    pub ready_max_lag_secs: Option<u64>,
 }
 
 /// The routes that need a token, with their documentation.
@@ -137,6 +145,7 @@ fn public_routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(health::get))
         .routes(routes!(health::ping))
+        .routes(routes!(health::ready))
 }
 
 /// The largest request body accepted: the payload limit and room for the rest of a message.
@@ -153,7 +162,8 @@ fn trailing_slash_tolerant(router: Router) -> ApiService {
     NormalizePathLayer::trim_trailing_slash().layer(router)
 }
 
-pub fn router(state: ApiState) -> ApiService {
+/// The API's router; `metrics`, when given, answers `GET /metrics` beside it.
+pub fn router(state: ApiState, metrics: Option<Router>) -> ApiService {
     let document = openapi_document();
     let json = Arc::new(document.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let body_limit = body_limit(&state.settings);
@@ -194,8 +204,13 @@ pub fn router(state: ApiState) -> ApiService {
                     detail: "this route does not accept that method".into(),
                 }),
             )
-        })
+        });
+    let router = with_metrics_route(router, metrics)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            measure::measure_requests,
+        ))
         .layer(middleware::from_fn(log_server_errors))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("request handler panicked")).into_response()
@@ -205,19 +220,35 @@ pub fn router(state: ApiState) -> ApiService {
     trailing_slash_tolerant(router)
 }
 
-/// The router of a worker-only node: the health routes, and JSON 404s for everything else.
-pub fn health_router(state: ApiState) -> ApiService {
+/// The router of a worker-only node: the health routes (and `GET /metrics` when given), and
+/// JSON 404s for everything else.
+pub fn health_router(state: ApiState, metrics: Option<Router>) -> ApiService {
     let (public, _) = public_routes().split_for_parts();
-    let router = public
-        .fallback(|| async {
-            ApiError::NotFound(
-                "this node only delivers (role = \"worker\"); send API requests to an api node"
-                    .into(),
-            )
-        })
+    let router = public.fallback(|| async {
+        ApiError::NotFound(
+            "this node only delivers (role = \"worker\"); send API requests to an api node".into(),
+        )
+    });
+    let router = with_metrics_route(router, metrics)
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            measure::measure_requests,
+        ))
         .layer(middleware::from_fn(log_server_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state);
+    trailing_slash_tolerant(router)
+}
+
+fn with_metrics_route(router: Router<ApiState>, metrics: Option<Router>) -> Router<ApiState> {
+    match metrics {
+        Some(metrics) => router.route_service("/metrics", metrics),
+        None => router,
+    }
+}
+
+/// A router of its own (the metrics listener's), as tolerant of a trailing slash as the API.
+pub fn standalone(router: Router) -> ApiService {
     trailing_slash_tolerant(router)
 }
 

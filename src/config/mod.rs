@@ -76,6 +76,9 @@ pub struct Config {
     pub endpoint_concurrency: usize,
     pub payload_retention_days: u32,
     pub retention_days: u32,
+    pub metrics_listen: String,
+    pub metrics_token: String,
+    pub ready_max_lag_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -143,6 +146,12 @@ impl fmt::Debug for Config {
             .field("log_level", &self.log_level)
             .field("payload_retention_days", &self.payload_retention_days)
             .field("retention_days", &self.retention_days)
+            .field("metrics_listen", &self.metrics_listen)
+            .field(
+                "metrics_token",
+                &(!self.metrics_token.is_empty()).then_some("<set>"),
+            )
+            .field("ready_max_lag_secs", &self.ready_max_lag_secs)
             .finish_non_exhaustive()
     }
 }
@@ -298,6 +307,8 @@ impl Config {
             }
         }
         parse_networks(&self.allowed_networks).map_err(|e| invalid("allowed_networks", &e))?;
+        self.metrics_address()
+            .map_err(|e| invalid("metrics_listen", &e))?;
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return Err(invalid(
                 "log_level",
@@ -313,6 +324,23 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Where `GET /metrics` is served apart from the API: `None` (the default) serves it on
+    /// the API's listener.
+    pub fn metrics_address(&self) -> Result<Option<SocketAddr>, String> {
+        let text = self.metrics_listen.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse()
+            .map(Some)
+            .map_err(|_| format!("{text:?} is not an address and port such as \"127.0.0.1:9071\""))
+    }
+
+    /// `ready_max_lag_secs`, unless it is 0 (off).
+    pub fn ready_max_lag(&self) -> Option<u64> {
+        (self.ready_max_lag_secs > 0).then_some(self.ready_max_lag_secs)
     }
 
     pub fn database(&self) -> Result<Database, ConfigError> {

@@ -35,9 +35,10 @@ pub use self::direct_claims::Ticket;
 use self::outcome::attempt;
 pub use self::outcome::next_step;
 use super::clock::Clock;
+use super::measure::DeliveryMetrics;
 use super::policy::RetryPolicy;
 use super::sender::{SendResult, Sender};
-use crate::domain::{EndpointId, Timestamp};
+use crate::domain::{EndpointId, Timestamp, Trigger};
 use crate::store::{AttemptRecord, ClaimLimits, ClaimedDelivery, NextStep, Store};
 
 #[derive(Debug, Clone)]
@@ -74,6 +75,7 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     settings: DispatchSettings,
+    metrics: DeliveryMetrics,
     board: Mutex<Board>,
     tasks: TaskTracker,
     hard_stop: CancellationToken,
@@ -87,6 +89,7 @@ impl Dispatcher {
         clock: Arc<dyn Clock>,
         wake: Arc<Notify>,
         settings: DispatchSettings,
+        metrics: DeliveryMetrics,
     ) -> Arc<Self> {
         let min_lease_left = delta(settings.attempt_timeout + LEASE_SAFETY);
         Arc::new(Self {
@@ -102,6 +105,7 @@ impl Dispatcher {
                 min_lease_left,
             )),
             settings,
+            metrics,
             tasks: TaskTracker::new(),
             hard_stop: CancellationToken::new(),
         })
@@ -228,14 +232,22 @@ impl Dispatcher {
 
     async fn deliver(self: Arc<Self>, delivery: ClaimedDelivery) {
         let started = self.clock.now();
+        if delivery.attempts == 0 && delivery.trigger == Trigger::Scheduled {
+            let waited = (started - delivery.message.created_at).to_std();
+            self.metrics.first_attempt(waited.unwrap_or_default());
+        }
+        self.metrics.in_flight.increment(1.0);
         let result = tokio::select! {
             result = self.sender.send(&delivery, started) => result,
             _ = self.hard_stop.cancelled() => {
+                self.metrics.in_flight.decrement(1.0);
                 self.release(&[(delivery.id, delivery.lease)]).await;
                 self.finish(&delivery, None);
                 return;
             }
         };
+        self.metrics.in_flight.decrement(1.0);
+        self.metrics.attempt(&result);
         let finished = self.clock.now();
         // The endpoint's slot is free once the exchange is over (its next queued delivery
         // starts now); this delivery stays leased until its record is written, so nothing

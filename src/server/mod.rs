@@ -50,7 +50,11 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Refused connections are logged at most this often.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// The routes a reserved connection serves.
-const HEALTH_PATHS: [&str; 2] = ["/api/v1/health", "/api/v1/health/ping"];
+const HEALTH_PATHS: [&str; 3] = [
+    "/api/v1/health",
+    "/api/v1/health/ping",
+    "/api/v1/health/ready",
+];
 
 /// How connections are accepted and how long they may take.
 #[derive(Debug, Clone)]

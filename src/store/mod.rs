@@ -48,6 +48,7 @@ mod queries;
 pub(crate) mod rows;
 mod sql;
 pub mod sqlite;
+mod stats;
 mod types;
 
 use async_trait::async_trait;
@@ -60,6 +61,7 @@ use crate::domain::{
 
 pub use error::{Conflict, StoreError};
 pub use page::{Cursor, Order, PageQuery};
+pub use stats::{BatchMetrics, EndpointCounts, PoolUsage, QueueStats, StoreMetrics};
 pub use types::{
     AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, Direct,
     DirectClaims, Enqueued, IdempotencyClaim, InlineApplication, MessageFilter, NewApplication,
@@ -78,6 +80,7 @@ pub trait Store:
     + QueueStore
     + AdminStore
     + TaskStore
+    + StatsStore
     + Send
     + Sync
 {
@@ -92,6 +95,7 @@ impl<T> Store for T where
         + QueueStore
         + AdminStore
         + TaskStore
+        + StatsStore
         + Send
         + Sync
 {
@@ -158,6 +162,18 @@ pub trait TaskStore {
     async fn save_task(&self, task: &BackgroundTask, held: Timestamp) -> Result<bool>;
     /// Deletes the tasks that finished or failed before `before`; returns how many.
     async fn prune_tasks(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// What an operator reads about the store (metrics, readiness); see `stats`.
+#[async_trait]
+pub trait StatsStore {
+    /// Unfinished deliveries by state at `now`, in one pass over the queue's partial index.
+    async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats>;
+    /// When the longest-waiting delivery due at `now` came due: one index lookup.
+    async fn oldest_due(&self, now: Timestamp) -> Result<Option<Timestamp>>;
+    async fn endpoint_counts(&self) -> Result<EndpointCounts>;
+    /// This node's database connections, from its pools (no query).
+    fn pool_usage(&self) -> PoolUsage;
 }
 
 #[async_trait]

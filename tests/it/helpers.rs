@@ -169,6 +169,11 @@ impl TestApp {
         self.database.as_ref()
     }
 
+    /// Where `GET /metrics` is served when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().and_then(|s| s.metrics_addr)
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }

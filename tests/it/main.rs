@@ -18,6 +18,7 @@ mod isolation;
 mod message_batches;
 mod message_log;
 mod messages;
+mod metrics;
 mod nulls;
 mod pagination;
 mod pagination_concurrent;

@@ -10,12 +10,13 @@
 //! database is unreachable every job fails as unavailable at once.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{Result, StoreError};
+use crate::store::{BatchMetrics, Result, StoreError};
 
 /// How many jobs may wait for the writer before callers wait too.
 const QUEUE: usize = 8192;
@@ -41,9 +42,14 @@ where
     O: Send + 'static,
 {
     /// Starts the writer task; it ends when the batcher is dropped.
-    pub fn spawn(pool: PgPool, write: WriteBatch<I, O>, max_batch: usize) -> Self {
+    pub fn spawn(
+        pool: PgPool,
+        write: WriteBatch<I, O>,
+        max_batch: usize,
+        metrics: BatchMetrics,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, queue, write, max_batch.max(1)));
+        tokio::spawn(run(pool, queue, write, max_batch.max(1), metrics));
         Self { jobs }
     }
 
@@ -60,11 +66,15 @@ async fn run<I, O>(
     mut queue: mpsc::Receiver<Job<I, O>>,
     write: WriteBatch<I, O>,
     max_batch: usize,
+    metrics: BatchMetrics,
 ) {
     let mut jobs = Vec::with_capacity(max_batch);
     while queue.recv_many(&mut jobs, max_batch).await > 0 {
         let (inputs, replies): (Vec<I>, Vec<_>) = jobs.drain(..).unzip();
-        match write(&pool, &inputs).await {
+        let started = Instant::now();
+        let written = write(&pool, &inputs).await;
+        metrics.batch(inputs.len(), started);
+        match written {
             Ok(results) => answer(replies, results),
             Err(e) if inputs.len() > 1 && !matches!(e, StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %e, jobs = inputs.len(), "write batch failed; writing its jobs one by one");

@@ -36,7 +36,7 @@ use sqlx::{Connection, PgConnection};
 use crate::domain::Timestamp;
 use crate::store::engine::{Engine, EngineConn};
 use crate::store::sql::Sql;
-use crate::store::{AttemptRecord, Enqueued, NewMessage, StoreError};
+use crate::store::{AttemptRecord, Enqueued, NewMessage, StoreError, StoreMetrics};
 use batch::Batcher;
 
 pub use listener::listen_for_deliveries;
@@ -79,6 +79,15 @@ impl PgStore {
     /// Connects to the database named by a `postgres://` URL and migrates it. Several nodes
     /// may start at once: migrations run under the migrator's own advisory lock.
     pub async fn connect(url: &str, settings: PoolSettings) -> anyhow::Result<Self> {
+        Self::connect_measured(url, settings, StoreMetrics::noop()).await
+    }
+
+    /// As [`PgStore::connect`], measuring the message and attempt-record writers' batches.
+    pub async fn connect_measured(
+        url: &str,
+        settings: PoolSettings,
+        metrics: StoreMetrics,
+    ) -> anyhow::Result<Self> {
         let redacted = crate::config::redact_url(url);
         let cannot_connect =
             |e| anyhow::anyhow!("cannot connect to PostgreSQL at {redacted:?}: {e}");
@@ -127,8 +136,8 @@ impl PgStore {
             .await
             .map_err(cannot_connect)?;
         Ok(Self {
-            ingest: Batcher::spawn(pool.clone(), ingest::write, MAX_BATCH),
-            records: Batcher::spawn(pool.clone(), records::write, MAX_BATCH),
+            ingest: Batcher::spawn(pool.clone(), ingest::write, MAX_BATCH, metrics.pg_ingest),
+            records: Batcher::spawn(pool.clone(), records::write, MAX_BATCH, metrics.pg_records),
             pool,
         })
     }

@@ -9,6 +9,7 @@ mod endpoints;
 mod event_types;
 mod messages;
 mod tasks;
+mod stats;
 
 pub(crate) use endpoints::PARK_OR_UNPARK;
 

@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::BatchMetrics;
 use super::engine::{Engine, EngineConn};
 use super::sql::Sql;
 
@@ -62,6 +63,15 @@ const WAL_AUTOCHECKPOINT_PAGES: u32 = 32_768;
 impl SqliteStore {
     /// Opens (creating if needed) the database named by a `sqlite://` URL and migrates it.
     pub async fn open_url(url: &str, read_connections: u32) -> anyhow::Result<Self> {
+        Self::open_url_measured(url, read_connections, BatchMetrics::noop()).await
+    }
+
+    /// As [`SqliteStore::open_url`], measuring the batching writer's batches.
+    pub async fn open_url_measured(
+        url: &str,
+        read_connections: u32,
+        metrics: BatchMetrics,
+    ) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| anyhow::anyhow!("invalid SQLite database URL {url:?}: {e}"))?;
         if options.get_filename() == Path::new(":memory:") {
@@ -69,15 +79,29 @@ impl SqliteStore {
                 "an in-memory SQLite database cannot be shared by hookd's connections; name a file"
             );
         }
-        Self::open(options, read_connections).await
+        Self::open(options, read_connections, metrics).await
     }
 
     /// Opens (creating if needed) the database file at `path` and migrates it.
     pub async fn open_path(path: &Path, read_connections: u32) -> anyhow::Result<Self> {
-        Self::open(SqliteConnectOptions::new().filename(path), read_connections).await
+        Self::open_path_measured(path, read_connections, BatchMetrics::noop()).await
     }
 
-    async fn open(options: SqliteConnectOptions, read_connections: u32) -> anyhow::Result<Self> {
+    /// As [`SqliteStore::open_path`], measuring the batching writer's batches.
+    pub async fn open_path_measured(
+        path: &Path,
+        read_connections: u32,
+        metrics: BatchMetrics,
+    ) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::open(options, read_connections, metrics).await
+    }
+
+    async fn open(
+        options: SqliteConnectOptions,
+        read_connections: u32,
+        metrics: BatchMetrics,
+    ) -> anyhow::Result<Self> {
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -136,7 +160,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        let thread = writer::WriterThread::spawn(conn)?;
+        let thread = writer::WriterThread::spawn(conn, metrics)?;
         let (writes, jobs) = mpsc::channel(WRITE_QUEUE);
         let stop_writing = CancellationToken::new();
         let batching = tokio::spawn(writer::run(

@@ -53,6 +53,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
+use std::time::Instant;
 
 use rusqlite::{Connection, TransactionBehavior};
 use sqlx::SqlitePool;
@@ -62,7 +63,8 @@ use tokio_util::sync::CancellationToken;
 use super::{claims, enqueue, records};
 use crate::domain::Timestamp;
 use crate::store::{
-    AttemptRecord, ClaimLimits, ClaimedDelivery, Enqueued, NewMessage, Result, StoreError,
+    AttemptRecord, BatchMetrics, ClaimLimits, ClaimedDelivery, Enqueued, NewMessage, Result,
+    StoreError,
 };
 
 /// The most jobs one transaction holds.
@@ -118,7 +120,7 @@ struct Batch {
 impl WriterThread {
     /// Starts the thread that owns `conn`, and the one that makes its commits durable. They
     /// end, closing `conn`, when the returned value is finished or dropped.
-    pub fn spawn(conn: Connection) -> std::io::Result<Self> {
+    pub fn spawn(conn: Connection, metrics: BatchMetrics) -> std::io::Result<Self> {
         let wal = wal_file(&conn)?;
         let (batches, incoming) = std_mpsc::channel();
         let (committed, to_sync) = std_mpsc::channel();
@@ -132,7 +134,7 @@ impl WriterThread {
         // If this fails, `committed` is dropped with the closure and the sync thread ends.
         std::thread::Builder::new()
             .name("hookd-sqlite-writer".into())
-            .spawn(move || serve(conn, &incoming, committed))?;
+            .spawn(move || serve(conn, &incoming, committed, &metrics))?;
         Ok(Self { batches, finished })
     }
 
@@ -197,10 +199,14 @@ fn serve(
     mut conn: Connection,
     batches: &std_mpsc::Receiver<Batch>,
     committed: std_mpsc::Sender<(Jobs, Result<Outcome>)>,
+    metrics: &BatchMetrics,
 ) {
     while let Ok(Batch { jobs, ended }) = batches.recv() {
+        let started = Instant::now();
         let jobs = Jobs::sort(jobs);
         let outcome = commit(&mut conn, &jobs);
+        // The WAL's fsync, shared by the batches committed meanwhile, is the sync thread's.
+        metrics.batch(jobs.len(), started);
         // The transaction is over: let management writes have the lock while this one syncs.
         let _ = ended.send(());
         if let Err(std_mpsc::SendError((jobs, _))) = committed.send((jobs, outcome)) {
