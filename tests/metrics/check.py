@@ -180,6 +180,8 @@ def main():
             deadline,
         )
         print(f"p99 attempt duration = {p99[0]['value'][1]} s")
+        # The README's stale-queue alert reads this gauge.
+        wait_for_prometheus("max(hookd_oldest_due_delivery_age_seconds) >= 0", deadline)
         requests = wait_for_prometheus(
             'hookd_http_requests_total{route="/api/v1/app/{app_id}/msg",method="POST",status="422"} == 1',
             deadline,

@@ -68,6 +68,22 @@ env -u HOOKD_METRICS_VENV -u HOOKD_TEST_DATABASE_URL \
 hookd_pid=$!
 wait_healthy "$port" "$hookd_pid" "$work/hookd.log"
 
+# The README's example scrape config and alert rules must be valid for Prometheus.
+if command -v promtool >/dev/null; then
+    python3 - "$work" <<'PY'
+import re, sys
+text = open("README.md").read()
+section = text.split("## Operating hookd", 1)[1].split("\n## ", 1)[0]
+scrape, rules = re.findall(r"```yaml\n(.*?)```", section, re.S)
+open(sys.argv[1] + "/readme-scrape.yml", "w").write(scrape)
+open(sys.argv[1] + "/readme-rules.yml", "w").write(rules)
+PY
+    touch "$work/hookd-metrics-token"
+    sed -i "s|credentials_file: [^ ]*|credentials_file: $work/hookd-metrics-token|" "$work/readme-scrape.yml"
+    promtool check config "$work/readme-scrape.yml"
+    promtool check rules "$work/readme-rules.yml"
+fi
+
 cat >"$work/prometheus.yml" <<YAML
 global:
   scrape_interval: 1s
