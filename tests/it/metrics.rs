@@ -319,3 +319,37 @@ async fn ready_fails_once_the_oldest_due_delivery_waits_longer_than_the_limit() 
     assert_eq!(status, StatusCode::NO_CONTENT);
     app.stop().await;
 }
+
+/// The store going away: readiness says so (503, `store_unreachable`), `hookd_store_up`
+/// drops to 0 while the rest of /metrics still answers, and both recover with the store.
+#[tokio::test]
+async fn ready_and_metrics_report_an_unreachable_store() {
+    let app = TestApp::builder().with_postgres().spawn().await;
+    let database = app.database().unwrap();
+    database.set_reachable(false).await.unwrap();
+
+    let (status, body) = app.get("/api/v1/health/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["reason"], json!("store_unreachable"));
+    assert_eq!(body["storeReachable"], json!(false));
+    assert_eq!(body["oldestDueAgeSeconds"], json!(null));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the store did not answer")
+    );
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "hookd_store_up", &[]), Some(0.0), "{text}");
+    assert!(text.contains("hookd_messages_accepted_total 0"));
+
+    database.set_reachable(true).await.unwrap();
+    eventually("readiness to recover", || async {
+        let (status, _) = app.get("/api/v1/health/ready").await;
+        (status == StatusCode::OK).then_some(())
+    })
+    .await;
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "hookd_store_up", &[]), Some(1.0));
+    app.stop().await;
+}

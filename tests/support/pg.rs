@@ -101,6 +101,26 @@ impl TestDatabase {
         self.terminate_connections().await.map(|_| ())
     }
 
+    /// Refuses new sessions on this database (as a server that is down would) and ends the
+    /// open ones; or accepts them again.
+    pub async fn set_reachable(&self, reachable: bool) -> Result<(), sqlx::Error> {
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        admin
+            .execute(
+                format!(
+                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {reachable}",
+                    self.name
+                )
+                .as_str(),
+            )
+            .await?;
+        admin.close().await?;
+        if !reachable {
+            self.terminate_connections().await?;
+        }
+        Ok(())
+    }
+
     /// Ends every session on this database (as an operator or a failover would).
     pub async fn terminate_connections(&self) -> Result<u64, sqlx::Error> {
         let mut admin = PgConnection::connect(&self.admin_url).await?;
