@@ -167,7 +167,12 @@ impl Metrics {
 
     /// The handles the API updates (its request metrics register in this node's registry).
     pub fn api(&self) -> ApiMetrics {
-        ApiMetrics::new(self.messages_accepted.clone(), self.recorder.clone())
+        let routes = crate::api::route_templates();
+        ApiMetrics::new(
+            self.messages_accepted.clone(),
+            self.recorder.clone(),
+            routes.iter().map(String::as_str),
+        )
     }
 
     pub fn delivery(&self) -> DeliveryMetrics {

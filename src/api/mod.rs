@@ -132,6 +132,13 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(attempts::send_example))
 }
 
+/// The route templates of the API's router, as `MatchedPath` gives them.
+pub fn route_templates() -> Vec<String> {
+    let mut routes: Vec<String> = openapi_document().paths.paths.into_keys().collect();
+    routes.extend(["/api/v1/openapi.json".to_owned(), "/metrics".to_owned()]);
+    routes
+}
+
 /// The OpenAPI document describing every route.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = protected_routes().split_for_parts();
