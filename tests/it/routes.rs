@@ -70,6 +70,9 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
 pub const PUBLIC_ROUTES: &[(&str, &str)] =
     &[("GET", "/api/v1/health"), ("GET", "/api/v1/health/ping")];
 
+/// Readiness: public too, but it answers 200 with a JSON body (tested in `metrics`).
+pub const READY_ROUTE: (&str, &str) = ("GET", "/api/v1/health/ready");
+
 /// `template` with every `{param}` replaced by `value`.
 pub fn fill(template: &str, value: &str) -> String {
     let mut out = String::new();
