@@ -48,11 +48,17 @@ struct Series {
 #[derive(Clone)]
 pub struct ApiMetrics {
     pub messages_accepted: Counter,
+    /// Shared by every request: the middleware's state clones one `Arc` per request.
+    pub(super) requests: Arc<RequestSeries>,
+}
+
+/// The request metrics' registry and the table of their handles.
+pub(super) struct RequestSeries {
     recorder: Arc<dyn Recorder + Send + Sync>,
     /// The index of each known route template; its series are `series[index * METHODS.len()
     /// + method]`. Built once, read without a lock.
-    routes: Arc<HashMap<Box<str>, usize>>,
-    series: Arc<[Series]>,
+    routes: HashMap<Box<str>, usize>,
+    series: Box<[Series]>,
 }
 
 impl ApiMetrics {
@@ -74,16 +80,20 @@ impl ApiMetrics {
             .collect();
         Self {
             messages_accepted,
-            recorder,
-            routes: Arc::new(index),
-            series,
+            requests: Arc::new(RequestSeries {
+                recorder,
+                routes: index,
+                series,
+            }),
         }
     }
 
     pub fn noop() -> Self {
         Self::new(Counter::noop(), Arc::new(NoopRecorder), [])
     }
+}
 
+impl RequestSeries {
     fn request(&self, route: &str, method: usize, status: u16, seconds: f64) {
         let Some(route_index) = self.routes.get(route) else {
             // A route the router gained without telling us: the slow path, still bounded.
@@ -129,8 +139,8 @@ impl ApiMetrics {
 }
 
 /// Middleware: counts and times each request under its route template.
-pub async fn measure_requests(
-    State(metrics): State<ApiMetrics>,
+pub(super) async fn measure_requests(
+    State(metrics): State<Arc<RequestSeries>>,
     request: Request,
     next: Next,
 ) -> Response {

@@ -215,7 +215,7 @@ pub fn router(state: ApiState, metrics: Option<Router>) -> ApiService {
     let router = with_metrics_route(router, metrics)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
+            state.metrics.requests.clone(),
             measure::measure_requests,
         ))
         .layer(middleware::from_fn(log_server_errors))
@@ -238,7 +238,7 @@ pub fn health_router(state: ApiState, metrics: Option<Router>) -> ApiService {
     });
     let router = with_metrics_route(router, metrics)
         .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
+            state.metrics.requests.clone(),
             measure::measure_requests,
         ))
         .layer(middleware::from_fn(log_server_errors))
