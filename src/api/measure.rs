@@ -13,10 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::MatchedPath;
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, NoopRecorder, Recorder};
 
 /// Names of the request metrics (the others are named where they are registered).
@@ -94,6 +92,20 @@ impl ApiMetrics {
 }
 
 impl RequestSeries {
+    /// Counts and times a request answered with `status`, under the route template it
+    /// matched (`None`: no route took it).
+    pub(super) fn record(
+        &self,
+        route: Option<&MatchedPath>,
+        method: &Method,
+        status: u16,
+        started: Instant,
+    ) {
+        let route = route.map_or(UNMATCHED, MatchedPath::as_str);
+        let seconds = started.elapsed().as_secs_f64();
+        self.request(route, method_index(method), status, seconds);
+    }
+
     fn request(&self, route: &str, method: usize, status: u16, seconds: f64) {
         let Some(route_index) = self.routes.get(route) else {
             // A route the router gained without telling us: the slow path, still bounded.
@@ -138,28 +150,8 @@ impl RequestSeries {
     }
 }
 
-/// Middleware: counts and times each request under its route template.
-pub(super) async fn measure_requests(
-    State(metrics): State<Arc<RequestSeries>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-    metrics.request(
-        route,
-        method,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
-}
-
 /// The index in [`METHODS`] of a request's method.
-fn method_label(method: &Method) -> usize {
+fn method_index(method: &Method) -> usize {
     match *method {
         Method::GET => 0,
         Method::POST => 1,
