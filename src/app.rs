@@ -27,8 +27,8 @@ use crate::delivery::policy::RetryPolicy;
 use crate::delivery::sender::{Sender, SenderSettings};
 use crate::delivery::ssrf::{AddressPolicy, parse_networks};
 use crate::domain::time::now;
-use crate::retention::RetentionSettings;
 use crate::metrics::Metrics;
+use crate::retention::RetentionSettings;
 use crate::server::{self, ConnectionLimits};
 use crate::store::postgres::{PgStore, PoolSettings, listen_for_deliveries};
 use crate::store::sqlite::SqliteStore;
@@ -161,6 +161,7 @@ impl Server {
                 messages: (config.retention_days > 0)
                     .then(|| TimeDelta::days(i64::from(config.retention_days))),
             },
+            metrics.retention(),
             shutdown.clone(),
         ));
         let dispatcher = if config.role.delivers() {

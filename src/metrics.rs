@@ -31,6 +31,7 @@ use crate::api::error::ApiError;
 use crate::api::measure::{HTTP_REQUEST_SECONDS, HTTP_REQUESTS};
 use crate::delivery::clock::Clock;
 use crate::delivery::measure::{ATTEMPT_CLASSES, DeliveryMetrics};
+use crate::retention::RetentionMetrics;
 use crate::store::{BatchMetrics, Store, StoreMetrics};
 
 /// Metric names, in one place.
@@ -52,6 +53,8 @@ pub mod names {
     pub const STORE_COMMIT_SECONDS: &str = "hookd_store_commit_duration_seconds";
     pub const DB_CONNECTIONS: &str = "hookd_db_connections";
     pub const DB_CONNECTIONS_MAX: &str = "hookd_db_connections_max";
+    pub const PAYLOADS_EXPIRED: &str = "hookd_payloads_expired_total";
+    pub const MESSAGES_PRUNED: &str = "hookd_messages_pruned_total";
     pub use crate::api::measure::{HTTP_REQUEST_SECONDS, HTTP_REQUESTS};
 }
 
@@ -79,6 +82,7 @@ pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
     messages_accepted: Counter,
+    retention: RetentionMetrics,
     delivery: DeliveryMetrics,
     store: StoreMetrics,
     scraped: ScrapedGauges,
@@ -155,10 +159,15 @@ impl Metrics {
             connections_max: gauge(r, DB_CONNECTIONS_MAX, &[]),
         };
         let messages_accepted = counter(r, MESSAGES_ACCEPTED, &[]);
+        let retention = RetentionMetrics {
+            payloads_expired: counter(r, PAYLOADS_EXPIRED, &[]),
+            messages_pruned: counter(r, MESSAGES_PRUNED, &[]),
+        };
         Arc::new(Self {
             recorder,
             handle,
             messages_accepted,
+            retention,
             delivery,
             store,
             scraped,
@@ -181,6 +190,10 @@ impl Metrics {
 
     pub fn store(&self) -> StoreMetrics {
         self.store.clone()
+    }
+
+    pub fn retention(&self) -> RetentionMetrics {
+        self.retention.clone()
     }
 
     /// Reads the store's gauges at `now`, then renders every metric in the Prometheus text
@@ -271,6 +284,14 @@ fn describe(r: &PrometheusRecorder) {
         (
             HTTP_REQUESTS,
             "API requests answered, by route template, method and status.",
+        ),
+        (
+            PAYLOADS_EXPIRED,
+            "Payloads removed by this node's retention job because they expired.",
+        ),
+        (
+            MESSAGES_PRUNED,
+            "Messages deleted by this node's retention job (retention_days), with their attempts.",
         ),
     ];
     for (name, help) in counters {

@@ -7,8 +7,8 @@
 //! under a job lock that other nodes do not wait for: one node at a time does each job's
 //! batches, and the others skip their turn.
 //!
-//! What they did is logged (counts only). The counts worth exposing as metrics are the
-//! payloads expired and the messages pruned, as counters.
+//! What they did is logged (counts only) and counted in `hookd_payloads_expired_total` and
+//! `hookd_messages_pruned_total`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,13 @@ const EVERY: Duration = Duration::from_secs(60);
 /// tasks of the past 90 days).
 const TASKS_KEPT: TimeDelta = TimeDelta::days(90);
 
+/// The counters the jobs add to.
+#[derive(Debug, Clone)]
+pub struct RetentionMetrics {
+    pub payloads_expired: metrics::Counter,
+    pub messages_pruned: metrics::Counter,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct RetentionSettings {
     /// Messages older than this with nothing left to deliver are deleted; `None`: never.
@@ -38,13 +45,14 @@ pub async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: RetentionSettings,
+    measure: RetentionMetrics,
     shutdown: CancellationToken,
 ) {
     loop {
         let now = clock.now();
         let done = tokio::select! {
             _ = shutdown.cancelled() => return,
-            done = run_once(&*store, now, settings, &shutdown) => done,
+            done = run_once(&*store, now, settings, &measure, &shutdown) => done,
         };
         if let Err(e) = done {
             tracing::warn!(error = %e, "retention job failed; trying again in a minute");
@@ -63,15 +71,26 @@ async fn run_once(
     store: &dyn Store,
     now: chrono::DateTime<chrono::Utc>,
     settings: RetentionSettings,
+    measure: &RetentionMetrics,
     shutdown: &CancellationToken,
 ) -> Result<()> {
-    let expired = batches(shutdown, || store.expire_payloads(now, BATCH)).await?;
+    let expired = batches(shutdown, || async {
+        let n = store.expire_payloads(now, BATCH).await?;
+        measure.payloads_expired.increment(n.unwrap_or(0));
+        Ok(n)
+    })
+    .await?;
     if expired > 0 {
         tracing::info!(payloads = expired, "removed expired payloads");
     }
     if let Some(age) = settings.messages {
         let before = now - age;
-        let pruned = batches(shutdown, || store.prune_messages(before, BATCH)).await?;
+        let pruned = batches(shutdown, || async move {
+            let n = store.prune_messages(before, BATCH).await?;
+            measure.messages_pruned.increment(n.unwrap_or(0));
+            Ok(n)
+        })
+        .await?;
         if pruned > 0 {
             tracing::info!(messages = pruned, %before, "deleted messages past retention_days");
         }

@@ -106,6 +106,21 @@ async fn payloads_are_removed_when_their_retention_runs_out_and_attempts_stay() 
     );
 }
 
+/// The value of an unlabelled counter on this node's `/metrics` page.
+async fn counter(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .raw_request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not on /metrics"))
+}
+
 #[tokio::test]
 async fn the_default_payload_retention_applies_to_messages_that_give_none() {
     let (app, clock) = with_manual_clock(|c| c.payload_retention_days = 2).await;
@@ -117,9 +132,11 @@ async fn the_default_payload_retention_applies_to_messages_that_give_none() {
         json!({"eventType": "a", "payload": {"x": 2}, "payloadRetentionPeriod": 5}),
     )
     .await;
+    assert_eq!(counter(&app, "hookd_payloads_expired_total").await, 0.0);
     clock.advance(3 * DAY);
     expired(&app, "a", &default).await;
     assert_eq!(payload(&app, "a", &longer).await, json!({"x": 2}));
+    assert_eq!(counter(&app, "hookd_payloads_expired_total").await, 1.0);
 }
 
 #[tokio::test]
@@ -170,6 +187,7 @@ async fn retention_days_deletes_finished_messages_and_keeps_pending_ones() {
     );
     assert_eq!(payload(&app, "a", &pending).await, json!({}));
     assert_eq!(attempts(&app, "a", &pending, 1).await.len(), 1);
+    assert_eq!(counter(&app, "hookd_messages_pruned_total").await, 1.0);
 }
 
 #[tokio::test]

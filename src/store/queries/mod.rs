@@ -8,8 +8,8 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod messages;
-mod tasks;
 mod stats;
+mod tasks;
 
 pub(crate) use endpoints::PARK_OR_UNPARK;
 
