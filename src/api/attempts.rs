@@ -136,7 +136,7 @@ pub struct EventExampleIn {
     pub event_type: String,
     /// Which of the schema's `examples` to send (default 0).
     #[serde(default, deserialize_with = "fields::whole")]
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 4294967295_u64)]
     pub example_index: Option<usize>,
     /// The payload to send instead of a schema example.
     #[schema(value_type = Option<Object>)]

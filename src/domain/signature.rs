@@ -64,15 +64,19 @@ pub struct SignatureSpec {
     pub scheme: String,
     /// `stripe` and `hmac-sha256`: the header that carries the signature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length = 256)]
     pub header: Option<String>,
     /// `hmac-sha256`: written before the MAC (default `sha256=`; may be empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[ -~]*$", max_length = 64)]
     pub prefix: Option<String>,
     /// `hmac-sha256`: `hex` (default) or `base64`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(hex|base64)$")]
     pub encoding: Option<String>,
     /// `hmac-sha256`: a header for the unix time; when set, `"{t}.{body}"` is signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length = 256)]
     pub timestamp_header: Option<String>,
 }
 
@@ -97,6 +101,7 @@ pub const STRIPE_HEADER: &str = "webhook-signature";
 pub const HMAC_HEADER: &str = "x-webhook-signature";
 pub const HMAC_PREFIX: &str = "sha256=";
 const MAX_PREFIX: usize = 64;
+const MAX_HEADER_NAME: usize = 256;
 
 impl SignatureScheme {
     /// Checks a spec. Each setting must belong to the scheme named (a `prefix` on `stripe`
@@ -231,6 +236,12 @@ fn header_name(
     default: &str,
 ) -> Result<HeaderName, SignatureError> {
     let name = given.unwrap_or(default);
+    if name.len() > MAX_HEADER_NAME {
+        return Err(error(
+            field,
+            format!("must be at most {MAX_HEADER_NAME} characters long"),
+        ));
+    }
     let parsed = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| error(field, format!("{name:?} is not a valid header name")))?;
     if headers::is_reserved(&parsed) {

@@ -52,6 +52,36 @@ def _secret(value):
     return "whsec_" + base64.b64encode(raw).decode()
 
 
+# hookd's `signature` (an endpoint's signature scheme) is one object whose settings depend
+# on its `scheme`, and whose header names may not be ones hookd or the connection sets, nor
+# each other or one of the endpoint's custom headers: rules its field descriptions state
+# and a single schema cannot. Settings of another scheme are dropped and clashing names
+# made distinct; every other value is sent as generated.
+_SCHEME_SETTINGS = {
+    "standard": set(),
+    "stripe": {"header"},
+    "hmac-sha256": {"header", "prefix", "encoding", "timestampHeader"},
+}
+_FREE_FOR_SIGNATURES = {"webhook-signature", "webhook-timestamp", "svix-signature", "svix-timestamp"}
+
+
+def _signature(signature, custom_headers):
+    if not isinstance(signature, dict) or signature.get("scheme") not in _SCHEME_SETTINGS:
+        return signature
+    allowed = _SCHEME_SETTINGS[signature["scheme"]]
+    signature = {k: v for k, v in signature.items() if k == "scheme" or k in allowed}
+    taken = {str(name).lower() for name in (custom_headers or {})}
+    for key in ("header", "timestampHeader"):
+        name = signature.get(key)
+        if not isinstance(name, str):
+            continue
+        if name.lower() in _RESERVED - _FREE_FOR_SIGNATURES or name.lower() in taken:
+            name = f"x-{key.lower()}-{name}"
+        taken.add(name.lower())
+        signature[key] = name
+    return signature
+
+
 @schemathesis.hook
 def map_body(context, body):
     if not isinstance(body, dict):
@@ -59,6 +89,12 @@ def map_body(context, body):
     headers = body.get("headers")
     if isinstance(headers, dict):
         body["headers"] = {_header_name(k): _header_value(v) for k, v in headers.items()}
+    if "signature" in body:
+        body["signature"] = _signature(body["signature"], body.get("headers"))
+    # The SDK document says the two retention fields are mutually exclusive (in prose, which
+    # a generator does not read); hookd refuses both at once with a 422.
+    if body.get("payloadRetentionPeriod") is not None and body.get("payloadRetentionHours") is not None:
+        del body["payloadRetentionHours"]
     path = context.operation.path
     if isinstance(body.get("secret"), str):
         body["secret"] = _secret(body["secret"])
