@@ -195,6 +195,9 @@ impl Server {
                 payload_retention: (config.payload_retention_days > 0)
                     .then(|| TimeDelta::days(i64::from(config.payload_retention_days))),
                 ready_max_lag_secs: config.ready_max_lag(),
+                deliver_at_horizon: chrono::TimeDelta::days(i64::from(
+                    config.deliver_at_horizon_days,
+                )),
             }),
             message_enqueued: wake,
             dispatcher,

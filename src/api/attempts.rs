@@ -534,6 +534,7 @@ pub async fn send_example(
             channels: None,
             payload,
             payload_retention: state.settings.payload_retention,
+            deliver_at: None,
             only_endpoint: Some(endpoint.id),
             direct: None,
         },

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
@@ -172,23 +172,35 @@ pub fn query_list(values: &[String]) -> Vec<String> {
         .collect()
 }
 
+const NOT_A_TIME: &str = "must be an RFC 3339 date-time, such as 2024-01-02T03:04:05Z";
+
+/// An RFC 3339 time; without an offset it is taken as UTC. Kept to the microsecond, as
+/// stored.
+fn parse_time(value: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Some(t.with_timezone(&Utc).trunc_subsecs(6));
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
+        .map(|t| t.and_utc().trunc_subsecs(6))
+}
+
 /// An RFC 3339 time from a query parameter; without an offset it is taken as UTC.
 pub fn query_time(param: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(value) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Ok(Some(t.with_timezone(&Utc)));
-    }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
-            return Ok(Some(t.and_utc()));
-        }
-    }
-    Err(ApiError::invalid(
-        &["query", param],
-        "must be an RFC 3339 date-time, such as 2024-01-02T03:04:05Z",
-    ))
+    parse_time(value)
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid(&["query", param], NOT_A_TIME))
+}
+
+/// An RFC 3339 time from a body field; without an offset it is taken as UTC.
+pub fn body_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|v| parse_time(v).ok_or_else(|| body_error(field, NOT_A_TIME)))
+        .transpose()
 }
 
 #[cfg(test)]
@@ -213,6 +225,11 @@ mod tests {
         assert_eq!(z, naive);
         assert_eq!(micros.timestamp_subsec_micros(), 123_000);
         assert!(query_time("t", Some("yesterday")).is_err());
+        assert!(body_time("t", Some("")).is_err());
+        let nanos = body_time("t", Some("2024-01-02T03:04:05.123456789Z"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(nanos.timestamp_subsec_nanos(), 123_456_000);
         assert_eq!(query_time("t", None).unwrap(), None);
     }
 

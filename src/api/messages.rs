@@ -19,6 +19,7 @@ use super::fields;
 use super::openapi::strings::PathKeyString;
 use super::openapi::strings::{ChannelString, DateTimeString, EventIdString, EventTypeNameString};
 use super::pagination::{ListParams, ListResponse, Ordering, limit, list_response};
+use crate::domain::time::now;
 use crate::domain::{AppKey, Channel, EventId, EventTypeName, Message, Payload, PayloadError};
 use crate::store::{
     Direct, DirectClaims, InlineApplication, MessageFilter, NewMessage, Order, StoreError,
@@ -42,6 +43,12 @@ pub struct MessageIn {
     pub channels: Option<Vec<String>>,
     /// Creates the application (with the path as its uid) if it does not exist yet.
     pub application: Option<ApplicationIn>,
+    /// Attempt no delivery before this time. The message is stored at once (202) and listed
+    /// by `GET …/msg/scheduled` until then; `DELETE …/msg/{msg_id}/schedule` cancels it
+    /// before it goes out. A time already past delivers at once; one more than the
+    /// configured horizon ahead (`deliver_at_horizon_days`, 90 days by default) is refused.
+    #[schema(value_type = Option<DateTimeString>)]
+    pub deliver_at: Option<String>,
     /// Days the payload is kept; then it is removed as an expunge removes it (the message
     /// and its attempts stay). Without this or `payloadRetentionHours`: the server's
     /// `payload_retention_days` option (by default, kept until expunged).
@@ -65,6 +72,8 @@ pub struct MessageOut {
     pub payload: Box<RawValue>,
     pub channels: Option<Vec<String>>,
     pub timestamp: DateTime<Utc>,
+    /// The `deliverAt` the message was sent with, if any.
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 impl MessageOut {
@@ -83,6 +92,7 @@ impl MessageOut {
                 .channels
                 .map(|c| c.into_iter().map(|c| c.to_string()).collect()),
             timestamp: m.created_at,
+            deliver_at: m.deliver_at,
         }
     }
 }
@@ -165,11 +175,12 @@ pub fn message_filter(
         channel: channel_filter(channel)?,
         before: fields::query_time("before", before)?,
         after: fields::query_time("after", after)?,
+        deliver_after: None,
     })
 }
 
 impl MessageListParams {
-    fn filter(&self) -> Result<MessageFilter, ApiError> {
+    pub(super) fn filter(&self) -> Result<MessageFilter, ApiError> {
         message_filter(
             &self.event_types,
             self.channel.as_deref(),
@@ -202,6 +213,19 @@ fn new_message(state: &ApiState, app: AppKey, input: MessageIn) -> Result<NewMes
         input.payload_retention_hours,
     )?
     .or(state.settings.payload_retention);
+    let deliver_at = fields::body_time("deliverAt", input.deliver_at.as_deref())?;
+    if let Some(at) = deliver_at {
+        let horizon = state.settings.deliver_at_horizon;
+        if at > now() + horizon {
+            return Err(fields::body_error(
+                "deliverAt",
+                format!(
+                    "must be at most {} days ahead (the server's deliver_at_horizon_days)",
+                    horizon.num_days()
+                ),
+            ));
+        }
+    }
     let create_app = match input.application {
         None => None,
         Some(app_in) => {
@@ -229,6 +253,7 @@ fn new_message(state: &ApiState, app: AppKey, input: MessageIn) -> Result<NewMes
         channels,
         payload,
         payload_retention,
+        deliver_at,
         only_endpoint: None,
         direct: None,
     })
@@ -260,7 +285,15 @@ fn payload_retention(days: Option<i64>, hours: Option<i64>) -> Result<Option<Tim
 /// for directly, the rest by waking it. Runs as a task of its own, so a client that goes
 /// away mid-request cannot leave deliveries written claimed but never handed over.
 pub(super) async fn accept(state: &ApiState, mut new: NewMessage) -> Result<Message, StoreError> {
-    let ticket = state.dispatcher.as_ref().and_then(|d| d.direct_claims());
+    // A scheduled message's deliveries are not due yet, so they are not taken directly; the
+    // wake below has the dispatcher set its timer for them (and on PostgreSQL the
+    // notification does the same on every node).
+    let scheduled = new.deliver_at.is_some_and(|at| at > now());
+    let ticket = state
+        .dispatcher
+        .as_ref()
+        .filter(|_| !scheduled)
+        .and_then(|d| d.direct_claims());
     new.direct = ticket.clone().map(|t| Direct(t as Arc<dyn DirectClaims>));
     let store = state.store.clone();
     let wake = state.message_enqueued.clone();

@@ -20,6 +20,7 @@ pub mod measure;
 mod messages;
 mod openapi;
 mod pagination;
+mod scheduled;
 
 use std::sync::Arc;
 
@@ -80,6 +81,8 @@ pub struct ApiSettings {
     pub payload_retention: Option<chrono::TimeDelta>,
     /// Readiness fails once the oldest due delivery has waited longer than this, in seconds.
     pub ready_max_lag_secs: Option<u64>,
+    /// How far ahead a message's `deliverAt` may be.
+    pub deliver_at_horizon: chrono::TimeDelta,
 }
 
 /// The routes that need a token, with their documentation.
@@ -114,6 +117,8 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(endpoints::get_secret))
         .routes(routes!(endpoints::rotate_secret))
         .routes(routes!(messages::list, messages::create))
+        .routes(routes!(scheduled::list))
+        .routes(routes!(scheduled::cancel))
         .routes(routes!(messages::get))
         .routes(routes!(messages::expunge_content))
         .routes(routes!(background_tasks::bulk_expunge))

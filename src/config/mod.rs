@@ -58,6 +58,7 @@ pub struct Config {
     pub max_connections: usize,
     pub reserved_connections: usize,
     pub idempotency_ttl_hours: u32,
+    pub deliver_at_horizon_days: u32,
     pub sqlite_read_connections: u32,
     pub database_pool_min: u32,
     pub database_pool_max: u32,
@@ -270,6 +271,9 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "must be at least 1"));
+        }
+        if self.deliver_at_horizon_days == 0 {
+            return Err(invalid("deliver_at_horizon_days", "must be at least 1"));
         }
         if self.sqlite_read_connections == 0 {
             return Err(invalid("sqlite_read_connections", "must be at least 1"));

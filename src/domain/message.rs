@@ -98,6 +98,23 @@ pub struct Message {
     /// `None` once the content was expunged.
     pub payload: Option<Payload>,
     pub created_at: Timestamp,
+    /// The time the producer asked for its deliveries to go out (`deliverAt`), if any: none
+    /// is attempted before it.
+    pub deliver_at: Option<Timestamp>,
+}
+
+impl Message {
+    /// When its deliveries are first due: at `deliverAt`, or at once (a `deliverAt` already
+    /// past when it was accepted counts as at once).
+    pub fn first_due(&self) -> Timestamp {
+        self.deliver_at
+            .map_or(self.created_at, |at| at.max(self.created_at))
+    }
+
+    /// Whether its deliveries wait for a `deliverAt` later than its acceptance.
+    pub fn is_scheduled(&self) -> bool {
+        self.deliver_at.is_some_and(|at| at > self.created_at)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 use thiserror::Error;
 
-/// What a unique constraint was protecting, so the API can say it in words.
+/// Why a write conflicts with what is stored (what a unique constraint was protecting, or a
+/// state that forbids it), so the API can say it in words.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Conflict {
     #[error("the uid is already in use")]
@@ -9,6 +10,10 @@ pub enum Conflict {
     EventType,
     #[error("a message with this eventId already exists for this application")]
     EventId,
+    #[error("the message was not sent with a deliverAt: it has no schedule to cancel")]
+    NotScheduled,
+    #[error("delivery of the message has started: its schedule can no longer be cancelled")]
+    DeliveryStarted,
 }
 
 #[derive(Debug, Error)]

@@ -241,6 +241,11 @@ pub trait MessageStore {
         after: Option<&MessageId>,
         limit: usize,
     ) -> Result<PurgeStep>;
+    /// Cancels a scheduled message (one sent with a `deliverAt`) before any of its
+    /// deliveries started: deletes it with its deliveries, as if it had never been sent.
+    /// `NotFound`; `Conflict::NotScheduled` for a message without `deliverAt`;
+    /// `Conflict::DeliveryStarted` once any delivery was claimed or attempted.
+    async fn cancel_scheduled(&self, app: &AppId, id: &MessageId) -> Result<()>;
 }
 
 /// The hot path: accepting messages, claiming due deliveries, recording attempts. Each

@@ -28,7 +28,8 @@ pub const EVENT_TYPE_COLUMNS: &str = "name, description, archived, deprecated, f
 pub const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, description, disabled, rate_limit, \
      event_types, channels, metadata, headers, secret, previous_secrets, signature, created_at, \
      updated_at";
-pub const MESSAGE_COLUMNS: &str = "id, app_id, event_type, event_id, channels, payload, created_at";
+pub const MESSAGE_COLUMNS: &str =
+    "id, app_id, event_type, event_id, channels, payload, created_at, deliver_at";
 pub const ATTEMPT_COLUMNS: &str = "id, msg_id, endpoint_id, app_id, url, status, \
      response_status_code, response, response_headers, duration_ms, trigger_type, error_class, \
      error, created_at";
@@ -245,6 +246,7 @@ pub fn message(row: &impl StoredRow) -> Result<Message> {
         channels: channels.map(|c| c.into_iter().map(Channel::from_stored).collect()),
         payload: row.opt_text("payload")?.map(Payload::from_stored),
         created_at: time(row, "created_at")?,
+        deliver_at: row.opt_int("deliver_at")?.map(from_micros),
     })
 }
 

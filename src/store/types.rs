@@ -51,6 +51,9 @@ pub struct NewMessage {
     pub payload: Payload,
     /// How long the payload is kept from the message's creation; `None`: until expunged.
     pub payload_retention: Option<chrono::TimeDelta>,
+    /// Attempt no delivery before this time (`deliverAt`). A message scheduled later than
+    /// its acceptance is never written claimed, whatever `direct` says.
+    pub deliver_at: Option<Timestamp>,
     /// Deliver only to this endpoint (send-example), whatever the subscriptions say.
     pub only_endpoint: Option<EndpointId>,
     /// The local dispatcher, if it may take the message's deliveries straight away.
@@ -100,6 +103,9 @@ pub struct MessageFilter {
     pub before: Option<Timestamp>,
     /// Only messages created strictly after this time.
     pub after: Option<Timestamp>,
+    /// Only messages sent with a `deliverAt` strictly after this time: those still waiting
+    /// for it, when this is now.
+    pub deliver_after: Option<Timestamp>,
 }
 
 /// A response kept for replay to retries carrying the same idempotency key.

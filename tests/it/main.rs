@@ -33,6 +33,7 @@ mod receiver;
 mod retention;
 mod retries;
 mod routes;
+mod scheduled;
 mod schema;
 mod shutdown;
 mod signature_schemes;

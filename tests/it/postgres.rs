@@ -36,6 +36,7 @@ fn message(app: &AppId) -> NewMessage {
         channels: None,
         payload: Payload::parse(&raw, 64).unwrap(),
         payload_retention: None,
+        deliver_at: None,
         only_endpoint: None,
         direct: None,
     }

@@ -133,6 +133,7 @@ pub(crate) fn new_message(
         channels: None,
         payload: Payload::parse(&raw, 64).unwrap(),
         payload_retention: None,
+        deliver_at: None,
         only_endpoint: None,
         direct,
     }

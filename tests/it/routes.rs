@@ -39,6 +39,8 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/app/{app_id}/msg/expunge-all-contents"),
     ("GET", "/api/v1/background-task"),
     ("GET", "/api/v1/background-task/{task_id}"),
+    ("GET", "/api/v1/app/{app_id}/msg/scheduled"),
+    ("DELETE", "/api/v1/app/{app_id}/msg/{msg_id}/schedule"),
     ("GET", "/api/v1/app/{app_id}/attempt/msg/{msg_id}"),
     ("GET", "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}"),
     (

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import standardwebhooks
@@ -277,3 +278,21 @@ def test_custom_endpoint_headers_are_sent(client, receiver, make_app, run_id):
     assert plain.msg_id == msg_id
     for name in custom:
         assert name.lower() not in plain.headers, name
+
+
+def test_deliver_at_holds_a_message_until_its_time(client, receiver, make_app, run_id):
+    app = make_app(f"SDK scheduled {run_id}", f"sdk-scheduled-{run_id}")
+    secret = random_secret()
+    client.endpoint.create(app.id, EndpointIn(url=receiver.url("/scheduled"), secret=secret))
+    deliver_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=3)
+    payload = {"kind": "scheduled", "run": run_id}
+    msg = client.message.create(
+        app.id, MessageIn(event_type=EVENT_TYPE, payload=payload, deliver_at=deliver_at)
+    )
+    assert msg.deliver_at == deliver_at
+    assert client.message.get(app.id, msg.id).deliver_at == deliver_at
+
+    [d] = wait_for_deliveries(receiver, "/scheduled", 1)
+    arrived = datetime.now(timezone.utc)
+    assert arrived >= deliver_at, f"delivered at {arrived}, before {deliver_at}"
+    check_delivery(d, secret, msg.id, payload)

@@ -12,7 +12,8 @@
 //!    inserted is a duplicate `eventId`, answered 409 without failing the batch), and in the
 //!    same statement one delivery per enabled endpoint that accepts each inserted message:
 //!    claimed if the message's [`crate::store::DirectClaims`] reserves it (and returned, to
-//!    send at once), pending otherwise, notifying the worker nodes if any is pending.
+//!    send at once), pending otherwise (due at the message's `deliverAt` if it is scheduled),
+//!    notifying the worker nodes if any is pending, so that each sets its timer.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -62,6 +63,7 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<E
                 channels: new.channels.clone(),
                 payload: Some(new.payload.clone()),
                 created_at: created,
+                deliver_at: new.deliver_at,
             }
         }));
     }
@@ -248,6 +250,8 @@ struct Plan<'a> {
     app_ids: Vec<&'a str>,
     /// The lease of a delivery written claimed; `None` for a pending one.
     leases: Vec<Option<i64>>,
+    /// When a pending delivery is due: its message's first due time.
+    dues: Vec<i64>,
     /// The deliveries to write claimed, per message (by its index in the batch): their
     /// endpoint and lease.
     to_claim: HashMap<usize, Vec<(&'a Endpoint, Timestamp)>>,
@@ -274,16 +278,18 @@ fn plan_deliveries<'a>(
                 continue;
             }
             // Reserved before the message is known to be new: the reservation of a
-            // duplicate is given back with the rest of its direct claims.
+            // duplicate is given back with the rest of its direct claims. A scheduled
+            // message's deliveries are not due yet: none is written claimed.
             let lease = new
                 .direct
                 .as_ref()
-                .filter(|d| d.0.reserve(&endpoint.id))
+                .filter(|d| !message.is_scheduled() && d.0.reserve(&endpoint.id))
                 .map(|d| d.0.lease());
             plan.msg_ids.push(message.id.as_str());
             plan.endpoint_ids.push(endpoint.id.as_str());
             plan.app_ids.push(message.app_id.as_str());
             plan.leases.push(lease.map(micros));
+            plan.dues.push(micros(message.first_due()));
             match lease {
                 Some(lease) => plan.to_claim.entry(i).or_default().push((endpoint, lease)),
                 None => *plan.pending.entry(i).or_default() += 1,
@@ -369,20 +375,20 @@ async fn insert(
     let found = sqlx::query(
         "WITH m AS (
            INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
-             payload_expires_at)
-           SELECT id, app_id, event_type, event_id, channels, payload, $7, $7 + keep
+             payload_expires_at, deliver_at)
+           SELECT id, app_id, event_type, event_id, channels, payload, $7, $7 + keep, deliver_at
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-             $13::bigint[])
-             AS t(id, app_id, event_type, event_id, channels, payload, keep)
+             $13::bigint[], $14::bigint[])
+             AS t(id, app_id, event_type, event_id, channels, payload, keep, deliver_at)
            ON CONFLICT (app_id, event_id) WHERE event_id IS NOT NULL DO NOTHING
            RETURNING id),
          d AS (
            INSERT INTO delivery (msg_id, endpoint_id, app_id, status, next_attempt_at,
              lease_until, created_at, updated_at)
            SELECT msg_id, endpoint_id, app_id, CASE WHEN lease IS NULL THEN 1 ELSE 3 END,
-             coalesce(lease, $7), lease, $7, $7
-           FROM unnest($8::text[], $9::text[], $10::text[], $11::bigint[])
-             AS t(msg_id, endpoint_id, app_id, lease)
+             coalesce(lease, due), lease, $7, $7
+           FROM unnest($8::text[], $9::text[], $10::text[], $11::bigint[], $15::bigint[])
+             AS t(msg_id, endpoint_id, app_id, lease, due)
            WHERE msg_id IN (SELECT id FROM m)
            RETURNING id, msg_id, endpoint_id, status)
          SELECT m.id AS msg_id, NULL AS endpoint_id, NULL::bigint AS delivery_id FROM m
@@ -409,6 +415,13 @@ async fn insert(
     .bind(&plan.leases)
     .bind(CHANNEL)
     .bind(&keep)
+    .bind(
+        messages
+            .iter()
+            .map(|m| m.deliver_at.map(micros))
+            .collect::<Vec<_>>(),
+    )
+    .bind(&plan.dues)
     .fetch_all(&mut *conn)
     .await?;
     for row in &found {

@@ -18,9 +18,12 @@ use crate::store::{Conflict, EndpointStore, NewEndpoint, PageQuery, Result};
 /// Parks (`$2` true) or unparks at `$3` the pending deliveries of endpoint `$1`; also run by
 /// SQLite's batch writer when an endpoint answers 410 Gone. `status IN (1, 3)` repeats
 /// `delivery_due_by_endpoint`'s predicate so SQLite searches that index rather than every
-/// delivery the endpoint ever had; only the deliveries that change are written.
+/// delivery the endpoint ever had; only the deliveries that change are written. A delivery
+/// of a message whose `deliverAt` is still ahead is unparked due at that time, not at once.
 pub(crate) const PARK_OR_UNPARK: &str = "UPDATE delivery SET next_attempt_at =
-     CASE WHEN $2 THEN NULL ELSE COALESCE(next_attempt_at, $3) END
+     CASE WHEN $2 THEN NULL ELSE COALESCE(next_attempt_at,
+       (SELECT m.deliver_at FROM message m WHERE m.id = delivery.msg_id AND m.deliver_at > $3),
+       $3) END
      WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1
        AND (next_attempt_at IS NULL) <> $2";
 

@@ -5,12 +5,14 @@
 use async_trait::async_trait;
 
 use super::{EXPUNGE_PAYLOAD, changed_one, push_message_filter};
-use crate::domain::{AppId, EventId, Message, MessageId, MessageKey};
+use crate::domain::{AppId, DeliveryStatus, EventId, Message, MessageId, MessageKey, Trigger};
 use crate::store::engine::Engine;
 use crate::store::page::push_page;
 use crate::store::rows::{self, MESSAGE_COLUMNS, StoredRow};
 use crate::store::sql::{Conn, Sql};
-use crate::store::{MessageFilter, MessageStore, PageQuery, PurgeStep, Result};
+use crate::store::{
+    Conflict, MessageFilter, MessageStore, PageQuery, PurgeStep, Result, StoreError,
+};
 
 #[async_trait]
 impl<E: Engine> MessageStore for E {
@@ -42,6 +44,49 @@ impl<E: Engine> MessageStore for E {
         push_page(&mut list, "id", page);
         let found = self.reads().acquire().await?.rows(&list).await?;
         rows::all(&found, rows::message)
+    }
+
+    async fn cancel_scheduled(&self, app: &AppId, id: &MessageId) -> Result<()> {
+        let mut tx = self.writes().begin().await?;
+        let message = Sql::new(format!(
+            "SELECT deliver_at FROM message WHERE app_id = $1 AND id = $2{}",
+            E::FOR_UPDATE
+        ))
+        .bind(app.as_str())
+        .bind(id.as_str());
+        let Some(found) = tx.row(&message).await? else {
+            return Err(StoreError::NotFound);
+        };
+        if found.opt_int("deliver_at")?.is_none() {
+            return Err(StoreError::Conflict(Conflict::NotScheduled));
+        }
+        // Locked first (waiting for a claim that holds one of them to commit), then checked:
+        // a claim that commits later finds them gone.
+        let deliveries = Sql::new(format!(
+            "SELECT status, attempts, trigger_type FROM delivery WHERE msg_id = $1{}",
+            E::FOR_UPDATE
+        ))
+        .bind(id.as_str());
+        for delivery in tx.rows(&deliveries).await? {
+            // Never attempted: pending, no attempt on its schedule, and not re-queued by
+            // hand (a resend or recover restarts the count after attempts were made).
+            let untouched = delivery.int("status")? == DeliveryStatus::Pending.code()
+                && delivery.int("attempts")? == 0
+                && delivery.int("trigger_type")? == Trigger::Scheduled.code();
+            if !untouched {
+                return Err(StoreError::Conflict(Conflict::DeliveryStarted));
+            }
+        }
+        // On PostgreSQL deliveries hold no foreign key to their message (see its
+        // migrations): delete them first, on both.
+        let deliveries = Sql::new("DELETE FROM delivery WHERE msg_id = $1").bind(id.as_str());
+        tx.exec(&deliveries).await?;
+        let delete = Sql::new("DELETE FROM message WHERE app_id = $1 AND id = $2")
+            .bind(app.as_str())
+            .bind(id.as_str());
+        changed_one(tx.exec(&delete).await?)?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn expunge_message_content(&self, app: &AppId, id: &MessageId) -> Result<()> {

@@ -76,4 +76,11 @@ fn push_message_filter<E: Engine>(sql: &mut Sql, filter: &MessageFilter, alias: 
         sql.push(&format!(" AND {alias}.created_at > "))
             .push_bind(after);
     }
+    if let Some(at) = filter.deliver_after {
+        // `IS NOT NULL` is the predicate of the `message_scheduled` index.
+        sql.push(&format!(
+            " AND {alias}.deliver_at IS NOT NULL AND {alias}.deliver_at > "
+        ))
+        .push_bind(at);
+    }
 }

@@ -33,11 +33,13 @@ const INSERT_APP: &str =
 /// A repeated `eventId` changes no row rather than failing the statement.
 const INSERT_MESSAGE: &str =
     "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
-       payload_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING";
+       payload_expires_at, deliver_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+     ON CONFLICT DO NOTHING";
 const ENDPOINTS_OF_APP: &str =
     "SELECT id, event_types, channels FROM endpoint WHERE NOT disabled AND app_id = ?1";
+/// Due at `?5`: the message's first due time (later than its creation if it is scheduled).
 const INSERT_DELIVERY: &str = "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, \
-     next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4, ?4)";
+     next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?5, ?4, ?4)";
 /// Claimed as `claims::MARK` leaves a delivery: due again once the lease runs out.
 const INSERT_CLAIMED: &str = "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, \
      next_attempt_at, lease_until, created_at, updated_at) VALUES (?1, ?2, ?3, 3, ?4, ?4, ?5, ?5)";
@@ -100,12 +102,18 @@ fn enqueue(
         channels: new.channels.clone(),
         payload: Some(new.payload.clone()),
         created_at: now(),
+        deliver_at: new.deliver_at,
     };
     let expires = new.payload_retention.map(|keep| message.created_at + keep);
     if !insert_message(&mut writes.message, &message, expires)? {
         return Ok(Err(StoreError::Conflict(Conflict::EventId)));
     }
-    let direct = new.direct.as_ref().map(|d| &*d.0);
+    // A scheduled message's deliveries are not due yet: none is written claimed.
+    let direct = new
+        .direct
+        .as_ref()
+        .filter(|_| !message.is_scheduled())
+        .map(|d| &*d.0);
     let (claimed, pending) = insert_deliveries(
         conn,
         writes,
@@ -191,6 +199,7 @@ fn insert_message(
         m.payload.as_ref().map(|p| p.as_str()),
         to_micros(m.created_at),
         payload_expires_at.map(to_micros),
+        m.deliver_at.map(to_micros),
     ])?;
     Ok(changed == 1)
 }
@@ -211,6 +220,7 @@ fn insert_deliveries(
         seen.endpoints.insert(app_id.to_owned(), endpoints);
     }
     let created = to_micros(message.created_at);
+    let due = to_micros(message.first_due());
     let (mut claimed, mut pending) = (Vec::new(), 0);
     for (endpoint_id, subscription) in &seen.endpoints[app_id] {
         let wanted = match only {
@@ -224,7 +234,7 @@ fn insert_deliveries(
         let Some(direct) = direct.filter(|d| d.reserve(endpoint_id)) else {
             writes
                 .pending
-                .execute(params![msg_id, ep_id, app_id, created])?;
+                .execute(params![msg_id, ep_id, app_id, created, due])?;
             pending += 1;
             continue;
         };

@@ -64,6 +64,7 @@ fn message(app: &AppId) -> NewMessage {
         channels: None,
         payload: Payload::parse(&raw, 64).unwrap(),
         payload_retention: None,
+        deliver_at: None,
         only_endpoint: None,
         direct: None,
     }
@@ -126,7 +127,8 @@ async fn close_ends_the_writer_and_the_file_reopens() {
 }
 
 /// Parking an endpoint's deliveries must not scan every delivery it ever had: the query
-/// repeats the predicate of `delivery_due_by_endpoint` so SQLite can search that index.
+/// repeats the predicate of `delivery_due_by_endpoint` so SQLite can search that index. (A
+/// delivery unparked reads its message's `deliverAt` by the message's key.)
 #[tokio::test]
 async fn parking_searches_only_the_undelivered() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,7 +141,11 @@ async fn parking_searches_only_the_undelivered() {
     let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
     assert_eq!(
         steps,
-        ["SEARCH delivery USING INDEX delivery_due_by_endpoint (endpoint_id=?)"],
+        [
+            "SEARCH delivery USING INDEX delivery_due_by_endpoint (endpoint_id=?)",
+            "CORRELATED SCALAR SUBQUERY 1",
+            "SEARCH m USING INDEX sqlite_autoindex_message_1 (id=?)"
+        ],
         "{sql}"
     );
     store.close().await;

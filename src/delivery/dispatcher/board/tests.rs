@@ -20,6 +20,7 @@ fn claimed(endpoint: &crate::domain::Endpoint, id: i64, lease: Timestamp) -> Cla
             channels: None,
             payload: None,
             created_at: lease,
+            deliver_at: None,
         },
         endpoint: endpoint.clone(),
     }

@@ -1,0 +1,6 @@
+-- Scheduled messages (`deliverAt`): the time the producer asked for, NULL for a message sent
+-- at once. Its deliveries are written due at that time, so the queue needs nothing more.
+ALTER TABLE message ADD COLUMN deliver_at INTEGER;
+-- The scheduled messages of an application, in id order (`GET …/msg/scheduled`): only
+-- messages sent with a `deliverAt` have an entry.
+CREATE INDEX message_scheduled ON message (app_id, id) WHERE deliver_at IS NOT NULL;
