@@ -24,7 +24,8 @@ pub struct ApplicationIn {
     pub name: String,
     #[schema(value_type = Option<UidString>)]
     pub uid: Option<String>,
-    /// Deliveries per second allowed to each endpoint of the application.
+    /// Deliveries per second to all the application's endpoints together, at most (each
+    /// endpoint's own `throttleRate` holds too); `null` or 0: no limit.
     #[serde(default, deserialize_with = "fields::whole")]
     #[schema(minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<u16>,
@@ -43,6 +44,8 @@ pub struct ApplicationPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<UidString>)]
     pub uid: Option<Option<String>>,
+    /// Deliveries per second to all the application's endpoints together, at most (each
+    /// endpoint's own `throttleRate` holds too); `null` or 0: no limit.
     #[serde(default, deserialize_with = "fields::nullable_whole")]
     #[schema(value_type = Option<u16>, minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<Option<u16>>,
@@ -55,6 +58,8 @@ pub struct ApplicationOut {
     pub id: String,
     pub uid: Option<String>,
     pub name: String,
+    /// Deliveries per second to all the application's endpoints together, at most (each
+    /// endpoint's own `throttleRate` holds too); `null` or 0: no limit.
     pub throttle_rate: Option<u16>,
     pub metadata: Metadata,
     pub created_at: DateTime<Utc>,

@@ -47,6 +47,8 @@ pub struct EndpointIn {
     #[serde(default, deserialize_with = "null_as_default")]
     #[schema(nullable)]
     pub disabled: bool,
+    /// Deliveries per second to this endpoint, at most: a backlog waits its turn (a burst of
+    /// up to one second's worth after a quiet spell); `null` or 0: no limit.
     #[serde(default, deserialize_with = "fields::whole")]
     #[schema(minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<u16>,
@@ -85,6 +87,8 @@ pub struct EndpointUpdate {
     #[serde(default, deserialize_with = "null_as_default")]
     #[schema(nullable)]
     pub disabled: bool,
+    /// Deliveries per second to this endpoint, at most: a backlog waits its turn (a burst of
+    /// up to one second's worth after a quiet spell); `null` or 0: no limit.
     #[serde(default, deserialize_with = "fields::whole")]
     #[schema(minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<u16>,
@@ -114,6 +118,8 @@ pub struct EndpointPatch {
     pub url: Option<String>,
     pub description: Option<String>,
     pub disabled: Option<bool>,
+    /// Deliveries per second to this endpoint, at most: a backlog waits its turn (a burst of
+    /// up to one second's worth after a quiet spell); `null` or 0: no limit.
     #[serde(default, deserialize_with = "fields::nullable_whole")]
     #[schema(value_type = Option<u16>, minimum = 0, maximum = 65535)]
     pub throttle_rate: Option<Option<u16>>,
@@ -141,6 +147,8 @@ pub struct EndpointOut {
     pub url: String,
     pub description: String,
     pub disabled: bool,
+    /// Deliveries per second to this endpoint, at most: a backlog waits its turn (a burst of
+    /// up to one second's worth after a quiet spell); `null` or 0: no limit.
     pub throttle_rate: Option<u16>,
     pub event_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,

@@ -49,6 +49,7 @@ pub(crate) mod rows;
 mod sql;
 pub mod sqlite;
 mod stats;
+mod throttle;
 mod types;
 
 use async_trait::async_trait;

@@ -280,3 +280,79 @@ async fn nodes_recover_when_every_session_is_ended() {
         assert!(node.alive(), "a node crashed:\n{}", node.log_tail());
     }
 }
+
+/// `throttleRate` holds for the sum over the nodes: two nodes deliver an endpoint's backlog
+/// at its rate, not twice it. `HOOKD_TEST_THROTTLE_SECS` (default 4) sets how long the
+/// backlog lasts at the rate; 60 measures it over a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_an_endpoints_throttle_rate() {
+    const RATE: usize = 20;
+    let _serial = SERIAL.lock().await;
+    let secs: usize = std::env::var("HOOKD_TEST_THROTTLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let receiver = Receiver::start().await;
+    let cluster = Cluster::start(2).await;
+    let (status, app) = cluster
+        .post(0, "/api/v1/app", &json!({"name": "throttled"}))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::CREATED);
+    let app_id = app["id"].as_str().unwrap();
+    let endpoint = json!({"url": receiver.url(), "throttleRate": RATE});
+    let path = format!("/api/v1/app/{app_id}/endpoint");
+    let (status, _) = cluster.post(1, &path, &endpoint).await.unwrap();
+    assert_eq!(status, StatusCode::CREATED);
+
+    // A full bucket goes at once; the rest takes `secs` at the rate.
+    let messages = RATE * (secs + 1);
+    let started = Instant::now();
+    futures::stream::iter(0..messages)
+        .for_each_concurrent(16, |i| {
+            let (cluster, path) = (&cluster, format!("/api/v1/app/{app_id}/msg"));
+            async move {
+                let body = json!({"eventType": "t", "payload": {"i": i}});
+                let (status, _) = cluster.post(i % 2, &path, &body).await.unwrap();
+                assert_eq!(status, StatusCode::ACCEPTED);
+            }
+        })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(secs as u64 * 2 + 30);
+    while receiver.distinct() < messages {
+        assert!(
+            Instant::now() < deadline,
+            "not all delivered\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let arrivals = receiver.arrivals();
+    let elapsed = arrivals.last().unwrap().duration_since(started);
+    // Past the first second (the full bucket, and the messages still being sent), what
+    // arrived per second: the rate, whatever the number of nodes.
+    let first_second = started + Duration::from_secs(1);
+    let later = arrivals.iter().filter(|t| **t >= first_second).count();
+    let rate = later as f64
+        / arrivals
+            .last()
+            .unwrap()
+            .duration_since(first_second)
+            .as_secs_f64();
+    println!(
+        "2 nodes, throttleRate {RATE}/s: {messages} deliveries in {elapsed:.2?}, \
+         {rate:.2}/s after the first second"
+    );
+    assert_eq!(duplicates(&receiver), 0);
+    assert!(
+        elapsed >= Duration::from_secs_f64(secs as f64 * 0.95),
+        "{messages} at {RATE}/s took {elapsed:?}: each node kept its own rate?"
+    );
+    assert!(
+        (RATE as f64 * 0.9..=RATE as f64 * 1.1).contains(&rate),
+        "{rate:.2}/s at throttleRate {RATE}"
+    );
+    for node in &cluster.nodes {
+        assert!(node.stop().await, "{}", node.log_tail());
+    }
+}

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::State;
@@ -13,6 +14,7 @@ use axum::routing::post;
 pub struct Receiver {
     pub addr: Option<SocketAddr>,
     counts: Arc<Mutex<HashMap<String, u32>>>,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Receiver {
@@ -37,6 +39,11 @@ impl Receiver {
         self.counts.lock().unwrap().clone()
     }
 
+    /// When each delivery arrived, in order.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        self.arrivals.lock().unwrap().clone()
+    }
+
     pub fn distinct(&self) -> usize {
         self.counts.lock().unwrap().len()
     }
@@ -46,6 +53,7 @@ async fn record(State(receiver): State<Receiver>, headers: HeaderMap) -> StatusC
     let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) else {
         return StatusCode::BAD_REQUEST;
     };
+    receiver.arrivals.lock().unwrap().push(Instant::now());
     *receiver
         .counts
         .lock()

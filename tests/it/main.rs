@@ -39,5 +39,6 @@ mod shutdown;
 mod signature_schemes;
 mod ssrf;
 mod store_errors;
+mod throttle;
 mod trailing_slash;
 mod wal_sync;

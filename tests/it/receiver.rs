@@ -59,6 +59,8 @@ impl Reply {
 pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -166,7 +168,11 @@ async fn record(
             .requests
             .entry(path.clone())
             .or_default()
-            .push(Received { headers, body });
+            .push(Received {
+                headers,
+                body,
+                at: std::time::Instant::now(),
+            });
         let scripted = recorded
             .scripts
             .get_mut(&path)

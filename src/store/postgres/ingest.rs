@@ -25,6 +25,7 @@ use super::{CHANNEL, lock_lists, micros};
 use crate::domain::time::now;
 use crate::domain::{AppId, Endpoint, Message, MessageId, ResourceKey, Timestamp, Trigger};
 use crate::store::rows::{self, ENDPOINT_COLUMNS, to_json};
+use crate::store::throttle;
 use crate::store::{ClaimedDelivery, Conflict, Enqueued, NewMessage, Result, StoreError};
 
 pub fn write<'a>(
@@ -103,19 +104,23 @@ static APPS_AND_ENDPOINTS: LazyLock<String> = LazyLock::new(|| {
         .map(|c| format!("e.{c}"))
         .collect();
     format!(
-        "SELECT a.id AS found_id, a.uid AS found_uid, {}
+        "SELECT a.id AS found_id, a.uid AS found_uid, a.rate_limit AS found_rate_limit, {}
          FROM application a LEFT JOIN endpoint e ON e.app_id = a.id AND NOT e.disabled
          WHERE a.id = ANY($1) OR a.uid = ANY($2)",
         endpoint_columns.join(", ")
     )
 });
 
+/// The enabled endpoints of the applications a batch names, by application id, each with
+/// whether it is throttled (its `throttleRate` or its application's).
+type Endpoints = HashMap<String, Vec<(Endpoint, bool)>>;
+
 /// The application of each message, creating inline applications for unknown uids, and the
-/// enabled endpoints of the applications found, by application id.
+/// enabled endpoints of the applications found.
 async fn resolve_apps(
     conn: &mut PgConnection,
     batch: &[NewMessage],
-) -> Result<(Vec<Result<AppId>>, HashMap<String, Vec<Endpoint>>)> {
+) -> Result<(Vec<Result<AppId>>, Endpoints)> {
     let (mut ids, mut uids) = (Vec::new(), Vec::new());
     for new in batch {
         match &new.app {
@@ -130,7 +135,7 @@ async fn resolve_apps(
         .await?;
     let mut by_id = HashSet::new();
     let mut by_uid: HashMap<String, Result<String>> = HashMap::new();
-    let mut endpoints: HashMap<String, Vec<Endpoint>> = HashMap::new();
+    let mut endpoints: Endpoints = HashMap::new();
     for row in &found {
         let id: String = row.try_get("found_id")?;
         if let Some(uid) = row.try_get::<Option<String>, _>("found_uid")? {
@@ -138,7 +143,13 @@ async fn resolve_apps(
         }
         if row.try_get::<Option<String>, _>("id")?.is_some() {
             let endpoint = rows::endpoint(row)?;
-            endpoints.entry(id.clone()).or_default().push(endpoint);
+            let app_rate = row.try_get::<Option<i32>, _>("found_rate_limit")?;
+            let throttled = throttle::rate(app_rate.map(i64::from)).is_some()
+                || throttle::rate(endpoint.rate_limit.map(i64::from)).is_some();
+            endpoints
+                .entry(id.clone())
+                .or_default()
+                .push((endpoint, throttled));
         }
         by_id.insert(id);
     }
@@ -262,12 +273,12 @@ struct Plan<'a> {
 fn plan_deliveries<'a>(
     batch: &'a [NewMessage],
     messages: &'a [Result<Message>],
-    endpoints: &'a HashMap<String, Vec<Endpoint>>,
+    endpoints: &'a Endpoints,
 ) -> Plan<'a> {
     let mut plan = Plan::default();
     for (i, (new, message)) in batch.iter().zip(messages).enumerate() {
         let Ok(message) = message else { continue };
-        for endpoint in endpoints.get(message.app_id.as_str()).into_iter().flatten() {
+        for (endpoint, throttled) in endpoints.get(message.app_id.as_str()).into_iter().flatten() {
             let wanted = match &new.only_endpoint {
                 Some(only) => only == &endpoint.id,
                 None => endpoint
@@ -279,11 +290,12 @@ fn plan_deliveries<'a>(
             }
             // Reserved before the message is known to be new: the reservation of a
             // duplicate is given back with the rest of its direct claims. A scheduled
-            // message's deliveries are not due yet: none is written claimed.
+            // message's deliveries are not due yet, and a throttled endpoint's are claimed
+            // within its token bucket: none of them is written claimed.
             let lease = new
                 .direct
                 .as_ref()
-                .filter(|d| !message.is_scheduled() && d.0.reserve(&endpoint.id))
+                .filter(|d| !message.is_scheduled() && !throttled && d.0.reserve(&endpoint.id))
                 .map(|d| d.0.lease());
             plan.msg_ids.push(message.id.as_str());
             plan.endpoint_ids.push(endpoint.id.as_str());

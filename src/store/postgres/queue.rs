@@ -5,18 +5,24 @@
 //! with `FOR UPDATE SKIP LOCKED` (rows another node is claiming right now are passed over,
 //! not waited for), and the UPDATE marks them `sending` with `lease_until` and
 //! `next_attempt_at` set to the lease's end, so a claim whose node died comes due again when
-//! its lease expires, with no separate sweep. It commits before the claims are returned:
+//! its lease expires, with no separate sweep. Deliveries of throttled endpoints and
+//! applications are taken within their token buckets (`store::throttle`), whose rows the
+//! claim locks (after its deliveries, in key order) so claims on every node take turns on
+//! them; those without a token are deferred. It commits before the claims are returned:
 //! no transaction is open while they are sent. Deliveries of a disabled endpoint are parked
 //! with a NULL `next_attempt_at` and never scanned.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
 
 use super::sql::{batch_query, id_array};
 use super::{PgStore, micros};
-use crate::domain::{Endpoint, EndpointId, Message, Timestamp, Trigger};
+use crate::domain::{AppId, Endpoint, EndpointId, Message, Timestamp, Trigger};
 use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, StoredRow};
+use crate::store::throttle::{self, Buckets, Candidate, bucket_keys};
 use crate::store::{
     AttemptRecord, ClaimLimits, ClaimedDelivery, Enqueued, NewMessage, QueueStore, Result,
 };
@@ -37,7 +43,9 @@ impl QueueStore for PgStore {
         // The head of the due queue, locked; rows other nodes are claiming are passed over.
         let scan = limits.total.saturating_mul(4).max(64);
         let head = sqlx::query(
-            "SELECT d.id, d.endpoint_id FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
+            "SELECT d.id, d.endpoint_id, d.app_id, e.rate_limit, a.rate_limit AS app_rate
+             FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
+               JOIN application a ON a.id = d.app_id
              WHERE d.status IN (1, 3) AND d.next_attempt_at <= $1 AND NOT e.disabled
              ORDER BY d.next_attempt_at
              LIMIT $2
@@ -47,30 +55,27 @@ impl QueueStore for PgStore {
         .bind(i64::try_from(scan).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await?;
-        let candidates: Vec<(i64, EndpointId)> = head
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.int("id")?,
-                    EndpointId::from_stored(r.text("endpoint_id")?),
-                ))
-            })
-            .collect::<Result<_>>()?;
-        let mut picked: Vec<i64> = limits.pick(&candidates).into_iter().copied().collect();
-        let crowded_out = picked.len() < limits.total
-            && candidates
-                .iter()
-                .any(|(_, ep)| limits.room.get(ep).is_some_and(|room| *room == 0));
+        let candidates: Vec<Candidate> = head.iter().map(candidate).collect::<Result<_>>()?;
+        let mut buckets = Buckets::default();
+        lock_buckets(&mut tx, &candidates, &mut buckets).await?;
+        let mut picked = buckets.pick(&candidates, limits, 0, now);
+        let crowded_out = picked.ids.len() < limits.total
+            && (!picked.deferred.is_empty()
+                || candidates
+                    .iter()
+                    .any(|c| limits.room.get(&c.endpoint).is_some_and(|room| *room == 0)));
         if crowded_out {
-            // Look past endpoints without room, one due delivery per other endpoint, through
-            // the per-endpoint due index: their backlog is never scanned.
+            // Look past endpoints without room (or tokens), one due delivery per other
+            // endpoint, through the per-endpoint due index: their backlog is never scanned.
             let excluded: Vec<EndpointId> = candidates
                 .iter()
-                .map(|(_, ep)| ep.clone())
+                .map(|c| c.endpoint.clone())
                 .chain(limits.full())
                 .collect();
-            let more: Vec<i64> = sqlx::query_scalar(
-                "SELECT due.id FROM endpoint e CROSS JOIN LATERAL (
+            let more = sqlx::query(
+                "SELECT due.id, e.id AS endpoint_id, e.app_id, e.rate_limit,
+                   (SELECT a.rate_limit FROM application a WHERE a.id = e.app_id) AS app_rate
+                 FROM endpoint e CROSS JOIN LATERAL (
                     SELECT d.id FROM delivery d
                     WHERE d.endpoint_id = e.id AND d.status IN (1, 3) AND d.next_attempt_at <= $1
                     ORDER BY d.next_attempt_at LIMIT 1
@@ -80,11 +85,17 @@ impl QueueStore for PgStore {
             )
             .bind(micros(now))
             .bind(id_array(&excluded))
-            .bind(i64::try_from(limits.total - picked.len()).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limits.total - picked.ids.len()).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
             .await?;
-            picked.extend(more);
+            let more: Vec<Candidate> = more.iter().map(candidate).collect::<Result<_>>()?;
+            lock_buckets(&mut tx, &more, &mut buckets).await?;
+            let behind = buckets.pick(&more, limits, picked.ids.len(), now);
+            picked.ids.extend(behind.ids);
+            picked.deferred.extend(behind.deferred);
         }
+        save_buckets(&mut tx, &buckets, &picked.deferred).await?;
+        let picked = picked.ids;
         if picked.is_empty() {
             tx.commit().await?;
             return Ok(Vec::new());
@@ -162,4 +173,77 @@ impl QueueStore for PgStore {
     async fn record_attempt(&self, record: AttemptRecord) -> Result<()> {
         self.records.submit(record).await
     }
+}
+
+/// A candidate from its columns (`id`, `endpoint_id`, `app_id`, `rate_limit`, `app_rate`).
+fn candidate(row: &PgRow) -> Result<Candidate> {
+    let rate = |column| -> Result<Option<u16>> { Ok(throttle::rate(row.opt_int(column)?)) };
+    Ok(Candidate {
+        id: row.int("id")?,
+        endpoint: EndpointId::from_stored(row.text("endpoint_id")?),
+        app: AppId::from_stored(row.text("app_id")?),
+        endpoint_rate: rate("rate_limit")?,
+        app_rate: rate("app_rate")?,
+    })
+}
+
+/// Locks (creating them if need be) and reads the token buckets of the throttled candidates
+/// not read yet, in key order. A claim that locks buckets in two steps (past the head) can
+/// meet another doing the same in the other order: PostgreSQL then fails one of them, which
+/// the dispatcher retries a second later.
+async fn lock_buckets(
+    conn: &mut PgConnection,
+    candidates: &[Candidate],
+    buckets: &mut Buckets,
+) -> Result<()> {
+    let keys = bucket_keys(candidates);
+    if keys.is_empty() {
+        return Ok(());
+    }
+    // The no-op update locks an existing row, as FOR UPDATE would, and returns it.
+    let rows = sqlx::query(
+        "INSERT INTO throttle (key, next_at) SELECT k, NULL FROM unnest($1::text[]) AS k
+         ON CONFLICT (key) DO UPDATE SET next_at = throttle.next_at
+         RETURNING key, next_at",
+    )
+    .bind(&keys)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &rows {
+        buckets.load(row.text("key")?, row.opt_int("next_at")?);
+    }
+    Ok(())
+}
+
+/// Writes the buckets that gave tokens, and defers the deliveries they had none for: pending
+/// (a claim whose lease ran out is given up), due again when their turn comes.
+async fn save_buckets(
+    conn: &mut PgConnection,
+    buckets: &Buckets,
+    deferred: &[(i64, i64)],
+) -> Result<()> {
+    let changed = buckets.changed();
+    if !changed.is_empty() {
+        let (keys, times): (Vec<String>, Vec<i64>) = changed.into_iter().unzip();
+        batch_query(
+            "UPDATE throttle SET next_at = t.at FROM unnest($1::text[], $2::bigint[]) AS t(key, at)
+             WHERE throttle.key = t.key",
+        )
+        .bind(&keys)
+        .bind(&times)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !deferred.is_empty() {
+        let (ids, times): (Vec<i64>, Vec<i64>) = deferred.iter().copied().unzip();
+        batch_query(
+            "UPDATE delivery SET status = 1, lease_until = NULL, next_attempt_at = t.at
+             FROM unnest($1::bigint[], $2::bigint[]) AS t(id, at) WHERE delivery.id = t.id",
+        )
+        .bind(&ids)
+        .bind(&times)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }

@@ -72,8 +72,18 @@ impl<E: Engine> ApplicationStore for E {
     }
 
     async fn delete_application(&self, id: &AppId) -> Result<()> {
+        let mut tx = self.writes().begin().await?;
+        // The token buckets of the application and its endpoints (`throttleRate`).
+        let buckets = Sql::new(
+            "DELETE FROM throttle WHERE key = 'application:' || $1
+             OR key IN (SELECT 'endpoint:' || id FROM endpoint WHERE app_id = $1)",
+        )
+        .bind(id.as_str());
+        tx.exec(&buckets).await?;
         let delete = Sql::new("DELETE FROM application WHERE id = $1").bind(id.as_str());
-        changed_one(self.writes().acquire().await?.exec(&delete).await?)
+        changed_one(tx.exec(&delete).await?)?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn list_applications(&self, page: &PageQuery) -> Result<Vec<Application>> {

@@ -107,10 +107,17 @@ impl<E: Engine> EndpointStore for E {
     }
 
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()> {
+        let mut tx = self.writes().begin().await?;
         let delete = Sql::new("DELETE FROM endpoint WHERE app_id = $1 AND id = $2")
             .bind(app.as_str())
             .bind(id.as_str());
-        changed_one(self.writes().acquire().await?.exec(&delete).await?)
+        changed_one(tx.exec(&delete).await?)?;
+        // Its token bucket (`throttleRate`).
+        let bucket =
+            Sql::new("DELETE FROM throttle WHERE key = 'endpoint:' || $1").bind(id.as_str());
+        tx.exec(&bucket).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn list_endpoints(&self, app: &AppId, page: &PageQuery) -> Result<Vec<Endpoint>> {

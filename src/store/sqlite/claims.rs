@@ -7,6 +7,10 @@
 //! index, so their backlog is never scanned and other endpoints' deliveries are not held up
 //! behind it.
 //!
+//! Deliveries of throttled endpoints and applications are taken within their token buckets
+//! (`store::throttle`); those without a token are deferred. Buckets are read and written in
+//! the claim's transaction: SQLite's one writer makes claims take turns.
+//!
 //! The chosen deliveries are marked one statement each; each distinct message and endpoint
 //! is read once per claim, however many of the claimed deliveries share it. The three
 //! statements are taken from the statement cache once per claim, not per delivery (a
@@ -19,21 +23,34 @@ use std::sync::LazyLock;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 use crate::domain::time::to_micros;
-use crate::domain::{Endpoint, EndpointId, Message, Timestamp, Trigger};
+use crate::domain::{AppId, Endpoint, EndpointId, Message, Timestamp, Trigger};
 use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, to_json};
+use crate::store::throttle::{self, Buckets, Candidate, bucket_keys};
 use crate::store::{ClaimLimits, ClaimedDelivery, Result, StoreError};
 
-const HEAD_OF_QUEUE: &str =
-    "SELECT d.id, d.endpoint_id FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
+/// Both return what [`Candidate`] holds: the delivery, its endpoint and application, and
+/// their rates.
+const HEAD_OF_QUEUE: &str = "SELECT d.id, d.endpoint_id, d.app_id, e.rate_limit,
+       (SELECT a.rate_limit FROM application a WHERE a.id = d.app_id) AS app_rate
+     FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
      WHERE d.status IN (1, 3) AND NOT e.disabled AND d.next_attempt_at <= ?1
      ORDER BY d.next_attempt_at LIMIT ?2";
 const PAST_THE_HEAD: &str = "SELECT (SELECT d.id FROM delivery d
              WHERE d.endpoint_id = e.id AND d.status IN (1, 3) AND d.next_attempt_at <= ?1
-             ORDER BY d.next_attempt_at LIMIT 1) AS due_id
+             ORDER BY d.next_attempt_at LIMIT 1) AS due_id,
+       e.id, e.app_id, e.rate_limit,
+       (SELECT a.rate_limit FROM application a WHERE a.id = e.app_id) AS app_rate
      FROM endpoint e
      WHERE NOT e.disabled AND e.id NOT IN (SELECT value FROM json_each(?2))
        AND due_id IS NOT NULL
      LIMIT ?3";
+const BUCKET: &str = "SELECT next_at FROM throttle WHERE key = ?1";
+const SAVE_BUCKET: &str = "INSERT INTO throttle (key, next_at) VALUES (?1, ?2)
+     ON CONFLICT (key) DO UPDATE SET next_at = excluded.next_at";
+/// A throttled delivery without a token: pending (a claim whose lease ran out is given up),
+/// due again when its turn comes.
+const DEFER: &str = "UPDATE delivery SET status = 1, lease_until = NULL, next_attempt_at = ?1
+     WHERE id = ?2";
 const MARK: &str = "UPDATE delivery SET status = 3, lease_until = ?1, next_attempt_at = ?1,
      updated_at = ?2 WHERE id = ?3
      RETURNING msg_id, endpoint_id, attempts, trigger_type";
@@ -50,15 +67,22 @@ pub(super) fn claim(
     limits: &ClaimLimits,
 ) -> Result<Vec<ClaimedDelivery>> {
     let candidates = head_of_queue(conn, now, limits.total)?;
-    let mut picked: Vec<i64> = limits.pick(&candidates).into_iter().copied().collect();
-    // A full head that did not fill the claim: endpoints in it ran out of room, and others
-    // may be due behind them. A head that was not full holds everything due.
-    let crowded_out = picked.len() < limits.total && candidates.len() == limits.total;
+    let mut buckets = Buckets::default();
+    load_buckets(conn, &candidates, &mut buckets)?;
+    let mut picked = buckets.pick(&candidates, limits, 0, now);
+    // A full head that did not fill the claim: endpoints in it ran out of room (or tokens),
+    // and others may be due behind them. A head that was not full holds everything due.
+    let crowded_out = picked.ids.len() < limits.total && candidates.len() == limits.total;
     if crowded_out {
-        let seen: HashSet<&EndpointId> = candidates.iter().map(|(_, ep)| ep).collect();
-        let more = past_the_head(conn, now, limits, &seen, limits.total - picked.len())?;
-        picked.extend(more);
+        let seen: HashSet<&EndpointId> = candidates.iter().map(|c| &c.endpoint).collect();
+        let more = past_the_head(conn, now, limits, &seen, limits.total - picked.ids.len())?;
+        load_buckets(conn, &more, &mut buckets)?;
+        let behind = buckets.pick(&more, limits, picked.ids.len(), now);
+        picked.ids.extend(behind.ids);
+        picked.deferred.extend(behind.deferred);
     }
+    save_buckets(conn, &buckets, &picked.deferred)?;
+    let picked = picked.ids;
     let mut claimed = Vec::with_capacity(picked.len());
     if picked.is_empty() {
         return Ok(claimed);
@@ -79,14 +103,58 @@ pub(super) fn claim(
 }
 
 /// The first `n` due deliveries, oldest due first.
-fn head_of_queue(conn: &Connection, now: Timestamp, n: usize) -> Result<Vec<(i64, EndpointId)>> {
+fn head_of_queue(conn: &Connection, now: Timestamp, n: usize) -> Result<Vec<Candidate>> {
     let mut select = conn.prepare_cached(HEAD_OF_QUEUE)?;
     let mut found = select.query(params![to_micros(now), sql_limit(n)])?;
     let mut head = Vec::with_capacity(n);
     while let Some(row) = found.next()? {
-        head.push((row.get(0)?, EndpointId::from_stored(row.get(1)?)));
+        head.push(candidate(row)?);
     }
     Ok(head)
+}
+
+/// A candidate from its columns: delivery id, endpoint id, application id, their rates.
+fn candidate(row: &rusqlite::Row<'_>) -> Result<Candidate> {
+    let rate = |i: usize| -> Result<Option<u16>> { Ok(throttle::rate(row.get(i)?)) };
+    Ok(Candidate {
+        id: row.get(0)?,
+        endpoint: EndpointId::from_stored(row.get(1)?),
+        app: AppId::from_stored(row.get(2)?),
+        endpoint_rate: rate(3)?,
+        app_rate: rate(4)?,
+    })
+}
+
+/// Reads the token buckets of the throttled candidates not read yet.
+fn load_buckets(conn: &Connection, candidates: &[Candidate], buckets: &mut Buckets) -> Result<()> {
+    let keys = bucket_keys(candidates);
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut select = conn.prepare_cached(BUCKET)?;
+    for key in keys {
+        let time: Option<Option<i64>> = select.query_row([&key], |row| row.get(0)).optional()?;
+        buckets.load(key, time.flatten());
+    }
+    Ok(())
+}
+
+/// Writes the buckets that gave tokens, and defers the deliveries they had none for.
+fn save_buckets(conn: &Connection, buckets: &Buckets, deferred: &[(i64, i64)]) -> Result<()> {
+    let changed = buckets.changed();
+    if !changed.is_empty() {
+        let mut save = conn.prepare_cached(SAVE_BUCKET)?;
+        for (key, time) in changed {
+            save.execute(params![key, time])?;
+        }
+    }
+    if !deferred.is_empty() {
+        let mut defer = conn.prepare_cached(DEFER)?;
+        for (id, at) in deferred {
+            defer.execute(params![at, id])?;
+        }
+    }
+    Ok(())
 }
 
 /// The oldest due delivery of each other enabled endpoint with room, up to `n` of them.
@@ -96,7 +164,7 @@ fn past_the_head(
     limits: &ClaimLimits,
     seen: &HashSet<&EndpointId>,
     n: usize,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<Candidate>> {
     let full = limits.full();
     let excluded = id_list(
         seen.iter()
@@ -104,10 +172,12 @@ fn past_the_head(
             .chain(full.iter().map(|e| e.as_str())),
     );
     let mut select = conn.prepare_cached(PAST_THE_HEAD)?;
-    let found = select.query_map(params![to_micros(now), excluded, sql_limit(n)], |row| {
-        row.get(0)
-    })?;
-    Ok(found.collect::<rusqlite::Result<_>>()?)
+    let mut found = select.query(params![to_micros(now), excluded, sql_limit(n)])?;
+    let mut more = Vec::new();
+    while let Some(row) = found.next()? {
+        more.push(candidate(row)?);
+    }
+    Ok(more)
 }
 
 /// A JSON array of ids, bound as one parameter and read back with `json_each`.

@@ -35,8 +35,11 @@ const INSERT_MESSAGE: &str =
     "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
        payload_expires_at, deliver_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
      ON CONFLICT DO NOTHING";
-const ENDPOINTS_OF_APP: &str =
-    "SELECT id, event_types, channels FROM endpoint WHERE NOT disabled AND app_id = ?1";
+/// With whether the endpoint is throttled (its `throttleRate` or its application's).
+const ENDPOINTS_OF_APP: &str = "SELECT id, event_types, channels,
+       coalesce(rate_limit, 0) > 0
+         OR coalesce((SELECT a.rate_limit FROM application a WHERE a.id = ?1), 0) > 0 AS throttled
+     FROM endpoint WHERE NOT disabled AND app_id = ?1";
 /// Due at `?5`: the message's first due time (later than its creation if it is scheduled).
 const INSERT_DELIVERY: &str = "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, \
      next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?5, ?4, ?4)";
@@ -51,8 +54,9 @@ static ENDPOINT_BY_ID: LazyLock<String> =
 struct Seen {
     /// By `id:…` or `uid:…`: the application, or `None` when there is none.
     apps: HashMap<String, Option<AppId>>,
-    /// The enabled endpoints of each application, by application id.
-    endpoints: HashMap<String, Vec<(EndpointId, Subscription)>>,
+    /// The enabled endpoints of each application, by application id, and whether each is
+    /// throttled.
+    endpoints: HashMap<String, Vec<(EndpointId, Subscription, bool)>>,
     /// Endpoints read in full, to hand over with a delivery claimed at once.
     full: HashMap<EndpointId, Endpoint>,
 }
@@ -222,7 +226,7 @@ fn insert_deliveries(
     let created = to_micros(message.created_at);
     let due = to_micros(message.first_due());
     let (mut claimed, mut pending) = (Vec::new(), 0);
-    for (endpoint_id, subscription) in &seen.endpoints[app_id] {
+    for (endpoint_id, subscription, throttled) in &seen.endpoints[app_id] {
         let wanted = match only {
             Some(only) => only == endpoint_id,
             None => subscription.accepts(&message.event_type, message.channels.as_deref()),
@@ -231,7 +235,8 @@ fn insert_deliveries(
             continue;
         }
         let (msg_id, ep_id) = (message.id.as_str(), endpoint_id.as_str());
-        let Some(direct) = direct.filter(|d| d.reserve(endpoint_id)) else {
+        // A throttled endpoint's deliveries are claimed within its token bucket.
+        let Some(direct) = direct.filter(|d| !throttled && d.reserve(endpoint_id)) else {
             writes
                 .pending
                 .execute(params![msg_id, ep_id, app_id, created, due])?;
@@ -273,14 +278,20 @@ fn endpoint_by_id(conn: &Connection, id: &EndpointId) -> Result<Endpoint> {
     }
 }
 
-/// The application's enabled endpoints, with what each subscribes to.
-fn endpoints_of(conn: &Connection, app_id: &str) -> Result<Vec<(EndpointId, Subscription)>> {
+/// The application's enabled endpoints, with what each subscribes to and whether it is
+/// throttled.
+fn endpoints_of(conn: &Connection, app_id: &str) -> Result<Vec<(EndpointId, Subscription, bool)>> {
     let mut select = conn.prepare_cached(ENDPOINTS_OF_APP)?;
     let mut found = select.query([app_id])?;
     let mut endpoints = Vec::new();
     while let Some(row) = found.next()? {
         let id: String = row.get("id")?;
-        endpoints.push((EndpointId::from_stored(id), rows::subscription(row)?));
+        let throttled: bool = row.get("throttled")?;
+        endpoints.push((
+            EndpointId::from_stored(id),
+            rows::subscription(row)?,
+            throttled,
+        ));
     }
     Ok(endpoints)
 }
