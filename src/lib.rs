@@ -6,7 +6,7 @@
 //! | ----------- | -------------------------------------------------------------------- | ------- |
 //! | [`domain`]  | ids, names, Application, Endpoint, Message, EventType, signing secrets | nothing else in the crate |
 //! | [`signing`] | Standard Webhooks signatures: signing deliveries, verifying them     | `domain` |
-//! | [`store`]   | SQLite and PostgreSQL, migrations, the delivery queue, retention; each query written once for both | `domain` |
+//! | [`store`]   | SQLite and PostgreSQL, migrations, the delivery queue (with `throttleRate`'s token buckets, taken from by claims), retention; each query written once for both | `domain` |
 //! | [`delivery`] | dispatcher, HTTP sender, outcome classification, retry policy, SSRF guard | `domain`, `signing`, `store` |
 //! | [`retention`] | the payload expiry and message pruning jobs                        | `domain`, `store`, `delivery::clock` |
 //! | [`tasks`]   | background tasks (purging an application's payloads), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention` |

@@ -37,6 +37,9 @@
 //!   delivery on only while the delivery still carries that claim's lease. A new message's
 //!   deliveries may be written already claimed by the dispatcher of the node that accepts it
 //!   ([`DirectClaims`]), so the common case needs no claim at all.
+//! - A claim takes a throttled endpoint's or application's deliveries only within its token
+//!   bucket (`throttle`), read and written in the claim's transaction; such deliveries are
+//!   never written claimed by `enqueue_message`.
 //! - Timestamps are integer microseconds, payloads and JSON columns are text: the same SQL
 //!   shape works on both backends.
 
