@@ -180,10 +180,14 @@ fn parse_time(value: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Some(t.with_timezone(&Utc).trunc_subsecs(6));
     }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
-        .map(|t| t.and_utc().trunc_subsecs(6))
+    [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dt%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
+    .map(|t| t.and_utc().trunc_subsecs(6))
 }
 
 /// An RFC 3339 time from a query parameter; without an offset it is taken as UTC.
@@ -226,6 +230,10 @@ mod tests {
         assert_eq!(micros.timestamp_subsec_micros(), 123_000);
         assert!(query_time("t", Some("yesterday")).is_err());
         assert!(body_time("t", Some("")).is_err());
+        assert_eq!(
+            body_time("t", Some("2024-01-02t03:04:05")).unwrap(),
+            Some(z)
+        );
         let nanos = body_time("t", Some("2024-01-02T03:04:05.123456789Z"))
             .unwrap()
             .unwrap();
