@@ -59,6 +59,15 @@ pub struct MessageIn {
     #[serde(default, deserialize_with = "fields::whole")]
     #[schema(minimum = 1, maximum = 2160)]
     pub payload_retention_hours: Option<i64>,
+    /// The Svix SDK's message tags and transformation parameters: hookd has neither, so a
+    /// value is refused (422) rather than dropped; absent or null is fine. Left out of the
+    /// document, since no value is accepted.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub tags: Option<serde_json::Value>,
+    #[serde(default)]
+    #[schema(ignore)]
+    pub transformations_params: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -200,6 +209,18 @@ fn new_message(state: &ApiState, app: AppKey, input: MessageIn) -> Result<NewMes
     }
     let payload = Payload::parse(&input.payload, state.settings.max_payload_depth)
         .map_err(|e: PayloadError| fields::body_error("payload", e))?;
+    if input.tags.is_some() {
+        return Err(fields::body_error(
+            "tags",
+            "hookd does not support message tags; leave the field out",
+        ));
+    }
+    if input.transformations_params.is_some() {
+        return Err(fields::body_error(
+            "transformationsParams",
+            "hookd does not run transformations; leave the field out",
+        ));
+    }
     let event_type =
         EventTypeName::parse(&input.event_type).map_err(|e| fields::body_error("eventType", e))?;
     let event_id = input

@@ -113,19 +113,26 @@ async fn a_repeated_event_id_is_a_conflict_within_one_application() {
 }
 
 #[tokio::test]
-async fn fields_only_newer_sdks_send_are_accepted() {
+async fn sdk_fields_hookd_cannot_honour_are_refused_not_dropped() {
     let app = app_with("owner").await;
+    // Null is the SDK's "not set": accepted.
     let message = app
         .create_message(
             "owner",
-            json!({
-                "eventType": "t", "payload": {"a": 1},
-                "tags": ["x"], "payloadRetentionHours": 24,
-                "transformationsParams": {"rawPayload": "{}"}
-            }),
+            json!({"eventType": "t", "payload": {"a": 1}, "tags": null, "transformationsParams": null}),
         )
         .await;
     assert_eq!(message["payload"], json!({"a": 1}));
+    for (field, value) in [
+        ("tags", json!(["x"])),
+        ("transformationsParams", json!({"rawPayload": "{}"})),
+    ] {
+        let mut body = json!({"eventType": "t", "payload": {"a": 1}});
+        body[field] = value;
+        let (status, error) = app.post("/api/v1/app/owner/msg", Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {error}");
+        assert_validation_error(&error, &["body", field]);
+    }
 }
 
 #[tokio::test]
