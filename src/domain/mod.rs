@@ -1,5 +1,5 @@
 //! The webhook domain: ids, names, applications, endpoints, event types, messages, the
-//! secrets endpoints are signed with, and background tasks.
+//! secrets endpoints are signed with, background tasks and operational events.
 //!
 //! Everything here is pure: no I/O, no clock reads except [`time::now`]. Input from the
 //! outside world is parsed into these types once, at the edge (`EndpointUrl::parse`,
@@ -10,6 +10,7 @@ mod application;
 mod attempt;
 mod endpoint;
 mod event_type;
+pub mod events;
 mod headers;
 mod ids;
 mod message;
