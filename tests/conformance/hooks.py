@@ -164,9 +164,56 @@ def _narrow_deliver_at(raw_schema):
         }
 
 
+# The coverage phase builds requests from the schemas alone, without the body hook, so the
+# rules the hook applies to `signature` and to the two retention fields are also stated in
+# hookd's loaded document: `signature` as one object per scheme with that scheme's settings
+# only (header names kept apart from each other and from what hookd sets by their
+# prefixes, in lower case as hookd shows them), and `payloadRetentionHours` left out, since
+# it may not come with `payloadRetentionPeriod` (tests/it/retention.rs covers it).
+_HEADER = {
+    "type": ["string", "null"],
+    # Or a scheme's default, which hookd shows when none is given.
+    "pattern": "^(x-sig-[a-z0-9-]{0,20}|x-webhook-signature|webhook-signature)$",
+}
+_TIMESTAMP_HEADER = {"type": ["string", "null"], "pattern": "^x-ts-[a-z0-9-]{0,20}$"}
+
+
+def _scheme(name, **settings):
+    return {
+        "type": "object",
+        "properties": {"scheme": {"type": "string", "enum": [name]}, **settings},
+        "required": ["scheme"],
+        "additionalProperties": False,
+    }
+
+
+def _narrow_signature_and_retention(raw_schema):
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    if "SignatureSpec" in schemas:
+        spec = schemas["SignatureSpec"]
+        props = spec.get("properties", {})
+        schemas["SignatureSpec"] = {
+            "oneOf": [
+                _scheme("standard"),
+                _scheme("stripe", header=_HEADER),
+                _scheme(
+                    "hmac-sha256",
+                    header=_HEADER,
+                    prefix=props.get("prefix", {"type": ["string", "null"]}),
+                    encoding=props.get("encoding", {"type": ["string", "null"]}),
+                    timestampHeader=_TIMESTAMP_HEADER,
+                ),
+            ],
+        }
+    message_in = schemas.get("MessageIn", {})
+    if "payloadRetentionPeriod" in message_in.get("properties", {}):
+        message_in["properties"].pop("payloadRetentionHours", None)
+
+
 @schemathesis.hook
 def before_load_schema(context, raw_schema):
     _narrow_deliver_at(raw_schema)
+    _narrow_signature_and_retention(raw_schema)
     _state_integer_ranges(raw_schema.get("components", {}))
     _state_integer_ranges(raw_schema.get("paths", {}))
     operations = [
