@@ -126,8 +126,12 @@ class HookdProcess:
 @pytest.fixture
 def hookd(hookd_bin, tmp_path):
     token = "hk_crash_" + secrets.token_urlsafe(24)
+    # On PostgreSQL (HOOKD_SDK_BACKEND=postgres in run.sh), a database of this test's own.
+    database_url = os.environ.get("HOOKD_SDK_CRASH_DATABASE_URL", "")
     # hookd refuses unknown HOOKD_* variables, and those of the outer run are not for it.
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKD_")}
+    if database_url:
+        env["HOOKD_DATABASE_URL"] = database_url
     env.update(
         HOOKD_ALLOWED_NETWORKS="127.0.0.0/8",
         HOOKD_RETRY_SCHEDULE="1,1,1,1,1",
