@@ -198,7 +198,10 @@ impl Server {
                 deliver_at_horizon: chrono::TimeDelta::days(i64::from(
                     config.deliver_at_horizon_days,
                 )),
+                request_timeout: Duration::from_secs(config.api_request_timeout_secs),
+                max_pending_messages: config.max_pending_messages,
             }),
+            message_permits: Arc::new(tokio::sync::Semaphore::new(config.max_pending_messages)),
             message_enqueued: wake,
             dispatcher,
             task_created: task_created.clone(),

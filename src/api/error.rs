@@ -9,8 +9,12 @@
 //!   422 bodies are `{"detail": [{"loc": […], "msg": …, "type": …}]}`.
 //! - 408 when the request body does not arrive within `body_read_timeout_secs`.
 //! - 503, with `Retry-After`, when the store is unreachable, overloaded, full or failing
-//!   (whichever backend, whichever route) and when the server is at its connection cap:
-//!   nothing was written, and the request may be retried as is.
+//!   (whichever backend, whichever route), when the server is at its connection cap, and
+//!   when the node already has `max_pending_messages` messages being accepted: nothing was
+//!   written, and the request may be retried as is.
+//! - 504, with `Retry-After`, when the request took longer than `api_request_timeout_secs`
+//!   (a store that stopped answering): a write may or may not have been applied, so retry
+//!   with the same `Idempotency-Key` or `eventId`.
 //! - 500 only for bugs and unexpected database errors; the cause is logged once (by the
 //!   trace middleware, with the request) and never sent to the client.
 
@@ -45,6 +49,17 @@ pub enum ApiError {
     BodyTimeout(u64),
     #[error("the server has too many open connections; retry later")]
     TooManyConnections,
+    #[error(
+        "this node is already accepting {0} messages, its limit (max_pending_messages); \
+         nothing was written: retry later"
+    )]
+    TooManyPendingMessages(usize),
+    #[error(
+        "the request did not finish within {0} s (api_request_timeout_secs): the store is \
+         slow or unreachable; a write may or may not have been applied, so retry with the \
+         same Idempotency-Key or eventId"
+    )]
+    RequestTimeout(u64),
     #[error("the store is unavailable")]
     Unavailable(#[source] StoreError),
     #[error("internal error")]
@@ -103,9 +118,10 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Unavailable(_) | ApiError::TooManyConnections => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::TooManyConnections
+            | ApiError::TooManyPendingMessages(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -119,7 +135,10 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Validation(_) => "validation",
             ApiError::BodyTimeout(_) => "request_timeout",
-            ApiError::Unavailable(_) | ApiError::TooManyConnections => "service_unavailable",
+            ApiError::Unavailable(_)
+            | ApiError::TooManyConnections
+            | ApiError::TooManyPendingMessages(_) => "service_unavailable",
+            ApiError::RequestTimeout(_) => "store_timeout",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -176,7 +195,10 @@ impl IntoResponse for ApiError {
             )
                 .into_response(),
         };
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        ) {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));

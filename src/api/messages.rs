@@ -4,8 +4,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -336,6 +337,26 @@ pub(super) async fn accept(state: &ApiState, mut new: NewMessage) -> Result<Mess
 }
 
 /// Accepts a message: once this answers 202, the message and its deliveries are on disk.
+/// A place among the messages this node is accepting at once (`max_pending_messages`),
+/// taken before the body is read and held until the answer. None left: 503 at once, before
+/// anything is read or written, instead of a wait behind a store that cannot keep up.
+pub struct MessagePermit {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl FromRequestParts<ApiState> for MessagePermit {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        match state.message_permits.clone().try_acquire_owned() {
+            Ok(permit) => Ok(MessagePermit { _permit: permit }),
+            Err(_) => Err(ApiError::TooManyPendingMessages(
+                state.settings.max_pending_messages,
+            )),
+        }
+    }
+}
+
 #[utoipa::path(post, operation_id = "v1.message.create", path = "/api/v1/app/{app_id}/msg", tag = "Message",
     params(("app_id" = PathKeyString, Path), ContentParams), request_body = MessageIn,
     responses((status = 202, body = MessageOut)))]
@@ -343,6 +364,7 @@ pub async fn create(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
     QueryParams(params): QueryParams<ContentParams>,
+    _place: MessagePermit,
     JsonBody(input): JsonBody<MessageIn>,
 ) -> Result<(StatusCode, Json<MessageOut>), ApiError> {
     let app = fields::app_key(&app_id)?;

@@ -66,6 +66,9 @@ pub struct ApiState {
     /// The dispatcher's time, which readiness measures the queue's lag by.
     pub clock: Arc<dyn Clock>,
     pub metrics: ApiMetrics,
+    /// Messages this node may be accepting at once (`max_pending_messages`); a message
+    /// request that finds none left is answered 503 without waiting.
+    pub message_permits: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +86,10 @@ pub struct ApiSettings {
     pub ready_max_lag_secs: Option<u64>,
     /// How far ahead a message's `deliverAt` may be.
     pub deliver_at_horizon: chrono::TimeDelta,
+    /// How long a request may take, its body's arrival included (`api_request_timeout_secs`).
+    pub request_timeout: std::time::Duration,
+    /// `max_pending_messages`, the size of [`ApiState::message_permits`].
+    pub max_pending_messages: usize,
 }
 
 /// The routes that need a token, with their documentation.
@@ -217,12 +224,13 @@ pub fn router(state: ApiState, metrics: Option<Router>) -> ApiService {
                 }),
             )
         });
+    let edge = Arc::new(Edge {
+        requests: state.metrics.requests.clone(),
+        timeout: state.settings.request_timeout,
+    });
     let router = with_metrics_route(router, metrics)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(
-            state.metrics.requests.clone(),
-            observe,
-        ))
+        .layer(middleware::from_fn_with_state(edge, observe))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("request handler panicked")).into_response()
         }))
@@ -240,11 +248,12 @@ pub fn health_router(state: ApiState, metrics: Option<Router>) -> ApiService {
             "this node only delivers (role = \"worker\"); send API requests to an api node".into(),
         )
     });
+    let edge = Arc::new(Edge {
+        requests: state.metrics.requests.clone(),
+        timeout: state.settings.request_timeout,
+    });
     let router = with_metrics_route(router, metrics)
-        .layer(middleware::from_fn_with_state(
-            state.metrics.requests.clone(),
-            observe,
-        ))
+        .layer(middleware::from_fn_with_state(edge, observe))
         .layer(TraceLayer::new_for_http())
         .with_state(state);
     trailing_slash_tolerant(router)
@@ -262,19 +271,31 @@ pub fn standalone(router: Router) -> ApiService {
     trailing_slash_tolerant(router)
 }
 
-/// Measures every request (see [`measure`]) and logs every 5xx once, with its cause, at
-/// the edge. One middleware for both: each layer costs a boxed future and a clone of the
-/// routes it wraps per request.
-async fn observe(
-    State(requests): State<Arc<measure::RequestSeries>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// What the edge middleware needs.
+struct Edge {
+    requests: Arc<measure::RequestSeries>,
+    /// `api_request_timeout_secs`.
+    timeout: std::time::Duration,
+}
+
+/// Bounds every request's time (`api_request_timeout_secs`: 504 once it has passed),
+/// measures every request (see [`measure`]) and logs every 5xx once, with its cause, at
+/// the edge. One middleware for all three: each layer costs a boxed future and a clone of
+/// the routes it wraps per request.
+///
+/// A request cut off by the timeout is dropped where it waits. A write already handed to
+/// the store may still commit (SQLite's writer, a PostgreSQL statement in flight), which
+/// is why the answer is 504 "may or may not have been applied", never 503.
+async fn observe(State(edge): State<Arc<Edge>>, request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
+    let response = match tokio::time::timeout(edge.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout(edge.timeout.as_secs()).into_response(),
+    };
+    let requests = &edge.requests;
     requests.record(route.as_ref(), &method, response.status().as_u16(), started);
     if response.status().is_server_error() {
         let cause = response

@@ -93,7 +93,12 @@ fn add_error_responses(op: &mut Operation) {
     add("422", "Validation error", "HttpValidationError");
     add(
         "503",
-        "The store is temporarily unavailable",
+        "The store is temporarily unavailable, or the node is at a limit; nothing was done",
+        "HttpErrorOut",
+    );
+    add(
+        "504",
+        "The store did not answer within api_request_timeout_secs; a write may have been applied",
         "HttpErrorOut",
     );
 }

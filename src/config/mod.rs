@@ -55,6 +55,8 @@ pub struct Config {
     pub header_read_timeout_secs: u64,
     pub body_read_timeout_secs: u64,
     pub idle_timeout_secs: u64,
+    pub api_request_timeout_secs: u64,
+    pub max_pending_messages: usize,
     pub max_connections: usize,
     pub reserved_connections: usize,
     pub idempotency_ttl_hours: u32,
@@ -271,6 +273,15 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(invalid("max_connections", "must be at least 1"));
+        }
+        if self.api_request_timeout_secs <= self.body_read_timeout_secs {
+            return Err(invalid(
+                "api_request_timeout_secs",
+                "must be greater than body_read_timeout_secs (it counts the body's arrival too)",
+            ));
+        }
+        if self.max_pending_messages == 0 {
+            return Err(invalid("max_pending_messages", "must be at least 1"));
         }
         if self.deliver_at_horizon_days == 0 {
             return Err(invalid("deliver_at_horizon_days", "must be at least 1"));

@@ -102,6 +102,9 @@ fn invalid_values_are_errors() {
         ("HOOKD_RETENTION_DAYS", "36501"),
         ("HOOKD_RETENTION_DAYS", "-1"),
         ("HOOKD_PAYLOAD_RETENTION_DAYS", "36501"),
+        // It counts the body's arrival too, so it must leave the body its time.
+        ("HOOKD_API_REQUEST_TIMEOUT_SECS", "60"),
+        ("HOOKD_MAX_PENDING_MESSAGES", "0"),
     ] {
         let result = Config::load(None, env(&[(key, value)]), &Overrides::default());
         assert!(result.is_err(), "{key}={value} was accepted");
