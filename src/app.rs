@@ -3,8 +3,8 @@
 //!
 //! The node's role decides what runs: `api` serves the API; `worker` runs the dispatcher
 //! (and, on PostgreSQL, the LISTEN task that wakes it when another node makes deliveries due)
-//! and serves only the health routes; `all` does both. Every node runs the retention jobs
-//! and background tasks.
+//! and serves only the health routes; `all` does both. Every node runs the retention jobs,
+//! background tasks and the operational events drain.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -164,6 +164,17 @@ impl Server {
             metrics.retention(),
             shutdown.clone(),
         ));
+        // Notified by the endpoint routes after they write operational events.
+        let events_written = Arc::new(Notify::new());
+        tasks.spawn(crate::events::run(
+            store.clone(),
+            crate::events::EventSettings {
+                payload_retention: payload_retention(&config),
+            },
+            events_written.clone(),
+            wake.clone(),
+            shutdown.clone(),
+        ));
         let dispatcher = if config.role.delivers() {
             let dispatcher = dispatcher(
                 &config,
@@ -192,8 +203,7 @@ impl Server {
                 max_payload_depth: config.max_payload_depth,
                 body_read_timeout: Duration::from_secs(config.body_read_timeout_secs),
                 https_only: config.https_only,
-                payload_retention: (config.payload_retention_days > 0)
-                    .then(|| TimeDelta::days(i64::from(config.payload_retention_days))),
+                payload_retention: payload_retention(&config),
                 ready_max_lag_secs: config.ready_max_lag(),
                 deliver_at_horizon: chrono::TimeDelta::days(i64::from(
                     config.deliver_at_horizon_days,
@@ -205,6 +215,7 @@ impl Server {
             message_enqueued: wake,
             dispatcher,
             task_created: task_created.clone(),
+            events_written,
             clock: clock.clone(),
             metrics: metrics.api(),
         };
@@ -276,6 +287,12 @@ impl Server {
         }
         result
     }
+}
+
+/// How long payloads are kept when a message does not say (`payload_retention_days`).
+fn payload_retention(config: &Config) -> Option<TimeDelta> {
+    (config.payload_retention_days > 0)
+        .then(|| TimeDelta::days(i64::from(config.payload_retention_days)))
 }
 
 fn dispatcher(

@@ -9,8 +9,9 @@
 //! | [`store`]   | SQLite and PostgreSQL, migrations, the delivery queue (with `throttleRate`'s token buckets, taken from by claims), retention; each query written once for both | `domain` |
 //! | [`delivery`] | dispatcher, HTTP sender, outcome classification, retry policy, SSRF guard | `domain`, `signing`, `store` |
 //! | [`retention`] | the payload expiry and message pruning jobs                        | `domain`, `store`, `delivery::clock` |
+//! | [`events`]  | operational webhooks: the internal application their endpoints live in, and the job that drains the `operational_event` outbox into its messages | `domain`, `store` |
 //! | [`tasks`]   | background tasks (purging an application's payloads), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention` |
-//! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store` |
+//! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store`, `events` |
 //! | [`config`], [`app`], [`server`], [`cli`], [`telemetry`], [`metrics`] | wiring: configuration, startup and shutdown, accepting connections (caps, timeouts), the command line, logs, Prometheus metrics | everything |
 //!
 //! Signing secrets live in `domain` (endpoints own them and the store persists them); the
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod events;
 pub mod metrics;
 pub mod retention;
 pub mod server;

@@ -1,4 +1,10 @@
 //! `/api/v1/app`: applications.
+//!
+//! The operational webhooks' internal application (uid `hookd-operational`, see
+//! `crate::events`) is none of the customer's: it is never listed, every route under
+//! `/api/v1/app/{app_id}` answers 404 for it as for an unknown application (by uid or id), and
+//! its uid cannot be given to an application (422). Its endpoints are managed under
+//! `/api/v1/operational-webhook/endpoint`.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,7 +20,8 @@ use super::fields::{self, null_as_default, nullable};
 use super::openapi::strings::PathKeyString;
 use super::openapi::strings::UidString;
 use super::pagination::{ListParams, ListResponse, list_response};
-use crate::domain::{AppId, AppKey, Application, Metadata, ResourceKey};
+use crate::domain::events::OPERATIONAL_APP_UID;
+use crate::domain::{AppId, AppKey, Application, Metadata, ResourceKey, Uid};
 use crate::store::{NewApplication, Order};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -92,23 +99,48 @@ fn is_app_id(s: &str) -> bool {
     AppId::parse(s).is_some()
 }
 
+/// An application uid from a body: as any uid, but not the operational application's.
+fn app_uid(value: Option<String>) -> Result<Option<Uid>, ApiError> {
+    let uid = fields::uid("uid", value, is_app_id)?;
+    if uid.as_ref().is_some_and(is_operational) {
+        return Err(fields::body_error(
+            "uid",
+            format!("{OPERATIONAL_APP_UID} is reserved for hookd's operational webhooks"),
+        ));
+    }
+    Ok(uid)
+}
+
+fn is_operational(uid: &Uid) -> bool {
+    uid.as_str() == OPERATIONAL_APP_UID
+}
+
+/// An application key from a path; the operational application's uid is unknown here.
+pub fn app_key(value: &str) -> Result<AppKey, ApiError> {
+    match fields::app_key(value)? {
+        AppKey::Uid(uid) if is_operational(&uid) => Err(ApiError::not_found("application")),
+        key => Ok(key),
+    }
+}
+
 /// The fields of a new application, checked.
 pub fn new_application(input: ApplicationIn) -> Result<NewApplication, ApiError> {
     Ok(NewApplication {
-        uid: fields::uid("uid", input.uid, is_app_id)?,
+        uid: app_uid(input.uid)?,
         name: fields::non_empty("name", input.name)?,
         rate_limit: input.throttle_rate,
         metadata: input.metadata,
     })
 }
 
-/// The application a path names, or 404.
+/// The application a path names, or 404 (also for the operational application, by id).
 pub async fn find(state: &ApiState, app_id: &str) -> Result<Application, ApiError> {
-    let key = fields::app_key(app_id)?;
+    let key = app_key(app_id)?;
     state
         .store
         .get_application(&key)
         .await?
+        .filter(|app| !app.uid.as_ref().is_some_and(is_operational))
         .ok_or_else(|| ApiError::not_found("application"))
 }
 
@@ -171,9 +203,16 @@ pub async fn update(
     Path(app_id): Path<String>,
     JsonBody(input): JsonBody<ApplicationIn>,
 ) -> Result<(StatusCode, Json<ApplicationOut>), ApiError> {
-    let key = fields::app_key(&app_id)?;
+    let key = app_key(&app_id)?;
     let new = new_application(input)?;
-    match state.store.get_application(&key).await? {
+    let existing = state.store.get_application(&key).await?;
+    if existing
+        .as_ref()
+        .is_some_and(|app| app.uid.as_ref().is_some_and(is_operational))
+    {
+        return Err(ApiError::not_found("application"));
+    }
+    match existing {
         Some(mut app) => {
             app.uid = new.uid.or(app.uid);
             app.name = new.name;
@@ -212,7 +251,7 @@ pub async fn patch(
         app.name = name;
     }
     if let Some(uid) = input.uid {
-        app.uid = fields::uid("uid", uid, is_app_id)?;
+        app.uid = app_uid(uid)?;
     }
     if let Some(rate) = input.throttle_rate {
         app.rate_limit = rate;
@@ -233,5 +272,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let app = find(&state, &app_id).await?;
     state.store.delete_application(&app.id).await?;
+    // Its endpoints were reported deleted.
+    state.events_written.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }

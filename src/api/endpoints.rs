@@ -232,7 +232,7 @@ fn is_endpoint_id(s: &str) -> bool {
     EndpointId::parse(s).is_some()
 }
 
-fn url(state: &ApiState, value: &str) -> Result<EndpointUrl, ApiError> {
+pub(super) fn url(state: &ApiState, value: &str) -> Result<EndpointUrl, ApiError> {
     let url = EndpointUrl::parse(value).map_err(|e| fields::body_error("url", e))?;
     if state.settings.https_only && !url.is_https() {
         return Err(fields::body_error(
@@ -253,7 +253,7 @@ fn subscription(
     })
 }
 
-fn secret(field: &str, value: Option<String>) -> Result<SigningSecret, ApiError> {
+pub(super) fn secret(field: &str, value: Option<String>) -> Result<SigningSecret, ApiError> {
     match value {
         None => Ok(SigningSecret::generate()),
         Some(s) => SigningSecret::parse(&s).map_err(|e| fields::body_error(field, e)),
@@ -270,7 +270,7 @@ fn signature(spec: Option<SignatureSpec>) -> Result<SignatureScheme, ApiError> {
 
 /// Refuses a custom header that the signature scheme sets itself: one of the two would be
 /// lost, and a header dropped without a word is a surprise at the receiver.
-fn check_headers(
+pub(super) fn check_headers(
     scheme: &SignatureScheme,
     headers: &EndpointHeaders,
     field: &[&str],
@@ -341,6 +341,7 @@ pub async fn create(
     };
     check_headers(&new.signature, &new.headers, &["body", "headers"])?;
     let endpoint = state.store.insert_endpoint(new).await?;
+    state.events_written.notify_one();
     Ok((StatusCode::CREATED, Json(endpoint.into())))
 }
 
@@ -389,6 +390,7 @@ pub async fn update(
             endpoint.subscription = subscription;
             endpoint.metadata = input.metadata;
             let endpoint = state.store.update_endpoint(endpoint).await?;
+            state.events_written.notify_one();
             Ok((StatusCode::OK, Json(endpoint.into())))
         }
         None => {
@@ -410,6 +412,7 @@ pub async fn update(
                 signature: scheme.unwrap_or_default(),
             };
             let endpoint = state.store.insert_endpoint(new).await?;
+            state.events_written.notify_one();
             Ok((StatusCode::CREATED, Json(endpoint.into())))
         }
     }
@@ -456,7 +459,9 @@ pub async fn patch(
             &["body", "signature", "header"],
         )?;
     }
-    Ok(Json(state.store.update_endpoint(endpoint).await?.into()))
+    let endpoint = state.store.update_endpoint(endpoint).await?;
+    state.events_written.notify_one();
+    Ok(Json(endpoint.into()))
 }
 
 /// Deletes the endpoint; its pending deliveries stop.
@@ -472,6 +477,7 @@ pub async fn delete(
         .store
         .delete_endpoint(&endpoint.app_id, &endpoint.id)
         .await?;
+    state.events_written.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -501,6 +507,7 @@ pub async fn update_headers(
         EndpointHeaders::parse(input.headers).map_err(|e| fields::body_error("headers", e))?;
     check_headers(&endpoint.signature, &endpoint.headers, &["body", "headers"])?;
     state.store.update_endpoint(endpoint).await?;
+    state.events_written.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -522,6 +529,7 @@ pub async fn patch_headers(
         .map_err(|e| fields::body_error("headers", e))?;
     check_headers(&endpoint.signature, &endpoint.headers, &["body", "headers"])?;
     state.store.update_endpoint(endpoint).await?;
+    state.events_written.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -549,6 +557,19 @@ pub async fn rotate_secret(
     JsonBody(input): JsonBody<EndpointSecretRotateIn>,
 ) -> Result<Json<EndpointSecretOut>, ApiError> {
     let mut endpoint = find(&state, &app_id, &endpoint_id).await?;
+    rotate(&mut endpoint, input)?;
+    let endpoint = state.store.update_endpoint(endpoint).await?;
+    state.events_written.notify_one();
+    Ok(Json(EndpointSecretOut {
+        key: endpoint.secret.expose(),
+    }))
+}
+
+/// Puts the new secret in place, keeping the old one for the grace period (not saved).
+pub(super) fn rotate(
+    endpoint: &mut Endpoint,
+    input: EndpointSecretRotateIn,
+) -> Result<(), ApiError> {
     let grace = input.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     if grace > MAX_GRACE_SECONDS {
         return Err(fields::body_error(
@@ -566,8 +587,5 @@ pub async fn rotate_secret(
             expires_at: now + Duration::seconds(i64::from(grace)),
         });
     }
-    let endpoint = state.store.update_endpoint(endpoint).await?;
-    Ok(Json(EndpointSecretOut {
-        key: endpoint.secret.expose(),
-    }))
+    Ok(())
 }

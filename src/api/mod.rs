@@ -19,6 +19,7 @@ mod idempotency;
 pub mod measure;
 mod messages;
 mod openapi;
+mod operational;
 mod pagination;
 mod scheduled;
 
@@ -63,6 +64,9 @@ pub struct ApiState {
     pub dispatcher: Option<Arc<Dispatcher>>,
     /// Notified after a background task is created, to wake this node's task runner.
     pub task_created: Arc<Notify>,
+    /// Notified after a write that added operational events, to wake this node's drain
+    /// (`crate::events`).
+    pub events_written: Arc<Notify>,
     /// The dispatcher's time, which readiness measures the queue's lag by.
     pub clock: Arc<dyn Clock>,
     pub metrics: ApiMetrics,
@@ -142,6 +146,18 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(attempts::recover))
         .routes(routes!(attempts::stats))
         .routes(routes!(attempts::send_example))
+        .routes(routes!(operational::list, operational::create))
+        .routes(routes!(
+            operational::get,
+            operational::upsert,
+            operational::delete
+        ))
+        .routes(routes!(
+            operational::get_headers,
+            operational::update_headers
+        ))
+        .routes(routes!(operational::get_secret))
+        .routes(routes!(operational::rotate_secret))
 }
 
 /// The route templates of the API's router, as `MatchedPath` gives them.

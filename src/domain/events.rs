@@ -14,6 +14,9 @@ use serde::Serialize;
 use super::time::Timestamp;
 use super::{AppId, AttemptId, EndpointId, EventId, MessageId, Uid};
 
+/// The uid of the internal application whose endpoints are the operational webhook endpoints.
+pub const OPERATIONAL_APP_UID: &str = "hookd-operational";
+
 /// An endpoint's health, as shown on endpoint reads and reported by
 /// `endpoint.health.changed`. The rules that pick it live beside the health counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -57,6 +57,7 @@ mod types;
 
 use async_trait::async_trait;
 
+use crate::domain::events::OperationalEvent;
 use crate::domain::{
     AppId, AppKey, Application, Attempt, AttemptId, BackgroundTask, DeliveryCounts, DeliveryStatus,
     Endpoint, EndpointId, EndpointKey, EventId, EventType, EventTypeName, Message, MessageId,
@@ -69,7 +70,7 @@ pub use stats::{BatchMetrics, EndpointCounts, PoolUsage, QueueStats, StoreMetric
 pub use types::{
     AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, Direct,
     DirectClaims, Enqueued, IdempotencyClaim, InlineApplication, MessageFilter, NewApplication,
-    NewEndpoint, NewMessage, NextStep, PurgeStep, StoredResponse, TaskFilter,
+    NewEndpoint, NewMessage, NextStep, OutboxEvent, PurgeStep, StoredResponse, TaskFilter,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -85,6 +86,7 @@ pub trait Store:
     + AdminStore
     + TaskStore
     + StatsStore
+    + OperationalEventStore
     + Send
     + Sync
 {
@@ -100,6 +102,7 @@ impl<T> Store for T where
         + AdminStore
         + TaskStore
         + StatsStore
+        + OperationalEventStore
         + Send
         + Sync
 {
@@ -180,6 +183,33 @@ pub trait StatsStore {
     fn pool_usage(&self) -> PoolUsage;
 }
 
+/// The operational events outbox (`operational_event`), drained by `crate::events`.
+///
+/// The store writes the events of the endpoint changes it makes in their own transactions
+/// ([`EndpointStore`], [`ApplicationStore::delete_application`]); nothing about the
+/// operational application's own endpoints is ever written.
+#[async_trait]
+pub trait OperationalEventStore {
+    /// Writes `events` to the outbox in one transaction of their own, for a writer with no
+    /// transaction to add them to.
+    async fn insert_operational_events(&self, events: &[OperationalEvent]) -> Result<()>;
+    /// Takes the outbox's drain job with its oldest `limit` rows, in id order; `None` when
+    /// another node holds the job (PostgreSQL: a lock not waited for, so nodes do not all
+    /// read the same rows). The job stays held until the batch is finished or released:
+    /// the caller must end it one way or the other, and must not hold it across HTTP calls.
+    async fn take_operational_events(&self, limit: usize) -> Result<Option<Box<dyn OutboxBatch>>>;
+}
+
+/// Rows taken from the outbox, with the drain job held.
+#[async_trait]
+pub trait OutboxBatch: Send {
+    fn events(&self) -> &[OutboxEvent];
+    /// Deletes the batch's rows and lets the job go.
+    async fn finish(self: Box<Self>) -> Result<()>;
+    /// Lets the job go and leaves the rows for the next drain.
+    async fn release(self: Box<Self>) -> Result<()>;
+}
+
 #[async_trait]
 pub trait ApplicationStore {
     /// Creates an application; `Conflict::Uid` if the uid is taken.
@@ -187,9 +217,11 @@ pub trait ApplicationStore {
     async fn get_application(&self, key: &AppKey) -> Result<Option<Application>>;
     /// Saves every field but `id` and `created_at`; sets `updated_at`.
     async fn update_application(&self, app: Application) -> Result<Application>;
-    /// Deletes the application with its endpoints, messages and deliveries.
+    /// Deletes the application with its endpoints, messages and deliveries; writes
+    /// `endpoint.deleted` for each of its endpoints in the same transaction.
     async fn delete_application(&self, id: &AppId) -> Result<()>;
-    /// Up to `page.limit + 1` applications in scan order (see [`PageQuery`]).
+    /// Up to `page.limit + 1` applications in scan order (see [`PageQuery`]); never the
+    /// operational application (`OPERATIONAL_APP_UID`), which is reached by its uid only.
     async fn list_applications(&self, page: &PageQuery) -> Result<Vec<Application>>;
 }
 
@@ -208,13 +240,22 @@ pub trait EventTypeStore {
     ) -> Result<Vec<EventType>>;
 }
 
+/// Endpoints. The writes add their operational events to the outbox in their transaction
+/// (see [`OperationalEventStore`]), except for the operational application's endpoints.
 #[async_trait]
 pub trait EndpointStore {
+    /// Creates the endpoint; writes `endpoint.created`.
     async fn insert_endpoint(&self, new: NewEndpoint) -> Result<Endpoint>;
     async fn get_endpoint(&self, app: &AppId, key: &EndpointKey) -> Result<Option<Endpoint>>;
     /// Saves every field but `id`, `app_id` and `created_at`; sets `updated_at`. Disabling
     /// an endpoint parks its pending deliveries; enabling it makes them due at once.
+    ///
+    /// Writes `endpoint.updated`, and `endpoint.disabled` (trigger and reason `manual`) or
+    /// `endpoint.enabled` when `disabled` changes: this is the API's write, so a change it
+    /// makes is a manual one. Whether it changes is decided by the row as locked in this
+    /// transaction, so concurrent updates report one transition, not two.
     async fn update_endpoint(&self, endpoint: Endpoint) -> Result<Endpoint>;
+    /// Deletes the endpoint; writes `endpoint.deleted`.
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()>;
     async fn list_endpoints(&self, app: &AppId, page: &PageQuery) -> Result<Vec<Endpoint>>;
 }

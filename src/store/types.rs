@@ -33,6 +33,17 @@ pub struct NewEndpoint {
     pub signature: SignatureScheme,
 }
 
+/// One row of the operational events outbox: an event waiting to become a message of the
+/// operational application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    /// The row's id: increasing, and the message's eventId is `hookd-op-<id>`.
+    pub id: i64,
+    pub event_type: EventTypeName,
+    /// The event's JSON, `{"type": …, "data": …}`.
+    pub payload: String,
+}
+
 /// An application to create with the message if the path names a uid that does not exist.
 #[derive(Debug, Clone)]
 pub struct InlineApplication {

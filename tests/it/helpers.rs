@@ -79,6 +79,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Runs on SQLite in the data directory, whatever `HOOKD_TEST_BACKEND` says.
+    pub fn with_sqlite(mut self) -> Self {
+        self.backend = Backend::Sqlite;
+        self
+    }
+
     /// The dispatcher reads time from `clock` (a `ManualClock` for retry schedules).
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));

@@ -20,6 +20,7 @@ mod message_log;
 mod messages;
 mod metrics;
 mod nulls;
+mod operational;
 mod overload;
 mod pagination;
 mod pagination_concurrent;

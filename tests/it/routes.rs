@@ -66,6 +66,30 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
         "POST",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
     ),
+    ("GET", "/api/v1/operational-webhook/endpoint"),
+    ("POST", "/api/v1/operational-webhook/endpoint"),
+    ("GET", "/api/v1/operational-webhook/endpoint/{endpoint_id}"),
+    ("PUT", "/api/v1/operational-webhook/endpoint/{endpoint_id}"),
+    (
+        "DELETE",
+        "/api/v1/operational-webhook/endpoint/{endpoint_id}",
+    ),
+    (
+        "GET",
+        "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers",
+    ),
+    (
+        "PUT",
+        "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers",
+    ),
+    (
+        "GET",
+        "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret",
+    ),
+    (
+        "POST",
+        "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate",
+    ),
 ];
 
 /// The operations that need no token.

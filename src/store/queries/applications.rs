@@ -1,15 +1,18 @@
 //! Applications. Inserts take the global `application` list lock and draw the id after the
-//! greatest stored one, so ids are in commit order.
+//! greatest stored one, so ids are in commit order. The operational application
+//! (`OPERATIONAL_APP_UID`) is stored like any other but never listed.
 
 use async_trait::async_trait;
 
+use super::operational::{endpoint_ref, write_events};
 use super::{changed_one, greatest_id, key_column};
+use crate::domain::events::{EndpointRef, OPERATIONAL_APP_UID, OperationalEvent};
 use crate::domain::time::now;
-use crate::domain::{AppId, AppKey, Application};
+use crate::domain::{AppId, AppKey, Application, EndpointId, Uid};
 use crate::store::engine::Engine;
 use crate::store::error::unique_as;
 use crate::store::page::push_page;
-use crate::store::rows::{self, APPLICATION_COLUMNS, to_json};
+use crate::store::rows::{self, APPLICATION_COLUMNS, StoredRow, to_json};
 use crate::store::sql::{Conn, Sql};
 use crate::store::{ApplicationStore, Conflict, NewApplication, PageQuery, Result};
 
@@ -73,6 +76,25 @@ impl<E: Engine> ApplicationStore for E {
 
     async fn delete_application(&self, id: &AppId) -> Result<()> {
         let mut tx = self.writes().begin().await?;
+        // Its endpoints go with it: each is reported deleted.
+        let endpoints = Sql::new("SELECT id, uid FROM endpoint WHERE app_id = $1 ORDER BY id")
+            .bind(id.as_str());
+        let mut events = Vec::new();
+        let rows = tx.rows(&endpoints).await?;
+        if let Some(first) = rows.first() {
+            let first = EndpointId::from_stored(first.text("id")?);
+            // `None`: the operational application, whose endpoints report nothing.
+            if let Some(about) = endpoint_ref(&mut *tx, id, &first, None).await? {
+                for row in &rows {
+                    events.push(OperationalEvent::EndpointDeleted(EndpointRef {
+                        endpoint_id: EndpointId::from_stored(row.text("id")?),
+                        endpoint_uid: row.opt_text("uid")?.map(Uid::from_stored),
+                        ..about.clone()
+                    }));
+                }
+            }
+        }
+        write_events(&mut *tx, &events).await?;
         // The token buckets of the application and its endpoints (`throttleRate`).
         let buckets = Sql::new(
             "DELETE FROM throttle WHERE key = 'application:' || $1
@@ -88,8 +110,9 @@ impl<E: Engine> ApplicationStore for E {
 
     async fn list_applications(&self, page: &PageQuery) -> Result<Vec<Application>> {
         let mut list = Sql::new(format!(
-            "SELECT {APPLICATION_COLUMNS} FROM application WHERE TRUE"
-        ));
+            "SELECT {APPLICATION_COLUMNS} FROM application WHERE (uid IS NULL OR uid <> $1)"
+        ))
+        .bind(OPERATIONAL_APP_UID);
         push_page(&mut list, "id", page);
         let found = self.reads().acquire().await?.rows(&list).await?;
         rows::all(&found, rows::application)

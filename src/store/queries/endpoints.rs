@@ -1,19 +1,22 @@
 //! Endpoints. Inserts take the application's `endpoint:` list lock (ids in commit order);
 //! disabling an endpoint parks its pending deliveries and enabling it makes them due at once.
+//! Every write adds its operational events to the outbox in its transaction (`operational`).
 
 use async_trait::async_trait;
 
+use super::operational::{endpoint_ref, write_events};
 use super::{changed_one, greatest_id, key_column};
+use crate::domain::events::{DisableReason, DisabledData, EndpointRef, OperationalEvent};
 use crate::domain::time::now;
-use crate::domain::{AppId, Endpoint, EndpointId, EndpointKey};
+use crate::domain::{AppId, Endpoint, EndpointId, EndpointKey, Uid};
 use crate::store::engine::Engine;
 use crate::store::error::unique_as;
 use crate::store::page::push_page;
 use crate::store::rows::{
-    self, ENDPOINT_COLUMNS, opt_to_json, previous_secrets_json, signature_json, to_json,
+    self, ENDPOINT_COLUMNS, StoredRow, opt_to_json, previous_secrets_json, signature_json, to_json,
 };
 use crate::store::sql::{Conn, Sql};
-use crate::store::{Conflict, EndpointStore, NewEndpoint, PageQuery, Result};
+use crate::store::{Conflict, EndpointStore, NewEndpoint, PageQuery, Result, StoreError};
 
 /// Parks (`$2` true) or unparks at `$3` the pending deliveries of endpoint `$1`; also run by
 /// SQLite's batch writer when an endpoint answers 410 Gone. `status IN (1, 3)` repeats
@@ -66,6 +69,15 @@ impl<E: Engine> EndpointStore for E {
         );
         let inserted = tx.exec(&insert).await.map_err(unique_as(Conflict::Uid))?;
         changed_one(inserted)?;
+        let about = endpoint_ref(
+            &mut *tx,
+            &endpoint.app_id,
+            &endpoint.id,
+            endpoint.uid.as_ref(),
+        );
+        if let Some(about) = about.await? {
+            write_events(&mut *tx, &[OperationalEvent::EndpointCreated(about)]).await?;
+        }
         tx.commit().await?;
         Ok(endpoint)
     }
@@ -93,7 +105,26 @@ impl<E: Engine> EndpointStore for E {
             &endpoint,
         );
         let mut tx = self.writes().begin().await?;
+        // Changes (and locks) the row only if `disabled` changes: 1 row means a transition.
+        // A concurrent update making the same change waits for the lock and then finds
+        // nothing to change, so one transition is reported, not two.
+        let flip = Sql::new(
+            "UPDATE endpoint SET disabled = $3 WHERE app_id = $1 AND id = $2 AND disabled <> $3",
+        )
+        .bind(endpoint.app_id.as_str())
+        .bind(endpoint.id.as_str())
+        .bind(endpoint.disabled);
+        let flipped = tx.exec(&flip).await? == 1;
         changed_one(tx.exec(&update).await.map_err(unique_as(Conflict::Uid))?)?;
+        let about = endpoint_ref(
+            &mut *tx,
+            &endpoint.app_id,
+            &endpoint.id,
+            endpoint.uid.as_ref(),
+        );
+        if let Some(about) = about.await? {
+            write_events(&mut *tx, &update_events(about, flipped, endpoint.disabled)).await?;
+        }
         let park = Sql::new(PARK_OR_UNPARK)
             .bind(endpoint.id.as_str())
             .bind(endpoint.disabled)
@@ -108,10 +139,17 @@ impl<E: Engine> EndpointStore for E {
 
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()> {
         let mut tx = self.writes().begin().await?;
-        let delete = Sql::new("DELETE FROM endpoint WHERE app_id = $1 AND id = $2")
+        let delete = Sql::new("DELETE FROM endpoint WHERE app_id = $1 AND id = $2 RETURNING uid")
             .bind(app.as_str())
             .bind(id.as_str());
-        changed_one(tx.exec(&delete).await?)?;
+        let Some(deleted) = tx.row(&delete).await? else {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound);
+        };
+        let uid = deleted.opt_text("uid")?.map(Uid::from_stored);
+        if let Some(about) = endpoint_ref(&mut *tx, app, id, uid.as_ref()).await? {
+            write_events(&mut *tx, &[OperationalEvent::EndpointDeleted(about)]).await?;
+        }
         // Its token bucket (`throttleRate`).
         let bucket =
             Sql::new("DELETE FROM throttle WHERE key = 'endpoint:' || $1").bind(id.as_str());
@@ -129,6 +167,23 @@ impl<E: Engine> EndpointStore for E {
         let found = self.reads().acquire().await?.rows(&list).await?;
         rows::all(&found, rows::endpoint)
     }
+}
+
+/// What an update reports: always `endpoint.updated`; then, if `disabled` changed, the
+/// transition (a manual one: updates are the API's).
+fn update_events(about: EndpointRef, flipped: bool, disabled: bool) -> Vec<OperationalEvent> {
+    let mut events = vec![OperationalEvent::EndpointUpdated(about.clone())];
+    if flipped && disabled {
+        events.push(OperationalEvent::EndpointDisabled(DisabledData {
+            endpoint: about,
+            trigger: DisableReason::Manual.trigger(),
+            reason: DisableReason::Manual,
+            fail_since: None,
+        }));
+    } else if flipped {
+        events.push(OperationalEvent::EndpointEnabled(about));
+    }
+    events
 }
 
 /// Binds `$1 … $14` of an insert or update: the keys, then every stored field but the

@@ -8,6 +8,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod messages;
+mod operational;
 mod stats;
 mod tasks;
 
