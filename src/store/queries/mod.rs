@@ -8,6 +8,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod messages;
+mod replays;
 mod stats;
 mod tasks;
 
