@@ -452,3 +452,98 @@ async fn dead_letters_list_with_filters_and_pages_and_requeue(backend: Backend) 
     assert_eq!(others["data"][0]["eventType"], "a");
     app.stop().await;
 }
+
+// ---- The store's steps, with a small batch, on both backends -------------------------
+
+mod steps {
+    use std::sync::Arc;
+
+    use chrono::TimeDelta;
+    use hookd::domain::time::now;
+    use hookd::domain::{DeliveryStatus, EndpointId, MessageId};
+    use hookd::store::{ReplayFilter, ReplayStep, Store};
+
+    use crate::queue::{new_endpoint, postgres, seed, sqlite};
+
+    conformance!(replays_go_on_from_their_cursor_in_steps);
+
+    /// Runs steps of at most 2 until one says it is the last; the count of each.
+    async fn steps<F, Fut>(mut step: F) -> Vec<u64>
+    where
+        F: FnMut(Option<MessageId>) -> Fut,
+        Fut: std::future::Future<Output = ReplayStep>,
+    {
+        let (mut sent, mut after) = (Vec::new(), None);
+        loop {
+            let step = step(after.take()).await;
+            sent.push(step.sent);
+            match step.last {
+                Some(last) => after = Some(MessageId::from_stored(last)),
+                None => return sent,
+            }
+        }
+    }
+
+    async fn replays_go_on_from_their_cursor_in_steps(store: Arc<dyn Store>) {
+        let since = now() - TimeDelta::minutes(1);
+        let first = seed(store.as_ref(), 5).await;
+        let late = store
+            .insert_endpoint(new_endpoint(&first.app_id))
+            .await
+            .unwrap();
+        let missing = |store: Arc<dyn Store>, late: EndpointId| {
+            move |after: Option<MessageId>| {
+                let (store, late) = (store.clone(), late.clone());
+                async move {
+                    store
+                        .replay_missing_step(&late, since, None, after.as_ref(), 2, now())
+                        .await
+                        .unwrap()
+                }
+            }
+        };
+        assert_eq!(
+            steps(missing(store.clone(), late.id.clone())).await,
+            [2, 2, 1]
+        );
+        assert_eq!(
+            steps(missing(store.clone(), late.id.clone())).await,
+            [0],
+            "nothing is missing any more: one step finds nothing"
+        );
+        let pending = ReplayFilter {
+            since,
+            until: None,
+            statuses: vec![DeliveryStatus::Pending],
+            status_code_class: None,
+            messages: Default::default(),
+        };
+        let replayed = steps(|after| {
+            let (store, pending, id) = (store.clone(), pending.clone(), first.id.clone());
+            async move {
+                store
+                    .replay_step(&id, &pending, after.as_ref(), 2, now())
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        assert_eq!(replayed, [2, 2, 1]);
+        let before = ReplayFilter {
+            until: Some(since),
+            ..pending
+        };
+        let none = store
+            .replay_step(&first.id, &before, None, 2, now())
+            .await
+            .unwrap();
+        assert_eq!(
+            none,
+            ReplayStep {
+                sent: 0,
+                last: None
+            },
+            "all created after `until`"
+        );
+    }
+}
