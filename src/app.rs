@@ -152,6 +152,7 @@ impl Server {
             store.clone(),
             clock.clone(),
             task_created.clone(),
+            wake.clone(),
             shutdown.clone(),
         ));
         tasks.spawn(crate::retention::run(

@@ -10,7 +10,8 @@
 //! | [`delivery`] | dispatcher, HTTP sender, outcome classification, retry policy, SSRF guard | `domain`, `signing`, `store` |
 //! | [`retention`] | the payload expiry and message pruning jobs                        | `domain`, `store`, `delivery::clock` |
 //! | [`events`]  | operational webhooks: the internal application their endpoints live in, and the job that drains the `operational_event` outbox into its messages | `domain`, `store` |
-//! | [`tasks`]   | background tasks (purging an application's payloads), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention` |
+//! | [`tasks`]   | background tasks (purging an application's payloads, replays), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention`, `replay` |
+//! | [`replay`]  | replays, recoveries and dead-letter requeues: the steps of their tasks and their cursors | `domain`, `store`, `retention` (batch size), `tasks` (initial data) |
 //! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store`, `events` |
 //! | [`config`], [`app`], [`server`], [`cli`], [`telemetry`], [`metrics`] | wiring: configuration, startup and shutdown, accepting connections (caps, timeouts), the command line, logs, Prometheus metrics | everything |
 //!
@@ -25,6 +26,7 @@ pub mod delivery;
 pub mod domain;
 pub mod events;
 pub mod metrics;
+pub mod replay;
 pub mod retention;
 pub mod server;
 pub mod signing;

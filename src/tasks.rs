@@ -1,6 +1,6 @@
-//! Background tasks: work an API call starts and a node finishes later (today purging an
-//! application's payloads; the task kinds are [`TaskKind`]'s, so replays and recoveries can
-//! join them).
+//! Background tasks: work an API call starts and a node finishes later (purging an
+//! application's payloads; replays, recoveries and dead-letter requeues, whose steps are in
+//! [`crate::replay`]). The task kinds are [`TaskKind`]'s.
 //!
 //! Every node runs a [`run`] loop. It claims a running task under a lease, runs it in steps
 //! of at most [`crate::retention::BATCH`] messages, each its own short transaction, and after
@@ -11,9 +11,11 @@
 //! last step saved, by the first node to claim it once its lease has run out (at most
 //! [`LEASE`] later; a node that shuts down gracefully gives its lease back at once). Steps
 //! are idempotent (a purge step removes payloads still present, and counts only those), so
-//! a step run twice changes and counts nothing twice. A step that fails because the store is
-//! unavailable is tried again later; one that fails otherwise marks the task `failed`, with
-//! the error in its `data`.
+//! a step run twice changes and counts nothing twice; so are replay-missing and recovery
+//! steps. A bulk-replay step run twice (its node died before saving it) sends its batch
+//! twice: a replay is a re-send, at least once, as every delivery is. A step that fails
+//! because the store is unavailable is tried again later; one that fails otherwise marks
+//! the task `failed`, with the error in its `data`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::clock::Clock;
-use crate::domain::{BackgroundTask, MessageId, TaskKind, TaskStatus};
+use crate::domain::{BackgroundTask, MessageId, TaskKind, TaskStatus, Timestamp};
 use crate::retention::BATCH;
 use crate::store::{Store, StoreError};
 
@@ -45,13 +47,16 @@ pub async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    deliveries_due: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     loop {
         while !shutdown.is_cancelled() {
             let now = clock.now();
             match store.claim_task(now, now + delta(LEASE)).await {
-                Ok(Some(task)) => run_task(&*store, &*clock, task, &shutdown).await,
+                Ok(Some(task)) => {
+                    run_task(&*store, &*clock, task, &deliveries_due, &shutdown).await
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim background tasks");
@@ -70,11 +75,13 @@ pub async fn run(
 
 /// Runs a claimed task step by step until it finishes, fails, is lost to another node, or
 /// the node shuts down (then the lease is given back, so the task resumes at once elsewhere
-/// or after a restart).
+/// or after a restart). `deliveries_due` wakes this node's dispatcher after a step queued
+/// deliveries (other nodes hear of them from the store, as of any due delivery).
 async fn run_task(
     store: &dyn Store,
     clock: &dyn Clock,
     mut task: BackgroundTask,
+    deliveries_due: &Notify,
     shutdown: &CancellationToken,
 ) {
     let id = task.id.clone();
@@ -89,8 +96,9 @@ async fn run_task(
             }
             return;
         }
-        match step(store, &mut task).await {
-            Ok(()) => {}
+        match step(store, &mut task, now).await {
+            Ok(0) => {}
+            Ok(_) => deliveries_due.notify_one(),
             Err(e) if e.is_unavailable() => {
                 // Left running under its lease: claimed again once the lease runs out.
                 tracing::warn!(task_id = %id, error = %e, "background task step failed; will retry");
@@ -124,10 +132,18 @@ async fn run_task(
     }
 }
 
-/// Runs one step of the task and records its progress in `task` (not yet saved).
-async fn step(store: &dyn Store, task: &mut BackgroundTask) -> Result<(), StoreError> {
+/// Runs one step of the task at `now` and records its progress in `task` (not yet saved);
+/// returns how many deliveries it queued.
+async fn step(
+    store: &dyn Store,
+    task: &mut BackgroundTask,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
     match task.kind {
-        TaskKind::PurgeContent => purge_step(store, task).await,
+        TaskKind::PurgeContent => purge_step(store, task).await.map(|()| 0),
+        TaskKind::BulkReplay | TaskKind::ReplayMissing | TaskKind::Recover => {
+            crate::replay::step(store, task, now).await
+        }
     }
 }
 
@@ -160,6 +176,9 @@ pub fn initial_data(kind: TaskKind) -> serde_json::Map<String, Value> {
     match kind {
         TaskKind::PurgeContent => {
             data.insert("messagesPurged".into(), json!(0));
+        }
+        TaskKind::BulkReplay | TaskKind::ReplayMissing | TaskKind::Recover => {
+            data.insert(crate::replay::SENT.into(), json!(0));
         }
     }
     data

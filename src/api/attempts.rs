@@ -1,5 +1,6 @@
 //! The attempt log and delivery control: attempts by message and by endpoint, delivery
-//! status per message and per endpoint, resend, recover, stats and send-example.
+//! status per message and per endpoint, resend, stats and send-example (recover is in
+//! `replays`).
 
 use std::collections::BTreeMap;
 
@@ -104,29 +105,6 @@ pub struct EndpointStats {
     pub fail: u64,
     /// Always 0: hookd has no cancelled state.
     pub canceled: u64,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct RecoverIn {
-    /// Re-queue failed deliveries of messages created at or after this time.
-    #[schema(value_type = DateTimeString)]
-    pub since: DateTime<Utc>,
-    /// ... and before this time (absent or null: now).
-    #[schema(value_type = Option<DateTimeString>)]
-    pub until: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RecoverOut {
-    pub id: String,
-    /// Always `running`, as the contract has it, though hookd has re-queued the deliveries
-    /// (`recovered`) by the time it answers.
-    pub status: String,
-    pub task: String,
-    pub updated_at: DateTime<Utc>,
-    /// hookd: how many deliveries were re-queued.
-    pub recovered: u64,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -449,35 +427,6 @@ pub async fn resend(
         .await?;
     state.message_enqueued.notify_one();
     Ok((StatusCode::ACCEPTED, Json(EmptyResponse {})))
-}
-
-/// Re-queues the endpoint's failed deliveries of messages created in `[since, until)`.
-#[utoipa::path(post, operation_id = "v1.endpoint.recover", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
-    tag = "Endpoint", params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path)),
-    request_body = RecoverIn, responses((status = 202, body = RecoverOut)))]
-pub async fn recover(
-    State(state): State<ApiState>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
-    JsonBody(input): JsonBody<RecoverIn>,
-) -> Result<(StatusCode, Json<RecoverOut>), ApiError> {
-    let endpoint = endpoints::find(&state, &app_id, &endpoint_id).await?;
-    // An `until` at or before `since` is an empty range: nothing is recovered.
-    let now = now();
-    let recovered = state
-        .store
-        .recover(&endpoint.id, input.since, input.until, now)
-        .await?;
-    state.message_enqueued.notify_one();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(RecoverOut {
-            id: format!("qtask_{}", ulid::Ulid::new()),
-            status: "running".into(),
-            task: "endpoint.recover".into(),
-            updated_at: now,
-            recovered,
-        }),
-    ))
 }
 
 /// The endpoint's deliveries counted by status, for messages created in the range.

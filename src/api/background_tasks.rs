@@ -21,8 +21,9 @@ use super::pagination::{ListResponse, Ordering, limit, list_response};
 use crate::domain::{BackgroundTask, MessageKey, TaskId, TaskKind, TaskStatus};
 use crate::store::{Order, TaskFilter};
 
-/// Every task type the contract names. hookd runs `application.purge_content`; a list
-/// filtered by another one is empty.
+/// Every task type the contract names. hookd runs `application.purge_content`,
+/// `endpoint.bulk-replay`, `endpoint.replay` and `endpoint.recover`; a list filtered by
+/// another one is empty.
 const TASK_TYPES: [&str; 8] = [
     "endpoint.replay",
     "endpoint.recover",
@@ -214,7 +215,7 @@ pub async fn expunge_all_contents(
     let kind = TaskKind::PurgeContent;
     let task = state
         .store
-        .insert_task(kind, Some(&app.id), crate::tasks::initial_data(kind))
+        .insert_task(kind, Some(&app.id), crate::tasks::initial_data(kind), None)
         .await?;
     state.task_created.notify_one();
     Ok((

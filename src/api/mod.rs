@@ -21,6 +21,7 @@ mod messages;
 mod openapi;
 mod operational;
 mod pagination;
+mod replays;
 mod scheduled;
 
 use std::sync::Arc;
@@ -143,7 +144,11 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(attempts::list_attempted_messages))
         .routes(routes!(attempts::list_attempted_destinations))
         .routes(routes!(attempts::resend))
-        .routes(routes!(attempts::recover))
+        .routes(routes!(replays::recover))
+        .routes(routes!(replays::bulk_replay))
+        .routes(routes!(replays::replay_missing))
+        .routes(routes!(replays::list_dead_letters))
+        .routes(routes!(replays::requeue_dead_letters))
         .routes(routes!(attempts::stats))
         .routes(routes!(attempts::send_example))
         .routes(routes!(operational::list, operational::create))

@@ -1,5 +1,6 @@
 //! Background tasks: work started by an API call that outlives the request (purging an
-//! application's payloads; later replays and recoveries), run in short steps by any node.
+//! application's payloads, replays, recoveries, dead-letter requeues), run in short steps
+//! by any node.
 
 use super::{AppId, TaskId, Timestamp};
 
@@ -11,14 +12,31 @@ pub enum TaskKind {
     /// `POST /api/v1/app/{app}/msg/expunge-all-contents`: remove every payload of an
     /// application. `data`: `{"messagesPurged": n}`.
     PurgeContent,
+    /// `POST …/endpoint/{ep}/bulk-replay`: send the endpoint's messages of a time range
+    /// again. `data`: `{"messagesSent": n}`.
+    BulkReplay,
+    /// `POST …/endpoint/{ep}/replay-missing`: send the messages of a time range that the
+    /// endpoint never had a delivery for. `data`: `{"messagesSent": n}`.
+    ReplayMissing,
+    /// `POST …/endpoint/{ep}/recover`, and `POST …/dead-letter/requeue` with filters:
+    /// re-queue failed deliveries. `data`: `{"messagesSent": n}`.
+    Recover,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 1] = [TaskKind::PurgeContent];
+    pub const ALL: [TaskKind; 4] = [
+        TaskKind::PurgeContent,
+        TaskKind::BulkReplay,
+        TaskKind::ReplayMissing,
+        TaskKind::Recover,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             TaskKind::PurgeContent => "application.purge_content",
+            TaskKind::BulkReplay => "endpoint.bulk-replay",
+            TaskKind::ReplayMissing => "endpoint.replay",
+            TaskKind::Recover => "endpoint.recover",
         }
     }
 

@@ -72,6 +72,7 @@ pub use types::{
     DirectClaims, Enqueued, IdempotencyClaim, InlineApplication, MessageFilter, NewApplication,
     NewEndpoint, NewMessage, NextStep, OutboxEvent, PurgeStep, StoredResponse, TaskFilter,
 };
+pub use types::{DeadLetter, FailedFilter, ReplayFilter, ReplayStep};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -82,6 +83,7 @@ pub trait Store:
     + EndpointStore
     + MessageStore
     + DeliveryStore
+    + ReplayStore
     + QueueStore
     + AdminStore
     + TaskStore
@@ -98,6 +100,7 @@ impl<T> Store for T where
         + EndpointStore
         + MessageStore
         + DeliveryStore
+        + ReplayStore
         + QueueStore
         + AdminStore
         + TaskStore
@@ -147,12 +150,14 @@ pub trait AdminStore {
 /// progress. No transaction stays open across steps.
 #[async_trait]
 pub trait TaskStore {
-    /// Stores a new running task, claimable at once.
+    /// Stores a new running task, claimable at once. `cursor`: what its first step starts
+    /// from (a replay's parameters, say), in the kind's own format.
     async fn insert_task(
         &self,
         kind: TaskKind,
         app: Option<&AppId>,
         data: serde_json::Map<String, serde_json::Value>,
+        cursor: Option<String>,
     ) -> Result<BackgroundTask>;
     async fn get_task(&self, id: &TaskId) -> Result<Option<BackgroundTask>>;
     /// Up to `page.limit + 1` tasks in scan order, by id (creation order).
@@ -169,6 +174,62 @@ pub trait TaskStore {
     async fn save_task(&self, task: &BackgroundTask, held: Timestamp) -> Result<bool>;
     /// Deletes the tasks that finished or failed before `before`; returns how many.
     async fn prune_tasks(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Replays, recoveries and dead letters (`queries::replays`). The steps of their background
+/// tasks: each is one short transaction over at most `limit` deliveries or messages,
+/// walking an index from `after` (the previous step's [`ReplayStep::last`]), so a task never
+/// holds a transaction for its whole run. Queued deliveries are due at `now` as manual
+/// attempts with a fresh retry schedule, or parked if their endpoint is disabled.
+#[async_trait]
+pub trait ReplayStore {
+    /// Bulk replay: queues again the endpoint's deliveries matching `filter`, in message id
+    /// order after `after`. A step run twice queues its deliveries twice (a replay is a
+    /// re-send: at least once).
+    async fn replay_step(
+        &self,
+        endpoint: &EndpointId,
+        filter: &ReplayFilter,
+        after: Option<&MessageId>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<ReplayStep>;
+    /// Replay missing: creates a delivery to the endpoint for each message of its
+    /// application created in `[since, until)` that it subscribes to (event types,
+    /// channels) and never had a delivery for, in message id order after `after`. A step
+    /// run twice creates nothing twice.
+    async fn replay_missing_step(
+        &self,
+        endpoint: &EndpointId,
+        since: Timestamp,
+        until: Option<Timestamp>,
+        after: Option<&MessageId>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<ReplayStep>;
+    /// Recover / dead-letter requeue: queues again the application's failed deliveries
+    /// matching `filter`, in delivery number order after `after`, walking the
+    /// `delivery_failed` partial index. A delivery queued is no longer failed, so a step run
+    /// twice queues nothing twice.
+    async fn requeue_failed_step(
+        &self,
+        app: &AppId,
+        filter: &FailedFilter,
+        after: Option<i64>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<ReplayStep>;
+    /// Queues again the application's failed deliveries numbered `ids` (at most a few
+    /// thousand), in one transaction; returns how many were failed and are now queued.
+    async fn requeue_failed(&self, app: &AppId, ids: &[i64], now: Timestamp) -> Result<u64>;
+    /// Up to `page.limit + 1` of the application's dead letters in scan order, keyed by
+    /// delivery number (the page's keys are numbers).
+    async fn list_dead_letters(
+        &self,
+        app: &AppId,
+        filter: &FailedFilter,
+        page: &PageQuery,
+    ) -> Result<Vec<DeadLetter>>;
 }
 
 /// What an operator reads about the store (metrics, readiness); see `stats`.
@@ -358,15 +419,6 @@ pub trait DeliveryStore {
         endpoint: &EndpointId,
         now: Timestamp,
     ) -> Result<()>;
-    /// Re-queues the endpoint's failed deliveries of messages created in `[since, until)`;
-    /// returns how many.
-    async fn recover(
-        &self,
-        endpoint: &EndpointId,
-        since: Timestamp,
-        until: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<u64>;
     /// The endpoint's deliveries of messages created in the range, counted by status.
     async fn endpoint_stats(
         &self,

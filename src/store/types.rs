@@ -303,3 +303,58 @@ pub struct TaskFilter {
     pub status: Option<TaskStatus>,
     pub kind: Option<TaskKind>,
 }
+
+/// Which of an endpoint's deliveries a bulk replay sends again: those of messages created in
+/// `[since, until)` that match every filter.
+#[derive(Debug, Clone)]
+pub struct ReplayFilter {
+    pub since: Timestamp,
+    /// `None`: no end.
+    pub until: Option<Timestamp>,
+    /// Deliveries in one of these states; an empty list matches nothing.
+    pub statuses: Vec<DeliveryStatus>,
+    /// Deliveries whose latest attempt's response status is of this class (0: no response,
+    /// 100, …, 500); a delivery never attempted has no class.
+    pub status_code_class: Option<u16>,
+    /// The messages' event types and channel (`before`, `after` and `deliver_after` unused).
+    pub messages: MessageFilter,
+}
+
+/// Which of an application's failed deliveries (dead letters) a list shows or a requeue
+/// takes: every filter given must match.
+#[derive(Debug, Clone, Default)]
+pub struct FailedFilter {
+    pub endpoint: Option<EndpointId>,
+    pub event_types: Option<BTreeSet<EventTypeName>>,
+    /// Deliveries created (with their message, or by a resend) at or after this time…
+    pub since: Option<Timestamp>,
+    /// … and strictly before this one.
+    pub until: Option<Timestamp>,
+}
+
+/// One step of a replay or requeue task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayStep {
+    /// Deliveries queued by the step (a step run again after a crash queues again only what
+    /// it had not yet; see each operation).
+    pub sent: u64,
+    /// Where the next step starts (the greatest key the step looked at). `None`: the step
+    /// found fewer than it was allowed to take, the task is done.
+    pub last: Option<String>,
+}
+
+/// A delivery that failed for good: retries exhausted, or the endpoint answered 410.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// The delivery's number (`dlv_<n>` in the API).
+    pub id: i64,
+    pub msg_id: MessageId,
+    pub event_type: EventTypeName,
+    pub event_id: Option<EventId>,
+    pub endpoint_id: EndpointId,
+    /// Attempts made since it was last queued.
+    pub attempts: i64,
+    pub created_at: Timestamp,
+    /// When it failed for good (a failed delivery is not changed again until requeued).
+    pub failed_at: Timestamp,
+}

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::delivery::{app_with_endpoint, attempts, delivery_state};
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, eventually};
 use crate::receiver::{Receiver, Reply};
 
 async fn delivered_message(
@@ -87,7 +87,14 @@ async fn recover_requeues_failed_deliveries_since_a_time() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(out["status"], "running");
-    assert_eq!(out["recovered"], 3);
+    assert_eq!(out["task"], "endpoint.recover");
+    let task = format!("/api/v1/background-task/{}", out["id"].as_str().unwrap());
+    let done = eventually("the recovery to finish", || async {
+        let (_, task) = app.get(&task).await;
+        (task["status"] == "finished").then_some(task)
+    })
+    .await;
+    assert_eq!(done["data"], json!({"messagesSent": 3}));
     for id in &ids {
         delivery_state(&app, &app_id, id, "success").await;
     }

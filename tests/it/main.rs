@@ -32,6 +32,7 @@ mod public;
 #[macro_use]
 mod queue;
 mod receiver;
+mod replay;
 mod retention;
 mod retries;
 mod routes;

@@ -139,7 +139,7 @@ pub(crate) fn new_message(
     }
 }
 
-fn new_endpoint(app_id: &hookd::domain::AppId) -> NewEndpoint {
+pub(crate) fn new_endpoint(app_id: &hookd::domain::AppId) -> NewEndpoint {
     NewEndpoint {
         app_id: app_id.clone(),
         uid: None,

@@ -406,7 +406,7 @@ async fn purging_an_application_goes_step_by_step(store: Arc<dyn Store>) {
 async fn one_holder_runs_a_task_until_its_lease_runs_out(store: Arc<dyn Store>) {
     let app = seed(store.as_ref(), 0).await.app_id;
     let task = store
-        .insert_task(TaskKind::PurgeContent, Some(&app), Default::default())
+        .insert_task(TaskKind::PurgeContent, Some(&app), Default::default(), None)
         .await
         .unwrap();
     assert_eq!(task.status, TaskStatus::Running);
@@ -496,6 +496,7 @@ async fn a_task_whose_runner_died_is_resumed_once_its_lease_runs_out() {
             TaskKind::PurgeContent,
             Some(&app_id),
             hookd::tasks::initial_data(TaskKind::PurgeContent),
+            None,
         )
         .await
         .unwrap();

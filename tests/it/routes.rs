@@ -61,6 +61,16 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
         "POST",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
     ),
+    (
+        "POST",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay",
+    ),
+    (
+        "POST",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing",
+    ),
+    ("GET", "/api/v1/app/{app_id}/dead-letter"),
+    ("POST", "/api/v1/app/{app_id}/dead-letter/requeue"),
     ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats"),
     (
         "POST",

@@ -1,6 +1,6 @@
 //! The attempt log and the delivery queue's management side: reading attempts and delivery
-//! states, resending, recovering, counting, giving claims back. Claiming and recording are
-//! the hot path, in each engine's [`QueueStore`].
+//! states, resending, counting, giving claims back (recovering is in `replays`). Claiming
+//! and recording are the hot path, in each engine's [`QueueStore`].
 //!
 //! [`QueueStore`]: crate::store::QueueStore
 
@@ -160,31 +160,6 @@ impl<E: Engine> DeliveryStore for E {
         E::notify_due(&mut tx).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn recover(
-        &self,
-        endpoint: &EndpointId,
-        since: Timestamp,
-        until: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<u64> {
-        let recover = Sql::new(
-            "UPDATE delivery SET status = 1, attempts = 0, next_attempt_at = $4, trigger_type = 1,
-             updated_at = $4
-             WHERE endpoint_id = $1 AND status = 2 AND created_at >= $2 AND created_at < $3",
-        )
-        .bind(endpoint.as_str())
-        .bind(since)
-        .bind(until.map_or(i64::MAX, crate::domain::time::to_micros))
-        .bind(now);
-        let mut tx = self.writes().begin().await?;
-        let recovered = tx.exec(&recover).await?;
-        if recovered > 0 {
-            E::notify_due(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(recovered)
     }
 
     async fn endpoint_stats(

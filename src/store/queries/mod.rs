@@ -9,6 +9,7 @@ mod endpoints;
 mod event_types;
 mod messages;
 mod operational;
+mod replays;
 mod stats;
 mod tasks;
 

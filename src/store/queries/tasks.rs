@@ -18,6 +18,7 @@ impl<E: Engine> TaskStore for E {
         kind: TaskKind,
         app: Option<&AppId>,
         data: serde_json::Map<String, serde_json::Value>,
+        cursor: Option<String>,
     ) -> Result<BackgroundTask> {
         let created = now();
         let task = BackgroundTask {
@@ -26,7 +27,7 @@ impl<E: Engine> TaskStore for E {
             status: TaskStatus::Running,
             app_id: app.cloned(),
             data,
-            cursor: None,
+            cursor,
             lease_until: crate::domain::time::from_micros(0),
             created_at: created,
             updated_at: created,
