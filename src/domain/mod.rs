@@ -11,6 +11,7 @@ mod attempt;
 mod endpoint;
 mod event_type;
 pub mod events;
+pub mod health;
 mod headers;
 mod ids;
 mod message;
