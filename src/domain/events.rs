@@ -20,7 +20,7 @@ pub const OPERATIONAL_APP_UID: &str = "hookd-operational";
 
 /// An endpoint's health, as shown on endpoint reads and reported by
 /// `endpoint.health.changed`. The rules that pick it live beside the health counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum HealthState {
     /// Succeeding at least `degraded_below` of the time, and no failing streak.

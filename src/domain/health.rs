@@ -447,11 +447,10 @@ mod tests {
         );
         assert_eq!(j.disable, None);
         assert_eq!(j.counters.consecutive_failures, 5);
-        assert!(
-            !j.events
-                .iter()
-                .any(|e| matches!(e, HealthEvent::Disabled { .. } | HealthEvent::StateChanged { .. }))
-        );
+        assert!(!j.events.iter().any(|e| matches!(
+            e,
+            HealthEvent::Disabled { .. } | HealthEvent::StateChanged { .. }
+        )));
     }
 
     #[test]
