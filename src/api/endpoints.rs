@@ -239,6 +239,21 @@ pub async fn health_of(
     Ok(state.store.endpoint_health(&ids).await?)
 }
 
+/// Saves a changed endpoint. Enabling a disabled one makes its parked deliveries due at once:
+/// this node's dispatcher is woken for them (other nodes are, on PostgreSQL, by the store's
+/// notification).
+async fn save(
+    state: &ApiState,
+    endpoint: Endpoint,
+    was_disabled: bool,
+) -> Result<Endpoint, ApiError> {
+    let endpoint = state.store.update_endpoint(endpoint).await?;
+    if was_disabled && !endpoint.disabled {
+        state.message_enqueued.notify_one();
+    }
+    Ok(endpoint)
+}
+
 /// An endpoint as read, with its health.
 pub async fn out(state: &ApiState, endpoint: Endpoint) -> Result<EndpointOut, ApiError> {
     let health = health_of(state, &[&endpoint]).await?;
@@ -502,6 +517,7 @@ pub async fn update(
     let scheme = input.signature.map(signature).transpose()?;
     match state.store.get_endpoint(&app.id, &key).await? {
         Some(mut endpoint) => {
+            let was_disabled = endpoint.disabled;
             if let Some(scheme) = scheme {
                 endpoint.signature = scheme;
                 check_headers(
@@ -523,7 +539,7 @@ pub async fn update(
             if let Some(secs) = input.auto_disable_after_secs {
                 endpoint.auto_disable_after_secs = secs.map(u64::from);
             }
-            let endpoint = state.store.update_endpoint(endpoint).await?;
+            let endpoint = save(&state, endpoint, was_disabled).await?;
             Ok((StatusCode::OK, Json(out(&state, endpoint).await?)))
         }
         None => {
@@ -561,6 +577,7 @@ pub async fn patch(
     JsonBody(input): JsonBody<EndpointPatch>,
 ) -> Result<Json<EndpointOut>, ApiError> {
     let mut endpoint = find(&state, &app_id, &endpoint_id).await?;
+    let was_disabled = endpoint.disabled;
     if let Some(u) = input.url {
         endpoint.url = url(&state, &u)?;
     }
@@ -599,7 +616,7 @@ pub async fn patch(
     if let Some(secs) = input.auto_disable_after_secs {
         endpoint.auto_disable_after_secs = secs.map(u64::from);
     }
-    let endpoint = state.store.update_endpoint(endpoint).await?;
+    let endpoint = save(&state, endpoint, was_disabled).await?;
     Ok(Json(out(&state, endpoint).await?))
 }
 

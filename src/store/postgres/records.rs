@@ -9,8 +9,9 @@
 //!
 //! Nodes recording for the same endpoint take turns: the transaction first locks the
 //! batch's endpoint rows `FOR NO KEY UPDATE`, in id order (so two batches never wait for each
-//! other in a cycle), and reads their counters under that lock; so each alert threshold is
-//! crossed, and reported, by exactly one transaction. The lock does not conflict with the
+//! other in a cycle), then reads their counters in a statement of its own, which sees what
+//! the transaction it may have waited for wrote; so each alert threshold is crossed, and
+//! reported, by exactly one transaction. The lock does not conflict with the
 //! `FOR KEY SHARE` that inserting a delivery or an attempt takes on its endpoint.
 
 use std::collections::HashSet;
@@ -26,10 +27,15 @@ use crate::store::health::{EndpointHealthRow, Judged, READ_FOR_RECORD, judge_gro
 use crate::store::rows::to_json;
 use crate::store::{AttemptRecord, Result};
 
-/// The batch's endpoints, with their counters, locked in id order.
-static LOCK_ENDPOINTS: LazyLock<String> = LazyLock::new(|| {
-    format!("{READ_FOR_RECORD} WHERE e.id = ANY($1) ORDER BY e.id FOR NO KEY UPDATE OF e")
-});
+/// Locks the batch's endpoints, in id order.
+const LOCK_ENDPOINTS: &str =
+    "SELECT id FROM endpoint WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+
+/// The batch's endpoints with their counters. A statement of its own, after the lock: a
+/// locking read that waited re-reads only the rows it locks, and would see the counters
+/// as they were before the transaction it waited for committed.
+static READ_ENDPOINTS: LazyLock<String> =
+    LazyLock::new(|| format!("{READ_FOR_RECORD} WHERE e.id = ANY($1) ORDER BY e.id"));
 
 pub fn write<'a>(
     pool: &'a PgPool,
@@ -46,7 +52,11 @@ async fn write_batch(pool: &PgPool, batch: &[AttemptRecord]) -> Result<Vec<Resul
     ids.sort_unstable();
     ids.dedup();
     let mut tx = pool.begin().await?;
-    let rows = batch_query(&LOCK_ENDPOINTS)
+    batch_query(LOCK_ENDPOINTS)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    let rows = batch_query(&READ_ENDPOINTS)
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
