@@ -380,7 +380,7 @@ async fn endpoints_are_listed_by_health(backend: Backend) {
             ids
         }
     };
-    assert_eq!(listed("degraded").await, [bad.clone()]);
+    assert_eq!(listed("degraded").await, [bad]);
     assert_eq!(listed("disabled").await, [off]);
     assert_eq!(listed("healthy").await, [idle]);
     assert!(listed("failing").await.is_empty());
