@@ -335,6 +335,7 @@ fn dispatcher(
             lease: timeout + LEASE_MARGIN,
             attempt_timeout: timeout,
             shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
+            health: Arc::new(config.health()),
         },
         metrics,
     ))

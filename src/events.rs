@@ -199,7 +199,7 @@ async fn all_endpoints(store: &dyn Store, app: &Application) -> Result<Vec<Endpo
             cursor,
             order: Order::Ascending,
         };
-        let mut found = store.list_endpoints(&app.id, &page).await?;
+        let mut found = store.list_endpoints(&app.id, None, &page).await?;
         let more = found.len() > ENDPOINT_PAGE;
         found.truncate(ENDPOINT_PAGE);
         cursor = match found.last() {

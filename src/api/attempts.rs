@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::applications;
-use super::endpoints::{self, EndpointOut};
+use super::endpoints::{self, EndpointHealthOut, EndpointOut};
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
 use super::fields;
@@ -105,6 +105,8 @@ pub struct EndpointStats {
     pub fail: u64,
     /// Always 0: hookd has no cancelled state.
     pub canceled: u64,
+    /// hookd: the endpoint's health now (whatever the range).
+    pub health: EndpointHealthOut,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -389,14 +391,17 @@ pub async fn list_attempted_destinations(
         .store
         .list_message_endpoints(&message.id, &page)
         .await?;
+    let health =
+        endpoints::health_of(&state, &rows.iter().map(|(e, _)| e).collect::<Vec<_>>()).await?;
     Ok(Json(list_response(
         rows,
         &page,
         |(e, _)| e.id.to_string(),
         |(e, s)| {
             let (status, status_text, next_attempt) = state_fields(&s);
+            let counters = health.get(&e.id);
             MessageEndpointOut {
-                endpoint: e.into(),
+                endpoint: EndpointOut::new(e, counters),
                 status,
                 status_text,
                 next_attempt,
@@ -445,12 +450,14 @@ pub async fn stats(
         .store
         .endpoint_stats(&endpoint.id, since, until)
         .await?;
+    let health = endpoints::health_of(&state, &[&endpoint]).await?;
     Ok(Json(EndpointStats {
         success: c.success,
         pending: c.pending,
         sending: c.sending,
         fail: c.fail,
         canceled: 0,
+        health: EndpointHealthOut::new(endpoint.disabled, health.get(&endpoint.id)),
     }))
 }
 

@@ -1,6 +1,6 @@
 //! `/api/v1/app/{app_id}/endpoint`: endpoints, their custom headers and signing secrets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use chrono::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
 use super::applications;
@@ -20,7 +20,9 @@ use super::openapi::strings::{
     ChannelString, CustomHeaders, CustomHeadersPatch, EndpointUrlString, EventTypeNameString,
     SecretString, UidString,
 };
-use super::pagination::{ListParams, ListResponse, list_response};
+use super::pagination::{ListParams, ListResponse, Ordering, list_response};
+use crate::domain::events::HealthState;
+use crate::domain::health::HealthCounters;
 use crate::domain::time::now;
 use crate::domain::{
     Endpoint, EndpointHeaders, EndpointId, EndpointKey, EndpointUrl, Metadata, PreviousSecret,
@@ -73,6 +75,16 @@ pub struct EndpointIn {
     /// hookd: the format deliveries are signed in (absent or null: `standard`).
     #[schema(nullable)]
     pub signature: Option<SignatureSpec>,
+    /// hookd: disable this endpoint after this many consecutive failed attempts (0: never);
+    /// absent or null: the server's `auto_disable_after_failures`.
+    #[serde(default, deserialize_with = "fields::whole")]
+    #[schema(minimum = 0, nullable)]
+    pub auto_disable_after_failures: Option<u32>,
+    /// hookd: disable this endpoint once every attempt has failed for this many seconds (0:
+    /// never); absent or null: the server's `auto_disable_after_secs`.
+    #[serde(default, deserialize_with = "fields::whole")]
+    #[schema(minimum = 0, nullable)]
+    pub auto_disable_after_secs: Option<u32>,
 }
 
 /// The body of PUT: as for creation, but the secret and headers are left as they are.
@@ -106,6 +118,15 @@ pub struct EndpointUpdate {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<SignatureSpec>, nullable)]
     pub signature: Option<Option<SignatureSpec>>,
+    /// hookd: see `EndpointIn`; absent: unchanged (the Svix SDKs do not send it), null: the
+    /// server's option.
+    #[serde(default, deserialize_with = "fields::nullable_whole")]
+    #[schema(value_type = Option<u32>, minimum = 0, nullable)]
+    pub auto_disable_after_failures: Option<Option<u32>>,
+    /// hookd: see `EndpointIn`; absent: unchanged, null: the server's option.
+    #[serde(default, deserialize_with = "fields::nullable_whole")]
+    #[schema(value_type = Option<u32>, minimum = 0, nullable)]
+    pub auto_disable_after_secs: Option<Option<u32>>,
 }
 
 /// Absent fields, and null ones that cannot be cleared (`url`, `description`, `disabled`,
@@ -137,6 +158,14 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<SignatureSpec>, nullable)]
     pub signature: Option<Option<SignatureSpec>>,
+    /// hookd: see `EndpointIn`; absent: unchanged, null: the server's option.
+    #[serde(default, deserialize_with = "fields::nullable_whole")]
+    #[schema(value_type = Option<u32>, minimum = 0, nullable)]
+    pub auto_disable_after_failures: Option<Option<u32>>,
+    /// hookd: see `EndpointIn`; absent: unchanged, null: the server's option.
+    #[serde(default, deserialize_with = "fields::nullable_whole")]
+    #[schema(value_type = Option<u32>, minimum = 0, nullable)]
+    pub auto_disable_after_secs: Option<Option<u32>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -155,13 +184,90 @@ pub struct EndpointOut {
     pub metadata: Metadata,
     /// hookd: the format deliveries are signed in, with every default written out.
     pub signature: SignatureSpec,
+    /// hookd: this endpoint's override of `auto_disable_after_failures`; null: the server's.
+    pub auto_disable_after_failures: Option<u32>,
+    /// hookd: this endpoint's override of `auto_disable_after_secs`; null: the server's.
+    pub auto_disable_after_secs: Option<u64>,
+    /// hookd: the endpoint's health, from its recent attempts.
+    pub health: EndpointHealthOut,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<Endpoint> for EndpointOut {
-    fn from(e: Endpoint) -> Self {
+/// hookd: an endpoint's health (see the README's "Endpoint health"). An endpoint with no
+/// attempt recorded is healthy, with nulls.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointHealthOut {
+    /// `disabled` whenever the endpoint is, whatever its counters say.
+    pub state: HealthState,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: u32,
+    /// When the first attempt of the current failing streak was made.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Successful attempts over the attempts in the window (the last `health_window`),
+    /// 0.0–1.0; null before any attempt.
+    pub success_rate: Option<f64>,
+    /// Attempts in the window.
+    pub window_attempts: u32,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+}
+
+impl EndpointHealthOut {
+    pub fn new(disabled: bool, counters: Option<&HealthCounters>) -> Self {
+        let fresh = HealthCounters::default();
+        let c = counters.unwrap_or(&fresh);
         Self {
+            state: c.shown(disabled),
+            consecutive_failures: c.consecutive_failures,
+            failing_since: c.failing_since,
+            success_rate: c.success_rate(),
+            window_attempts: c.window_attempts(),
+            last_success_at: c.last_success_at,
+            last_failure_at: c.last_failure_at,
+        }
+    }
+}
+
+/// The endpoints' health counters, for their reads.
+pub async fn health_of(
+    state: &ApiState,
+    endpoints: &[&Endpoint],
+) -> Result<HashMap<EndpointId, HealthCounters>, ApiError> {
+    let ids: Vec<EndpointId> = endpoints.iter().map(|e| e.id.clone()).collect();
+    Ok(state.store.endpoint_health(&ids).await?)
+}
+
+/// Saves a changed endpoint. Enabling a disabled one makes its parked deliveries due at once:
+/// this node's dispatcher is woken for them (other nodes are, on PostgreSQL, by the store's
+/// notification).
+async fn save(
+    state: &ApiState,
+    endpoint: Endpoint,
+    was_disabled: bool,
+) -> Result<Endpoint, ApiError> {
+    let endpoint = state.store.update_endpoint(endpoint).await?;
+    state.events_written.notify_one();
+    if was_disabled && !endpoint.disabled {
+        state.message_enqueued.notify_one();
+    }
+    Ok(endpoint)
+}
+
+/// An endpoint as read, with its health.
+pub async fn out(state: &ApiState, endpoint: Endpoint) -> Result<EndpointOut, ApiError> {
+    let health = health_of(state, &[&endpoint]).await?;
+    let counters = health.get(&endpoint.id);
+    Ok(EndpointOut::new(endpoint, counters))
+}
+
+impl EndpointOut {
+    pub fn new(e: Endpoint, health: Option<&HealthCounters>) -> Self {
+        Self {
+            health: EndpointHealthOut::new(e.disabled, health),
+            auto_disable_after_failures: e.auto_disable_after_failures,
+            auto_disable_after_secs: e.auto_disable_after_secs,
             id: e.id.to_string(),
             uid: e.uid.map(|u| u.to_string()),
             url: e.url.as_str().to_owned(),
@@ -297,22 +403,58 @@ pub async fn find(state: &ApiState, app_id: &str, endpoint_id: &str) -> Result<E
         .ok_or_else(|| ApiError::not_found("endpoint"))
 }
 
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EndpointListParams {
+    /// How many items to return (default 50; 0 is read as 1, and values over 250 as 250).
+    #[serde(default, deserialize_with = "super::pagination::limit")]
+    #[param(minimum = 0)]
+    pub limit: Option<u64>,
+    /// The `iterator` (or `prevIterator`) of the previous page.
+    pub iterator: Option<String>,
+    /// Sort order (default ascending).
+    pub order: Option<Ordering>,
+    /// hookd: only endpoints in this health state.
+    #[param(value_type = Option<HealthState>)]
+    pub health: Option<String>,
+}
+
 #[utoipa::path(get, operation_id = "v1.endpoint.list", path = "/api/v1/app/{app_id}/endpoint", tag = "Endpoint",
-    params(("app_id" = PathKeyString, Path), ListParams),
+    params(("app_id" = PathKeyString, Path), EndpointListParams),
     responses((status = 200, body = ListResponse<EndpointOut>)))]
 pub async fn list(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
-    QueryParams(params): QueryParams<ListParams>,
+    QueryParams(params): QueryParams<EndpointListParams>,
 ) -> Result<Json<ListResponse<EndpointOut>>, ApiError> {
     let app = applications::find(&state, &app_id).await?;
-    let page = params.page(Order::Ascending)?;
-    let rows = state.store.list_endpoints(&app.id, &page).await?;
+    let page = ListParams::page_of(
+        params.limit,
+        params.iterator.as_deref(),
+        params.order,
+        Order::Ascending,
+    )?;
+    let health = params
+        .health
+        .map(|h| {
+            HealthState::parse(&h).ok_or_else(|| {
+                ApiError::invalid(
+                    &["query", "health"],
+                    "must be healthy, degraded, failing or disabled",
+                )
+            })
+        })
+        .transpose()?;
+    let rows = state.store.list_endpoints(&app.id, health, &page).await?;
+    let counters = health_of(&state, &rows.iter().collect::<Vec<_>>()).await?;
     Ok(Json(list_response(
         rows,
         &page,
         |e| e.id.to_string(),
-        EndpointOut::from,
+        |e| {
+            let c = counters.get(&e.id);
+            EndpointOut::new(e, c)
+        },
     )))
 }
 
@@ -338,11 +480,13 @@ pub async fn create(
             .map_err(|e| fields::body_error("headers", e))?,
         secret: secret("secret", input.secret)?,
         signature: signature(input.signature)?,
+        auto_disable_after_failures: input.auto_disable_after_failures,
+        auto_disable_after_secs: input.auto_disable_after_secs.map(u64::from),
     };
     check_headers(&new.signature, &new.headers, &["body", "headers"])?;
     let endpoint = state.store.insert_endpoint(new).await?;
     state.events_written.notify_one();
-    Ok((StatusCode::CREATED, Json(endpoint.into())))
+    Ok((StatusCode::CREATED, Json(EndpointOut::new(endpoint, None))))
 }
 
 #[utoipa::path(get, operation_id = "v1.endpoint.get", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}", tag = "Endpoint",
@@ -352,7 +496,8 @@ pub async fn get(
     State(state): State<ApiState>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointOut>, ApiError> {
-    Ok(Json(find(&state, &app_id, &endpoint_id).await?.into()))
+    let endpoint = find(&state, &app_id, &endpoint_id).await?;
+    Ok(Json(out(&state, endpoint).await?))
 }
 
 /// Replaces the endpoint's settings (not its secret or headers), or creates it with the
@@ -374,6 +519,7 @@ pub async fn update(
     let scheme = input.signature.map(signature).transpose()?;
     match state.store.get_endpoint(&app.id, &key).await? {
         Some(mut endpoint) => {
+            let was_disabled = endpoint.disabled;
             if let Some(scheme) = scheme {
                 endpoint.signature = scheme;
                 check_headers(
@@ -389,9 +535,14 @@ pub async fn update(
             endpoint.rate_limit = input.throttle_rate;
             endpoint.subscription = subscription;
             endpoint.metadata = input.metadata;
-            let endpoint = state.store.update_endpoint(endpoint).await?;
-            state.events_written.notify_one();
-            Ok((StatusCode::OK, Json(endpoint.into())))
+            if let Some(n) = input.auto_disable_after_failures {
+                endpoint.auto_disable_after_failures = n;
+            }
+            if let Some(secs) = input.auto_disable_after_secs {
+                endpoint.auto_disable_after_secs = secs.map(u64::from);
+            }
+            let endpoint = save(&state, endpoint, was_disabled).await?;
+            Ok((StatusCode::OK, Json(out(&state, endpoint).await?)))
         }
         None => {
             let EndpointKey::Uid(path_uid) = key else {
@@ -410,10 +561,12 @@ pub async fn update(
                 headers: EndpointHeaders::default(),
                 secret: SigningSecret::generate(),
                 signature: scheme.unwrap_or_default(),
+                auto_disable_after_failures: input.auto_disable_after_failures.flatten(),
+                auto_disable_after_secs: input.auto_disable_after_secs.flatten().map(u64::from),
             };
             let endpoint = state.store.insert_endpoint(new).await?;
             state.events_written.notify_one();
-            Ok((StatusCode::CREATED, Json(endpoint.into())))
+            Ok((StatusCode::CREATED, Json(EndpointOut::new(endpoint, None))))
         }
     }
 }
@@ -427,6 +580,7 @@ pub async fn patch(
     JsonBody(input): JsonBody<EndpointPatch>,
 ) -> Result<Json<EndpointOut>, ApiError> {
     let mut endpoint = find(&state, &app_id, &endpoint_id).await?;
+    let was_disabled = endpoint.disabled;
     if let Some(u) = input.url {
         endpoint.url = url(&state, &u)?;
     }
@@ -459,9 +613,14 @@ pub async fn patch(
             &["body", "signature", "header"],
         )?;
     }
-    let endpoint = state.store.update_endpoint(endpoint).await?;
-    state.events_written.notify_one();
-    Ok(Json(endpoint.into()))
+    if let Some(n) = input.auto_disable_after_failures {
+        endpoint.auto_disable_after_failures = n;
+    }
+    if let Some(secs) = input.auto_disable_after_secs {
+        endpoint.auto_disable_after_secs = secs.map(u64::from);
+    }
+    let endpoint = save(&state, endpoint, was_disabled).await?;
+    Ok(Json(out(&state, endpoint).await?))
 }
 
 /// Deletes the endpoint; its pending deliveries stop.

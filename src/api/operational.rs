@@ -228,7 +228,7 @@ pub async fn list(
 ) -> Result<Json<ListResponse<OperationalWebhookEndpointOut>>, ApiError> {
     let page = params.page(Order::Ascending)?;
     let rows = match operational_app(&*state.store).await? {
-        Some(app) => state.store.list_endpoints(&app.id, &page).await?,
+        Some(app) => state.store.list_endpoints(&app.id, None, &page).await?,
         None => Vec::new(),
     };
     Ok(Json(list_response(
@@ -273,6 +273,9 @@ pub async fn create(
         headers,
         secret,
         signature: scheme,
+        // The server's auto_disable_after_* options: the SDK's shapes have no override.
+        auto_disable_after_failures: None,
+        auto_disable_after_secs: None,
     };
     let endpoint = state.store.insert_endpoint(new).await?;
     Ok((StatusCode::CREATED, Json(endpoint.into())))
@@ -338,6 +341,8 @@ pub async fn upsert(
                 headers: EndpointHeaders::default(),
                 secret: endpoints::secret("secret", None)?,
                 signature: SignatureScheme::default(),
+                auto_disable_after_failures: None,
+                auto_disable_after_secs: None,
             };
             let endpoint = state.store.insert_endpoint(new).await?;
             Ok((StatusCode::CREATED, Json(endpoint.into())))

@@ -16,11 +16,15 @@ use toml::{Table, Value};
 
 use crate::delivery::sender::SignatureHeaders;
 use crate::delivery::ssrf::parse_networks;
+use crate::domain::health::{AutoDisable, HealthSettings};
 
 pub const DEFAULT_TOML: &str = include_str!("../../config.default.toml");
 
 /// The longest retention an option may set: a hundred years.
 const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// The longest window of attempts health is judged over.
+const MAX_HEALTH_WINDOW: usize = 10_000;
 
 /// Environment variables with the `HOOKD_` prefix that are not configuration options.
 const NOT_OPTIONS: &[&str] = &["HOOKD_CONFIG"];
@@ -82,6 +86,11 @@ pub struct Config {
     pub metrics_listen: String,
     pub metrics_token: String,
     pub ready_max_lag_secs: u64,
+    pub health_window: usize,
+    pub degraded_below: f64,
+    pub failing_alert_at: Vec<u32>,
+    pub auto_disable_after_failures: u32,
+    pub auto_disable_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -321,6 +330,19 @@ impl Config {
                 return Err(invalid(key, "must be at most 36500 (0 turns it off)"));
             }
         }
+        if !(1..=MAX_HEALTH_WINDOW).contains(&self.health_window) {
+            return Err(invalid("health_window", "must be from 1 to 10000"));
+        }
+        if !(0.0..=1.0).contains(&self.degraded_below) {
+            return Err(invalid("degraded_below", "must be from 0 to 1"));
+        }
+        let alerts = &self.failing_alert_at;
+        if alerts.is_empty() || alerts[0] == 0 || alerts.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(invalid(
+                "failing_alert_at",
+                "must list at least one streak length, each at least 1, in ascending order",
+            ));
+        }
         parse_networks(&self.allowed_networks).map_err(|e| invalid("allowed_networks", &e))?;
         self.metrics_address()
             .map_err(|e| invalid("metrics_listen", &e))?;
@@ -351,6 +373,19 @@ impl Config {
         text.parse()
             .map(Some)
             .map_err(|_| format!("{text:?} is not an address and port such as \"127.0.0.1:9071\""))
+    }
+
+    /// The endpoint health options, as the delivery path applies them.
+    pub fn health(&self) -> HealthSettings {
+        HealthSettings {
+            window: self.health_window,
+            degraded_below: self.degraded_below,
+            failing_alert_at: self.failing_alert_at.clone(),
+            auto_disable: AutoDisable {
+                after_failures: self.auto_disable_after_failures,
+                after_secs: self.auto_disable_after_secs,
+            },
+        }
     }
 
     /// `ready_max_lag_secs`, unless it is 0 (off).

@@ -105,6 +105,13 @@ fn invalid_values_are_errors() {
         // It counts the body's arrival too, so it must leave the body its time.
         ("HOOKD_API_REQUEST_TIMEOUT_SECS", "60"),
         ("HOOKD_MAX_PENDING_MESSAGES", "0"),
+        ("HOOKD_HEALTH_WINDOW", "0"),
+        ("HOOKD_HEALTH_WINDOW", "10001"),
+        ("HOOKD_DEGRADED_BELOW", "1.2"),
+        ("HOOKD_FAILING_ALERT_AT", "5,3"),
+        ("HOOKD_FAILING_ALERT_AT", "0,3"),
+        ("HOOKD_FAILING_ALERT_AT", ""),
+        ("HOOKD_AUTO_DISABLE_AFTER_FAILURES", "-1"),
     ] {
         let result = Config::load(None, env(&[(key, value)]), &Overrides::default());
         assert!(result.is_err(), "{key}={value} was accepted");

@@ -38,6 +38,7 @@ use super::clock::Clock;
 use super::measure::DeliveryMetrics;
 use super::policy::RetryPolicy;
 use super::sender::{SendResult, Sender};
+use crate::domain::health::HealthSettings;
 use crate::domain::{EndpointId, Timestamp, Trigger};
 use crate::store::{AttemptRecord, ClaimLimits, ClaimedDelivery, NextStep, Store};
 
@@ -58,6 +59,8 @@ pub struct DispatchSettings {
     pub attempt_timeout: Duration,
     /// At shutdown, how long running attempts may take to finish.
     pub shutdown_grace: Duration,
+    /// How attempts bear on their endpoint's health (applied as they are recorded).
+    pub health: Arc<HealthSettings>,
 }
 
 /// After a store error, how long the loop waits before trying again.
@@ -230,7 +233,7 @@ impl Dispatcher {
         });
     }
 
-    async fn deliver(self: Arc<Self>, delivery: ClaimedDelivery) {
+    async fn deliver(self: Arc<Self>, mut delivery: ClaimedDelivery) {
         let started = self.clock.now();
         if delivery.attempts == 0 && delivery.trigger == Trigger::Scheduled {
             let waited = (started - delivery.message.created_at).to_std();
@@ -272,6 +275,9 @@ impl Dispatcher {
             lease: delivery.lease,
             attempt: attempt(&delivery, &result, started),
             next,
+            // Moved, not cloned: nothing reads it after the send.
+            msg_event_id: delivery.message.event_id.take(),
+            health: self.settings.health.clone(),
         };
         if let Err(e) = self.store.record_attempt(record).await {
             // The claim's lease will expire and the delivery will be attempted again.

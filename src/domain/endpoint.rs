@@ -79,6 +79,10 @@ pub struct Endpoint {
     pub previous_secrets: Vec<PreviousSecret>,
     /// The format deliveries are signed in.
     pub signature: SignatureScheme,
+    /// Overrides of `auto_disable_after_failures` and `auto_disable_after_secs` (0 turns the
+    /// rule off for this endpoint); `None`: the global option.
+    pub auto_disable_after_failures: Option<u32>,
+    pub auto_disable_after_secs: Option<u64>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -14,15 +14,17 @@ use serde::Serialize;
 use super::time::Timestamp;
 use super::{AppId, AttemptId, EndpointId, EventId, MessageId, Uid};
 
-/// The uid of the internal application whose endpoints are the operational webhook endpoints.
+/// The uid of the internal application that holds the operational webhook endpoints. Events
+/// about its own endpoints are never written (see the module docs).
 pub const OPERATIONAL_APP_UID: &str = "hookd-operational";
 
 /// An endpoint's health, as shown on endpoint reads and reported by
 /// `endpoint.health.changed`. The rules that pick it live beside the health counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum HealthState {
     /// Succeeding at least `degraded_below` of the time, and no failing streak.
+    #[default]
     Healthy,
     /// Success rate over the window below `degraded_below`.
     Degraded,

@@ -12,6 +12,7 @@ mod endpoint;
 mod event_type;
 pub mod events;
 mod headers;
+pub mod health;
 mod ids;
 mod message;
 mod names;

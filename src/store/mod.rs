@@ -45,6 +45,7 @@
 
 mod engine;
 mod error;
+mod health;
 mod page;
 pub mod postgres;
 mod queries;
@@ -55,9 +56,13 @@ mod stats;
 mod throttle;
 mod types;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 
 use crate::domain::events::OperationalEvent;
+use crate::domain::events::HealthState;
+use crate::domain::health::HealthCounters;
 use crate::domain::{
     AppId, AppKey, Application, Attempt, AttemptId, BackgroundTask, DeliveryCounts, DeliveryStatus,
     Endpoint, EndpointId, EndpointKey, EventId, EventType, EventTypeName, Message, MessageId,
@@ -318,7 +323,19 @@ pub trait EndpointStore {
     async fn update_endpoint(&self, endpoint: Endpoint) -> Result<Endpoint>;
     /// Deletes the endpoint; writes `endpoint.deleted`.
     async fn delete_endpoint(&self, app: &AppId, id: &EndpointId) -> Result<()>;
-    async fn list_endpoints(&self, app: &AppId, page: &PageQuery) -> Result<Vec<Endpoint>>;
+    /// The application's endpoints; with `health`, only those showing that state (an
+    /// endpoint with no attempt recorded is healthy; a disabled one is disabled).
+    async fn list_endpoints(
+        &self,
+        app: &AppId,
+        health: Option<HealthState>,
+        page: &PageQuery,
+    ) -> Result<Vec<Endpoint>>;
+    /// The health counters of those of `ids` that have any (an attempt was recorded).
+    async fn endpoint_health(
+        &self,
+        ids: &[EndpointId],
+    ) -> Result<HashMap<EndpointId, HealthCounters>>;
 }
 
 #[async_trait]

@@ -27,7 +27,7 @@ pub const EVENT_TYPE_COLUMNS: &str = "name, description, archived, deprecated, f
      updated_at";
 pub const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, description, disabled, rate_limit, \
      event_types, channels, metadata, headers, secret, previous_secrets, signature, created_at, \
-     updated_at";
+     updated_at, auto_disable_after_failures, auto_disable_after_secs";
 pub const MESSAGE_COLUMNS: &str =
     "id, app_id, event_type, event_id, channels, payload, created_at, deliver_at";
 pub const ATTEMPT_COLUMNS: &str = "id, msg_id, endpoint_id, app_id, url, status, \
@@ -222,6 +222,14 @@ pub fn endpoint(row: &impl StoredRow) -> Result<Endpoint> {
             .map(|spec| SignatureScheme::parse(spec).map_err(|e| corrupt("signature", e)))
             .transpose()?
             .unwrap_or_default(),
+        auto_disable_after_failures: row
+            .opt_int("auto_disable_after_failures")?
+            .map(|n| u32::try_from(n).map_err(|e| corrupt("auto_disable_after_failures", e)))
+            .transpose()?,
+        auto_disable_after_secs: row
+            .opt_int("auto_disable_after_secs")?
+            .map(|n| u64::try_from(n).map_err(|e| corrupt("auto_disable_after_secs", e)))
+            .transpose()?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })

@@ -35,8 +35,8 @@ impl QueueStats {
     }
 }
 
-/// Endpoints by state. hookd has no endpoint health yet: an endpoint is enabled, or disabled
-/// (by the API, or after answering 410 Gone).
+/// Endpoints enabled and disabled (by the API, or by hookd: 410 Gone, auto-disable). Their
+/// health states are kept in `endpoint_health` and shown by the API.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EndpointCounts {
     pub enabled: u64,

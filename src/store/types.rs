@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::domain::health::HealthSettings;
 use crate::domain::{
     AppId, AppKey, Attempt, Channel, DeliveryStatus, Endpoint, EndpointHeaders, EndpointId,
     EndpointUrl, EventId, EventTypeName, Message, MessageId, Metadata, Payload, SignatureScheme,
@@ -31,6 +32,8 @@ pub struct NewEndpoint {
     pub headers: EndpointHeaders,
     pub secret: SigningSecret,
     pub signature: SignatureScheme,
+    pub auto_disable_after_failures: Option<u32>,
+    pub auto_disable_after_secs: Option<u64>,
 }
 
 /// One row of the operational events outbox: an event waiting to become a message of the
@@ -219,13 +222,19 @@ impl NextStep {
     }
 }
 
-/// The outcome of one attempt, as the dispatcher hands it to the store.
+/// The outcome of one attempt, as the dispatcher hands it to the store, which updates the
+/// endpoint's health counters in the same write (see `domain::health`).
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
     pub delivery_id: i64,
     pub lease: Timestamp,
     pub attempt: Attempt,
     pub next: NextStep,
+    /// The message's `eventId`, for the operational events the attempt may cause.
+    pub msg_event_id: Option<EventId>,
+    /// The health options the attempt is judged under (the endpoint's overrides of the
+    /// auto-disable ones are read with its counters).
+    pub health: Arc<HealthSettings>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -103,10 +103,16 @@ async fn recover_requeues_failed_deliveries_since_a_time() {
             "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats"
         ))
         .await;
+    let mut stats = stats;
+    let health = stats.as_object_mut().unwrap().remove("health");
     assert_eq!(
         stats,
         json!({"success": 3, "pending": 0, "sending": 0, "fail": 0, "canceled": 0})
     );
+    // The three failed attempts, then the three recovered ones.
+    let health = health.expect("stats carry the endpoint's health");
+    assert_eq!(health["windowAttempts"], 6, "{health}");
+    assert_eq!(health["consecutiveFailures"], 0, "{health}");
 }
 
 #[tokio::test]

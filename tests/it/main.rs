@@ -12,6 +12,7 @@ mod endpoint_secrets;
 mod endpoints;
 mod errors;
 mod event_types;
+mod health;
 mod helpers;
 mod idempotency;
 mod isolation;

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::TimeDelta;
+use hookd::domain::health::HealthSettings;
 use hookd::domain::time::now;
 use hookd::domain::{
     AppKey, Attempt, AttemptId, DeliveryStatus, EndpointHeaders, EndpointId, EndpointUrl,
@@ -152,6 +153,8 @@ pub(crate) fn new_endpoint(app_id: &hookd::domain::AppId) -> NewEndpoint {
         headers: EndpointHeaders::default(),
         secret: SigningSecret::generate(),
         signature: Default::default(),
+        auto_disable_after_failures: None,
+        auto_disable_after_secs: None,
     }
 }
 
@@ -175,6 +178,8 @@ pub(crate) fn record(claim: &ClaimedDelivery, next: NextStep) -> AttemptRecord {
             created_at: now(),
         },
         next,
+        msg_event_id: None,
+        health: Arc::new(HealthSettings::default()),
     }
 }
 

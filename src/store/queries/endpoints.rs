@@ -2,15 +2,21 @@
 //! disabling an endpoint parks its pending deliveries and enabling it makes them due at once.
 //! Every write adds its operational events to the outbox in its transaction (`operational`).
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 
 use super::operational::{endpoint_ref, write_events};
 use super::{changed_one, greatest_id, key_column};
-use crate::domain::events::{DisableReason, DisabledData, EndpointRef, OperationalEvent};
+use crate::domain::events::{
+    DisableReason, DisabledData, EndpointRef, HealthState, OperationalEvent,
+};
+use crate::domain::health::HealthCounters;
 use crate::domain::time::now;
 use crate::domain::{AppId, Endpoint, EndpointId, EndpointKey, Uid};
 use crate::store::engine::Engine;
 use crate::store::error::unique_as;
+use crate::store::health::{HEALTH_COLUMNS, counters};
 use crate::store::page::push_page;
 use crate::store::rows::{
     self, ENDPOINT_COLUMNS, StoredRow, opt_to_json, previous_secrets_json, signature_json, to_json,
@@ -53,6 +59,8 @@ impl<E: Engine> EndpointStore for E {
             secret: new.secret,
             previous_secrets: Vec::new(),
             signature: new.signature,
+            auto_disable_after_failures: new.auto_disable_after_failures,
+            auto_disable_after_secs: new.auto_disable_after_secs,
             created_at: now,
             updated_at: now,
         };
@@ -61,8 +69,9 @@ impl<E: Engine> EndpointStore for E {
             Sql::new(
                 "INSERT INTO endpoint (app_id, id, uid, url, description, disabled, rate_limit,
                  event_types, channels, metadata, headers, secret, previous_secrets, updated_at,
-                 signature, created_at)
-                 SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $14
+                 signature, auto_disable_after_failures, auto_disable_after_secs, created_at)
+                 SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                   $14
                  FROM application WHERE id = $1",
             ),
             &endpoint,
@@ -99,7 +108,8 @@ impl<E: Engine> EndpointStore for E {
             Sql::new(
                 "UPDATE endpoint SET uid = $3, url = $4, description = $5, disabled = $6,
                  rate_limit = $7, event_types = $8, channels = $9, metadata = $10, headers = $11,
-                 secret = $12, previous_secrets = $13, updated_at = $14, signature = $15
+                 secret = $12, previous_secrets = $13, updated_at = $14, signature = $15,
+                 auto_disable_after_failures = $16, auto_disable_after_secs = $17
                  WHERE app_id = $1 AND id = $2",
             ),
             &endpoint,
@@ -158,14 +168,48 @@ impl<E: Engine> EndpointStore for E {
         Ok(())
     }
 
-    async fn list_endpoints(&self, app: &AppId, page: &PageQuery) -> Result<Vec<Endpoint>> {
+    async fn list_endpoints(
+        &self,
+        app: &AppId,
+        health: Option<HealthState>,
+        page: &PageQuery,
+    ) -> Result<Vec<Endpoint>> {
         let mut list = Sql::new(format!(
             "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = "
         ));
         list.push_bind(app.as_str());
+        if let Some(state) = health {
+            // The state an endpoint shows: see `domain::health`.
+            list.push(
+                " AND CASE WHEN disabled THEN 'disabled' ELSE COALESCE((SELECT h.state
+                   FROM endpoint_health h WHERE h.endpoint_id = endpoint.id), 'healthy') END = ",
+            )
+            .push_bind(state.as_str());
+        }
         push_page(&mut list, "id", page);
         let found = self.reads().acquire().await?.rows(&list).await?;
         rows::all(&found, rows::endpoint)
+    }
+
+    async fn endpoint_health(
+        &self,
+        ids: &[EndpointId],
+    ) -> Result<HashMap<EndpointId, HealthCounters>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut get = Sql::new(format!(
+            "SELECT h.endpoint_id, {HEALTH_COLUMNS} FROM endpoint_health h WHERE h.endpoint_id IN ("
+        ));
+        get.push_list(ids.iter().map(|id| id.as_str())).push(")");
+        let found = self.reads().acquire().await?.rows(&get).await?;
+        let mut out = HashMap::with_capacity(found.len());
+        for row in &found {
+            if let Some(counters) = counters(row)? {
+                out.insert(EndpointId::from_stored(row.text("endpoint_id")?), counters);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -186,7 +230,7 @@ fn update_events(about: EndpointRef, flipped: bool, disabled: bool) -> Vec<Opera
     events
 }
 
-/// Binds `$1 … $14` of an insert or update: the keys, then every stored field but the
+/// Binds `$1 … $17` of an insert or update: the keys, then every stored field but the
 /// creation time.
 fn endpoint_fields(sql: Sql, e: &Endpoint) -> Sql {
     sql.bind(e.app_id.as_str())
@@ -204,4 +248,9 @@ fn endpoint_fields(sql: Sql, e: &Endpoint) -> Sql {
         .bind(previous_secrets_json(&e.previous_secrets))
         .bind(e.updated_at)
         .bind(signature_json(&e.signature))
+        .bind(e.auto_disable_after_failures.map(i64::from))
+        .bind(
+            e.auto_disable_after_secs
+                .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+        )
 }

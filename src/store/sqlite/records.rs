@@ -1,13 +1,19 @@
 //! Recording attempt outcomes, inside a write batch: three statements per record (taken
-//! from the statement cache once per batch), then one pair per endpoint to disable.
+//! from the statement cache once per batch), then per endpoint of the batch one read and one
+//! write of its health counters, and, rarely, a pair to disable it and its operational events.
+
+use std::sync::LazyLock;
 
 use rusqlite::{CachedStatement, Connection, named_params, params};
 
 use crate::domain::time::to_micros;
 use crate::domain::{EndpointId, Timestamp};
+use crate::store::health::{
+    EndpointHealthRow, INSERT_EVENT, READ_FOR_RECORD, UPSERT_HEALTH, judge_group,
+};
 use crate::store::queries::PARK_OR_UNPARK;
 use crate::store::rows::to_json;
-use crate::store::{AttemptRecord, NextStep, Result};
+use crate::store::{AttemptRecord, Result};
 
 /// An attempt is inserted only while its delivery exists; the check and the insert run in
 /// the writer's one transaction, so nothing deletes the delivery in between.
@@ -26,40 +32,91 @@ const MOVE_ON: &str = "UPDATE delivery SET status = ?3, next_attempt_at = ?4, \
      lease_until = NULL, attempts = attempts + 1, trigger_type = 0, updated_at = ?5 \
      WHERE delivery.id = ?1 AND lease_until = ?2";
 const DISABLE_ENDPOINT: &str = "UPDATE endpoint SET disabled = 1, updated_at = ?2 WHERE id = ?1";
+/// [`READ_FOR_RECORD`] for one endpoint.
+static READ_HEALTH: LazyLock<String> =
+    LazyLock::new(|| format!("{READ_FOR_RECORD} WHERE e.id = ?1"));
 
-/// Writes the attempts and moves their deliveries on.
+/// Writes the attempts, moves their deliveries on, and updates their endpoints' health.
 ///
 /// A delivery moves only while its claim still holds the lease (a resend or a newer claim
 /// wins). An attempt whose delivery is gone (its message, endpoint or application was deleted
-/// while the attempt was in flight) has nothing left to be recorded against and is dropped.
-/// Endpoints are disabled after every delivery has moved on, so a retry recorded in the same
-/// batch is parked with the rest.
+/// while the attempt was in flight) has nothing left to be recorded against and is dropped,
+/// and does not count for health. Endpoints are judged (and disabled) after every delivery
+/// has moved on, so a retry recorded in the same batch is parked with the rest.
 pub(super) fn record_all(conn: &Connection, records: &[&AttemptRecord]) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
     // Once per batch, not per record: a cache lookup hashes the statement's whole text.
     let mut exists = conn.prepare_cached(DELIVERY_EXISTS)?;
     let mut insert = conn.prepare_cached(INSERT_ATTEMPT)?;
     let mut update = conn.prepare_cached(MOVE_ON)?;
-    for record in records {
-        insert_attempt(&mut exists, &mut insert, record)?;
+    let mut recorded = Vec::with_capacity(records.len());
+    for &record in records {
+        if insert_attempt(&mut exists, &mut insert, record)? {
+            recorded.push(record);
+        }
         move_on(&mut update, record)?;
     }
-    for r in records
-        .iter()
-        .filter(|r| r.next == NextStep::DisableEndpoint)
-    {
-        disable_endpoint(conn, &r.attempt.endpoint_id, r.attempt.created_at)?;
+    // By endpoint, each endpoint's records in the order they came (a stable sort).
+    recorded.sort_by(|a, b| {
+        a.attempt
+            .endpoint_id
+            .as_str()
+            .cmp(b.attempt.endpoint_id.as_str())
+    });
+    for group in recorded.chunk_by(|a, b| a.attempt.endpoint_id == b.attempt.endpoint_id) {
+        update_health(conn, group)?;
     }
     Ok(())
 }
 
+/// Judges one endpoint's records and writes what follows: its counters, its disabling, its
+/// operational events.
+fn update_health(conn: &Connection, group: &[&AttemptRecord]) -> Result<()> {
+    let endpoint = &group[0].attempt.endpoint_id;
+    let mut read = conn.prepare_cached(&READ_HEALTH)?;
+    let mut rows = read.query([endpoint.as_str()])?;
+    let Some(row) = rows.next()? else {
+        // Deleted since: its attempts went with it.
+        return Ok(());
+    };
+    let judged = judge_group(EndpointHealthRow::decode(row)?, group);
+    drop(rows);
+    let c = &judged.judgement.counters;
+    conn.prepare_cached(UPSERT_HEALTH)?.execute(named_params! {
+        "$1": endpoint.as_str(),
+        "$2": c.consecutive_failures,
+        "$3": c.failing_since.map(to_micros),
+        "$4": c.window.as_str(),
+        "$5": c.last_success_at.map(to_micros),
+        "$6": c.last_failure_at.map(to_micros),
+        "$7": c.alerted,
+        "$8": c.state.as_str(),
+        "$9": to_micros(judged.at),
+    })?;
+    if judged.judgement.disable.is_some() {
+        disable_endpoint(conn, endpoint, judged.at)?;
+    }
+    for (event, at) in &judged.events {
+        conn.prepare_cached(INSERT_EVENT)?.execute(named_params! {
+            "$1": event.event_type(),
+            "$2": event.payload(),
+            "$3": to_micros(*at),
+        })?;
+    }
+    Ok(())
+}
+
+/// Inserts the attempt if its delivery still exists; `false` if it does not.
 fn insert_attempt(
     exists: &mut CachedStatement<'_>,
     insert: &mut CachedStatement<'_>,
     r: &AttemptRecord,
-) -> Result<()> {
+) -> Result<bool> {
     let exists: bool = exists.query_row([r.delivery_id], |row| row.get(0))?;
     if !exists {
-        return Ok(());
+        return Ok(false);
     }
     let a = &r.attempt;
     insert.execute(params![
@@ -78,7 +135,7 @@ fn insert_attempt(
         a.error.as_ref().map(|e| e.message.as_str()),
         to_micros(a.created_at),
     ])?;
-    Ok(())
+    Ok(true)
 }
 
 fn move_on(update: &mut CachedStatement<'_>, r: &AttemptRecord) -> Result<()> {
@@ -94,7 +151,8 @@ fn move_on(update: &mut CachedStatement<'_>, r: &AttemptRecord) -> Result<()> {
     Ok(())
 }
 
-/// Disables the endpoint (it answered 410 Gone) and parks its pending deliveries.
+/// Disables the endpoint (it answered 410 Gone, or failed long enough for auto-disable) and
+/// parks its pending deliveries.
 fn disable_endpoint(conn: &Connection, endpoint: &EndpointId, at: Timestamp) -> Result<()> {
     conn.prepare_cached(DISABLE_ENDPOINT)?
         .execute(params![endpoint.as_str(), to_micros(at)])?;

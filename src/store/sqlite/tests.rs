@@ -49,6 +49,8 @@ async fn endpoint(store: &SqliteStore, app: &AppId) -> Endpoint {
             headers: EndpointHeaders::default(),
             secret: SigningSecret::generate(),
             signature: Default::default(),
+            auto_disable_after_failures: None,
+            auto_disable_after_secs: None,
         })
         .await
         .unwrap()

@@ -41,6 +41,8 @@ fn endpoint() -> crate::domain::Endpoint {
         secret: crate::domain::SigningSecret::generate(),
         previous_secrets: Vec::new(),
         signature: Default::default(),
+        auto_disable_after_failures: None,
+        auto_disable_after_secs: None,
         created_at: now(),
         updated_at: now(),
     }

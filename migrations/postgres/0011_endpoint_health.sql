@@ -1,0 +1,25 @@
+-- Endpoint health, kept up to date in the same write as each batch of attempt records (see
+-- src/domain/health.rs): never computed by scanning the attempt log. An endpoint without a
+-- row has had no attempt recorded: healthy, with nothing to show. Nodes recording for the
+-- same endpoint take turns on it by locking its endpoint row (FOR NO KEY UPDATE, in id
+-- order) before reading this one.
+-- outcomes: the last health_window outcomes, oldest first, '1' a success and '0' a failure.
+-- alerted: the greatest of failing_alert_at reported for the current streak (0: none).
+-- state: 'healthy', 'degraded' or 'failing' after the last batch; 'disabled' is the
+-- endpoint's own flag, shown over it.
+CREATE TABLE endpoint_health (
+    endpoint_id           TEXT COLLATE "C" PRIMARY KEY REFERENCES endpoint (id) ON DELETE CASCADE,
+    consecutive_failures  INTEGER NOT NULL,
+    failing_since         BIGINT,
+    outcomes              TEXT NOT NULL,
+    last_success_at       BIGINT,
+    last_failure_at       BIGINT,
+    alerted               INTEGER NOT NULL,
+    state                 TEXT COLLATE "C" NOT NULL,
+    updated_at            BIGINT NOT NULL
+);
+
+-- Per-endpoint overrides of auto_disable_after_failures and auto_disable_after_secs;
+-- NULL: the global option.
+ALTER TABLE endpoint ADD COLUMN auto_disable_after_failures INTEGER;
+ALTER TABLE endpoint ADD COLUMN auto_disable_after_secs BIGINT;
