@@ -60,8 +60,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use crate::domain::events::OperationalEvent;
 use crate::domain::events::HealthState;
+use crate::domain::events::OperationalEvent;
 use crate::domain::health::HealthCounters;
 use crate::domain::{
     AppId, AppKey, Application, Attempt, AttemptId, BackgroundTask, DeliveryCounts, DeliveryStatus,

@@ -1,6 +1,7 @@
 //! Endpoint health: counters, states and operational events as attempts are recorded,
 //! auto-disable by count and by time, the `?health=` filter and the override fields. Each
-//! test runs on SQLite and on PostgreSQL; the outbox (`operational_event`) is read directly.
+//! test runs on SQLite and on PostgreSQL; the operational events are read where they are
+//! stored (the outbox, or the internal application's messages once drained).
 
 use std::time::Duration;
 
@@ -51,23 +52,57 @@ fn builder(backend: Backend) -> TestAppBuilder {
     }
 }
 
-/// The operational events in the outbox, in the order they were written, as
-/// (event type, payload).
+/// Subscribes an operational endpoint to every event, so that the drain turns the outbox's
+/// rows into messages of the internal application instead of dropping them. Its deliveries
+/// go nowhere (nothing listens on port 9); the tests read the events where they are stored.
+async fn subscribe_operational(app: &TestApp) {
+    let (status, body) = app
+        .post(
+            "/api/v1/operational-webhook/endpoint",
+            Some(json!({"url": "http://127.0.0.1:9/ops"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// The operational events written so far, in the order they were written, as (event type,
+/// payload): those still in the outbox (`operational_event`) and those the drain already
+/// made into messages of the internal application (eventId `hookd-op-<row id>`).
 async fn outbox(app: &TestApp) -> Vec<(String, Value)> {
-    let query = "SELECT event_type, payload FROM operational_event ORDER BY id";
-    let rows: Vec<(String, String)> = match app.database() {
-        Some(database) => {
-            let mut conn = sqlx::PgConnection::connect(&database.url).await.unwrap();
-            sqlx::query_as(query).fetch_all(&mut conn).await.unwrap()
-        }
-        None => {
-            let path = app.config().data_dir.join("hookd.db");
-            let url = format!("sqlite://{}", path.display());
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::query_as(query).fetch_all(&mut conn).await.unwrap()
-        }
-    };
-    rows.into_iter()
+    let waiting = "SELECT id, event_type, payload FROM operational_event";
+    let drained = "SELECT m.event_id, m.event_type, m.payload FROM message m \
+         JOIN application a ON a.id = m.app_id WHERE a.uid = 'hookd-operational'";
+    let (rows, messages): (Vec<(i64, String, String)>, Vec<(String, String, String)>) =
+        match app.database() {
+            Some(database) => {
+                let mut conn = sqlx::PgConnection::connect(&database.url).await.unwrap();
+                let messages = sqlx::query_as(drained).fetch_all(&mut conn).await.unwrap();
+                let rows = sqlx::query_as(waiting).fetch_all(&mut conn).await.unwrap();
+                (rows, messages)
+            }
+            None => {
+                let path = app.config().data_dir.join("hookd.db");
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                let messages = sqlx::query_as(drained).fetch_all(&mut conn).await.unwrap();
+                let rows = sqlx::query_as(waiting).fetch_all(&mut conn).await.unwrap();
+                (rows, messages)
+            }
+        };
+    // Read messages first: a row drained in between is then in both, and counted once.
+    let mut events = std::collections::BTreeMap::new();
+    for (event_id, kind, payload) in messages {
+        let n: i64 = event_id
+            .strip_prefix("hookd-op-")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{event_id} is not an operational event's id"));
+        events.insert(n, (kind, payload));
+    }
+    for (n, kind, payload) in rows {
+        events.entry(n).or_insert((kind, payload));
+    }
+    events
+        .into_values()
         .map(|(kind, payload)| {
             let payload: Value = serde_json::from_str(&payload).unwrap();
             assert_eq!(payload["type"], kind.as_str(), "{payload}");
@@ -115,6 +150,7 @@ async fn streak_rate_state_and_events_follow_the_attempts(backend: Backend) {
         .with_config(|c| c.retry_schedule = vec![])
         .spawn()
         .await;
+    subscribe_operational(&app).await;
     let receiver = Receiver::start().await;
     receiver.default_reply("/h", Reply::status(500));
     let (app_id, endpoint_id) = app_with_endpoint(&app, &receiver, "/h").await;
@@ -216,6 +252,7 @@ async fn auto_disable_by_count_parks_deliveries_until_enabled(backend: Backend) 
         })
         .spawn()
         .await;
+    subscribe_operational(&app).await;
     let receiver = Receiver::start().await;
     receiver.default_reply("/d", Reply::status(500));
     let created = app.create_app(json!({"name": "auto"})).await;
@@ -302,6 +339,7 @@ async fn auto_disable_by_time_counts_from_the_first_failure(backend: Backend) {
         })
         .spawn()
         .await;
+    subscribe_operational(&app).await;
     let receiver = Receiver::start().await;
     receiver.default_reply("/t", Reply::status(500));
     let (app_id, endpoint_id) = app_with_endpoint(&app, &receiver, "/t").await;
@@ -337,6 +375,7 @@ async fn endpoints_are_listed_by_health(backend: Backend) {
         .with_config(|c| c.retry_schedule = vec![])
         .spawn()
         .await;
+    subscribe_operational(&app).await;
     let receiver = Receiver::start().await;
     receiver.default_reply("/bad", Reply::status(500));
     let created = app.create_app(json!({"name": "filter"})).await;
@@ -393,6 +432,7 @@ async fn endpoints_are_listed_by_health(backend: Backend) {
 
 async fn override_fields_round_trip(backend: Backend) {
     let app = builder(backend).spawn().await;
+    subscribe_operational(&app).await;
     let created = app.create_app(json!({"name": "overrides"})).await;
     let app_id = created["id"].as_str().unwrap().to_owned();
     let ep = app
@@ -461,6 +501,7 @@ async fn two_nodes_write_each_threshold_once() {
         .with_config(|c| c.retry_schedule = vec![])
         .spawn()
         .await;
+    subscribe_operational(&first).await;
     let (url, token) = (first.config().database_url.clone(), first.token.clone());
     let second = TestApp::builder()
         .delivering_to_loopback()
