@@ -65,6 +65,11 @@ async fn subscribe_operational(app: &TestApp) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
+/// An outbox row: (id, event type, payload).
+type Waiting = (i64, String, String);
+/// An internal application's message: (eventId, event type, payload).
+type Drained = (String, String, String);
+
 /// The operational events written so far, in the order they were written, as (event type,
 /// payload): those still in the outbox (`operational_event`) and those the drain already
 /// made into messages of the internal application (eventId `hookd-op-<row id>`).
@@ -72,23 +77,22 @@ async fn outbox(app: &TestApp) -> Vec<(String, Value)> {
     let waiting = "SELECT id, event_type, payload FROM operational_event";
     let drained = "SELECT m.event_id, m.event_type, m.payload FROM message m \
          JOIN application a ON a.id = m.app_id WHERE a.uid = 'hookd-operational'";
-    let (rows, messages): (Vec<(i64, String, String)>, Vec<(String, String, String)>) =
-        match app.database() {
-            Some(database) => {
-                let mut conn = sqlx::PgConnection::connect(&database.url).await.unwrap();
-                let messages = sqlx::query_as(drained).fetch_all(&mut conn).await.unwrap();
-                let rows = sqlx::query_as(waiting).fetch_all(&mut conn).await.unwrap();
-                (rows, messages)
-            }
-            None => {
-                let path = app.config().data_dir.join("hookd.db");
-                let url = format!("sqlite://{}", path.display());
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-                let messages = sqlx::query_as(drained).fetch_all(&mut conn).await.unwrap();
-                let rows = sqlx::query_as(waiting).fetch_all(&mut conn).await.unwrap();
-                (rows, messages)
-            }
-        };
+    let (rows, messages): (Vec<Waiting>, Vec<Drained>) = match app.database() {
+        Some(database) => {
+            let mut conn = sqlx::PgConnection::connect(&database.url).await.unwrap();
+            let messages = sqlx::query_as(drained).fetch_all(&mut conn).await.unwrap();
+            let rows = sqlx::query_as(waiting).fetch_all(&mut conn).await.unwrap();
+            (rows, messages)
+        }
+        None => {
+            let path = app.config().data_dir.join("hookd.db");
+            let url = format!("sqlite://{}", path.display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let messages = sqlx::query_as(drained).fetch_all(&mut conn).await.unwrap();
+            let rows = sqlx::query_as(waiting).fetch_all(&mut conn).await.unwrap();
+            (rows, messages)
+        }
+    };
     // Read messages first: a row drained in between is then in both, and counted once.
     let mut events = std::collections::BTreeMap::new();
     for (event_id, kind, payload) in messages {
