@@ -109,6 +109,17 @@ pub struct EndpointStats {
     pub health: EndpointHealthOut,
 }
 
+/// The Svix SDK's `EndpointAttemptStats` (its `get_attempt_stats`), with hookd's `health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointAttemptStats {
+    pub success: u64,
+    pub fail: u64,
+    /// Always 0: hookd cancels no attempt.
+    pub canceled: u64,
+    /// hookd: the endpoint's health now (whatever the range).
+    pub health: EndpointHealthOut,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventExampleIn {
@@ -461,6 +472,48 @@ pub async fn stats(
     }))
 }
 
+/// The endpoint's attempts counted by outcome, over whole hours: `since` is rounded down to
+/// its hour and `until` up to the end of its hour (the Svix SDK's `get_attempt_stats`).
+/// Without `since`, from the first attempt; without `until`, up to now.
+#[utoipa::path(get, operation_id = "v1.endpoint.get-attempt-stats", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/attempt-stats", tag = "Endpoint",
+    params(("app_id" = PathKeyString, Path), ("endpoint_id" = PathKeyString, Path), StatsParams),
+    responses((status = 200, body = EndpointAttemptStats)))]
+pub async fn attempt_stats(
+    State(state): State<ApiState>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    QueryParams(params): QueryParams<StatsParams>,
+) -> Result<Json<EndpointAttemptStats>, ApiError> {
+    let endpoint = endpoints::find(&state, &app_id, &endpoint_id).await?;
+    let since = fields::query_time("since", params.since.as_deref())?.map(hour_floor);
+    let until = fields::query_time("until", params.until.as_deref())?.map(hour_ceil);
+    let c = state
+        .store
+        .endpoint_attempt_counts(&endpoint.id, since, until)
+        .await?;
+    let health = endpoints::health_of(&state, &[&endpoint]).await?;
+    Ok(Json(EndpointAttemptStats {
+        success: c.success,
+        fail: c.fail,
+        canceled: 0,
+        health: EndpointHealthOut::new(endpoint.disabled, health.get(&endpoint.id)),
+    }))
+}
+
+fn hour_floor(t: crate::domain::Timestamp) -> crate::domain::Timestamp {
+    let secs = t.timestamp().div_euclid(3600) * 3600;
+    chrono::DateTime::from_timestamp(secs, 0).unwrap_or(t)
+}
+
+/// The end of `t`'s hour; an exact hour is its own end.
+fn hour_ceil(t: crate::domain::Timestamp) -> crate::domain::Timestamp {
+    let floor = hour_floor(t);
+    if floor == t {
+        t
+    } else {
+        floor + chrono::TimeDelta::hours(1)
+    }
+}
+
 /// Sends an example message of an event type to this endpoint only: the given `payload`,
 /// else the event type's schema example, else `{"eventType": …, "example": true}`.
 #[utoipa::path(post, operation_id = "v1.endpoint.send-example", path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
@@ -551,6 +604,18 @@ mod tests {
     fn schema_versions_sort_numerically() {
         assert_eq!(version_order("10", "9"), std::cmp::Ordering::Greater);
         assert_eq!(version_order("a", "b"), std::cmp::Ordering::Less);
+    }
+
+    #[test]
+    fn attempt_stats_ranges_are_whole_hours() {
+        use chrono::{TimeZone, Utc};
+        let t = |h, m, s| Utc.with_ymd_and_hms(2026, 12, 4, h, m, s).unwrap();
+        assert_eq!(hour_floor(t(9, 41, 7)), t(9, 0, 0));
+        assert_eq!(hour_ceil(t(9, 41, 7)), t(10, 0, 0));
+        assert_eq!(hour_floor(t(9, 0, 0)), t(9, 0, 0));
+        assert_eq!(hour_ceil(t(9, 0, 0)), t(9, 0, 0));
+        let just_after = t(9, 0, 0) + chrono::TimeDelta::microseconds(1);
+        assert_eq!(hour_ceil(just_after), t(10, 0, 0));
     }
 
     #[test]

@@ -150,6 +150,7 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(replays::list_dead_letters))
         .routes(routes!(replays::requeue_dead_letters))
         .routes(routes!(attempts::stats))
+        .routes(routes!(attempts::attempt_stats))
         .routes(routes!(attempts::send_example))
         .routes(routes!(operational::list, operational::create))
         .routes(routes!(

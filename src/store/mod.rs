@@ -443,6 +443,13 @@ pub trait DeliveryStore {
         since: Option<Timestamp>,
         until: Option<Timestamp>,
     ) -> Result<DeliveryCounts>;
+    /// The endpoint's attempts made in the range, counted by outcome (`success` and `fail`).
+    async fn endpoint_attempt_counts(
+        &self,
+        endpoint: &EndpointId,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<DeliveryCounts>;
     /// The message's deliveries counted by status.
     async fn message_delivery_counts(&self, msg: &MessageId) -> Result<DeliveryCounts>;
 }

@@ -113,6 +113,41 @@ async fn recover_requeues_failed_deliveries_since_a_time() {
     let health = health.expect("stats carry the endpoint's health");
     assert_eq!(health["windowAttempts"], 6, "{health}");
     assert_eq!(health["consecutiveFailures"], 0, "{health}");
+
+    // Attempts, not deliveries: three failed, then three succeeded.
+    let attempt_stats = format!("/api/v1/app/{app_id}/endpoint/{endpoint_id}/attempt-stats");
+    let (status, counted) = app.get(&attempt_stats).await;
+    assert_eq!(status, StatusCode::OK, "{counted}");
+    assert_eq!(
+        (&counted["success"], &counted["fail"], &counted["canceled"]),
+        (&json!(3), &json!(3), &json!(0)),
+        "{counted}"
+    );
+    assert_eq!(counted["health"]["windowAttempts"], 6, "{counted}");
+    // A range around the attempts counts them (its ends widened to whole hours, see the
+    // unit tests); one that ended two hours ago counts none.
+    let now = chrono::Utc::now();
+    let this_hour = format!(
+        "{attempt_stats}?since={}&until={}",
+        (now - chrono::TimeDelta::minutes(10)).format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+        now.format("%Y-%m-%dT%H:%M:%S%.6fZ")
+    );
+    let (_, counted) = app.get(&this_hour).await;
+    assert_eq!(
+        (&counted["success"], &counted["fail"]),
+        (&json!(3), &json!(3))
+    );
+    let long_ago = format!(
+        "{attempt_stats}?until={}",
+        (now - chrono::TimeDelta::hours(2)).format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let (_, counted) = app.get(&long_ago).await;
+    assert_eq!(
+        (&counted["success"], &counted["fail"]),
+        (&json!(0), &json!(0))
+    );
+    let (status, error) = app.get(&format!("{attempt_stats}?since=yesterday")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
 }
 
 #[tokio::test]

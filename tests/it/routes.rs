@@ -73,6 +73,10 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/app/{app_id}/dead-letter/requeue"),
     ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats"),
     (
+        "GET",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/attempt-stats",
+    ),
+    (
         "POST",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
     ),

@@ -178,6 +178,23 @@ impl<E: Engine> DeliveryStore for E {
         counts(&self.reads().acquire().await?.rows(&stats).await?)
     }
 
+    async fn endpoint_attempt_counts(
+        &self,
+        endpoint: &EndpointId,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<DeliveryCounts> {
+        // The endpoint's attempts by `attempt_by_endpoint`, then filtered by time.
+        let stats = Sql::new(
+            "SELECT status, COUNT(*) AS n FROM attempt
+             WHERE endpoint_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY status",
+        )
+        .bind(endpoint.as_str())
+        .bind(since.map_or(i64::MIN, crate::domain::time::to_micros))
+        .bind(until.map_or(i64::MAX, crate::domain::time::to_micros));
+        counts(&self.reads().acquire().await?.rows(&stats).await?)
+    }
+
     async fn message_delivery_counts(&self, msg: &MessageId) -> Result<DeliveryCounts> {
         let counted = Sql::new(
             "SELECT status, COUNT(*) AS n FROM delivery WHERE msg_id = $1 GROUP BY status",
