@@ -78,7 +78,7 @@ pub struct EndpointIn {
     /// hookd: disable this endpoint after this many consecutive failed attempts (0: never);
     /// absent or null: the server's `auto_disable_after_failures`.
     #[serde(default, deserialize_with = "fields::whole")]
-    #[schema(minimum = 0, nullable)]
+    #[schema(minimum = 0, maximum = 2147483647, nullable)]
     pub auto_disable_after_failures: Option<u32>,
     /// hookd: disable this endpoint once every attempt has failed for this many seconds (0:
     /// never); absent or null: the server's `auto_disable_after_secs`.
@@ -121,7 +121,7 @@ pub struct EndpointUpdate {
     /// hookd: see `EndpointIn`; absent: unchanged (the Svix SDKs do not send it), null: the
     /// server's option.
     #[serde(default, deserialize_with = "fields::nullable_whole")]
-    #[schema(value_type = Option<u32>, minimum = 0, nullable)]
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 2147483647, nullable)]
     pub auto_disable_after_failures: Option<Option<u32>>,
     /// hookd: see `EndpointIn`; absent: unchanged, null: the server's option.
     #[serde(default, deserialize_with = "fields::nullable_whole")]
@@ -160,7 +160,7 @@ pub struct EndpointPatch {
     pub signature: Option<Option<SignatureSpec>>,
     /// hookd: see `EndpointIn`; absent: unchanged, null: the server's option.
     #[serde(default, deserialize_with = "fields::nullable_whole")]
-    #[schema(value_type = Option<u32>, minimum = 0, nullable)]
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 2147483647, nullable)]
     pub auto_disable_after_failures: Option<Option<u32>>,
     /// hookd: see `EndpointIn`; absent: unchanged, null: the server's option.
     #[serde(default, deserialize_with = "fields::nullable_whole")]
@@ -480,7 +480,7 @@ pub async fn create(
             .map_err(|e| fields::body_error("headers", e))?,
         secret: secret("secret", input.secret)?,
         signature: signature(input.signature)?,
-        auto_disable_after_failures: input.auto_disable_after_failures,
+        auto_disable_after_failures: failures_limit(input.auto_disable_after_failures)?,
         auto_disable_after_secs: input.auto_disable_after_secs.map(u64::from),
     };
     check_headers(&new.signature, &new.headers, &["body", "headers"])?;
@@ -536,7 +536,7 @@ pub async fn update(
             endpoint.subscription = subscription;
             endpoint.metadata = input.metadata;
             if let Some(n) = input.auto_disable_after_failures {
-                endpoint.auto_disable_after_failures = n;
+                endpoint.auto_disable_after_failures = failures_limit(n)?;
             }
             if let Some(secs) = input.auto_disable_after_secs {
                 endpoint.auto_disable_after_secs = secs.map(u64::from);
@@ -561,7 +561,9 @@ pub async fn update(
                 headers: EndpointHeaders::default(),
                 secret: SigningSecret::generate(),
                 signature: scheme.unwrap_or_default(),
-                auto_disable_after_failures: input.auto_disable_after_failures.flatten(),
+                auto_disable_after_failures: failures_limit(
+                    input.auto_disable_after_failures.flatten(),
+                )?,
                 auto_disable_after_secs: input.auto_disable_after_secs.flatten().map(u64::from),
             };
             let endpoint = state.store.insert_endpoint(new).await?;
@@ -614,7 +616,7 @@ pub async fn patch(
         )?;
     }
     if let Some(n) = input.auto_disable_after_failures {
-        endpoint.auto_disable_after_failures = n;
+        endpoint.auto_disable_after_failures = failures_limit(n)?;
     }
     if let Some(secs) = input.auto_disable_after_secs {
         endpoint.auto_disable_after_secs = secs.map(u64::from);
@@ -747,4 +749,15 @@ pub(super) fn rotate(
         });
     }
     Ok(())
+}
+
+/// `autoDisableAfterFailures` is stored as a 32-bit signed integer.
+fn failures_limit(n: Option<u32>) -> Result<Option<u32>, ApiError> {
+    match n {
+        Some(n) if n > i32::MAX as u32 => Err(ApiError::invalid(
+            &["body", "autoDisableAfterFailures"],
+            "must be at most 2147483647",
+        )),
+        n => Ok(n),
+    }
 }
