@@ -215,6 +215,9 @@ impl Server {
             }),
             message_permits: Arc::new(tokio::sync::Semaphore::new(config.max_pending_messages)),
             message_enqueued: wake,
+            payload_schemas: Arc::new(crate::api::payload_schemas::PayloadSchemas::new(
+                config.validate_payloads,
+            )),
             dispatcher,
             task_created: task_created.clone(),
             events_written,

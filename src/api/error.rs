@@ -148,7 +148,7 @@ impl ApiError {
         body.unwrap_or_default()
     }
 
-    fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "invalid_request",
             ApiError::Unauthorized(_) => "authentication_failed",

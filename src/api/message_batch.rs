@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use super::ApiState;
 use super::applications;
-use super::error::{ApiError, ValidationItem};
+use super::error::{ApiError, HttpValidationError, ValidationItem};
 use super::extract::{JsonBody, parse_json};
 use super::fields;
 use super::messages::{MessageIn, MessageOut, MessagePermit, new_message};
@@ -62,6 +62,10 @@ pub struct MessageBatchItemOut {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageBatchOut {
+    /// Only when an atomic batch was refused (422): each refused message's problems, as a
+    /// 422's `detail`, `loc` pointing at the message (`["body", "messages", "1", …]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Vec<ValidationItem>>,
     pub data: Vec<MessageBatchItemOut>,
     /// Messages written.
     pub accepted: usize,
@@ -76,7 +80,7 @@ pub struct MessageBatchOut {
 #[utoipa::path(post, operation_id = "v1.message.create-batch", path = "/api/v1/app/{app_id}/msg/batch", tag = "Message",
     params(("app_id" = PathKeyString, Path)), request_body = MessageBatchIn,
     responses((status = 202, body = MessageBatchOut), (status = 207, body = MessageBatchOut),
-        (status = 422, body = MessageBatchOut, description = "the batch itself is invalid, or an atomic batch had a refused message")))]
+        (status = 422, body = HttpValidationError, description = "the batch itself is invalid, or an atomic batch had a refused message: then the body is also a `MessageBatchOut`")))]
 pub async fn create(
     State(state): State<ApiState>,
     Path(app_id): Path<String>,
@@ -95,18 +99,16 @@ pub async fn create(
         ));
     }
     let mut news = Vec::with_capacity(input.messages.len());
-    let checked: Vec<Option<ApiError>> = input
-        .messages
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| match check_item(&state, &app, i, raw) {
+    let mut checked: Vec<Option<ApiError>> = Vec::with_capacity(input.messages.len());
+    for (i, raw) in input.messages.iter().enumerate() {
+        match check_item(&state, &app, i, raw).await {
             Ok(new) => {
                 news.push(new);
-                None
+                checked.push(None);
             }
-            Err(e) => Some(e),
-        })
-        .collect();
+            Err(e) => checked.push(Some(e)),
+        }
+    }
     let any_invalid = news.len() < checked.len();
     let written = if news.is_empty() || (input.atomic && any_invalid) {
         // Nothing to write: an atomic batch with an invalid item is refused before the store.
@@ -133,16 +135,24 @@ async fn read_body(state: &ApiState, request: Request) -> Result<MessageBatchIn,
     parse_json(&bytes)
 }
 
-/// One item, checked as `POST …/msg` checks its body; its 422s point into the batch
-/// (`["body", "messages", "3", "eventType"]`).
-fn check_item(
+/// One item, checked as `POST …/msg` checks its body (its payload against its event type's
+/// schema too); its 422s point into the batch (`["body", "messages", "3", "eventType"]`).
+async fn check_item(
     state: &ApiState,
     app: &AppKey,
     index: usize,
     raw: &RawValue,
 ) -> Result<NewMessage, ApiError> {
-    let checked = parse_json::<MessageIn>(raw.get().as_bytes())
-        .and_then(|input| new_message(state, app.clone(), input));
+    let checked = match parse_json::<MessageIn>(raw.get().as_bytes())
+        .and_then(|input| new_message(state, app.clone(), input))
+    {
+        Ok(new) => state
+            .payload_schemas
+            .check(&*state.store, &new.event_type, &new.payload, &["body"])
+            .await
+            .map(|()| new),
+        Err(e) => Err(e),
+    };
     checked.map_err(|e| match e {
         ApiError::Validation(items) => ApiError::Validation(
             items
@@ -224,6 +234,21 @@ fn answer(
         return Err(ApiError::not_found("application"));
     }
     let nothing_written = atomic && refused > 0;
+    let detail = nothing_written.then(|| {
+        outcomes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, o)| match o {
+                Err(ApiError::Validation(items)) => items.clone(),
+                Err(e) => vec![ValidationItem::new(
+                    &["body", "messages", &i.to_string()],
+                    e.to_string(),
+                    e.code(),
+                )],
+                Ok(_) => Vec::new(),
+            })
+            .collect()
+    });
     let data: Vec<MessageBatchItemOut> = outcomes
         .into_iter()
         .map(|o| item(o, nothing_written))
@@ -243,6 +268,7 @@ fn answer(
     Ok((
         status,
         Json(MessageBatchOut {
+            detail,
             data,
             accepted,
             refused,

@@ -22,6 +22,7 @@ mod messages;
 mod openapi;
 mod operational;
 mod pagination;
+pub mod payload_schemas;
 mod replays;
 mod scheduled;
 
@@ -75,6 +76,8 @@ pub struct ApiState {
     /// Messages this node may be accepting at once (`max_pending_messages`); a message
     /// request that finds none left is answered 503 without waiting.
     pub message_permits: Arc<tokio::sync::Semaphore>,
+    /// The schemas payloads are checked against at ingest.
+    pub payload_schemas: Arc<payload_schemas::PayloadSchemas>,
 }
 
 #[derive(Debug, Clone)]

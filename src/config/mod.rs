@@ -62,6 +62,7 @@ pub struct Config {
     pub api_request_timeout_secs: u64,
     pub max_pending_messages: usize,
     pub max_batch_bytes: usize,
+    pub validate_payloads: bool,
     pub max_connections: usize,
     pub reserved_connections: usize,
     pub idempotency_ttl_hours: u32,

@@ -108,6 +108,10 @@ async fn an_atomic_batch_with_a_refused_item_writes_nothing() {
     assert_eq!(statuses, [424, 409, 424], "{body}");
     assert_eq!(body["accepted"], 0);
     assert_eq!(body["data"][0]["error"]["code"], "batch_not_written");
+    // The body is also a 422 body: one problem per refused message.
+    assert_eq!(body["detail"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "messages", "1"]));
+    assert_eq!(body["detail"][0]["type"], "conflict");
 
     // Refused by the checks (a bad item): nothing reaches the store.
     let batch =
@@ -118,6 +122,7 @@ async fn an_atomic_batch_with_a_refused_item_writes_nothing() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["data"][0]["status"], 424);
     assert_eq!(body["data"][1]["status"], 422);
+    assert_validation_error(&body, &["body", "messages", "1", "payload"]);
 
     let stored = messages(&app, app_id).await;
     assert_eq!(stored.len(), 1, "only the message sent before: {stored:?}");

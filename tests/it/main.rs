@@ -26,6 +26,7 @@ mod operational;
 mod overload;
 mod pagination;
 mod pagination_concurrent;
+mod payload_validation;
 mod persistence;
 #[path = "../support/pg.rs"]
 mod pg;
