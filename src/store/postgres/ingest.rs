@@ -19,8 +19,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use futures::future::BoxFuture;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, Row};
 
+use super::batch::Target;
 use super::{CHANNEL, lock_lists, micros};
 use crate::domain::time::now;
 use crate::domain::{AppId, Endpoint, Message, MessageId, ResourceKey, Timestamp, Trigger};
@@ -29,14 +30,14 @@ use crate::store::throttle;
 use crate::store::{ClaimedDelivery, Conflict, Enqueued, NewMessage, Result, StoreError};
 
 pub fn write<'a>(
-    pool: &'a PgPool,
+    target: &'a Target,
     batch: &'a [NewMessage],
 ) -> BoxFuture<'a, Result<Vec<Result<Enqueued>>>> {
-    Box::pin(write_batch(pool, batch))
+    Box::pin(write_batch(target, batch))
 }
 
-async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<Enqueued>>> {
-    let mut tx = pool.begin().await?;
+async fn write_batch(target: &Target, batch: &[NewMessage]) -> Result<Vec<Result<Enqueued>>> {
+    let mut tx = target.pool.begin().await?;
     // Read before taking the lists' locks, so as not to hold them for it.
     let (apps, endpoints) = resolve_apps(&mut tx, batch).await?;
     let mut app_ids: Vec<String> = apps
@@ -69,7 +70,7 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<E
         }));
     }
     let plan = plan_deliveries(batch, &messages, &endpoints);
-    let written = insert(&mut tx, batch, &messages, &plan).await?;
+    let written = insert(&mut tx, &target.node, batch, &messages, &plan).await?;
     tx.commit().await?;
     let deliveries: Vec<_> = messages
         .iter()
@@ -360,6 +361,7 @@ struct Written {
 /// holds its locks.
 async fn insert(
     conn: &mut PgConnection,
+    node: &str,
     batch: &[NewMessage],
     messages: &[Result<Message>],
     plan: &Plan<'_>,
@@ -396,9 +398,10 @@ async fn insert(
            RETURNING id),
          d AS (
            INSERT INTO delivery (msg_id, endpoint_id, app_id, status, next_attempt_at,
-             lease_until, created_at, updated_at)
+             lease_until, claimed_by, created_at, updated_at)
            SELECT msg_id, endpoint_id, app_id, CASE WHEN lease IS NULL THEN 1 ELSE 3 END,
-             coalesce(lease, due), lease, $7, $7
+             coalesce(lease, due), lease, CASE WHEN lease IS NULL THEN NULL ELSE $16 END,
+             $7, $7
            FROM unnest($8::text[], $9::text[], $10::text[], $11::bigint[], $15::bigint[])
              AS t(msg_id, endpoint_id, app_id, lease, due)
            WHERE msg_id IN (SELECT id FROM m)
@@ -434,6 +437,7 @@ async fn insert(
             .collect::<Vec<_>>(),
     )
     .bind(&plan.dues)
+    .bind(node)
     .fetch_all(&mut *conn)
     .await?;
     for row in &found {
