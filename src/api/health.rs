@@ -46,10 +46,10 @@ pub struct ReadinessOut {
     /// Why the check failed, for a person.
     pub detail: Option<String>,
     /// This node's id in the `node` table and in the claims it makes (PostgreSQL, on nodes
-    /// that deliver; absent otherwise).
+    /// that deliver; null otherwise).
     pub node_id: Option<String>,
     /// Delivering nodes with a fresh heartbeat, this one included, as this node's last
-    /// heartbeat counted them (absent where `nodeId` is). Informational: it does not bear
+    /// heartbeat counted them (null where `nodeId` is). Informational: it does not bear
     /// on `ready`.
     pub live_nodes: Option<u64>,
 }
