@@ -37,6 +37,9 @@
 //!   delivery on only while the delivery still carries that claim's lease. A new message's
 //!   deliveries may be written already claimed by the dispatcher of the node that accepts it
 //!   ([`DirectClaims`]), so the common case needs no claim at all.
+//! - On PostgreSQL a claim names its node (`delivery.claimed_by`); the claims of a node whose
+//!   heartbeat went stale are given back by one other node ([`NodeStore`]), and the lease
+//!   guard above keeps such a node's late records from moving anything.
 //! - A claim takes a throttled endpoint's or application's deliveries only within its token
 //!   bucket (`throttle`), read and written in the claim's transaction; such deliveries are
 //!   never written claimed by `enqueue_message`.
