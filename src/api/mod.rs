@@ -65,6 +65,8 @@ pub struct ApiState {
     pub message_enqueued: Arc<Notify>,
     /// This node's dispatcher, if it delivers: it takes new deliveries directly.
     pub dispatcher: Option<Arc<Dispatcher>>,
+    /// This node among the others sharing its PostgreSQL database, if it delivers there.
+    pub node: Option<Arc<crate::nodes::NodeStatus>>,
     /// Notified after a background task is created, to wake this node's task runner.
     pub task_created: Arc<Notify>,
     /// Notified after a write that added operational events, to wake this node's drain

@@ -74,6 +74,8 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub shutdown_timeout_secs: u64,
+    pub node_heartbeat_secs: u64,
+    pub node_dead_after_secs: u64,
     pub retry_schedule: Vec<u64>,
     pub retry_jitter: f64,
     pub request_timeout_secs: u64,
@@ -323,6 +325,16 @@ impl Config {
         }
         if self.request_timeout_secs == 0 {
             return Err(invalid("request_timeout_secs", "must be at least 1"));
+        }
+        if self.node_heartbeat_secs == 0 {
+            return Err(invalid("node_heartbeat_secs", "must be at least 1"));
+        }
+        if self.node_dead_after_secs < self.node_heartbeat_secs.saturating_mul(3) {
+            return Err(invalid(
+                "node_dead_after_secs",
+                "must be at least 3 times node_heartbeat_secs, so that a node missing two \
+                 heartbeats in a row is not taken for dead",
+            ));
         }
         if self.delivery_concurrency == 0 || self.endpoint_concurrency == 0 {
             return Err(invalid(

@@ -21,6 +21,7 @@ mod message_batches;
 mod message_log;
 mod messages;
 mod metrics;
+mod nodes;
 mod nulls;
 mod operational;
 mod overload;
