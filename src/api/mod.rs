@@ -11,6 +11,7 @@ mod auth;
 mod background_tasks;
 mod endpoints;
 pub mod error;
+mod event_type_import;
 mod event_types;
 mod extract;
 mod fields;
@@ -116,6 +117,7 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
             applications::delete
         ))
         .routes(routes!(event_types::list, event_types::create))
+        .routes(routes!(event_type_import::import))
         .routes(routes!(
             event_types::get,
             event_types::update,

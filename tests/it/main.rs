@@ -12,6 +12,7 @@ mod endpoint_headers;
 mod endpoint_secrets;
 mod endpoints;
 mod errors;
+mod event_type_import;
 mod event_types;
 mod health;
 mod helpers;
