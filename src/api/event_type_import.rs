@@ -268,19 +268,9 @@ fn inline_refs(spec: &Value, schema: &Value, depth: usize) -> Result<Value, Stri
 
 /// The event type to save, or `None` when the stored one already is as the document says.
 fn apply(existing: Option<&EventType>, new: &Imported) -> Option<EventType> {
-    let now = now();
-    let mut et = existing.cloned().unwrap_or_else(|| EventType {
-        name: new.name.clone(),
-        description: String::new(),
-        archived: false,
-        deprecated: false,
-        feature_flags: None,
-        group_name: None,
-        schemas: None,
-        validate_payloads: false,
-        created_at: now,
-        updated_at: now,
-    });
+    let mut et = existing
+        .cloned()
+        .unwrap_or_else(|| super::event_types::blank(new.name.clone()));
     let before = existing.cloned();
     et.description = new.description.clone();
     et.schemas = new.schemas.clone();
@@ -291,7 +281,7 @@ fn apply(existing: Option<&EventType>, new: &Imported) -> Option<EventType> {
     if before.as_ref() == Some(&et) {
         return None;
     }
-    et.updated_at = now;
+    et.updated_at = now();
     Some(et)
 }
 

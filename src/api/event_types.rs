@@ -232,7 +232,7 @@ fn replace(et: &mut EventType, input: EventTypeUpdate) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn blank(name: EventTypeName) -> EventType {
+pub(super) fn blank(name: EventTypeName) -> EventType {
     let now = now();
     EventType {
         name,
