@@ -33,6 +33,7 @@ use crate::delivery::clock::Clock;
 use crate::delivery::measure::{ATTEMPT_CLASSES, DeliveryMetrics};
 use crate::retention::RetentionMetrics;
 use crate::store::{BatchMetrics, Store, StoreMetrics};
+use crate::telemetry::otlp::TraceMetrics;
 
 /// Metric names, in one place.
 pub mod names {
@@ -55,6 +56,8 @@ pub mod names {
     pub const DB_CONNECTIONS_MAX: &str = "hookd_db_connections_max";
     pub const PAYLOADS_EXPIRED: &str = "hookd_payloads_expired_total";
     pub const MESSAGES_PRUNED: &str = "hookd_messages_pruned_total";
+    pub const TRACE_SPANS_EXPORTED: &str = "hookd_trace_spans_exported_total";
+    pub const TRACE_SPANS_DROPPED: &str = "hookd_trace_spans_dropped_total";
     pub use crate::api::measure::{HTTP_REQUEST_SECONDS, HTTP_REQUESTS};
 }
 
@@ -85,6 +88,7 @@ pub struct Metrics {
     retention: RetentionMetrics,
     delivery: DeliveryMetrics,
     store: StoreMetrics,
+    traces: TraceMetrics,
     scraped: ScrapedGauges,
 }
 
@@ -163,6 +167,11 @@ impl Metrics {
             payloads_expired: counter(r, PAYLOADS_EXPIRED, &[]),
             messages_pruned: counter(r, MESSAGES_PRUNED, &[]),
         };
+        let traces = TraceMetrics {
+            exported: counter(r, TRACE_SPANS_EXPORTED, &[]),
+            dropped_queue_full: counter(r, TRACE_SPANS_DROPPED, &[("reason", "queue_full")]),
+            dropped_export_failed: counter(r, TRACE_SPANS_DROPPED, &[("reason", "export_failed")]),
+        };
         Arc::new(Self {
             recorder,
             handle,
@@ -170,6 +179,7 @@ impl Metrics {
             retention,
             delivery,
             store,
+            traces,
             scraped,
         })
     }
@@ -194,6 +204,10 @@ impl Metrics {
 
     pub fn retention(&self) -> RetentionMetrics {
         self.retention.clone()
+    }
+
+    pub fn traces(&self) -> TraceMetrics {
+        self.traces.clone()
     }
 
     /// Reads the store's gauges at `now`, then renders every metric in the Prometheus text
@@ -292,6 +306,14 @@ fn describe(r: &PrometheusRecorder) {
         (
             MESSAGES_PRUNED,
             "Messages deleted by this node's retention job (retention_days), with their attempts.",
+        ),
+        (
+            TRACE_SPANS_EXPORTED,
+            "Spans this node exported to the OTLP collector (otlp_endpoint).",
+        ),
+        (
+            TRACE_SPANS_DROPPED,
+            "Spans this node dropped: the export queue was full, or the export failed.",
         ),
     ];
     for (name, help) in counters {

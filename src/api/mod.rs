@@ -48,6 +48,7 @@ use error::{ApiError, ErrorCause};
 pub use measure::ApiMetrics;
 
 use crate::store::Store;
+use crate::telemetry::traces::Tracer;
 
 /// Bytes a message request may carry beyond its payload (event type, ids, channels...).
 const ENVELOPE_ALLOWANCE: usize = 64 * 1024;
@@ -74,6 +75,8 @@ pub struct ApiState {
     /// Messages this node may be accepting at once (`max_pending_messages`); a message
     /// request that finds none left is answered 503 without waiting.
     pub message_permits: Arc<tokio::sync::Semaphore>,
+    /// Spans of accepted messages (off unless `otlp_endpoint` is set).
+    pub traces: Tracer,
 }
 
 #[derive(Debug, Clone)]
