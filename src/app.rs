@@ -226,6 +226,7 @@ impl Server {
                 )),
                 request_timeout: Duration::from_secs(config.api_request_timeout_secs),
                 max_pending_messages: config.max_pending_messages,
+                max_batch_bytes: config.max_batch_bytes,
             }),
             message_permits: Arc::new(tokio::sync::Semaphore::new(config.max_pending_messages)),
             message_enqueued: wake,

@@ -200,7 +200,11 @@ impl MessageListParams {
     }
 }
 
-fn new_message(state: &ApiState, app: AppKey, input: MessageIn) -> Result<NewMessage, ApiError> {
+pub(super) fn new_message(
+    state: &ApiState,
+    app: AppKey,
+    input: MessageIn,
+) -> Result<NewMessage, ApiError> {
     let limit = state.settings.max_payload_bytes;
     if input.payload.get().len() > limit {
         return Err(ApiError::PayloadTooLarge(format!(

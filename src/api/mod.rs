@@ -17,6 +17,7 @@ mod fields;
 mod health;
 mod idempotency;
 pub mod measure;
+mod message_batch;
 mod messages;
 mod openapi;
 mod operational;
@@ -98,6 +99,8 @@ pub struct ApiSettings {
     pub request_timeout: std::time::Duration,
     /// `max_pending_messages`, the size of [`ApiState::message_permits`].
     pub max_pending_messages: usize,
+    /// The largest batch ingest request body (`max_batch_bytes`).
+    pub max_batch_bytes: usize,
 }
 
 /// The routes that need a token, with their documentation.
@@ -132,6 +135,8 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(endpoints::get_secret))
         .routes(routes!(endpoints::rotate_secret))
         .routes(routes!(messages::list, messages::create))
+        .routes(routes!(message_batch::create))
+        .routes(routes!(message_batch::precheck))
         .routes(routes!(scheduled::list))
         .routes(routes!(scheduled::cancel))
         .routes(routes!(messages::get))

@@ -62,6 +62,7 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     pub api_request_timeout_secs: u64,
     pub max_pending_messages: usize,
+    pub max_batch_bytes: usize,
     pub max_connections: usize,
     pub reserved_connections: usize,
     pub idempotency_ttl_hours: u32,
@@ -302,6 +303,12 @@ impl Config {
         }
         if self.max_pending_messages == 0 {
             return Err(invalid("max_pending_messages", "must be at least 1"));
+        }
+        if self.max_batch_bytes < self.max_payload_bytes {
+            return Err(invalid(
+                "max_batch_bytes",
+                "must be at least max_payload_bytes (a batch holds at least one message)",
+            ));
         }
         if self.deliver_at_horizon_days == 0 {
             return Err(invalid("deliver_at_horizon_days", "must be at least 1"));

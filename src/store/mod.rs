@@ -381,6 +381,15 @@ pub trait QueueStore {
     /// `Conflict::EventId` if the application already has a message with this `eventId`;
     /// `NotFound` if the application does not exist and no inline application was given.
     async fn enqueue_message(&self, new: NewMessage) -> Result<Enqueued>;
+    /// Accepts a batch ingest request's messages in one transaction of their own, one result
+    /// per message as `enqueue_message` answers it (none is claimed at once: `direct` is not
+    /// used). With `atomic`, if any is refused nothing is written, and the `Ok`s are what
+    /// would have been.
+    async fn enqueue_batch(
+        &self,
+        news: Vec<NewMessage>,
+        atomic: bool,
+    ) -> Result<Vec<Result<Enqueued>>>;
     /// Claims deliveries due at `now` (pending, or sending with an expired lease) of enabled
     /// endpoints, oldest due first, within `limits`, leasing them until `lease`. Committed
     /// before it returns: no transaction stays open while they are sent.

@@ -4,6 +4,7 @@
 
 mod applications;
 mod auth;
+mod batch_ingest;
 mod connections;
 mod delivery;
 mod delivery_api;

@@ -37,8 +37,33 @@ pub fn write<'a>(
 
 async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<Enqueued>>> {
     let mut tx = pool.begin().await?;
+    let results = write_in(&mut tx, batch).await?;
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// A batch ingest request (`POST …/msg/batch`): its messages in one transaction of their
+/// own, outside the group commit. `atomic`: if any message is refused, the transaction is
+/// rolled back and nothing is written (the `Ok`s are then what would have been written).
+pub async fn write_request(
+    pool: &PgPool,
+    batch: &[NewMessage],
+    atomic: bool,
+) -> Result<Vec<Result<Enqueued>>> {
+    let mut tx = pool.begin().await?;
+    let results = write_in(&mut tx, batch).await?;
+    if atomic && results.iter().any(Result::is_err) {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok(results)
+}
+
+/// Writes the batch in `tx`, which the caller commits.
+async fn write_in(tx: &mut PgConnection, batch: &[NewMessage]) -> Result<Vec<Result<Enqueued>>> {
     // Read before taking the lists' locks, so as not to hold them for it.
-    let (apps, endpoints) = resolve_apps(&mut tx, batch).await?;
+    let (apps, endpoints) = resolve_apps(tx, batch).await?;
     let mut app_ids: Vec<String> = apps
         .iter()
         .flatten()
@@ -47,8 +72,8 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<E
     app_ids.sort_unstable();
     app_ids.dedup();
     let lists: Vec<String> = app_ids.iter().map(|id| format!("message:{id}")).collect();
-    lock_lists(&mut tx, &lists).await?;
-    let mut last = last_message_ids(&mut tx, &app_ids).await?;
+    lock_lists(tx, &lists).await?;
+    let mut last = last_message_ids(tx, &app_ids).await?;
 
     let created = now();
     let mut messages = Vec::with_capacity(batch.len());
@@ -69,8 +94,7 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<E
         }));
     }
     let plan = plan_deliveries(batch, &messages, &endpoints);
-    let written = insert(&mut tx, batch, &messages, &plan).await?;
-    tx.commit().await?;
+    let written = insert(tx, batch, &messages, &plan).await?;
     let deliveries: Vec<_> = messages
         .iter()
         .enumerate()

@@ -33,6 +33,14 @@ impl QueueStore for PgStore {
         self.ingest.submit(new).await
     }
 
+    async fn enqueue_batch(
+        &self,
+        news: Vec<NewMessage>,
+        atomic: bool,
+    ) -> Result<Vec<Result<Enqueued>>> {
+        super::ingest::write_request(&self.pool, &news, atomic).await
+    }
+
     async fn claim_due(
         &self,
         now: Timestamp,
