@@ -356,6 +356,47 @@ async fn nodes_that_never_talk_make_one_trace() {
 }
 
 #[tokio::test]
+async fn each_message_of_a_batch_has_its_trace() {
+    let (collector, collector_addr) = Collector::start().await;
+    let app = TestApp::builder()
+        .delivering_to_loopback()
+        .with_config(move |c| c.otlp_endpoint = format!("http://{collector_addr}"))
+        .spawn()
+        .await;
+    let receiver = Receiver::start().await;
+    let (app_id, _) = app_with_endpoint(&app, &receiver, "/batch").await;
+    let batch = json!({"messages": [
+        {"eventType": "a", "payload": {"n": 1}},
+        {"eventType": "bad type!", "payload": {}},
+        {"eventType": "a", "payload": {"n": 2}},
+    ]});
+    let (status, body) = app
+        .post(&format!("/api/v1/app/{app_id}/msg/batch"), Some(batch))
+        .await;
+    assert_eq!(status.as_u16(), 207, "{body}");
+    receiver.wait_for("/batch", 2).await;
+    let ids: Vec<&str> = [0, 2]
+        .iter()
+        .map(|i| body["data"][i]["message"]["id"].as_str().unwrap())
+        .collect();
+    let mut traces = Vec::new();
+    for id in &ids {
+        let spans = collector.spans_of(id, 2).await;
+        let ingest = named(&spans, "message.create")[0];
+        let attempt = named(&spans, "message.attempt")[0];
+        assert_eq!(attribute(ingest, "hookd.message.deliveries"), json!(1));
+        assert_eq!(attempt["traceId"], ingest["traceId"]);
+        assert_eq!(attempt["parentSpanId"], ingest["spanId"]);
+        traces.push(ingest["traceId"].clone());
+    }
+    assert_ne!(traces[0], traces[1], "one trace per message, not per batch");
+    app.stop().await;
+    // The refused item made no span.
+    let ingests = named(&collector.spans(), "message.create").len();
+    assert_eq!(ingests, 2);
+}
+
+#[tokio::test]
 async fn spans_still_queued_are_sent_at_shutdown() {
     let (collector, collector_addr) = Collector::start().await;
     let app = TestApp::builder()
