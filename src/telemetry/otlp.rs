@@ -2,12 +2,13 @@
 //! JSON (`ExportTraceServiceRequest`, OTLP's JSON encoding) to `<otlp_endpoint>/v1/traces`.
 //!
 //! One task exports one batch at a time: up to [`MAX_BATCH`] spans, or whatever arrived
-//! within [`BATCH_DELAY`] of a batch's first span. A batch the collector refuses or does not
+//! within [`BATCH_DELAY`] of a batch's first span, encoded on a blocking thread. A batch the collector refuses or does not
 //! answer within [`EXPORT_TIMEOUT`] is dropped, not retried: while the collector is away the
 //! queue fills and further spans are dropped at once (nothing on the hot path waits for the
 //! collector). Every dropped span is counted in `hookd_trace_spans_dropped_total`, by reason.
 //! At shutdown, [`Exporter::finish`] sends what is queued, within a bounded time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -123,7 +124,7 @@ pub fn start(settings: TraceSettings, metrics: TraceMetrics) -> anyhow::Result<(
     let flush = CancellationToken::new();
     let export = Export {
         client,
-        resource: vec![
+        resource: Arc::from(vec![
             ("service.name", Value::Str(settings.service_name.clone())),
             ("service.version", Value::Static(env!("CARGO_PKG_VERSION"))),
             // Tells this node's spans from other nodes' (and from this node's before a
@@ -132,7 +133,7 @@ pub fn start(settings: TraceSettings, metrics: TraceMetrics) -> anyhow::Result<(
                 "service.instance.id",
                 Value::Str(ulid::Ulid::new().to_string()),
             ),
-        ],
+        ]),
         settings,
         metrics,
         failing: false,
@@ -160,7 +161,7 @@ impl Exporter {
 struct Export {
     client: reqwest::Client,
     settings: TraceSettings,
-    resource: Vec<(&'static str, Value)>,
+    resource: Arc<[(&'static str, Value)]>,
     metrics: TraceMetrics,
     /// The last export failed: the next failure is logged at debug level only.
     failing: bool,
@@ -219,8 +220,14 @@ impl Export {
     /// Posts `batch` and empties it.
     async fn export(&mut self, batch: &mut Vec<Span>) {
         let count = batch.len() as u64;
-        let body = encode(&self.resource, batch);
-        batch.clear();
+        // Encoding a full batch takes milliseconds: off the runtime's worker threads, which
+        // serve requests and attempts.
+        let spans = std::mem::replace(batch, Vec::with_capacity(MAX_BATCH));
+        let resource = self.resource.clone();
+        let Ok(body) = tokio::task::spawn_blocking(move || encode(&resource, &spans)).await else {
+            self.metrics.dropped_export_failed.increment(count);
+            return;
+        };
         let sent = self
             .client
             .post(self.settings.url.clone())
