@@ -35,6 +35,8 @@ use crate::server::{self, ConnectionLimits};
 use crate::store::postgres::{PgStore, PoolSettings, listen_for_deliveries};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreMetrics};
+use crate::telemetry::otlp::{self, Exporter};
+use crate::telemetry::traces::Tracer;
 
 /// How often expired idempotency records are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -48,6 +50,8 @@ const CLAIM_BATCH: usize = 256;
 const CLAIM_AHEAD: usize = 4;
 /// How long a request waits for a PostgreSQL connection before it is answered 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// At shutdown, how long the spans still queued may take to be exported.
+const TRACES_FLUSH: Duration = Duration::from_secs(5);
 /// Connections the metrics listener serves at once: scrapers are few.
 const METRICS_CONNECTIONS: usize = 16;
 
@@ -110,6 +114,8 @@ pub struct Server {
     tasks: TaskTracker,
     timeout: Duration,
     pg_pool: Option<sqlx::PgPool>,
+    /// Exports spans, when traces are on; flushed last at shutdown.
+    exporter: Option<Exporter>,
 }
 
 impl Server {
@@ -145,6 +151,14 @@ impl Server {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(metrics.clone().upkeep(shutdown.clone()));
+        let (traces, exporter) = match config.traces()? {
+            Some(settings) => {
+                tracing::info!(url = %settings.url, "exporting traces");
+                let (tracer, exporter) = otlp::start(settings, metrics.traces())?;
+                (tracer, Some(exporter))
+            }
+            None => (Tracer::off(), None),
+        };
 
         let wake = Arc::new(Notify::new());
         // Maintenance runs on every node, whatever its role; on PostgreSQL the nodes take
@@ -186,6 +200,7 @@ impl Server {
                 clock.clone(),
                 wake.clone(),
                 metrics.delivery(),
+                traces.clone(),
             )?;
             // The heartbeat goes on until the dispatcher has finished (running attempts
             // may take the shutdown grace period), then the node leaves the node table.
@@ -254,6 +269,7 @@ impl Server {
             events_written,
             clock: clock.clone(),
             metrics: metrics.api(),
+            traces,
         };
         let scrape = crate::metrics::router(metrics, store.clone(), clock, &config.metrics_token);
         if config.role.serves_api() {
@@ -296,6 +312,7 @@ impl Server {
             tasks,
             timeout: Duration::from_secs(config.shutdown_timeout_secs) + STOP_MARGIN,
             pg_pool,
+            exporter,
         })
     }
 
@@ -318,6 +335,10 @@ impl Server {
                 Ok(())
             }
         };
+        // Every span is made by now (the API and the dispatcher have stopped): send them.
+        if let Some(exporter) = self.exporter {
+            exporter.finish(TRACES_FLUSH).await;
+        }
         if let Some(pool) = self.pg_pool {
             pool.close().await;
         }
@@ -337,6 +358,7 @@ fn dispatcher(
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     metrics: DeliveryMetrics,
+    traces: Tracer,
 ) -> anyhow::Result<Arc<Dispatcher>> {
     let timeout = Duration::from_secs(config.request_timeout_secs);
     let networks = parse_networks(&config.allowed_networks)
@@ -371,6 +393,7 @@ fn dispatcher(
             attempt_timeout: timeout,
             shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
             health: Arc::new(config.health()),
+            traces,
         },
         metrics,
     ))

@@ -34,6 +34,7 @@ use crate::delivery::measure::{ATTEMPT_CLASSES, DeliveryMetrics};
 use crate::nodes::NodeMetrics;
 use crate::retention::RetentionMetrics;
 use crate::store::{BatchMetrics, Store, StoreMetrics};
+use crate::telemetry::otlp::TraceMetrics;
 
 /// Metric names, in one place.
 pub mod names {
@@ -58,6 +59,8 @@ pub mod names {
     pub const MESSAGES_PRUNED: &str = "hookd_messages_pruned_total";
     pub const NODES_LIVE: &str = "hookd_nodes_live";
     pub const CLAIMS_TAKEN_OVER: &str = "hookd_claims_taken_over_total";
+    pub const TRACE_SPANS_EXPORTED: &str = "hookd_trace_spans_exported_total";
+    pub const TRACE_SPANS_DROPPED: &str = "hookd_trace_spans_dropped_total";
     pub use crate::api::measure::{HTTP_REQUEST_SECONDS, HTTP_REQUESTS};
 }
 
@@ -89,6 +92,7 @@ pub struct Metrics {
     nodes: NodeMetrics,
     delivery: DeliveryMetrics,
     store: StoreMetrics,
+    traces: TraceMetrics,
     scraped: ScrapedGauges,
 }
 
@@ -171,6 +175,11 @@ impl Metrics {
             live: gauge(r, NODES_LIVE, &[]),
             claims_taken_over: counter(r, CLAIMS_TAKEN_OVER, &[]),
         };
+        let traces = TraceMetrics {
+            exported: counter(r, TRACE_SPANS_EXPORTED, &[]),
+            dropped_queue_full: counter(r, TRACE_SPANS_DROPPED, &[("reason", "queue_full")]),
+            dropped_export_failed: counter(r, TRACE_SPANS_DROPPED, &[("reason", "export_failed")]),
+        };
         Arc::new(Self {
             recorder,
             handle,
@@ -179,6 +188,7 @@ impl Metrics {
             nodes,
             delivery,
             store,
+            traces,
             scraped,
         })
     }
@@ -207,6 +217,10 @@ impl Metrics {
 
     pub fn nodes(&self) -> NodeMetrics {
         self.nodes.clone()
+    }
+
+    pub fn traces(&self) -> TraceMetrics {
+        self.traces.clone()
     }
 
     /// Reads the store's gauges at `now`, then renders every metric in the Prometheus text
@@ -309,6 +323,14 @@ fn describe(r: &PrometheusRecorder) {
         (
             CLAIMS_TAKEN_OVER,
             "Claims of nodes found dead (stale heartbeat) that this node gave back (PostgreSQL).",
+        ),
+        (
+            TRACE_SPANS_EXPORTED,
+            "Spans this node exported to the OTLP collector (otlp_endpoint).",
+        ),
+        (
+            TRACE_SPANS_DROPPED,
+            "Spans this node dropped: the export queue was full, or the export failed.",
         ),
     ];
     for (name, help) in counters {

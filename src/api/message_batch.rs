@@ -184,12 +184,21 @@ async fn accept_batch(
     let store = state.store.clone();
     let wake = state.message_enqueued.clone();
     let accepted = state.metrics.messages_accepted.clone();
+    // Off, this is `None` and nothing below touches the tracer.
+    let span = state.traces.start().map(|s| (s, state.traces.clone()));
     let task = tokio::spawn(async move {
         let results = store.enqueue_batch(news, atomic).await?;
         let refused = results.iter().any(Result::is_err);
         if !(atomic && refused) {
             let ok = results.iter().filter(|r| r.is_ok()).count();
             accepted.increment(ok as u64);
+            if let Some((start, traces)) = &span {
+                // One span per message written, each the root of its message's trace.
+                for e in results.iter().flatten() {
+                    let direct = e.claimed.len();
+                    traces.ingest(*start, &e.message, direct + e.pending, direct);
+                }
+            }
             if results.iter().flatten().any(|e| e.pending > 0) {
                 wake.notify_one();
             }

@@ -324,9 +324,15 @@ pub(super) async fn accept(state: &ApiState, mut new: NewMessage) -> Result<Mess
     let store = state.store.clone();
     let wake = state.message_enqueued.clone();
     let accepted = state.metrics.messages_accepted.clone();
+    // Off, this is `None` and nothing below touches the tracer.
+    let span = state.traces.start().map(|s| (s, state.traces.clone()));
     let written = tokio::spawn(async move {
         let enqueued = store.enqueue_message(new).await?;
         accepted.increment(1);
+        if let Some((start, traces)) = span {
+            let direct = enqueued.claimed.len();
+            traces.ingest(start, &enqueued.message, direct + enqueued.pending, direct);
+        }
         if let Some(ticket) = ticket {
             ticket.hand_over(enqueued.claimed);
         }

@@ -51,6 +51,7 @@ use error::{ApiError, ErrorCause};
 pub use measure::ApiMetrics;
 
 use crate::store::Store;
+use crate::telemetry::traces::Tracer;
 
 /// Bytes a message request may carry beyond its payload (event type, ids, channels...).
 const ENVELOPE_ALLOWANCE: usize = 64 * 1024;
@@ -81,6 +82,8 @@ pub struct ApiState {
     pub message_permits: Arc<tokio::sync::Semaphore>,
     /// The schemas payloads are checked against at ingest.
     pub payload_schemas: Arc<payload_schemas::PayloadSchemas>,
+    /// Spans of accepted messages (off unless `otlp_endpoint` is set).
+    pub traces: Tracer,
 }
 
 #[derive(Debug, Clone)]

@@ -17,6 +17,7 @@ use toml::{Table, Value};
 use crate::delivery::sender::SignatureHeaders;
 use crate::delivery::ssrf::parse_networks;
 use crate::domain::health::{AutoDisable, HealthSettings};
+use crate::telemetry::otlp::{self, TraceSettings};
 
 pub const DEFAULT_TOML: &str = include_str!("../../config.default.toml");
 
@@ -95,6 +96,10 @@ pub struct Config {
     pub failing_alert_at: Vec<u32>,
     pub auto_disable_after_failures: u32,
     pub auto_disable_after_secs: u64,
+    pub otlp_endpoint: String,
+    pub otlp_headers: String,
+    pub otlp_service_name: String,
+    pub otlp_sample_ratio: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -168,6 +173,12 @@ impl fmt::Debug for Config {
                 &(!self.metrics_token.is_empty()).then_some("<set>"),
             )
             .field("ready_max_lag_secs", &self.ready_max_lag_secs)
+            .field("otlp_endpoint", &redact_url(&self.otlp_endpoint))
+            .field(
+                "otlp_headers",
+                &(!self.otlp_headers.trim().is_empty()).then_some("<set>"),
+            )
+            .field("otlp_sample_ratio", &self.otlp_sample_ratio)
             .finish_non_exhaustive()
     }
 }
@@ -366,6 +377,7 @@ impl Config {
         parse_networks(&self.allowed_networks).map_err(|e| invalid("allowed_networks", &e))?;
         self.metrics_address()
             .map_err(|e| invalid("metrics_listen", &e))?;
+        self.traces()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return Err(invalid(
                 "log_level",
@@ -393,6 +405,37 @@ impl Config {
         text.parse()
             .map(Some)
             .map_err(|_| format!("{text:?} is not an address and port such as \"127.0.0.1:9071\""))
+    }
+
+    /// Where and how spans are exported; `None` when `otlp_endpoint` is empty (off).
+    pub fn traces(&self) -> Result<Option<TraceSettings>, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            origin: format!("option `{key}`"),
+            message,
+        };
+        if !(0.0..=1.0).contains(&self.otlp_sample_ratio) {
+            return Err(invalid("otlp_sample_ratio", "must be from 0 to 1".into()));
+        }
+        let headers =
+            otlp::parse_headers(&self.otlp_headers).map_err(|e| invalid("otlp_headers", e))?;
+        let endpoint = self.otlp_endpoint.trim();
+        if endpoint.is_empty() {
+            return Ok(None);
+        }
+        let url = otlp::traces_url(endpoint).map_err(|e| invalid("otlp_endpoint", e))?;
+        let service_name = self.otlp_service_name.trim();
+        if service_name.is_empty() {
+            return Err(invalid(
+                "otlp_service_name",
+                "must not be empty (traces are exported under it)".into(),
+            ));
+        }
+        Ok(Some(TraceSettings {
+            url,
+            headers,
+            service_name: service_name.to_owned(),
+            sample_ratio: self.otlp_sample_ratio,
+        }))
     }
 
     /// The endpoint health options, as the delivery path applies them.

@@ -187,3 +187,55 @@ fn a_node_is_dead_only_after_missing_several_heartbeats() {
     .unwrap();
     assert_eq!((c.node_heartbeat_secs, c.node_dead_after_secs), (1, 3));
 }
+
+#[test]
+fn traces_are_off_by_default_and_checked_when_set() {
+    assert!(Config::defaults().traces().unwrap().is_none());
+    let c = Config::load(
+        None,
+        env(&[
+            ("HOOKD_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            (
+                "HOOKD_OTLP_HEADERS",
+                "authorization=Bearer s3cret,x-tenant=ops",
+            ),
+            ("HOOKD_OTLP_SAMPLE_RATIO", "0.5"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    let traces = c.traces().unwrap().expect("on");
+    assert_eq!(traces.url.as_str(), "http://127.0.0.1:4318/v1/traces");
+    assert_eq!(traces.headers["x-tenant"], "ops");
+    assert_eq!(traces.service_name, "hookd");
+    assert_eq!(traces.sample_ratio, 0.5);
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "headers are not logged"
+    );
+
+    for (key, value, named) in [
+        ("HOOKD_OTLP_ENDPOINT", "127.0.0.1:4318", "otlp_endpoint"),
+        (
+            "HOOKD_OTLP_ENDPOINT",
+            "grpc://collector:4317",
+            "otlp_endpoint",
+        ),
+        ("HOOKD_OTLP_HEADERS", "authorization", "otlp_headers"),
+        ("HOOKD_OTLP_SAMPLE_RATIO", "1.5", "otlp_sample_ratio"),
+        ("HOOKD_OTLP_SAMPLE_RATIO", "-0.1", "otlp_sample_ratio"),
+    ] {
+        let err = Config::load(None, env(&[(key, value)]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains(named), "{key}={value}: {err}");
+    }
+    let err = Config::load(
+        None,
+        env(&[
+            ("HOOKD_OTLP_ENDPOINT", "http://c:4318"),
+            ("HOOKD_OTLP_SERVICE_NAME", " "),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("otlp_service_name"), "{err}");
+}

@@ -41,6 +41,7 @@ use super::sender::{SendResult, Sender};
 use crate::domain::health::HealthSettings;
 use crate::domain::{EndpointId, Timestamp, Trigger};
 use crate::store::{AttemptRecord, ClaimLimits, ClaimedDelivery, NextStep, Store};
+use crate::telemetry::traces::Tracer;
 
 #[derive(Debug, Clone)]
 pub struct DispatchSettings {
@@ -61,6 +62,8 @@ pub struct DispatchSettings {
     pub shutdown_grace: Duration,
     /// How attempts bear on their endpoint's health (applied as they are recorded).
     pub health: Arc<HealthSettings>,
+    /// Where attempt spans go ([`Tracer::off`] unless `otlp_endpoint` is set).
+    pub traces: Tracer,
 }
 
 /// After a store error, how long the loop waits before trying again.
@@ -240,6 +243,8 @@ impl Dispatcher {
             self.metrics.first_attempt(waited.unwrap_or_default());
         }
         self.metrics.in_flight.increment(1.0);
+        // `None` when tracing is off: then no span is made below.
+        let span = self.settings.traces.start();
         let result = tokio::select! {
             result = self.sender.send(&delivery, started) => result,
             _ = self.hard_stop.cancelled() => {
@@ -279,6 +284,11 @@ impl Dispatcher {
             msg_event_id: delivery.message.event_id.take(),
             health: self.settings.health.clone(),
         };
+        if let Some(start) = span {
+            self.settings
+                .traces
+                .attempt(start, &delivery, &result, &record.attempt, next);
+        }
         if let Err(e) = self.store.record_attempt(record).await {
             // The claim's lease will expire and the delivery will be attempted again.
             tracing::error!(error = %e, msg_id = %delivery.message.id, "recording an attempt failed");

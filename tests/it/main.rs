@@ -48,5 +48,6 @@ mod signature_schemes;
 mod ssrf;
 mod store_errors;
 mod throttle;
+mod traces;
 mod trailing_slash;
 mod wal_sync;

@@ -14,7 +14,7 @@ use crate::receiver::{Receiver, Reply};
 
 /// The value of the sample `name{labels}` (labels as Prometheus writes them, in any order),
 /// if the text has it.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|line| {
@@ -38,7 +38,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
 }
 
-async fn scrape(app: &TestApp) -> String {
+pub async fn scrape(app: &TestApp) -> String {
     scrape_at(app, &app.base_url(), None).await
 }
 

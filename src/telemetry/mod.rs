@@ -1,4 +1,9 @@
-//! Logs: `tracing` to stderr, as text or JSON, filtered by `log_level`.
+//! Logs and traces. Logs: `tracing` to stderr, as text or JSON, filtered by `log_level`.
+//! Traces: OpenTelemetry spans of messages and attempts, exported over OTLP/HTTP when
+//! `otlp_endpoint` is set ([`traces`] makes them, [`otlp`] sends them).
+
+pub mod otlp;
+pub mod traces;
 
 use tracing_subscriber::EnvFilter;
 
