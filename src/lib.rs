@@ -13,6 +13,7 @@
 //! | [`tasks`]   | background tasks (purging an application's payloads, replays), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention`, `replay` |
 //! | [`replay`]  | replays, recoveries and dead-letter requeues: the steps of their tasks and their cursors | `domain`, `store`, `retention` (batch size), `tasks` (initial data) |
 //! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store`, `events` |
+//! | [`declare`] | endpoints as code: the declarative file (YAML, TOML, JSON), checked with line numbers, and applied through the HTTP API (`hookd apply`, `serve --apply`) | `domain`, `api` (the reload hook) |
 //! | [`config`], [`app`], [`server`], [`cli`], [`telemetry`], [`metrics`] | wiring: configuration, startup and shutdown, accepting connections (caps, timeouts), the command line, logs, Prometheus metrics | everything |
 //!
 //! Signing secrets live in `domain` (endpoints own them and the store persists them); the
@@ -22,6 +23,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod declare;
 pub mod delivery;
 pub mod domain;
 pub mod events;

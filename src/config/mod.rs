@@ -27,7 +27,8 @@ const MAX_RETENTION_DAYS: u32 = 36_500;
 const MAX_HEALTH_WINDOW: usize = 10_000;
 
 /// Environment variables with the `HOOKD_` prefix that are not configuration options.
-const NOT_OPTIONS: &[&str] = &["HOOKD_CONFIG"];
+/// (`HOOKD_URL` and `HOOKD_TOKEN` are `hookd apply`'s.)
+const NOT_OPTIONS: &[&str] = &["HOOKD_CONFIG", "HOOKD_URL", "HOOKD_TOKEN"];
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -91,6 +92,10 @@ pub struct Config {
     pub failing_alert_at: Vec<u32>,
     pub auto_disable_after_failures: u32,
     pub auto_disable_after_secs: u64,
+    /// `hookd serve --apply FILE`: the declarative file applied at start, on SIGHUP and on
+    /// `POST /api/v1/hookd/reload`. A command-line flag only, not an option of the file.
+    #[serde(skip)]
+    pub apply_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -164,6 +169,7 @@ impl fmt::Debug for Config {
                 &(!self.metrics_token.is_empty()).then_some("<set>"),
             )
             .field("ready_max_lag_secs", &self.ready_max_lag_secs)
+            .field("apply_file", &self.apply_file)
             .finish_non_exhaustive()
     }
 }
@@ -185,6 +191,7 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub role: Option<Role>,
+    pub apply_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -251,11 +258,12 @@ impl Config {
         if let Some(role) = overrides.role {
             merged.insert("role".into(), Value::String(role.as_str().into()));
         }
-        let config =
+        let mut config =
             Config::deserialize(Value::Table(merged)).map_err(|e| ConfigError::Invalid {
                 origin: "configuration".into(),
                 message: e.message().to_owned(),
             })?;
+        config.apply_file = overrides.apply_file.clone();
         config.validate()?;
         Ok(config)
     }
