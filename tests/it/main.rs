@@ -5,11 +5,13 @@
 mod applications;
 mod auth;
 mod connections;
+mod declare;
 mod delivery;
 mod delivery_api;
 mod endpoint_headers;
 mod endpoint_secrets;
 mod endpoints;
+mod environment;
 mod errors;
 mod event_types;
 mod health;
