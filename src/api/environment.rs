@@ -163,7 +163,7 @@ pub enum ReloadError {
 /// and answers the changes made. An invalid file is a 422 listing every error with its line
 /// (nothing applied); a change the API refuses part way is a 409 saying what was applied.
 #[utoipa::path(post, operation_id = "v1.hookd.reload", path = "/api/v1/hookd/reload", tag = "hookd",
-    responses((status = 200, body = Object), (status = 409), (status = 422)))]
+    responses((status = 200, body = Object)))]
 pub async fn reload(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let Some(reloader) = state.reload.clone() else {
         return Err(ApiError::Conflict(
