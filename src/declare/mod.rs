@@ -18,6 +18,7 @@ pub mod node;
 pub mod plan;
 mod reload;
 pub mod spec;
+mod spec_endpoints;
 
 use std::path::Path;
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 
 use super::client::{Client, RemoteError, segment};
-use super::spec::{AppSpec, Desired, EndpointSpec, EventTypeSpec, OperationalSpec};
+use super::spec::{AppSpec, Desired, EndpointSpec, EventTypeSpec};
 use crate::domain::EndpointHeaders;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -140,7 +140,7 @@ pub async fn plan(client: &Client, desired: &Desired, prune: bool) -> Result<Pla
         applications(client, wanted, prune, &mut plan).await?;
     }
     if let Some(wanted) = &desired.operational_endpoints {
-        operational(client, wanted, prune, &mut plan).await?;
+        super::endpoints::operational(client, wanted, prune, &mut plan).await?;
     }
     // Removals last: nothing the file keeps depends on them.
     plan.changes
@@ -315,102 +315,6 @@ pub(super) fn headers_differ(wanted: &BTreeMap<String, String>, current: Option<
     sensitive.sort();
     now_sensitive.sort();
     json!(shown) != now_shown || sensitive != now_sensitive
-}
-
-async fn operational(
-    client: &Client,
-    wanted: &[OperationalSpec],
-    prune: bool,
-    plan: &mut Plan,
-) -> Result<(), RemoteError> {
-    const BASE: &str = "/api/v1/operational-webhook/endpoint";
-    let (current, without_uid) = by_uid(client.list(BASE, "").await?);
-    for ep in wanted {
-        let body = json!({
-            "url": ep.url,
-            "description": ep.description,
-            "disabled": ep.disabled,
-            "throttleRate": ep.throttle_rate,
-            "eventTypes": sorted(&ep.event_types),
-            "metadata": ep.metadata,
-        });
-        let path = format!("{BASE}/{}", segment(&ep.uid));
-        let Some(now) = current.get(&ep.uid) else {
-            let mut create = body.clone();
-            create["uid"] = json!(ep.uid);
-            create["headers"] = json!(ep.headers);
-            create["secret"] = json!(ep.secret);
-            plan.changes.push(
-                change(
-                    Action::Create,
-                    "operationalEndpoint",
-                    ep.uid.clone(),
-                    Vec::new(),
-                )
-                .call(Method::POST, BASE.into(), Some(create)),
-            );
-            continue;
-        };
-        let mut fields = differing(&body, now);
-        let mut update = change(
-            Action::Update,
-            "operationalEndpoint",
-            ep.uid.clone(),
-            Vec::new(),
-        );
-        if !fields.is_empty() {
-            let mut put = body.clone();
-            put["uid"] = json!(ep.uid);
-            update = update.call(Method::PUT, path.clone(), Some(put));
-        }
-        let headers = client.get(&format!("{path}/headers")).await?;
-        if headers_differ(&ep.headers, headers.as_ref()) {
-            fields.push("headers".into());
-            update = update.call(
-                Method::PUT,
-                format!("{path}/headers"),
-                Some(json!({ "headers": ep.headers })),
-            );
-        }
-        if let Some(secret) = &ep.secret {
-            let now = client.get(&format!("{path}/secret")).await?;
-            if now.as_ref().and_then(|s| s.get("key")) != Some(&json!(secret)) {
-                fields.push("secret".into());
-                update = update.call(
-                    Method::POST,
-                    format!("{path}/secret/rotate"),
-                    Some(json!({ "key": secret })),
-                );
-            }
-        }
-        if fields.is_empty() {
-            plan.unchanged += 1;
-        } else {
-            update.fields = fields;
-            plan.changes.push(update);
-        }
-    }
-    if prune {
-        let listed: Vec<&str> = wanted.iter().map(|e| e.uid.as_str()).collect();
-        let mut gone: Vec<&Json> = current
-            .iter()
-            .filter(|(uid, _)| !listed.contains(&uid.as_str()))
-            .map(|(_, e)| e)
-            .chain(without_uid.iter())
-            .collect();
-        gone.sort_by_key(|e| id_of(e));
-        for ep in gone {
-            let id = ep.get("id").and_then(Json::as_str).unwrap_or_default();
-            plan.changes.push(
-                change(Action::Delete, "operationalEndpoint", id_of(ep), Vec::new()).call(
-                    Method::DELETE,
-                    format!("{BASE}/{}", segment(id)),
-                    None,
-                ),
-            );
-        }
-    }
-    Ok(())
 }
 
 pub(super) fn endpoint_body(ep: &EndpointSpec) -> Json {
