@@ -169,3 +169,23 @@ fn syntax_errors_and_unknown_formats_are_refused() {
     let errors = super::load(Path::new("hookd.ini"), false).unwrap_err();
     assert!(errors[0].message.contains("unknown format"), "{errors:?}");
 }
+
+#[test]
+fn the_readme_example_is_a_valid_file() {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find("### Endpoints as code").unwrap()..];
+    let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    // Its file references point nowhere here: read them from the environment instead.
+    let example = example.replace("file:/run/secrets/hookd-ops", "env:OPS_SECRET");
+    let env = |_: &str| Some(SECRET.to_owned());
+    let source = SecretSource {
+        env: &env,
+        base_dir: Path::new("."),
+    };
+    let desired = parse(&example, Format::Yaml, true, &source).unwrap();
+    let apps = desired.applications.unwrap();
+    let endpoint = &apps[0].endpoints.as_ref().unwrap()[0];
+    assert_eq!(endpoint.secret.as_deref(), Some(SECRET));
+    assert_eq!(endpoint.auto_disable_after_failures, Some(50));
+}
