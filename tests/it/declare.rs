@@ -256,3 +256,73 @@ async fn reload_without_apply_is_a_conflict() {
     assert_eq!(status, StatusCode::CONFLICT, "{err}");
     assert!(err["detail"].as_str().unwrap().contains("--apply"), "{err}");
 }
+
+/// The binary: `hookd serve --apply` applies at start and again on SIGHUP.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_binary_applies_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), FIRST);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token = hookd::api::generate_token();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .arg("serve")
+        .arg("--apply")
+        .arg(&path)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("HOOKD_DATABASE_URL", "")
+        .env("HOOKD_DATA_DIR", dir.path().join("data"))
+        .env("HOOKD_ADMIN_TOKEN", &token)
+        .env("HOOKD_LOG_LEVEL", "warn")
+        .env_remove("HOOKD_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let endpoint_url = || async {
+        let r = client
+            .get(url("/api/v1/app/acme/endpoint/main"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?;
+        let body: serde_json::Value = r.json().await.ok()?;
+        body["url"].as_str().map(str::to_owned)
+    };
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = endpoint_url().await;
+        if seen.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen.as_deref(), Some("https://hooks.acme.example/in"));
+
+    file(dir.path(), SECOND);
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for _ in 0..100 {
+        seen = endpoint_url().await;
+        if seen.as_deref() == Some("https://hooks.acme.example/v2") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen.as_deref(), Some("https://hooks.acme.example/v2"));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP must not end hookd"
+    );
+    child.kill().await.unwrap();
+}
