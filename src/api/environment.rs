@@ -128,7 +128,7 @@ pub async fn import(
         let existing = state.store.get_event_type(&name).await?;
         let is_new = existing.is_none();
         let mut et = existing.unwrap_or_else(|| event_types::blank(name));
-        event_types::replace(&mut et, fields)?;
+        event_types::replace(&mut et, fields).map_err(|e| under_event_type(e, &index))?;
         et.updated_at = now();
         checked.push((et, is_new));
     }
@@ -140,6 +140,26 @@ pub async fn import(
         }
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An event type's 422 as the import's: `["body", "schemas", …]` becomes
+/// `["body", "eventTypes", "2", "schemas", …]`.
+fn under_event_type(error: ApiError, index: &str) -> ApiError {
+    match error {
+        ApiError::Validation(items) => ApiError::Validation(
+            items
+                .into_iter()
+                .map(|mut item| {
+                    if item.loc.first().map(String::as_str) == Some("body") {
+                        item.loc
+                            .splice(1..1, ["eventTypes".to_owned(), index.to_owned()]);
+                    }
+                    item
+                })
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// What `POST /api/v1/hookd/reload` runs: the declarative file applied again.

@@ -326,3 +326,42 @@ async fn the_binary_applies_on_sighup() {
     );
     child.kill().await.unwrap();
 }
+
+/// What the server refuses part way (here its `https_only`, which the local configuration
+/// does not have): the changes before it stay, the error says where it stopped, and a rerun
+/// once the file is fixed converges.
+#[tokio::test]
+async fn apply_reports_a_refusal_part_way_and_a_rerun_converges() {
+    let app = TestApp::builder()
+        .with_config(|c| c.https_only = true)
+        .spawn()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = "\
+applications:
+  - uid: acme
+    name: Acme
+    endpoints:
+      - uid: plain
+        url: http://plain.example/in
+";
+    let path = file(dir.path(), text);
+    let (ok, out, err) = run(&app, &path, &[]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("applied 1 of 2 changes; then `create endpoint acme/plain` was refused"),
+        "{err}"
+    );
+    assert!(err.contains("run it again"), "{err}");
+    let (status, _) = app.get("/api/v1/app/acme").await;
+    assert_eq!(status, StatusCode::OK, "the change before stays");
+
+    let path = file(dir.path(), &text.replace("http://", "https://"));
+    let (ok, out, err) = run(&app, &path, &[]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("create endpoint acme/plain"), "{out}");
+    assert!(
+        out.contains("1 changes applied; 1 objects already as declared"),
+        "{out}"
+    );
+}

@@ -100,11 +100,19 @@ async fn import_refuses_what_hookd_has_not_and_writes_nothing_then() {
             json!({"eventTypes": [{"name": "ok.one", "description": ""}, {"name": "bad name", "description": ""}]}),
             "name",
         ),
+        (
+            json!({"eventTypes": [{"name": "ok.one", "description": ""}, {"name": "ok.two", "description": "", "schemas": {"1": 5}}]}),
+            "1",
+        ),
     ] {
         let (status, err) = app.post("/api/v1/environment/import", Some(body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
         let loc = err["detail"][0]["loc"].as_array().unwrap();
         assert_eq!(loc.last().unwrap(), field, "{err}");
+        if loc.len() > 2 {
+            assert_eq!(loc[1], "eventTypes", "{err}");
+            assert_eq!(loc[2], "1", "the failing item's index: {err}");
+        }
     }
     let (_, list) = app.get("/api/v1/event-type").await;
     assert_eq!(list["data"], json!([]), "nothing half-imported");
