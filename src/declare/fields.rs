@@ -74,10 +74,20 @@ impl<'a> Fields<'a> {
         for (key, value) in entries {
             let at = fields.at(&key.name);
             if !allowed.contains(&key.name.as_str()) {
+                // The Svix SDKs' older names for two fields.
+                let hint = match key.name.as_str() {
+                    "filterTypes" if allowed.contains(&"eventTypes") => {
+                        " (hookd's name for filterTypes is eventTypes)"
+                    }
+                    "rateLimit" if allowed.contains(&"throttleRate") => {
+                        " (hookd's name for rateLimit is throttleRate)"
+                    }
+                    _ => "",
+                };
                 errors.add(
                     key.line,
                     &at,
-                    format!("unknown key; expected one of {}", allowed.join(", ")),
+                    format!("unknown key{hint}; expected one of {}", allowed.join(", ")),
                 );
             } else if fields.entries.insert(&key.name, value).is_some() {
                 errors.add(key.line, &at, "key given twice");

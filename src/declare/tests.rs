@@ -112,6 +112,7 @@ applications:
         throttleRate: -1
   - uid: acme
     name: Again
+    rateLimit: 3
 ";
     let errors = check(text, Format::Yaml, false).unwrap_err();
     let found = lines(&errors);
@@ -134,7 +135,11 @@ applications:
     at(18, "endpoints[4].secret: the referenced secret must be");
     at(19, "throttleRate: expected a whole number");
     at(20, "applications[1].uid: \"acme\" is given twice");
-    assert_eq!(found.len(), 10, "{found:#?}");
+    at(
+        22,
+        "rateLimit: unknown key (hookd's name for rateLimit is throttleRate)",
+    );
+    assert_eq!(found.len(), 11, "{found:#?}");
     // The inline secret is never echoed.
     assert!(found.iter().all(|(_, m)| !m.contains("MfKQ9r8")));
 }

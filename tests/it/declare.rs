@@ -365,3 +365,35 @@ applications:
         "{out}"
     );
 }
+
+/// A file that does not apply at start stops hookd there, with every error and its line;
+/// so does `--apply` without an admin token to apply it with.
+#[tokio::test]
+async fn serve_refuses_to_start_on_a_file_that_does_not_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(
+        dir.path(),
+        "applications:\n  - uid: acme\n    name: Acme\n    endpoints:\n      - uid: e\n        url: https://x.example\n        secret: env:HOOKD_TEST_UNSET_SECRET\n      - url: https://y.example\n",
+    );
+    let mut config = hookd::config::Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = dir.path().join("data");
+    config.admin_token = hookd::api::generate_token();
+    config.apply_file = Some(path.clone());
+    let err = match hookd::app::Server::start(config.clone()).await {
+        Ok(_) => panic!("started with an invalid file"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("line 7: applications[0].endpoints[0].secret: environment variable HOOKD_TEST_UNSET_SECRET is not set"), "{err}");
+    assert!(
+        err.contains("line 8: applications[0].endpoints[1].uid: missing"),
+        "{err}"
+    );
+
+    config.admin_token = String::new();
+    let err = match hookd::app::Server::start(config).await {
+        Ok(_) => panic!("started without a token to apply with"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("admin_token"), "{err}");
+}
