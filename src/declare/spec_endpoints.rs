@@ -125,6 +125,9 @@ pub(super) fn endpoint(
         None => Some(SignatureScheme::Standard.spec()),
         Some(node) => signature(node, &f.at("signature"), errors),
     };
+    if let Some(spec) = &signature {
+        scheme_headers(&f, spec, &c.headers, errors);
+    }
     let failures = f.number("autoDisableAfterFailures", i32::MAX as u64, errors);
     let secs = f.number("autoDisableAfterSecs", u64::from(u32::MAX), errors);
     if c.secret_error {
@@ -186,6 +189,7 @@ pub(super) fn operational(
     ];
     let f = Fields::of(node, path, &allowed, errors)?;
     let c = common(&f, ctx, errors);
+    scheme_headers(&f, &SignatureScheme::Standard.spec(), &c.headers, errors);
     if c.secret_error {
         return None;
     }
@@ -200,4 +204,29 @@ pub(super) fn operational(
         headers: c.headers,
         secret: c.secret,
     })
+}
+
+/// As the API: a custom header may not be one the signature scheme sets itself.
+fn scheme_headers(
+    f: &Fields<'_>,
+    spec: &SignatureSpec,
+    headers: &BTreeMap<String, String>,
+    errors: &mut Errors,
+) {
+    let (Ok(scheme), Ok(headers)) = (
+        SignatureScheme::parse(spec.clone()),
+        EndpointHeaders::parse(headers.clone()),
+    ) else {
+        return;
+    };
+    if let Some(name) = scheme.header_names().find(|name| headers.contains(name)) {
+        let line = f.get("headers").map_or(f.line, |n| n.line);
+        errors.add(
+            line,
+            &f.at("headers"),
+            format!(
+                "{name} is the header the signature scheme sets; a custom header cannot use it"
+            ),
+        );
+    }
 }

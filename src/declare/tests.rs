@@ -8,22 +8,16 @@ use super::{FileError, SecretSource, parse};
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn check(text: &str, format: Format, https_only: bool) -> Result<super::Desired, Vec<FileError>> {
-    let dir = tempfile_dir();
+    // `acme.secret` holds the secret, `bad.secret` something else.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("acme.secret"), format!("{SECRET}\n")).unwrap();
+    std::fs::write(dir.path().join("bad.secret"), "not a secret").unwrap();
     let env = |name: &str| (name == "ACME_SECRET").then(|| SECRET.to_owned());
     let source = SecretSource {
         env: &env,
-        base_dir: &dir,
+        base_dir: dir.path(),
     };
     parse(text, format, https_only, &source)
-}
-
-/// A directory holding `acme.secret` (the secret) and `bad.secret` (not a secret).
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("hookd-declare-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("acme.secret"), format!("{SECRET}\n")).unwrap();
-    std::fs::write(dir.join("bad.secret"), "not a secret").unwrap();
-    dir
 }
 
 fn lines(errors: &[FileError]) -> Vec<(usize, String)> {
@@ -142,6 +136,40 @@ applications:
     assert_eq!(found.len(), 11, "{found:#?}");
     // The inline secret is never echoed.
     assert!(found.iter().all(|(_, m)| !m.contains("MfKQ9r8")));
+}
+
+#[test]
+fn a_custom_header_the_signature_sets_is_refused() {
+    let text = "\
+operationalEndpoints:
+  - uid: ops
+    url: https://ops.example
+    headers: {webhook-signature: x}
+applications:
+  - uid: a
+    name: A
+    endpoints:
+      - uid: e
+        url: https://e.example
+        signature: {scheme: hmac-sha256, header: X-Hub-Signature-256}
+        headers:
+          x-hub-signature-256: x
+";
+    let errors = check(text, Format::Yaml, false).unwrap_err();
+    let found = lines(&errors);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert_eq!(found[0].0, 4, "{found:#?}");
+    assert!(
+        found[0].1.starts_with("operationalEndpoints[0].headers:"),
+        "{found:#?}"
+    );
+    assert_eq!(found[1].0, 13, "{found:#?}");
+    assert!(
+        found[1].1.starts_with(
+            "applications[0].endpoints[0].headers: x-hub-signature-256 is the header the signature scheme sets"
+        ),
+        "{found:#?}"
+    );
 }
 
 #[test]
