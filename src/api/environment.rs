@@ -49,11 +49,36 @@ pub struct EnvironmentIn {
     /// Created, or replaced when they exist (un-archived unless `archived` says otherwise).
     pub event_types: Option<Vec<EventTypeIn>>,
     /// hookd has no environment settings: absent, null or `{}`; anything else is a 422.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = nothing_in_object)]
     pub settings: Option<Map<String, Value>>,
     /// hookd has no connectors: absent, null or `[]`; anything else is a 422.
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(schema_with = nothing_in_array)]
     pub connectors: Option<Vec<Value>>,
+}
+
+/// `settings` as the document states it: null or an empty object.
+fn nothing_in_object() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .max_properties(Some(0))
+        .description(Some(
+            "hookd has no environment settings: absent, null or {}; anything else is a 422.",
+        ))
+        .build()
+}
+
+/// `connectors` as the document states it: null or an empty list.
+fn nothing_in_array() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(ObjectBuilder::new())
+        .max_items(Some(0))
+        .description(Some(
+            "hookd has no connectors: absent, null or []; anything else is a 422.",
+        ))
+        .build()
 }
 
 /// Downloads the event types (and the settings and connectors hookd does not have).
@@ -106,8 +131,10 @@ pub async fn import(
             "hookd has no connectors (transformation templates); leave connectors out, null or []",
         ));
     }
-    let mut checked = Vec::new();
-    let mut names = std::collections::HashSet::new();
+    // By name: an event type given twice is written once, as the last one says (as two
+    // upserts in a row would leave it).
+    let mut checked: Vec<(crate::domain::EventType, bool)> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
     for (i, et) in input
         .event_types
         .unwrap_or_default()
@@ -119,18 +146,19 @@ pub async fn import(
         let name = EventTypeName::parse(&name).map_err(|e| {
             ApiError::invalid(&["body", "eventTypes", &index, "name"], e.to_string())
         })?;
-        if !names.insert(name.clone()) {
-            return Err(ApiError::invalid(
-                &["body", "eventTypes", &index, "name"],
-                format!("{name} is given twice"),
-            ));
-        }
-        let existing = state.store.get_event_type(&name).await?;
-        let is_new = existing.is_none();
-        let mut et = existing.unwrap_or_else(|| event_types::blank(name));
-        event_types::replace(&mut et, fields).map_err(|e| under_event_type(e, &index))?;
+        let at = match seen.get(&name) {
+            Some(&at) => at,
+            None => {
+                let existing = state.store.get_event_type(&name).await?;
+                let is_new = existing.is_none();
+                seen.insert(name.clone(), checked.len());
+                checked.push((existing.unwrap_or_else(|| event_types::blank(name)), is_new));
+                checked.len() - 1
+            }
+        };
+        let et = &mut checked[at].0;
+        event_types::replace(et, fields).map_err(|e| under_event_type(e, &index))?;
         et.updated_at = now();
-        checked.push((et, is_new));
     }
     for (et, is_new) in checked {
         if is_new {

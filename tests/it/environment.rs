@@ -45,6 +45,7 @@ async fn export_gives_every_event_type_and_import_adds_and_replaces() {
             Some(json!({
                 "eventTypes": [
                     {"name": "a.one", "description": "replaced", "schemas": {"1": {"type": "object"}}},
+                    {"name": "c.three", "description": "first"},
                     {"name": "c.three", "description": "new"}
                 ],
                 "settings": {},
@@ -56,8 +57,8 @@ async fn export_gives_every_event_type_and_import_adds_and_replaces() {
     let (_, a) = app.get("/api/v1/event-type/a.one").await;
     assert_eq!(a["description"], "replaced");
     assert_eq!(a["schemas"]["1"]["type"], "object");
-    let (status, _) = app.get("/api/v1/event-type/c.three").await;
-    assert_eq!(status, StatusCode::OK);
+    let (_, c) = app.get("/api/v1/event-type/c.three").await;
+    assert_eq!(c["description"], "new", "given twice, the last one counts");
     // Import deletes nothing.
     let (status, _) = app.get("/api/v1/event-type/b.two").await;
     assert_eq!(status, StatusCode::OK);
