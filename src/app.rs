@@ -285,8 +285,9 @@ impl Server {
             reloader,
         };
         // Applied once the API listens, through it; a file that does not apply stops hookd.
+        // (A change refused part way is tried again a few times first: see `apply_at_start`.)
         if let Some(reloader) = &server.reloader {
-            if let Err(e) = reloader.apply().await {
+            if let Err(e) = reloader.apply_at_start().await {
                 let _ = server.stop().await;
                 return Err(anyhow::anyhow!("--apply: {e}"));
             }

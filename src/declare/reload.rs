@@ -61,6 +61,28 @@ impl Reloader {
     }
 }
 
+impl Reloader {
+    /// As [`Reloader::apply`], for the start: a change refused part way is tried again, a
+    /// few times, since on several nodes started at once with the same file another node
+    /// may create an object between this one's reading and writing (a 409 here); the rerun
+    /// finds it and converges.
+    pub async fn apply_at_start(&self) -> Result<super::Plan, ApplyError> {
+        let mut tries = 1;
+        loop {
+            match self.apply().await {
+                Err(ApplyError::Stopped(_)) if tries < START_TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+/// How many times the start applies a file whose changes the API refuses part way.
+const START_TRIES: u32 = 3;
+
 #[async_trait::async_trait]
 impl Reload for Reloader {
     async fn reload(&self) -> Result<Value, ReloadError> {
