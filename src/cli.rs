@@ -444,5 +444,32 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["hookd", "prune"]).is_err());
+        let Command::Apply(apply) = Cli::try_parse_from([
+            "hookd",
+            "apply",
+            "hookd.yaml",
+            "--dry-run",
+            "--prune",
+            "--url",
+            "http://h:1",
+            "--token",
+            "t",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not apply")
+        };
+        assert!(apply.dry_run && apply.prune);
+        assert_eq!(apply.url.as_deref(), Some("http://h:1"));
+        assert!(
+            Cli::try_parse_from(["hookd", "apply"]).is_err(),
+            "the file is required"
+        );
+        let serve = Cli::try_parse_from(["hookd", "serve", "--apply", "f.toml"]).unwrap();
+        assert!(matches!(
+            serve.command,
+            Command::Serve { apply: Some(_), .. }
+        ));
     }
 }
