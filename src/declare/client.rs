@@ -62,7 +62,7 @@ impl Client {
         if !status.is_success() {
             let detail = serde_json::from_str::<Json>(&text)
                 .ok()
-                .and_then(|j| j.get("detail").map(|d| d.to_string()))
+                .and_then(|j| j.get("detail").map(detail_text))
                 .unwrap_or(text);
             return Err(fail(format!("{status}: {detail}")));
         }
@@ -118,4 +118,31 @@ impl Client {
 /// A path segment, escaped.
 pub fn segment(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// An error body's `detail`: a string, or a 422's list of `{loc, msg}` as `body.url: msg`.
+fn detail_text(detail: &Json) -> String {
+    match detail {
+        Json::String(s) => s.clone(),
+        Json::Array(items) => items
+            .iter()
+            .map(|item| {
+                let loc: Vec<String> = item["loc"]
+                    .as_array()
+                    .map(|l| {
+                        l.iter()
+                            .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{}: {}",
+                    loc.join("."),
+                    item["msg"].as_str().unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
 }

@@ -352,6 +352,11 @@ applications:
         err.contains("applied 1 of 2 changes; then `create endpoint acme/plain` was refused"),
         "{err}"
     );
+    assert!(err.contains("POST /api/v1/app/acme/endpoint: 422"), "{err}");
+    assert!(
+        err.contains("body.url: "),
+        "the API's reason, by field: {err}"
+    );
     assert!(err.contains("run it again"), "{err}");
     let (status, _) = app.get("/api/v1/app/acme").await;
     assert_eq!(status, StatusCode::OK, "the change before stays");
