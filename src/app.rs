@@ -2,8 +2,9 @@
 //! them down in order.
 //!
 //! The node's role decides what runs: `api` serves the API; `worker` runs the dispatcher
-//! (and, on PostgreSQL, the LISTEN task that wakes it when another node makes deliveries due)
-//! and serves only the health routes; `all` does both. Every node runs the retention jobs,
+//! (and, on PostgreSQL, the LISTEN task that wakes it when another node makes deliveries due,
+//! and the heartbeat that lets the nodes give back a dead one's claims) and serves only the
+//! health routes; `all` does both. Every node runs the retention jobs,
 //! background tasks and the operational events drain.
 
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use crate::delivery::sender::{Sender, SenderSettings};
 use crate::delivery::ssrf::{AddressPolicy, parse_networks};
 use crate::domain::time::now;
 use crate::metrics::Metrics;
+use crate::nodes::{NodeSettings, NodeStatus};
 use crate::retention::RetentionSettings;
 use crate::server::{self, ConnectionLimits};
 use crate::store::postgres::{PgStore, PoolSettings, listen_for_deliveries};
@@ -196,6 +198,7 @@ impl Server {
             wake.clone(),
             shutdown.clone(),
         ));
+        let mut node = None;
         let dispatcher = if config.role.delivers() {
             let dispatcher = dispatcher(
                 &config,
@@ -204,7 +207,34 @@ impl Server {
                 wake.clone(),
                 metrics.delivery(),
             )?;
-            tasks.spawn(dispatcher.clone().run(shutdown.clone()));
+            // The heartbeat goes on until the dispatcher has finished (running attempts
+            // may take the shutdown grace period), then the node leaves the node table.
+            let stopped = CancellationToken::new();
+            let run = dispatcher.clone().run(shutdown.clone());
+            tasks.spawn({
+                let stopped = stopped.clone();
+                async move {
+                    run.await;
+                    stopped.cancel();
+                }
+            });
+            if let Some(id) = store.node_id() {
+                let status = NodeStatus::new(id);
+                tasks.spawn(crate::nodes::run(
+                    store.clone(),
+                    clock.clone(),
+                    NodeSettings {
+                        heartbeat: Duration::from_secs(config.node_heartbeat_secs),
+                        dead_after: Duration::from_secs(config.node_dead_after_secs),
+                        address: addr.to_string(),
+                    },
+                    metrics.nodes(),
+                    status.clone(),
+                    wake.clone(),
+                    stopped,
+                ));
+                node = Some(status);
+            }
             if let Some(pool) = &pg_pool {
                 tasks.spawn(listen_for_deliveries(
                     pool.clone(),
@@ -231,10 +261,15 @@ impl Server {
                 )),
                 request_timeout: Duration::from_secs(config.api_request_timeout_secs),
                 max_pending_messages: config.max_pending_messages,
+                max_batch_bytes: config.max_batch_bytes,
             }),
             message_permits: Arc::new(tokio::sync::Semaphore::new(config.max_pending_messages)),
             message_enqueued: wake,
+            payload_schemas: Arc::new(crate::api::payload_schemas::PayloadSchemas::new(
+                config.validate_payloads,
+            )),
             dispatcher,
+            node,
             task_created: task_created.clone(),
             events_written,
             clock: clock.clone(),

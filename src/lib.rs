@@ -14,6 +14,7 @@
 //! | [`replay`]  | replays, recoveries and dead-letter requeues: the steps of their tasks and their cursors | `domain`, `store`, `retention` (batch size), `tasks` (initial data) |
 //! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store`, `events` |
 //! | [`declare`] | endpoints as code: the declarative file (YAML, TOML, JSON), checked with line numbers, and applied through the HTTP API (`hookd apply`, `serve --apply`) | `domain`, `api` (the reload hook) |
+//! | [`nodes`]   | heartbeats of the nodes sharing a PostgreSQL database; giving back a dead node's claims | `domain`, `store`, `delivery::clock` |
 //! | [`config`], [`app`], [`server`], [`cli`], [`telemetry`], [`metrics`] | wiring: configuration, startup and shutdown, accepting connections (caps, timeouts), the command line, logs, Prometheus metrics | everything |
 //!
 //! Signing secrets live in `domain` (endpoints own them and the store persists them); the
@@ -28,6 +29,7 @@ pub mod delivery;
 pub mod domain;
 pub mod events;
 pub mod metrics;
+pub mod nodes;
 pub mod replay;
 pub mod retention;
 pub mod server;

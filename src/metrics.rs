@@ -31,6 +31,7 @@ use crate::api::error::ApiError;
 use crate::api::measure::{HTTP_REQUEST_SECONDS, HTTP_REQUESTS};
 use crate::delivery::clock::Clock;
 use crate::delivery::measure::{ATTEMPT_CLASSES, DeliveryMetrics};
+use crate::nodes::NodeMetrics;
 use crate::retention::RetentionMetrics;
 use crate::store::{BatchMetrics, Store, StoreMetrics};
 
@@ -55,6 +56,8 @@ pub mod names {
     pub const DB_CONNECTIONS_MAX: &str = "hookd_db_connections_max";
     pub const PAYLOADS_EXPIRED: &str = "hookd_payloads_expired_total";
     pub const MESSAGES_PRUNED: &str = "hookd_messages_pruned_total";
+    pub const NODES_LIVE: &str = "hookd_nodes_live";
+    pub const CLAIMS_TAKEN_OVER: &str = "hookd_claims_taken_over_total";
     pub use crate::api::measure::{HTTP_REQUEST_SECONDS, HTTP_REQUESTS};
 }
 
@@ -83,6 +86,7 @@ pub struct Metrics {
     handle: PrometheusHandle,
     messages_accepted: Counter,
     retention: RetentionMetrics,
+    nodes: NodeMetrics,
     delivery: DeliveryMetrics,
     store: StoreMetrics,
     scraped: ScrapedGauges,
@@ -163,11 +167,16 @@ impl Metrics {
             payloads_expired: counter(r, PAYLOADS_EXPIRED, &[]),
             messages_pruned: counter(r, MESSAGES_PRUNED, &[]),
         };
+        let nodes = NodeMetrics {
+            live: gauge(r, NODES_LIVE, &[]),
+            claims_taken_over: counter(r, CLAIMS_TAKEN_OVER, &[]),
+        };
         Arc::new(Self {
             recorder,
             handle,
             messages_accepted,
             retention,
+            nodes,
             delivery,
             store,
             scraped,
@@ -194,6 +203,10 @@ impl Metrics {
 
     pub fn retention(&self) -> RetentionMetrics {
         self.retention.clone()
+    }
+
+    pub fn nodes(&self) -> NodeMetrics {
+        self.nodes.clone()
     }
 
     /// Reads the store's gauges at `now`, then renders every metric in the Prometheus text
@@ -293,6 +306,10 @@ fn describe(r: &PrometheusRecorder) {
             MESSAGES_PRUNED,
             "Messages deleted by this node's retention job (retention_days), with their attempts.",
         ),
+        (
+            CLAIMS_TAKEN_OVER,
+            "Claims of nodes found dead (stale heartbeat) that this node gave back (PostgreSQL).",
+        ),
     ];
     for (name, help) in counters {
         r.describe_counter(name.into(), None, help.into());
@@ -338,6 +355,10 @@ fn describe(r: &PrometheusRecorder) {
         (
             DB_CONNECTIONS_MAX,
             "The most database connections this node opens.",
+        ),
+        (
+            NODES_LIVE,
+            "Delivering nodes with a fresh heartbeat, as this node last counted them (PostgreSQL; 0 on SQLite).",
         ),
     ];
     for (name, help) in gauges {

@@ -126,7 +126,29 @@ impl ApiError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    /// The JSON body this error is answered with.
+    pub fn body(&self) -> serde_json::Value {
+        let body = match self {
+            ApiError::Validation(items) => serde_json::to_value(HttpValidationError {
+                detail: items.clone(),
+            }),
+            ApiError::Unavailable(_) => serde_json::to_value(HttpErrorOut {
+                code: self.code().into(),
+                detail: "the store is temporarily unavailable; retry later".into(),
+            }),
+            ApiError::Internal(_) => serde_json::to_value(HttpErrorOut {
+                code: self.code().into(),
+                detail: "internal server error".into(),
+            }),
+            other => serde_json::to_value(HttpErrorOut {
+                code: other.code().into(),
+                detail: other.to_string(),
+            }),
+        };
+        body.unwrap_or_default()
+    }
+
+    pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "invalid_request",
             ApiError::Unauthorized(_) => "authentication_failed",
@@ -162,39 +184,7 @@ pub struct ErrorCause(pub std::sync::Arc<String>);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut response = match &self {
-            ApiError::Validation(items) => (
-                status,
-                Json(HttpValidationError {
-                    detail: items.clone(),
-                }),
-            )
-                .into_response(),
-            ApiError::Unavailable(_) => (
-                status,
-                Json(HttpErrorOut {
-                    code: self.code().into(),
-                    detail: "the store is temporarily unavailable; retry later".into(),
-                }),
-            )
-                .into_response(),
-            ApiError::Internal(_) => (
-                status,
-                Json(HttpErrorOut {
-                    code: self.code().into(),
-                    detail: "internal server error".into(),
-                }),
-            )
-                .into_response(),
-            other => (
-                status,
-                Json(HttpErrorOut {
-                    code: other.code().into(),
-                    detail: other.to_string(),
-                }),
-            )
-                .into_response(),
-        };
+        let mut response = (status, Json(self.body())).into_response();
         if matches!(
             status,
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT

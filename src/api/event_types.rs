@@ -18,6 +18,7 @@ use super::extract::{JsonBody, QueryParams};
 use super::fields::{self, null_as_default, nullable};
 use super::openapi::strings::{EventTypeNameString, FeatureFlagString};
 use super::pagination::{ListParams, ListResponse, Ordering, limit, list_response};
+use crate::domain::payload_schema;
 use crate::domain::time::now;
 use crate::domain::{EventType, EventTypeName, FeatureFlag};
 use crate::store::{Order, StoreError};
@@ -45,6 +46,12 @@ pub struct EventTypeIn {
     #[schema(value_type = Option<Vec<FeatureFlagString>>)]
     pub feature_flags: Option<Vec<String>>,
     pub group_name: Option<String>,
+    /// hookd: check each message's payload against the latest version of `schemas` at
+    /// ingest (422 when it does not match). Absent or null: false (the server's
+    /// `validate_payloads` turns it on for every event type).
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
+    pub validate_payloads: bool,
 }
 
 impl EventTypeIn {
@@ -59,6 +66,7 @@ impl EventTypeIn {
             feature_flag: self.feature_flag,
             feature_flags: self.feature_flags,
             group_name: self.group_name,
+            validate_payloads: self.validate_payloads,
         };
         (self.name, fields)
     }
@@ -85,6 +93,10 @@ pub struct EventTypeUpdate {
     #[schema(value_type = Option<Vec<FeatureFlagString>>)]
     pub feature_flags: Option<Vec<String>>,
     pub group_name: Option<String>,
+    /// hookd: check payloads against the latest schema at ingest. Absent or null: false.
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schema(nullable)]
+    pub validate_payloads: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -105,6 +117,8 @@ pub struct EventTypePatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub group_name: Option<Option<String>>,
+    /// hookd: check payloads against the latest schema at ingest.
+    pub validate_payloads: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -120,6 +134,9 @@ pub struct EventTypeOut {
     pub feature_flag: Option<String>,
     pub feature_flags: Option<Vec<String>>,
     pub group_name: Option<String>,
+    /// hookd: whether payloads are checked against the latest schema at ingest (this event
+    /// type's setting; the server's `validate_payloads` may check them anyway).
+    pub validate_payloads: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -138,6 +155,7 @@ impl EventTypeOut {
             feature_flag: flags.as_ref().and_then(|f| f.first().cloned()),
             feature_flags: flags,
             group_name: et.group_name,
+            validate_payloads: et.validate_payloads,
             created_at: et.created_at,
             updated_at: et.updated_at,
         }
@@ -192,13 +210,12 @@ fn feature_flags(
         .map(Some)
 }
 
-/// Each version's schema must be a JSON object (a JSON Schema), as the document says.
+/// Each version's schema must be a valid JSON Schema (an object), compiled as ingest would
+/// compile it, so a schema that could not check payloads is refused here.
 fn schemas(input: Option<Schemas>) -> Result<Option<Schemas>, ApiError> {
-    if let Some(version) = input.iter().flatten().find(|(_, s)| !s.is_object()) {
-        return Err(ApiError::invalid(
-            &["body", "schemas", version.0],
-            "must be a JSON object (a JSON Schema)",
-        ));
+    if let Some(schemas) = &input {
+        payload_schema::check_all(schemas)
+            .map_err(|(version, e)| ApiError::invalid(&["body", "schemas", &version], e))?;
     }
     Ok(input)
 }
@@ -211,6 +228,7 @@ pub(super) fn replace(et: &mut EventType, input: EventTypeUpdate) -> Result<(), 
     et.deprecated = input.deprecated;
     et.schemas = schemas(input.schemas)?;
     et.group_name = input.group_name;
+    et.validate_payloads = input.validate_payloads;
     Ok(())
 }
 
@@ -224,6 +242,7 @@ pub(super) fn blank(name: EventTypeName) -> EventType {
         feature_flags: None,
         group_name: None,
         schemas: None,
+        validate_payloads: false,
         created_at: now,
         updated_at: now,
     }
@@ -279,12 +298,14 @@ pub async fn create(
             replace(&mut archived, input)?;
             archived.updated_at = now();
             state.store.update_event_type(&archived).await?;
+            state.payload_schemas.forget(&archived.name);
             Ok((StatusCode::CREATED, Json(archived.into())))
         }
         None => {
             let mut et = blank(name);
             replace(&mut et, input)?;
             state.store.insert_event_type(&et).await?;
+            state.payload_schemas.forget(&et.name);
             Ok((StatusCode::CREATED, Json(et.into())))
         }
     }
@@ -315,12 +336,14 @@ pub async fn update(
             replace(&mut et, input)?;
             et.updated_at = now();
             state.store.update_event_type(&et).await?;
+            state.payload_schemas.forget(&et.name);
             Ok((StatusCode::OK, Json(et.into())))
         }
         None => {
             let mut et = blank(name);
             replace(&mut et, input)?;
             state.store.insert_event_type(&et).await?;
+            state.payload_schemas.forget(&et.name);
             Ok((StatusCode::CREATED, Json(et.into())))
         }
     }
@@ -354,8 +377,12 @@ pub async fn patch(
     if let Some(group) = input.group_name {
         et.group_name = group;
     }
+    if let Some(validate) = input.validate_payloads {
+        et.validate_payloads = validate;
+    }
     et.updated_at = now();
     state.store.update_event_type(&et).await?;
+    state.payload_schemas.forget(&et.name);
     Ok(Json(et.into()))
 }
 
@@ -370,10 +397,12 @@ pub async fn delete(
     let mut et = find(&state, &name).await?;
     if params.expunge {
         state.store.delete_event_type(&et.name).await?;
+        state.payload_schemas.forget(&et.name);
     } else if !et.archived {
         et.archived = true;
         et.updated_at = now();
         state.store.update_event_type(&et).await?;
+        state.payload_schemas.forget(&et.name);
     }
     Ok(StatusCode::NO_CONTENT)
 }

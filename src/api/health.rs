@@ -45,6 +45,13 @@ pub struct ReadinessOut {
     pub max_lag_seconds: Option<u64>,
     /// Why the check failed, for a person.
     pub detail: Option<String>,
+    /// This node's id in the `node` table and in the claims it makes (PostgreSQL, on nodes
+    /// that deliver; null otherwise).
+    pub node_id: Option<String>,
+    /// Delivering nodes with a fresh heartbeat, this one included, as this node's last
+    /// heartbeat counted them (null where `nodeId` is). Informational: it does not bear
+    /// on `ready`.
+    pub live_nodes: Option<u64>,
 }
 
 /// Readiness: 200 when the store answers and no due delivery has waited longer than
@@ -62,6 +69,8 @@ pub async fn ready(State(state): State<ApiState>) -> (StatusCode, Json<Readiness
         oldest_due_age_seconds: None,
         max_lag_seconds: max_lag,
         detail: None,
+        node_id: state.node.as_ref().map(|n| n.id.clone()),
+        live_nodes: state.node.as_ref().map(|n| n.live()),
     };
     match state.store.oldest_due(now).await {
         Ok(oldest) => {

@@ -200,7 +200,11 @@ impl MessageListParams {
     }
 }
 
-fn new_message(state: &ApiState, app: AppKey, input: MessageIn) -> Result<NewMessage, ApiError> {
+pub(super) fn new_message(
+    state: &ApiState,
+    app: AppKey,
+    input: MessageIn,
+) -> Result<NewMessage, ApiError> {
     let limit = state.settings.max_payload_bytes;
     if input.payload.get().len() > limit {
         return Err(ApiError::PayloadTooLarge(format!(
@@ -371,6 +375,10 @@ pub async fn create(
     // message is not sent to it by id either; looking it up would cost every message a read.
     let app = applications::app_key(&app_id)?;
     let new = new_message(&state, app, input)?;
+    state
+        .payload_schemas
+        .check(&*state.store, &new.event_type, &new.payload, &["body"])
+        .await?;
     let message = accept(&state, new).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::not_found("application"),
         other => other.into(),

@@ -18,10 +18,12 @@ mod fields;
 mod health;
 mod idempotency;
 pub mod measure;
+mod message_batch;
 mod messages;
 mod openapi;
 mod operational;
 mod pagination;
+pub mod payload_schemas;
 mod replays;
 mod scheduled;
 
@@ -65,6 +67,8 @@ pub struct ApiState {
     pub message_enqueued: Arc<Notify>,
     /// This node's dispatcher, if it delivers: it takes new deliveries directly.
     pub dispatcher: Option<Arc<Dispatcher>>,
+    /// This node among the others sharing its PostgreSQL database, if it delivers there.
+    pub node: Option<Arc<crate::nodes::NodeStatus>>,
     /// Notified after a background task is created, to wake this node's task runner.
     pub task_created: Arc<Notify>,
     /// Notified after a write that added operational events, to wake this node's drain
@@ -78,6 +82,8 @@ pub struct ApiState {
     pub message_permits: Arc<tokio::sync::Semaphore>,
     /// What `POST /api/v1/hookd/reload` runs: set when hookd was started with `--apply`.
     pub reload: Option<Arc<dyn Reload>>,
+    /// The schemas payloads are checked against at ingest.
+    pub payload_schemas: Arc<payload_schemas::PayloadSchemas>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +105,8 @@ pub struct ApiSettings {
     pub request_timeout: std::time::Duration,
     /// `max_pending_messages`, the size of [`ApiState::message_permits`].
     pub max_pending_messages: usize,
+    /// The largest batch ingest request body (`max_batch_bytes`).
+    pub max_batch_bytes: usize,
 }
 
 /// The routes that need a token, with their documentation.
@@ -133,6 +141,8 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(endpoints::get_secret))
         .routes(routes!(endpoints::rotate_secret))
         .routes(routes!(messages::list, messages::create))
+        .routes(routes!(message_batch::create))
+        .routes(routes!(message_batch::precheck))
         .routes(routes!(scheduled::list))
         .routes(routes!(scheduled::cancel))
         .routes(routes!(messages::get))

@@ -62,6 +62,8 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     pub api_request_timeout_secs: u64,
     pub max_pending_messages: usize,
+    pub max_batch_bytes: usize,
+    pub validate_payloads: bool,
     pub max_connections: usize,
     pub reserved_connections: usize,
     pub idempotency_ttl_hours: u32,
@@ -73,6 +75,8 @@ pub struct Config {
     pub log_level: String,
     pub log_format: LogFormat,
     pub shutdown_timeout_secs: u64,
+    pub node_heartbeat_secs: u64,
+    pub node_dead_after_secs: u64,
     pub retry_schedule: Vec<u64>,
     pub retry_jitter: f64,
     pub request_timeout_secs: u64,
@@ -300,6 +304,12 @@ impl Config {
         if self.max_pending_messages == 0 {
             return Err(invalid("max_pending_messages", "must be at least 1"));
         }
+        if self.max_batch_bytes < self.max_payload_bytes {
+            return Err(invalid(
+                "max_batch_bytes",
+                "must be at least max_payload_bytes (a batch holds at least one message)",
+            ));
+        }
         if self.deliver_at_horizon_days == 0 {
             return Err(invalid("deliver_at_horizon_days", "must be at least 1"));
         }
@@ -323,6 +333,16 @@ impl Config {
         }
         if self.request_timeout_secs == 0 {
             return Err(invalid("request_timeout_secs", "must be at least 1"));
+        }
+        if self.node_heartbeat_secs == 0 {
+            return Err(invalid("node_heartbeat_secs", "must be at least 1"));
+        }
+        if self.node_dead_after_secs < self.node_heartbeat_secs.saturating_mul(3) {
+            return Err(invalid(
+                "node_dead_after_secs",
+                "must be at least 3 times node_heartbeat_secs, so that a node missing two \
+                 heartbeats in a row is not taken for dead",
+            ));
         }
         if self.delivery_concurrency == 0 || self.endpoint_concurrency == 0 {
             return Err(invalid(

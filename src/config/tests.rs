@@ -161,3 +161,30 @@ fn debug_never_shows_the_admin_token() {
     .unwrap();
     assert!(!format!("{c:?}").contains("s3cret"));
 }
+
+#[test]
+fn a_node_is_dead_only_after_missing_several_heartbeats() {
+    let c = Config::defaults();
+    // Kill to re-attempt within 15 s: dead after 10 s, noticed within one more beat.
+    assert_eq!((c.node_heartbeat_secs, c.node_dead_after_secs), (2, 10));
+    let load = |pairs: &[(&str, &str)]| Config::load(None, env(pairs), &Overrides::default());
+    for (heartbeat, dead_after, field) in [
+        ("0", "10", "node_heartbeat_secs"),
+        ("2", "5", "node_dead_after_secs"),
+        ("5", "14", "node_dead_after_secs"),
+    ] {
+        let err = load(&[
+            ("HOOKD_NODE_HEARTBEAT_SECS", heartbeat),
+            ("HOOKD_NODE_DEAD_AFTER_SECS", dead_after),
+        ])
+        .err()
+        .unwrap_or_else(|| panic!("heartbeat {heartbeat}, dead after {dead_after} accepted"));
+        assert!(err.to_string().contains(field), "{err}");
+    }
+    let c = load(&[
+        ("HOOKD_NODE_HEARTBEAT_SECS", "1"),
+        ("HOOKD_NODE_DEAD_AFTER_SECS", "3"),
+    ])
+    .unwrap();
+    assert_eq!((c.node_heartbeat_secs, c.node_dead_after_secs), (1, 3));
+}

@@ -156,6 +156,7 @@ fn event_type_body(et: &EventTypeSpec) -> Json {
         "schemas": et.schemas,
         "featureFlags": et.feature_flags,
         "groupName": et.group_name,
+        "validatePayloads": et.validate_payloads,
     })
 }
 

@@ -31,6 +31,8 @@ pub struct EventTypeSpec {
     pub schemas: Option<Map<String, Json>>,
     pub feature_flags: Option<Vec<String>>,
     pub group_name: Option<String>,
+    /// Payloads of this type are checked against its newest schema at ingest.
+    pub validate_payloads: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +173,7 @@ fn event_type(node: &Node, path: &str, errors: &mut Errors) -> Option<EventTypeS
         "schemas",
         "featureFlags",
         "groupName",
+        "validatePayloads",
     ];
     let f = Fields::of(node, path, &allowed, errors)?;
     let name = f.required_str("name", errors).and_then(|n| {
@@ -221,6 +224,7 @@ fn event_type(node: &Node, path: &str, errors: &mut Errors) -> Option<EventTypeS
         schemas,
         feature_flags: feature_flags.filter(|f| !f.is_empty()),
         group_name: f.str("groupName", errors).map(str::to_owned),
+        validate_payloads: f.bool("validatePayloads", errors),
     })
 }
 

@@ -33,6 +33,7 @@ eventTypes:
     description: An invoice was paid
     schemas:
       '1': {type: object}
+    validatePayloads: true
 applications:
   - uid: acme
     name: Acme
@@ -67,6 +68,7 @@ fn a_good_file_reads_whole_with_its_secrets() {
     assert_eq!(apps[0].throttle_rate, Some(5));
     let et = &desired.event_types.unwrap()[0];
     assert_eq!(et.schemas.as_ref().unwrap()["1"]["type"], "object");
+    assert!(et.validate_payloads);
     assert_eq!(desired.operational_endpoints.unwrap()[0].uid, "ops");
 }
 
@@ -76,7 +78,7 @@ fn https_only_refuses_http_urls_at_their_line() {
     assert_eq!(
         lines(&errors),
         vec![(
-            20,
+            21,
             "applications[0].endpoints[1].url: must be https:// (https_only is on)".into()
         )]
     );

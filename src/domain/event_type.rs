@@ -16,6 +16,9 @@ pub struct EventType {
     pub group_name: Option<String>,
     /// JSON object of schemas by version (`{"1": {...json schema...}}`), stored as given.
     pub schemas: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Check messages of this type against its latest schema at ingest (hookd's
+    /// `validatePayloads`; the server's `validate_payloads` does it for every type).
+    pub validate_payloads: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

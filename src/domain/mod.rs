@@ -16,6 +16,7 @@ pub mod health;
 mod ids;
 mod message;
 mod names;
+pub mod payload_schema;
 mod secret;
 mod signature;
 mod task;

@@ -37,6 +37,9 @@
 //!   delivery on only while the delivery still carries that claim's lease. A new message's
 //!   deliveries may be written already claimed by the dispatcher of the node that accepts it
 //!   ([`DirectClaims`]), so the common case needs no claim at all.
+//! - On PostgreSQL a claim names its node (`delivery.claimed_by`); the claims of a node whose
+//!   heartbeat went stale are given back by one other node ([`NodeStore`]), and the lease
+//!   guard above keeps such a node's late records from moving anything.
 //! - A claim takes a throttled endpoint's or application's deliveries only within its token
 //!   bucket (`throttle`), read and written in the claim's transaction; such deliveries are
 //!   never written claimed by `enqueue_message`.
@@ -77,7 +80,7 @@ pub use types::{
     DirectClaims, Enqueued, IdempotencyClaim, InlineApplication, MessageFilter, NewApplication,
     NewEndpoint, NewMessage, NextStep, OutboxEvent, PurgeStep, StoredResponse, TaskFilter,
 };
-pub use types::{DeadLetter, FailedFilter, ReplayFilter, ReplayStep};
+pub use types::{DeadLetter, FailedFilter, NodeBeat, NodeReport, ReplayFilter, ReplayStep};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -94,6 +97,7 @@ pub trait Store:
     + TaskStore
     + StatsStore
     + OperationalEventStore
+    + NodeStore
     + Send
     + Sync
 {
@@ -111,6 +115,7 @@ impl<T> Store for T where
         + TaskStore
         + StatsStore
         + OperationalEventStore
+        + NodeStore
         + Send
         + Sync
 {
@@ -381,6 +386,15 @@ pub trait QueueStore {
     /// `Conflict::EventId` if the application already has a message with this `eventId`;
     /// `NotFound` if the application does not exist and no inline application was given.
     async fn enqueue_message(&self, new: NewMessage) -> Result<Enqueued>;
+    /// Accepts a batch ingest request's messages in one transaction of their own, one result
+    /// per message as `enqueue_message` answers it (none is claimed at once: `direct` is not
+    /// used). With `atomic`, if any is refused nothing is written, and the `Ok`s are what
+    /// would have been.
+    async fn enqueue_batch(
+        &self,
+        news: Vec<NewMessage>,
+        atomic: bool,
+    ) -> Result<Vec<Result<Enqueued>>>;
     /// Claims deliveries due at `now` (pending, or sending with an expired lease) of enabled
     /// endpoints, oldest due first, within `limits`, leasing them until `lease`. Committed
     /// before it returns: no transaction stays open while they are sent.
@@ -393,6 +407,33 @@ pub trait QueueStore {
     /// Stores the attempt and moves its delivery on, if the claim still holds its lease.
     /// Durable when it returns; many records share one commit under load.
     async fn record_attempt(&self, record: AttemptRecord) -> Result<()>;
+}
+
+/// The delivering nodes that share the store, and their claims (PostgreSQL).
+///
+/// Each delivering node writes a heartbeat every few seconds; a node whose heartbeat is
+/// older than `dead_after` is taken for dead, and the first other node to notice gives its
+/// claims back (due at once), so they are attempted again within seconds rather than when
+/// their leases expire. A node that was only slow keeps sending what it had claimed, but
+/// its records no longer carry the deliveries' leases: its attempts are logged and move
+/// nothing (see [`QueueStore::record_attempt`]), so the worst a late heartbeat costs is a
+/// delivery made twice, which at-least-once delivery allows.
+///
+/// A store only one process uses (SQLite) has no peers: it has no node id, and its
+/// heartbeat and leave do nothing.
+#[async_trait]
+pub trait NodeStore {
+    /// This node's id in the node table and in the claims it makes (`delivery.claimed_by`);
+    /// `None` where there are no other nodes (SQLite).
+    fn node_id(&self) -> Option<&str>;
+    /// Writes this node's heartbeat (inserting its row if it has none: at its first beat,
+    /// or after another node took it for dead), then gives back the claims of every other
+    /// node whose heartbeat is older than `beat.dead_after`, removing their rows. Nodes
+    /// that beat at once never both give back one node's claims.
+    async fn node_heartbeat(&self, beat: &NodeBeat) -> Result<NodeReport>;
+    /// At a clean shutdown, once the dispatcher has stopped: gives back whatever this node
+    /// still has claimed (due at `now`) and removes its row. Returns the claims given back.
+    async fn node_leave(&self, now: Timestamp) -> Result<u64>;
 }
 
 /// The delivery queue's management side and the attempt log.

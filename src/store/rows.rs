@@ -24,7 +24,7 @@ use crate::store::{DeliveryState, Result, StoreError};
 
 pub const APPLICATION_COLUMNS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at";
 pub const EVENT_TYPE_COLUMNS: &str = "name, description, archived, deprecated, feature_flags, group_name, schemas, created_at, \
-     updated_at";
+     updated_at, validate_payloads";
 pub const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, description, disabled, rate_limit, \
      event_types, channels, metadata, headers, secret, previous_secrets, signature, created_at, \
      updated_at, auto_disable_after_failures, auto_disable_after_secs";
@@ -158,6 +158,7 @@ pub fn event_type(row: &impl StoredRow) -> Result<EventType> {
             .map(|flags| flags.into_iter().map(FeatureFlag::from_stored).collect()),
         group_name: row.opt_text("group_name")?,
         schemas: opt_json(row, "schemas")?,
+        validate_payloads: row.flag("validate_payloads")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })

@@ -139,6 +139,39 @@ pub enum IdempotencyClaim {
     InProgress,
 }
 
+/// A node's heartbeat (see [`super::NodeStore`]).
+#[derive(Debug, Clone)]
+pub struct NodeBeat {
+    /// Where the node serves its API, for people reading the node table.
+    pub address: String,
+    /// The hookd version the node runs.
+    pub version: String,
+    /// When the node started.
+    pub started: Timestamp,
+    /// This node's time: claims given back are due at it.
+    pub now: Timestamp,
+    /// A node whose heartbeat is older than this (by the database's clock) is dead.
+    pub dead_after: std::time::Duration,
+    /// Whether to look for dead nodes: only once this node's own heartbeats have gone
+    /// through without a gap for `dead_after`, so that every live node had the time to
+    /// beat too (after the database was unreachable for everyone, say, the first node back
+    /// would otherwise take all the others for dead).
+    pub sweep: bool,
+}
+
+/// What a heartbeat found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeReport {
+    /// Nodes with a fresh heartbeat, this one included.
+    pub live: u64,
+    /// The nodes this heartbeat found dead (their rows are gone).
+    pub dead: Vec<String>,
+    /// Claims of the dead nodes given back.
+    pub released: u64,
+    /// This node had no row: another node took it for dead (and gave back its claims).
+    pub rejoined: bool,
+}
+
 /// How much one claim may take.
 #[derive(Debug, Clone)]
 pub struct ClaimLimits {

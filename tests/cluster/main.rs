@@ -13,6 +13,7 @@ mod nodes;
 #[expect(dead_code, reason = "these tests need PostgreSQL: they never skip")]
 mod pg;
 mod receiver;
+mod takeover;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

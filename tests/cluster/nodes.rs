@@ -33,6 +33,16 @@ impl Node {
         matches!(self.child().try_wait(), Ok(None))
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child().id();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
     /// SIGKILL: the node dies with whatever it had in flight.
     pub fn kill(&self) {
         let mut child = self.child();
@@ -82,12 +92,17 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes (role all) on a fresh database and waits until each is healthy.
     pub async fn start(n: usize) -> Cluster {
+        Self::start_with(n, &[]).await
+    }
+
+    /// As [`Cluster::start`], with `HOOKD_*` variables set over the tests' defaults.
+    pub async fn start_with(n: usize, env: &[(&str, &str)]) -> Cluster {
         let database = TestDatabase::require().await;
         let dir = tempfile::tempdir().unwrap();
         let token = hookd::api::generate_token();
         let mut nodes = Vec::new();
         for i in 0..n {
-            nodes.push(spawn_node(&database.url, &token, &dir, i));
+            nodes.push(spawn_node(&database.url, &token, &dir, i, env));
         }
         let client = reqwest::Client::builder()
             .timeout(CLIENT_TIMEOUT)
@@ -179,6 +194,28 @@ impl Cluster {
             .ok()
     }
 
+    /// GETs `path` on node `i`: the status and body.
+    pub async fn get(&self, i: usize, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.nodes[i].url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A query's rows, read from the database.
+    pub async fn query<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let mut conn = PgConnection::connect(&self.database.url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
+    }
+
     pub fn logs(&self) -> String {
         self.nodes
             .iter()
@@ -195,7 +232,13 @@ fn free_port() -> u16 {
         .expect("no free port")
 }
 
-fn spawn_node(database_url: &str, token: &str, dir: &TempDir, i: usize) -> Node {
+fn spawn_node(
+    database_url: &str,
+    token: &str,
+    dir: &TempDir,
+    i: usize,
+    env: &[(&str, &str)],
+) -> Node {
     static STARTED: AtomicUsize = AtomicUsize::new(0);
     let n = STARTED.fetch_add(1, Ordering::Relaxed);
     let listen = format!("127.0.0.1:{}", free_port());
@@ -213,6 +256,7 @@ fn spawn_node(database_url: &str, token: &str, dir: &TempDir, i: usize) -> Node 
         .env("HOOKD_DELIVERY_CONCURRENCY", "64")
         .env("HOOKD_DATABASE_POOL_MAX", "8")
         .env("HOOKD_LOG_LEVEL", "warn")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())

@@ -21,6 +21,7 @@ const FIRST: &str = "\
 eventTypes:
   - name: invoice.paid
     description: An invoice was paid
+    validatePayloads: true
   - name: invoice.voided
     description: An invoice was voided
 applications:
@@ -48,6 +49,7 @@ const SECOND: &str = "\
 eventTypes:
   - name: invoice.paid
     description: An invoice was paid
+    validatePayloads: true
 applications:
   - uid: acme
     name: Acme
@@ -108,6 +110,8 @@ async fn apply_creates_then_changes_nothing_then_diffs_and_prunes() {
     assert_eq!(ep["eventTypes"], json!(["invoice.paid"]));
     let (_, secret) = app.get("/api/v1/app/acme/endpoint/main/secret").await;
     assert_eq!(secret["key"], SECRET);
+    let (_, et) = app.get("/api/v1/event-type/invoice.paid").await;
+    assert_eq!(et["validatePayloads"], true);
     let (_, headers) = app.get("/api/v1/app/acme/endpoint/main/headers").await;
     assert_eq!(headers["headers"], json!({"X-Env": "prod"}));
 

@@ -4,6 +4,7 @@
 
 mod applications;
 mod auth;
+mod batch_ingest;
 mod connections;
 mod declare;
 mod delivery;
@@ -22,11 +23,13 @@ mod message_batches;
 mod message_log;
 mod messages;
 mod metrics;
+mod nodes;
 mod nulls;
 mod operational;
 mod overload;
 mod pagination;
 mod pagination_concurrent;
+mod payload_validation;
 mod persistence;
 #[path = "../support/pg.rs"]
 mod pg;

@@ -255,6 +255,14 @@ async fn ready_reports_the_store_and_the_queue() {
     assert_eq!(body["oldestDueAgeSeconds"], json!(0.0));
     assert_eq!(body["maxLagSeconds"], json!(null));
     assert_eq!(body["reason"], json!(null));
+    // A delivering node on PostgreSQL has a node id (and beats); on SQLite there is none.
+    assert_eq!(
+        body["nodeId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("node_")),
+        app.database().is_some(),
+        "{body}"
+    );
     // No token needed, like /api/v1/health.
     let (status, _) = send(app.raw_request(Method::GET, "/api/v1/health/ready/")).await;
     assert_eq!(status, StatusCode::OK);

@@ -104,6 +104,8 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
         "POST",
         "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate",
     ),
+    ("POST", "/api/v1/app/{app_id}/msg/batch"),
+    ("POST", "/api/v1/app/{app_id}/msg/precheck/active"),
     ("POST", "/api/v1/environment/export"),
     ("POST", "/api/v1/environment/import"),
     ("POST", "/api/v1/hookd/reload"),

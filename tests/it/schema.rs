@@ -15,8 +15,18 @@ type Schema = BTreeSet<String>;
 /// sqlx's own bookkeeping, not hookd's schema.
 const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
-/// Indexes one backend has by design, each with the reason.
+/// Tables, columns and indexes one backend has by design, each with the reason.
 const ONLY_ON_POSTGRES: &[&str] = &[
+    // Heartbeats of the nodes sharing the database and the node holding each claim, so that
+    // a dead node's claims are given back within seconds. SQLite is one process: no peer.
+    "node",
+    "node.id",
+    "node.address",
+    "node.version",
+    "node.started_at",
+    "node.last_heartbeat",
+    "delivery.claimed_by",
+    "delivery delivery_claimed_by",
     // eventIds unique per application, for the messages that have one. SQLite enforces the
     // same rule with the message table's UNIQUE (app_id, event_id), which it cannot drop
     // without rebuilding the table; a second index there would cost every message insert.

@@ -21,10 +21,17 @@ use crate::store::{BatchMetrics, Result, StoreError};
 /// How many jobs may wait for the writer before callers wait too.
 const QUEUE: usize = 8192;
 
+/// What a batch is written with: the pool, and the node it is written for (whose id marks
+/// the deliveries it writes claimed).
+pub struct Target {
+    pub pool: PgPool,
+    pub node: Arc<str>,
+}
+
 /// Writes a batch in one transaction: one result per input, in order, or an error that
 /// failed the transaction.
 pub type WriteBatch<I, O> =
-    for<'a> fn(&'a PgPool, &'a [I]) -> BoxFuture<'a, Result<Vec<Result<O>>>>;
+    for<'a> fn(&'a Target, &'a [I]) -> BoxFuture<'a, Result<Vec<Result<O>>>>;
 
 type Job<I, O> = (I, oneshot::Sender<Result<O>>);
 
@@ -43,13 +50,13 @@ where
 {
     /// Starts the writer task; it ends when the batcher is dropped.
     pub fn spawn(
-        pool: PgPool,
+        target: Target,
         write: WriteBatch<I, O>,
         max_batch: usize,
         metrics: BatchMetrics,
     ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, queue, write, max_batch.max(1), metrics));
+        tokio::spawn(run(target, queue, write, max_batch.max(1), metrics));
         Self { jobs }
     }
 
@@ -62,7 +69,7 @@ where
 }
 
 async fn run<I, O>(
-    pool: PgPool,
+    target: Target,
     mut queue: mpsc::Receiver<Job<I, O>>,
     write: WriteBatch<I, O>,
     max_batch: usize,
@@ -72,14 +79,14 @@ async fn run<I, O>(
     while queue.recv_many(&mut jobs, max_batch).await > 0 {
         let (inputs, replies): (Vec<I>, Vec<_>) = jobs.drain(..).unzip();
         let started = Instant::now();
-        let written = write(&pool, &inputs).await;
+        let written = write(&target, &inputs).await;
         metrics.batch(inputs.len(), started);
         match written {
             Ok(results) => answer(replies, results),
             Err(e) if inputs.len() > 1 && !matches!(e, StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %e, jobs = inputs.len(), "write batch failed; writing its jobs one by one");
                 for (input, reply) in inputs.iter().zip(replies) {
-                    let result = match write(&pool, std::slice::from_ref(input)).await {
+                    let result = match write(&target, std::slice::from_ref(input)).await {
                         Ok(mut one) => one.pop().unwrap_or_else(|| Err(missing())),
                         Err(e) => Err(e),
                     };

@@ -19,8 +19,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use futures::future::BoxFuture;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, Row};
 
+use super::batch::Target;
 use super::{CHANNEL, lock_lists, micros};
 use crate::domain::time::now;
 use crate::domain::{AppId, Endpoint, Message, MessageId, ResourceKey, Timestamp, Trigger};
@@ -29,16 +30,46 @@ use crate::store::throttle;
 use crate::store::{ClaimedDelivery, Conflict, Enqueued, NewMessage, Result, StoreError};
 
 pub fn write<'a>(
-    pool: &'a PgPool,
+    target: &'a Target,
     batch: &'a [NewMessage],
 ) -> BoxFuture<'a, Result<Vec<Result<Enqueued>>>> {
-    Box::pin(write_batch(pool, batch))
+    Box::pin(write_batch(target, batch))
 }
 
-async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<Enqueued>>> {
-    let mut tx = pool.begin().await?;
+async fn write_batch(target: &Target, batch: &[NewMessage]) -> Result<Vec<Result<Enqueued>>> {
+    let mut tx = target.pool.begin().await?;
+    let results = write_in(&mut tx, &target.node, batch).await?;
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// A batch ingest request (`POST …/msg/batch`): its messages in one transaction of their
+/// own, outside the group commit. `atomic`: if any message is refused, the transaction is
+/// rolled back and nothing is written (the `Ok`s are then what would have been written).
+pub async fn write_request(
+    target: &Target,
+    batch: &[NewMessage],
+    atomic: bool,
+) -> Result<Vec<Result<Enqueued>>> {
+    let mut tx = target.pool.begin().await?;
+    let results = write_in(&mut tx, &target.node, batch).await?;
+    if atomic && results.iter().any(Result::is_err) {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok(results)
+}
+
+/// Writes the batch in `tx`, which the caller commits; deliveries written claimed are
+/// marked as `node`'s.
+async fn write_in(
+    tx: &mut PgConnection,
+    node: &str,
+    batch: &[NewMessage],
+) -> Result<Vec<Result<Enqueued>>> {
     // Read before taking the lists' locks, so as not to hold them for it.
-    let (apps, endpoints) = resolve_apps(&mut tx, batch).await?;
+    let (apps, endpoints) = resolve_apps(tx, batch).await?;
     let mut app_ids: Vec<String> = apps
         .iter()
         .flatten()
@@ -47,8 +78,8 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<E
     app_ids.sort_unstable();
     app_ids.dedup();
     let lists: Vec<String> = app_ids.iter().map(|id| format!("message:{id}")).collect();
-    lock_lists(&mut tx, &lists).await?;
-    let mut last = last_message_ids(&mut tx, &app_ids).await?;
+    lock_lists(tx, &lists).await?;
+    let mut last = last_message_ids(tx, &app_ids).await?;
 
     let created = now();
     let mut messages = Vec::with_capacity(batch.len());
@@ -69,8 +100,7 @@ async fn write_batch(pool: &PgPool, batch: &[NewMessage]) -> Result<Vec<Result<E
         }));
     }
     let plan = plan_deliveries(batch, &messages, &endpoints);
-    let written = insert(&mut tx, batch, &messages, &plan).await?;
-    tx.commit().await?;
+    let written = insert(tx, node, batch, &messages, &plan).await?;
     let deliveries: Vec<_> = messages
         .iter()
         .enumerate()
@@ -360,6 +390,7 @@ struct Written {
 /// holds its locks.
 async fn insert(
     conn: &mut PgConnection,
+    node: &str,
     batch: &[NewMessage],
     messages: &[Result<Message>],
     plan: &Plan<'_>,
@@ -396,9 +427,10 @@ async fn insert(
            RETURNING id),
          d AS (
            INSERT INTO delivery (msg_id, endpoint_id, app_id, status, next_attempt_at,
-             lease_until, created_at, updated_at)
+             lease_until, claimed_by, created_at, updated_at)
            SELECT msg_id, endpoint_id, app_id, CASE WHEN lease IS NULL THEN 1 ELSE 3 END,
-             coalesce(lease, due), lease, $7, $7
+             coalesce(lease, due), lease, CASE WHEN lease IS NULL THEN NULL ELSE $16 END,
+             $7, $7
            FROM unnest($8::text[], $9::text[], $10::text[], $11::bigint[], $15::bigint[])
              AS t(msg_id, endpoint_id, app_id, lease, due)
            WHERE msg_id IN (SELECT id FROM m)
@@ -434,6 +466,7 @@ async fn insert(
             .collect::<Vec<_>>(),
     )
     .bind(&plan.dues)
+    .bind(node)
     .fetch_all(&mut *conn)
     .await?;
     for row in &found {

@@ -4,7 +4,8 @@
 //! writer, this one gets from the database:
 //! - **Claims** lock due deliveries with `FOR UPDATE SKIP LOCKED` and lease them in one
 //!   statement (`queue`), so each delivery is attempted by one node at a time, and a dead
-//!   node's claims come due again when their leases expire.
+//!   node's claims come due again when their leases expire, or sooner, once its heartbeat
+//!   goes stale and another node gives them back (`nodes`).
 //! - **Id order is commit order**: inserting into a list (applications; an application's
 //!   endpoints or messages) takes a transaction-scoped advisory lock for that list and
 //!   draws the id after the greatest stored one (`lock_lists`), so keyset pagination visits
@@ -21,11 +22,14 @@
 mod batch;
 mod ingest;
 mod listener;
+mod nodes;
 mod queue;
 mod records;
 mod sql;
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,7 +41,7 @@ use crate::domain::Timestamp;
 use crate::store::engine::{Engine, EngineConn};
 use crate::store::sql::Sql;
 use crate::store::{AttemptRecord, Enqueued, NewMessage, StoreError, StoreMetrics};
-use batch::Batcher;
+use batch::{Batcher, Target};
 
 pub use listener::listen_for_deliveries;
 
@@ -71,6 +75,11 @@ pub struct PoolSettings {
 
 pub struct PgStore {
     pool: PgPool,
+    /// This node's id in the node table and in its claims (`delivery.claimed_by`): one per
+    /// connected store, drawn at random when it connects.
+    node: Arc<str>,
+    /// Whether this node's heartbeat has been written before.
+    joined: AtomicBool,
     ingest: Batcher<NewMessage, Enqueued>,
     records: Batcher<AttemptRecord, ()>,
 }
@@ -135,10 +144,17 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(cannot_connect)?;
+        let node: Arc<str> = format!("node_{:016x}", rand::random::<u64>()).into();
+        let target = || Target {
+            pool: pool.clone(),
+            node: node.clone(),
+        };
         Ok(Self {
-            ingest: Batcher::spawn(pool.clone(), ingest::write, MAX_BATCH, metrics.pg_ingest),
-            records: Batcher::spawn(pool.clone(), records::write, MAX_BATCH, metrics.pg_records),
+            ingest: Batcher::spawn(target(), ingest::write, MAX_BATCH, metrics.pg_ingest),
+            records: Batcher::spawn(target(), records::write, MAX_BATCH, metrics.pg_records),
             pool,
+            node,
+            joined: AtomicBool::new(false),
         })
     }
 

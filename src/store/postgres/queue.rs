@@ -5,7 +5,9 @@
 //! with `FOR UPDATE SKIP LOCKED` (rows another node is claiming right now are passed over,
 //! not waited for), and the UPDATE marks them `sending` with `lease_until` and
 //! `next_attempt_at` set to the lease's end, so a claim whose node died comes due again when
-//! its lease expires, with no separate sweep. Deliveries of throttled endpoints and
+//! its lease expires, with no separate sweep; the claim also names its node (`claimed_by`), so
+//! that the nodes can give back a dead node's claims sooner, as soon as its heartbeat goes
+//! stale (`nodes`). Deliveries of throttled endpoints and
 //! applications are taken within their token buckets (`store::throttle`), whose rows the
 //! claim locks (after its deliveries, in key order) so claims on every node take turns on
 //! them; those without a token are deferred. It commits before the claims are returned:
@@ -31,6 +33,18 @@ use crate::store::{
 impl QueueStore for PgStore {
     async fn enqueue_message(&self, new: NewMessage) -> Result<Enqueued> {
         self.ingest.submit(new).await
+    }
+
+    async fn enqueue_batch(
+        &self,
+        news: Vec<NewMessage>,
+        atomic: bool,
+    ) -> Result<Vec<Result<Enqueued>>> {
+        let target = super::batch::Target {
+            pool: self.pool.clone(),
+            node: self.node.clone(),
+        };
+        super::ingest::write_request(&target, &news, atomic).await
     }
 
     async fn claim_due(
@@ -102,13 +116,14 @@ impl QueueStore for PgStore {
         }
         let claimed = batch_query(
             "UPDATE delivery SET status = 3, lease_until = $2, next_attempt_at = $2,
-                updated_at = $1
+                claimed_by = $4, updated_at = $1
              WHERE id = ANY($3)
              RETURNING id, msg_id, endpoint_id, attempts, trigger_type",
         )
         .bind(micros(now))
         .bind(micros(lease))
         .bind(&picked)
+        .bind(&*self.node)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;

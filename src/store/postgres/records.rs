@@ -20,6 +20,7 @@ use std::sync::LazyLock;
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
 
+use super::batch::Target;
 use super::micros;
 use super::sql::batch_query;
 use crate::domain::time::to_micros;
@@ -38,10 +39,10 @@ static READ_ENDPOINTS: LazyLock<String> =
     LazyLock::new(|| format!("{READ_FOR_RECORD} WHERE e.id = ANY($1) ORDER BY e.id"));
 
 pub fn write<'a>(
-    pool: &'a PgPool,
+    target: &'a Target,
     batch: &'a [AttemptRecord],
 ) -> BoxFuture<'a, Result<Vec<Result<()>>>> {
-    Box::pin(write_batch(pool, batch))
+    Box::pin(write_batch(&target.pool, batch))
 }
 
 async fn write_batch(pool: &PgPool, batch: &[AttemptRecord]) -> Result<Vec<Result<()>>> {

@@ -17,8 +17,8 @@ impl<E: Engine> EventTypeStore for E {
         let insert = event_type_fields(
             Sql::new(
                 "INSERT INTO event_type (name, description, archived, deprecated, feature_flags,
-                 group_name, schemas, updated_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 group_name, schemas, updated_at, validate_payloads, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             ),
             et,
         )
@@ -43,7 +43,8 @@ impl<E: Engine> EventTypeStore for E {
         let update = event_type_fields(
             Sql::new(
                 "UPDATE event_type SET description = $2, archived = $3, deprecated = $4,
-                 feature_flags = $5, group_name = $6, schemas = $7, updated_at = $8
+                 feature_flags = $5, group_name = $6, schemas = $7, updated_at = $8,
+                 validate_payloads = $9
                  WHERE name = $1",
             ),
             et,
@@ -73,7 +74,7 @@ impl<E: Engine> EventTypeStore for E {
     }
 }
 
-/// Binds `$1 … $8` of an insert or update: the name, then every stored field but the
+/// Binds `$1 … $9` of an insert or update: the name, then every stored field but the
 /// creation time.
 fn event_type_fields(sql: Sql, et: &EventType) -> Sql {
     sql.bind(et.name.as_str())
@@ -84,4 +85,5 @@ fn event_type_fields(sql: Sql, et: &EventType) -> Sql {
         .bind(et.group_name.as_deref())
         .bind(opt_to_json(et.schemas.as_ref()))
         .bind(et.updated_at)
+        .bind(et.validate_payloads)
 }

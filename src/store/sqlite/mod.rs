@@ -248,3 +248,27 @@ impl Engine for SqliteStore {
         .push(")");
     }
 }
+
+/// No peers to watch: one process owns the database, so there is no heartbeat and no node
+/// table. A process that dies leaves its claims to their leases, and since it was the only
+/// one delivering, they are given back when it starts again (`claim_due` takes expired
+/// leases, and a clean stop gives them back at once).
+#[async_trait]
+impl super::NodeStore for SqliteStore {
+    fn node_id(&self) -> Option<&str> {
+        None
+    }
+
+    /// Nothing to write: this is the only node.
+    async fn node_heartbeat(&self, _: &super::NodeBeat) -> super::Result<super::NodeReport> {
+        Ok(super::NodeReport {
+            live: 1,
+            ..super::NodeReport::default()
+        })
+    }
+
+    /// Nothing to remove; the dispatcher gives back its own claims as it stops.
+    async fn node_leave(&self, _: crate::domain::Timestamp) -> super::Result<u64> {
+        Ok(0)
+    }
+}

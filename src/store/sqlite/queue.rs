@@ -25,6 +25,21 @@ impl QueueStore for SqliteStore {
         answered(answer).await
     }
 
+    async fn enqueue_batch(
+        &self,
+        news: Vec<NewMessage>,
+        atomic: bool,
+    ) -> Result<Vec<Result<Enqueued>>> {
+        let (reply, answer) = oneshot::channel();
+        self.write(WriteJob::EnqueueBatch {
+            news,
+            atomic,
+            reply,
+        })
+        .await?;
+        answered(answer).await
+    }
+
     async fn claim_due(
         &self,
         now: Timestamp,

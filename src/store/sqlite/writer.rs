@@ -92,6 +92,13 @@ pub enum WriteJob {
         new: NewMessage,
         reply: oneshot::Sender<Result<Enqueued>>,
     },
+    /// A batch ingest request's messages, in a savepoint of their own: with `atomic`, rolled
+    /// back if any is refused (the `Ok`s are then what would have been written).
+    EnqueueBatch {
+        news: Vec<NewMessage>,
+        atomic: bool,
+        reply: BatchReply,
+    },
     Record {
         record: AttemptRecord,
         reply: oneshot::Sender<Result<()>>,
@@ -273,8 +280,17 @@ fn wal_file(conn: &Connection) -> std::io::Result<PathBuf> {
 /// A batch's jobs by kind, in the order they arrived.
 struct Jobs {
     enqueues: Vec<(NewMessage, oneshot::Sender<Result<Enqueued>>)>,
+    batches: Vec<(BatchJob, BatchReply)>,
     records: Vec<(AttemptRecord, oneshot::Sender<Result<()>>)>,
     claims: Vec<(Claim, oneshot::Sender<Result<Vec<ClaimedDelivery>>>)>,
+}
+
+/// Where a batch ingest request hears, per message, how it went.
+pub type BatchReply = oneshot::Sender<Result<Vec<Result<Enqueued>>>>;
+
+struct BatchJob {
+    news: Vec<NewMessage>,
+    atomic: bool,
 }
 
 struct Claim {
@@ -284,14 +300,32 @@ struct Claim {
 }
 
 /// What a committed batch produced: per enqueue, the message or why it was refused; per
-/// claim, the deliveries claimed.
-type Outcome = (Vec<Result<Enqueued>>, Vec<Vec<ClaimedDelivery>>);
+/// batch ingest request, the same for each of its messages; per claim, the deliveries
+/// claimed.
+struct Outcome {
+    enqueued: Vec<Result<Enqueued>>,
+    batches: Vec<Vec<Result<Enqueued>>>,
+    claimed: Vec<Vec<ClaimedDelivery>>,
+}
 
 /// Writes the batch in one transaction and commits it; on any error, rolls it back.
 fn commit(conn: &mut Connection, jobs: &Jobs) -> Result<Outcome> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let news: Vec<&NewMessage> = jobs.enqueues.iter().map(|(new, _)| new).collect();
     let enqueued = enqueue::enqueue_all(&tx, &news)?;
+    let mut batches = Vec::with_capacity(jobs.batches.len());
+    for (job, _) in &jobs.batches {
+        let savepoint = tx.savepoint()?;
+        let news: Vec<&NewMessage> = job.news.iter().collect();
+        let results = enqueue::enqueue_all(&savepoint, &news)?;
+        if job.atomic && results.iter().any(Result::is_err) {
+            // A savepoint ends rolled back unless committed.
+            savepoint.finish()?;
+        } else {
+            savepoint.commit()?;
+        }
+        batches.push(results);
+    }
     let recs: Vec<&AttemptRecord> = jobs.records.iter().map(|(r, _)| r).collect();
     records::record_all(&tx, &recs)?;
     // Claims come last, so messages accepted in this batch can be claimed by it.
@@ -301,19 +335,29 @@ fn commit(conn: &mut Connection, jobs: &Jobs) -> Result<Outcome> {
         .map(|(c, _)| claims::claim(&tx, c.now, c.lease, &c.limits))
         .collect::<Result<Vec<_>>>()?;
     tx.commit()?;
-    Ok((enqueued, claimed))
+    Ok(Outcome {
+        enqueued,
+        batches,
+        claimed,
+    })
 }
 
 impl Jobs {
     fn sort(jobs: Vec<WriteJob>) -> Self {
         let mut sorted = Jobs {
             enqueues: Vec::new(),
+            batches: Vec::new(),
             records: Vec::new(),
             claims: Vec::new(),
         };
         for job in jobs {
             match job {
                 WriteJob::Enqueue { new, reply } => sorted.enqueues.push((new, reply)),
+                WriteJob::EnqueueBatch {
+                    news,
+                    atomic,
+                    reply,
+                } => sorted.batches.push((BatchJob { news, atomic }, reply)),
                 WriteJob::Record { record, reply } => sorted.records.push((record, reply)),
                 WriteJob::Claim {
                     now,
@@ -327,22 +371,25 @@ impl Jobs {
     }
 
     fn len(&self) -> usize {
-        self.enqueues.len() + self.records.len() + self.claims.len()
+        self.enqueues.len() + self.batches.len() + self.records.len() + self.claims.len()
     }
 
     /// Tells every caller how its job went. A caller that went away does not need to know.
     fn answer(self, outcome: Result<Outcome>) {
-        let (enqueued, claimed) = match outcome {
+        let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => return self.fail(e),
         };
-        for ((_, reply), result) in self.enqueues.into_iter().zip(enqueued) {
+        for ((_, reply), result) in self.enqueues.into_iter().zip(outcome.enqueued) {
             let _ = reply.send(result);
+        }
+        for ((_, reply), results) in self.batches.into_iter().zip(outcome.batches) {
+            let _ = reply.send(Ok(results));
         }
         for (_, reply) in self.records {
             let _ = reply.send(Ok(()));
         }
-        for ((_, reply), result) in self.claims.into_iter().zip(claimed) {
+        for ((_, reply), result) in self.claims.into_iter().zip(outcome.claimed) {
             let _ = reply.send(Ok(result));
         }
     }
@@ -353,6 +400,9 @@ impl Jobs {
         let shared = Arc::new(e);
         let failed = || StoreError::BatchFailed(shared.clone());
         for (_, reply) in self.enqueues {
+            let _ = reply.send(Err(failed()));
+        }
+        for (_, reply) in self.batches {
             let _ = reply.send(Err(failed()));
         }
         for (_, reply) in self.records {
@@ -388,6 +438,7 @@ mod tests {
         };
         let jobs = Jobs {
             enqueues: Vec::new(),
+            batches: Vec::new(),
             records: Vec::new(),
             claims: vec![(claim, reply)],
         };
@@ -424,7 +475,11 @@ mod tests {
     }
 
     fn committed() -> Result<Outcome> {
-        Ok((Vec::new(), vec![Vec::new()]))
+        Ok(Outcome {
+            enqueued: Vec::new(),
+            batches: Vec::new(),
+            claimed: vec![Vec::new()],
+        })
     }
 
     #[test]
