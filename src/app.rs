@@ -116,6 +116,7 @@ pub struct Server {
     pg_pool: Option<sqlx::PgPool>,
     /// Exports spans, when traces are on; flushed last at shutdown.
     exporter: Option<Exporter>,
+    reloader: Option<Arc<crate::declare::Reloader>>,
 }
 
 impl Server {
@@ -133,6 +134,25 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let reloader = match &config.apply_file {
+            None => None,
+            Some(path) => {
+                if !config.role.serves_api() {
+                    anyhow::bail!("--apply needs a node that serves the API (role api or all)");
+                }
+                if config.admin_token.is_empty() {
+                    anyhow::bail!(
+                        "--apply applies the file through the API with the admin token: set admin_token"
+                    );
+                }
+                Some(Arc::new(crate::declare::Reloader::new(
+                    path.clone(),
+                    config.https_only,
+                    addr,
+                    &config.admin_token,
+                )?))
+            }
+        };
         let metrics_address = config
             .metrics_address()
             .map_err(|e| anyhow::anyhow!("metrics_listen: {e}"))?;
@@ -270,6 +290,7 @@ impl Server {
             clock: clock.clone(),
             metrics: metrics.api(),
             traces,
+            reload: reloader.clone().map(|r| r as Arc<dyn crate::api::Reload>),
         };
         let scrape = crate::metrics::router(metrics, store.clone(), clock, &config.metrics_token);
         if config.role.serves_api() {
@@ -304,7 +325,7 @@ impl Server {
         };
         let serving = tokio::spawn(server::serve(listener, router, limits, shutdown.clone()));
         tracing::info!(%addr, ?metrics_addr, role = config.role.as_str(), "hookd is listening");
-        Ok(Self {
+        let server = Self {
             addr,
             metrics_addr,
             shutdown,
@@ -313,7 +334,28 @@ impl Server {
             timeout: Duration::from_secs(config.shutdown_timeout_secs) + STOP_MARGIN,
             pg_pool,
             exporter,
-        })
+            reloader,
+        };
+        // Applied once the API listens, through it; a file that does not apply stops hookd.
+        // (A change refused part way is tried again a few times first: see `apply_at_start`.)
+        if let Some(reloader) = &server.reloader {
+            if let Err(e) = reloader.apply_at_start().await {
+                let _ = server.stop().await;
+                return Err(anyhow::anyhow!("--apply: {e}"));
+            }
+        }
+        Ok(server)
+    }
+
+    /// Applies the `--apply` file again (SIGHUP); errors are logged and leave hookd as it
+    /// was up to the change that failed.
+    pub async fn reload(&self) {
+        match &self.reloader {
+            Some(reloader) => {
+                let _ = reloader.apply().await;
+            }
+            None => tracing::info!("SIGHUP ignored: hookd was started without --apply"),
+        }
     }
 
     /// Stops accepting requests, lets running ones finish within the shutdown timeout, and

@@ -1,5 +1,5 @@
 //! The command line: `hookd serve`, `hookd migrate`, `hookd token create`, `hookd prune`,
-//! `hookd verify`.
+//! `hookd verify`, `hookd apply`.
 
 use std::path::PathBuf;
 
@@ -40,7 +40,14 @@ pub enum Command {
         /// What this node does: api, worker or all. [env: HOOKD_ROLE] [default: all]
         #[arg(long, value_enum, value_name = "ROLE")]
         role: Option<Role>,
+        /// A declarative file (YAML, TOML or JSON) applied once the API listens, again on
+        /// SIGHUP and on `POST /api/v1/hookd/reload` (never pruning). Needs admin_token.
+        #[arg(long, value_name = "FILE")]
+        apply: Option<PathBuf>,
     },
+    /// Make hookd hold what a declarative file (YAML, TOML or JSON) says: event types,
+    /// applications and their endpoints, operational webhook endpoints.
+    Apply(ApplyArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Delete messages older than a number of days, with their deliveries and attempts, in
@@ -101,6 +108,25 @@ pub struct VerifyArgs {
     pub now: Option<i64>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The file; its extension (.yaml, .yml, .toml, .json) says its format.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print the changes (create/update/delete, with the fields that change) and make none.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete what the file's sections no longer list (event types are archived).
+    #[arg(long)]
+    pub prune: bool,
+    /// hookd's address. [env: HOOKD_URL] [default: http:// and the configured listen]
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// An API token. [env: HOOKD_TOKEN] [default: the configured admin_token]
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create an admin API token and print it (only its hash is stored).
@@ -109,6 +135,15 @@ pub enum TokenCommand {
 
 impl Cli {
     fn load_config(&self, listen: Option<String>, role: Option<Role>) -> anyhow::Result<Config> {
+        self.load_config_applying(listen, role, None)
+    }
+
+    fn load_config_applying(
+        &self,
+        listen: Option<String>,
+        role: Option<Role>,
+        apply_file: Option<PathBuf>,
+    ) -> anyhow::Result<Config> {
         let env: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
@@ -120,6 +155,7 @@ impl Cli {
             listen,
             data_dir: self.data_dir.clone(),
             role,
+            apply_file,
         };
         Ok(Config::load(file.as_deref(), env, &overrides)?)
     }
@@ -130,12 +166,25 @@ const PRUNE_BATCH: usize = 1000;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Serve { listen, role } => {
-            let config = cli.load_config(listen.clone(), *role)?;
+        Command::Serve {
+            listen,
+            role,
+            apply,
+        } => {
+            let config = cli.load_config_applying(listen.clone(), *role, apply.clone())?;
             telemetry::init(&config);
             tracing::info!(?config, "starting hookd {}", env!("CARGO_PKG_VERSION"));
+            // Before starting: a SIGHUP during the first apply must not end hookd.
+            let mut hangups = Hangups::new();
             let server = Server::start(config).await?;
-            shutdown_signal().await;
+            let shutdown = shutdown_signal();
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = hangups.recv() => server.reload().await,
+                }
+            }
             tracing::info!("shutting down");
             server.stop().await
         }
@@ -193,6 +242,64 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Verify(args) => verify(args),
+        Command::Apply(args) => apply(&cli, args).await,
+    }
+}
+
+/// `hookd apply`: checks the whole file first (every error, with its line), then applies it
+/// through the API.
+async fn apply(cli: &Cli, args: &ApplyArgs) -> anyhow::Result<()> {
+    use crate::declare;
+
+    let config = cli.load_config(None, None)?;
+    let desired = declare::load(&args.file, config.https_only).map_err(|errors| {
+        anyhow::anyhow!(
+            "{} is invalid ({} errors), nothing was applied:\n{}",
+            args.file.display(),
+            errors.len(),
+            declare::render_errors(&errors)
+        )
+    })?;
+    let url = args
+        .url
+        .clone()
+        .or_else(|| std::env::var("HOOKD_URL").ok())
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    let token = args
+        .token
+        .clone()
+        .or_else(|| std::env::var("HOOKD_TOKEN").ok())
+        .unwrap_or(config.admin_token);
+    if token.is_empty() {
+        anyhow::bail!("give an API token with --token, HOOKD_TOKEN or admin_token");
+    }
+    let client = declare::Client::new(&url, &token)?;
+    let plan = declare::apply(&client, &desired, args.dry_run, args.prune).await?;
+    println!("{}", declare::render(&plan, args.dry_run));
+    Ok(())
+}
+
+/// SIGHUPs, as a stream to wait on (one that never yields where there are none).
+struct Hangups(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangups {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Hangups(signal(SignalKind::hangup()).ok())
+        }
+        #[cfg(not(unix))]
+        Hangups()
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.0 {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
     }
 }
 
@@ -310,7 +417,8 @@ mod tests {
             cli.command,
             Command::Serve {
                 listen: Some(_),
-                role: None
+                role: None,
+                apply: None
             }
         ));
         let worker = Cli::try_parse_from(["hookd", "serve", "--role", "worker"]).unwrap();
@@ -336,5 +444,32 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["hookd", "prune"]).is_err());
+        let Command::Apply(apply) = Cli::try_parse_from([
+            "hookd",
+            "apply",
+            "hookd.yaml",
+            "--dry-run",
+            "--prune",
+            "--url",
+            "http://h:1",
+            "--token",
+            "t",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not apply")
+        };
+        assert!(apply.dry_run && apply.prune);
+        assert_eq!(apply.url.as_deref(), Some("http://h:1"));
+        assert!(
+            Cli::try_parse_from(["hookd", "apply"]).is_err(),
+            "the file is required"
+        );
+        let serve = Cli::try_parse_from(["hookd", "serve", "--apply", "f.toml"]).unwrap();
+        assert!(matches!(
+            serve.command,
+            Command::Serve { apply: Some(_), .. }
+        ));
     }
 }

@@ -12,7 +12,8 @@
 //! | [`events`]  | operational webhooks: the internal application their endpoints live in, and the job that drains the `operational_event` outbox into its messages | `domain`, `store` |
 //! | [`tasks`]   | background tasks (purging an application's payloads, replays), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention`, `replay` |
 //! | [`replay`]  | replays, recoveries and dead-letter requeues: the steps of their tasks and their cursors | `domain`, `store`, `retention` (batch size), `tasks` (initial data) |
-//! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store`, `events`, `telemetry::traces` (the tracer handle) |
+//! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store`, `events`, `telemetry::traces` (the tracer handle), `declare::node` (YAML text of an OpenAPI import) |
+//! | [`declare`] | endpoints as code: the declarative file (YAML, TOML, JSON), checked with line numbers, and applied through the HTTP API (`hookd apply`, `serve --apply`) | `domain`, `api` (the reload hook) |
 //! | [`nodes`]   | heartbeats of the nodes sharing a PostgreSQL database; giving back a dead node's claims | `domain`, `store`, `delivery::clock` |
 //! | [`config`], [`app`], [`server`], [`cli`], [`telemetry`], [`metrics`] | wiring: configuration, startup and shutdown, accepting connections (caps, timeouts), the command line, logs and OpenTelemetry traces (OTLP export), Prometheus metrics | everything |
 //!
@@ -23,6 +24,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod declare;
 pub mod delivery;
 pub mod domain;
 pub mod events;

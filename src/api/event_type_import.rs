@@ -146,10 +146,14 @@ pub async fn import(
     }))
 }
 
-/// `specRaw`: JSON, or YAML (of which JSON is a part).
+/// `specRaw`: YAML, or JSON (which YAML 1.2 reads too).
 fn parse_raw(raw: &str) -> Result<Map<String, Value>, ApiError> {
-    let value: Value = serde_json::from_str(raw)
-        .map_err(|e| fields::body_error("specRaw", format!("is not a JSON document: {e}")))?;
+    let value = crate::declare::node::yaml_to_json(raw).map_err(|e| {
+        fields::body_error(
+            "specRaw",
+            format!("is not YAML or JSON: line {}: {}", e.line, e.message),
+        )
+    })?;
     match value {
         Value::Object(map) => Ok(map),
         _ => Err(fields::body_error(

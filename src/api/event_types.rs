@@ -57,7 +57,7 @@ pub struct EventTypeIn {
 impl EventTypeIn {
     /// Splits off the name; the rest is what PUT takes. (Written out rather than
     /// `serde(flatten)`, which would hide the failing field's path from 422 errors.)
-    fn split(self) -> (String, EventTypeUpdate) {
+    pub(super) fn split(self) -> (String, EventTypeUpdate) {
         let fields = EventTypeUpdate {
             description: self.description,
             archived: self.archived,
@@ -142,7 +142,7 @@ pub struct EventTypeOut {
 }
 
 impl EventTypeOut {
-    fn new(et: EventType, with_schemas: bool) -> Self {
+    pub(super) fn new(et: EventType, with_schemas: bool) -> Self {
         let flags: Option<Vec<String>> = et
             .feature_flags
             .map(|f| f.into_iter().map(|f| f.to_string()).collect());
@@ -221,7 +221,7 @@ fn schemas(input: Option<Schemas>) -> Result<Option<Schemas>, ApiError> {
 }
 
 /// Applies a full update to `et`.
-fn replace(et: &mut EventType, input: EventTypeUpdate) -> Result<(), ApiError> {
+pub(super) fn replace(et: &mut EventType, input: EventTypeUpdate) -> Result<(), ApiError> {
     et.feature_flags = feature_flags(input.feature_flag, input.feature_flags)?;
     et.description = input.description;
     et.archived = input.archived;

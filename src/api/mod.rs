@@ -10,6 +10,7 @@ mod attempts;
 mod auth;
 mod background_tasks;
 mod endpoints;
+mod environment;
 pub mod error;
 mod event_type_import;
 mod event_types;
@@ -47,6 +48,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{Authenticator, generate_token, hash_hex, hash_token};
+pub use environment::{Reload, ReloadError};
 use error::{ApiError, ErrorCause};
 pub use measure::ApiMetrics;
 
@@ -80,6 +82,8 @@ pub struct ApiState {
     /// Messages this node may be accepting at once (`max_pending_messages`); a message
     /// request that finds none left is answered 503 without waiting.
     pub message_permits: Arc<tokio::sync::Semaphore>,
+    /// What `POST /api/v1/hookd/reload` runs: set when hookd was started with `--apply`.
+    pub reload: Option<Arc<dyn Reload>>,
     /// The schemas payloads are checked against at ingest.
     pub payload_schemas: Arc<payload_schemas::PayloadSchemas>,
     /// Spans of accepted messages (off unless `otlp_endpoint` is set).
@@ -179,6 +183,9 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         ))
         .routes(routes!(operational::get_secret))
         .routes(routes!(operational::rotate_secret))
+        .routes(routes!(environment::export))
+        .routes(routes!(environment::import))
+        .routes(routes!(environment::reload))
 }
 
 /// The route templates of the API's router, as `MatchedPath` gives them.

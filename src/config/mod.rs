@@ -28,7 +28,8 @@ const MAX_RETENTION_DAYS: u32 = 36_500;
 const MAX_HEALTH_WINDOW: usize = 10_000;
 
 /// Environment variables with the `HOOKD_` prefix that are not configuration options.
-const NOT_OPTIONS: &[&str] = &["HOOKD_CONFIG"];
+/// (`HOOKD_URL` and `HOOKD_TOKEN` are `hookd apply`'s.)
+const NOT_OPTIONS: &[&str] = &["HOOKD_CONFIG", "HOOKD_URL", "HOOKD_TOKEN"];
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -100,6 +101,10 @@ pub struct Config {
     pub otlp_headers: String,
     pub otlp_service_name: String,
     pub otlp_sample_ratio: f64,
+    /// `hookd serve --apply FILE`: the declarative file applied at start, on SIGHUP and on
+    /// `POST /api/v1/hookd/reload`. A command-line flag only, not an option of the file.
+    #[serde(skip)]
+    pub apply_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -179,6 +184,7 @@ impl fmt::Debug for Config {
                 &(!self.otlp_headers.trim().is_empty()).then_some("<set>"),
             )
             .field("otlp_sample_ratio", &self.otlp_sample_ratio)
+            .field("apply_file", &self.apply_file)
             .finish_non_exhaustive()
     }
 }
@@ -200,6 +206,7 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub role: Option<Role>,
+    pub apply_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -266,11 +273,12 @@ impl Config {
         if let Some(role) = overrides.role {
             merged.insert("role".into(), Value::String(role.as_str().into()));
         }
-        let config =
+        let mut config =
             Config::deserialize(Value::Table(merged)).map_err(|e| ConfigError::Invalid {
                 origin: "configuration".into(),
                 message: e.message().to_owned(),
             })?;
+        config.apply_file = overrides.apply_file.clone();
         config.validate()?;
         Ok(config)
     }

@@ -47,6 +47,7 @@ fn flags_override_everything() {
             listen: Some("127.0.0.1:2".into()),
             data_dir: None,
             role: None,
+            apply_file: None,
         },
     )
     .unwrap();

@@ -122,7 +122,8 @@ async fn webhooks_become_event_types_idempotently_with_dry_run_and_replace_all()
     assert_eq!(names(&app, false).await, ["order.paid", "stock.changed"]);
     let (status, _) = app.delete("/api/v1/event-type/stock.changed").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let raw = spec().to_string();
+    // specRaw as YAML.
+    let raw = "openapi: 3.1.0\ninfo: {title: Shop, version: '1'}\nwebhooks:\n  stock.changed:\n    post:\n      summary: Stock moved\n      deprecated: true\n      requestBody:\n        content:\n          application/json:\n            schema:\n              type: object\n              properties: {sku: {type: string}, inStock: {type: boolean}}\n              required: [sku]\n";
     let (status, out) = app.post(IMPORT, Some(json!({"specRaw": raw}))).await;
     assert_eq!(status, StatusCode::OK, "{out}");
     assert_eq!(out["data"]["modified"], json!(["stock.changed"]));

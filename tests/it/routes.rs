@@ -14,6 +14,7 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/event-type/{event_type_name}"),
     ("PATCH", "/api/v1/event-type/{event_type_name}"),
     ("DELETE", "/api/v1/event-type/{event_type_name}"),
+    ("POST", "/api/v1/event-type/import/openapi"),
     ("GET", "/api/v1/app/{app_id}/endpoint"),
     ("POST", "/api/v1/app/{app_id}/endpoint"),
     ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
@@ -104,6 +105,11 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
         "POST",
         "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate",
     ),
+    ("POST", "/api/v1/app/{app_id}/msg/batch"),
+    ("POST", "/api/v1/app/{app_id}/msg/precheck/active"),
+    ("POST", "/api/v1/environment/export"),
+    ("POST", "/api/v1/environment/import"),
+    ("POST", "/api/v1/hookd/reload"),
 ];
 
 /// The operations that need no token.

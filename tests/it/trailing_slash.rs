@@ -44,8 +44,14 @@ async fn every_route_answers_the_same_with_a_trailing_slash() {
     );
     for (method, template) in operations {
         let path = fill(&template, "no-such-thing");
-        let plain = answer(&app, method.clone(), &path).await;
-        let slashed = answer(&app, method.clone(), &format!("{path}/")).await;
+        let mut plain = answer(&app, method.clone(), &path).await;
+        let mut slashed = answer(&app, method.clone(), &format!("{path}/")).await;
+        if template == "/api/v1/environment/export" {
+            // The time of the export: the one thing two exports may not share.
+            for body in [&mut plain.1, &mut slashed.1] {
+                body.as_object_mut().map(|o| o.remove("createdAt"));
+            }
+        }
         assert_eq!(
             slashed, plain,
             "{method} {path}/ and {method} {path} differ"

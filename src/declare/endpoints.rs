@@ -1,0 +1,198 @@
+//! The changes to an application's endpoints, and to the operational webhook endpoints.
+
+use reqwest::Method;
+use serde_json::{Value as Json, json};
+
+use super::client::{Client, RemoteError, segment};
+use super::plan::{
+    Action, Plan, by_uid, change, differing, endpoint_body, headers_differ, id_of, sorted,
+};
+use super::spec::{AppSpec, EndpointSpec, OperationalSpec};
+
+/// Plans `app`'s endpoints; `exists`: whether the application is in hookd already (when it
+/// is not, every endpoint is created after it).
+pub async fn plan_app(
+    client: &Client,
+    app: &AppSpec,
+    wanted: &[EndpointSpec],
+    exists: bool,
+    prune: bool,
+    plan: &mut Plan,
+) -> Result<(), RemoteError> {
+    let base = format!("/api/v1/app/{}/endpoint", segment(&app.uid));
+    let (current, without_uid) = if exists {
+        by_uid(client.list(&base, "").await?)
+    } else {
+        Default::default()
+    };
+    for ep in wanted {
+        let id = format!("{}/{}", app.uid, ep.uid);
+        let body = endpoint_body(ep);
+        let path = format!("{base}/{}", segment(&ep.uid));
+        let Some(now) = current.get(&ep.uid) else {
+            let mut create = body.clone();
+            create["uid"] = json!(ep.uid);
+            create["headers"] = json!(ep.headers);
+            create["secret"] = json!(ep.secret);
+            plan.changes
+                .push(change(Action::Create, "endpoint", id, Vec::new()).call(
+                    Method::POST,
+                    base.clone(),
+                    Some(create),
+                ));
+            continue;
+        };
+        let mut fields = differing(&body, now);
+        let mut update = change(Action::Update, "endpoint", id, Vec::new());
+        if !fields.is_empty() {
+            let mut put = body.clone();
+            put["uid"] = json!(ep.uid);
+            update = update.call(Method::PUT, path.clone(), Some(put));
+        }
+        let headers = client.get(&format!("{path}/headers")).await?;
+        if headers_differ(&ep.headers, headers.as_ref()) {
+            fields.push("headers".into());
+            update = update.call(
+                Method::PUT,
+                format!("{path}/headers"),
+                Some(json!({ "headers": ep.headers })),
+            );
+        }
+        if let Some(secret) = &ep.secret {
+            let now = client.get(&format!("{path}/secret")).await?;
+            if now.as_ref().and_then(|s| s.get("key")) != Some(&json!(secret)) {
+                fields.push("secret".into());
+                update = update.call(
+                    Method::POST,
+                    format!("{path}/secret/rotate"),
+                    Some(json!({ "key": secret })),
+                );
+            }
+        }
+        if fields.is_empty() {
+            plan.unchanged += 1;
+        } else {
+            update.fields = fields;
+            plan.changes.push(update);
+        }
+    }
+    if prune {
+        let listed: Vec<&str> = wanted.iter().map(|e| e.uid.as_str()).collect();
+        let mut gone: Vec<&Json> = current
+            .iter()
+            .filter(|(uid, _)| !listed.contains(&uid.as_str()))
+            .map(|(_, e)| e)
+            .chain(without_uid.iter())
+            .collect();
+        gone.sort_by_key(|e| id_of(e));
+        for ep in gone {
+            let id = ep.get("id").and_then(Json::as_str).unwrap_or_default();
+            plan.changes.push(
+                change(
+                    Action::Delete,
+                    "endpoint",
+                    format!("{}/{}", app.uid, id_of(ep)),
+                    Vec::new(),
+                )
+                .call(Method::DELETE, format!("{base}/{}", segment(id)), None),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn operational(
+    client: &Client,
+    wanted: &[OperationalSpec],
+    prune: bool,
+    plan: &mut Plan,
+) -> Result<(), RemoteError> {
+    const BASE: &str = "/api/v1/operational-webhook/endpoint";
+    let (current, without_uid) = by_uid(client.list(BASE, "").await?);
+    for ep in wanted {
+        let body = json!({
+            "url": ep.url,
+            "description": ep.description,
+            "disabled": ep.disabled,
+            "throttleRate": ep.throttle_rate,
+            "eventTypes": sorted(&ep.event_types),
+            "metadata": ep.metadata,
+        });
+        let path = format!("{BASE}/{}", segment(&ep.uid));
+        let Some(now) = current.get(&ep.uid) else {
+            let mut create = body.clone();
+            create["uid"] = json!(ep.uid);
+            create["headers"] = json!(ep.headers);
+            create["secret"] = json!(ep.secret);
+            plan.changes.push(
+                change(
+                    Action::Create,
+                    "operationalEndpoint",
+                    ep.uid.clone(),
+                    Vec::new(),
+                )
+                .call(Method::POST, BASE.into(), Some(create)),
+            );
+            continue;
+        };
+        let mut fields = differing(&body, now);
+        let mut update = change(
+            Action::Update,
+            "operationalEndpoint",
+            ep.uid.clone(),
+            Vec::new(),
+        );
+        if !fields.is_empty() {
+            let mut put = body.clone();
+            put["uid"] = json!(ep.uid);
+            update = update.call(Method::PUT, path.clone(), Some(put));
+        }
+        let headers = client.get(&format!("{path}/headers")).await?;
+        if headers_differ(&ep.headers, headers.as_ref()) {
+            fields.push("headers".into());
+            update = update.call(
+                Method::PUT,
+                format!("{path}/headers"),
+                Some(json!({ "headers": ep.headers })),
+            );
+        }
+        if let Some(secret) = &ep.secret {
+            let now = client.get(&format!("{path}/secret")).await?;
+            if now.as_ref().and_then(|s| s.get("key")) != Some(&json!(secret)) {
+                fields.push("secret".into());
+                update = update.call(
+                    Method::POST,
+                    format!("{path}/secret/rotate"),
+                    Some(json!({ "key": secret })),
+                );
+            }
+        }
+        if fields.is_empty() {
+            plan.unchanged += 1;
+        } else {
+            update.fields = fields;
+            plan.changes.push(update);
+        }
+    }
+    if prune {
+        let listed: Vec<&str> = wanted.iter().map(|e| e.uid.as_str()).collect();
+        let mut gone: Vec<&Json> = current
+            .iter()
+            .filter(|(uid, _)| !listed.contains(&uid.as_str()))
+            .map(|(_, e)| e)
+            .chain(without_uid.iter())
+            .collect();
+        gone.sort_by_key(|e| id_of(e));
+        for ep in gone {
+            let id = ep.get("id").and_then(Json::as_str).unwrap_or_default();
+            plan.changes.push(
+                change(Action::Delete, "operationalEndpoint", id_of(ep), Vec::new()).call(
+                    Method::DELETE,
+                    format!("{BASE}/{}", segment(id)),
+                    None,
+                ),
+            );
+        }
+    }
+    Ok(())
+}
