@@ -19,7 +19,7 @@ use super::fields::{self, null_as_default, nullable};
 use super::openapi::strings::{EventTypeNameString, FeatureFlagString};
 use super::pagination::{ListParams, ListResponse, Ordering, limit, list_response};
 use crate::domain::time::now;
-use crate::domain::{EventType, EventTypeName, FeatureFlag};
+use crate::domain::{EventType, EventTypeName, FeatureFlag, RetryPolicy, RetryPolicySpec};
 use crate::store::{Order, StoreError};
 
 type Schemas = Map<String, Value>;
@@ -45,6 +45,11 @@ pub struct EventTypeIn {
     #[schema(value_type = Option<Vec<FeatureFlagString>>)]
     pub feature_flags: Option<Vec<String>>,
     pub group_name: Option<String>,
+    /// hookd: the retry policy of this type's messages (README, "Retry policies"), unless
+    /// their endpoint has one; absent: unchanged (none on creation), null: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<RetryPolicySpec>, nullable)]
+    pub retry_policy: Option<Option<RetryPolicySpec>>,
 }
 
 impl EventTypeIn {
@@ -59,6 +64,7 @@ impl EventTypeIn {
             feature_flag: self.feature_flag,
             feature_flags: self.feature_flags,
             group_name: self.group_name,
+            retry_policy: self.retry_policy,
         };
         (self.name, fields)
     }
@@ -85,6 +91,11 @@ pub struct EventTypeUpdate {
     #[schema(value_type = Option<Vec<FeatureFlagString>>)]
     pub feature_flags: Option<Vec<String>>,
     pub group_name: Option<String>,
+    /// hookd: the retry policy of this type's messages (README, "Retry policies"), unless
+    /// their endpoint has one; absent: unchanged (none on creation), null: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<RetryPolicySpec>, nullable)]
+    pub retry_policy: Option<Option<RetryPolicySpec>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -105,6 +116,11 @@ pub struct EventTypePatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub group_name: Option<Option<String>>,
+    /// hookd: the retry policy of this type's messages (README, "Retry policies"), unless
+    /// their endpoint has one; absent: unchanged, null: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<RetryPolicySpec>, nullable)]
+    pub retry_policy: Option<Option<RetryPolicySpec>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -120,6 +136,8 @@ pub struct EventTypeOut {
     pub feature_flag: Option<String>,
     pub feature_flags: Option<Vec<String>>,
     pub group_name: Option<String>,
+    /// hookd: the retry policy of this type's messages, as given; null: none.
+    pub retry_policy: Option<RetryPolicySpec>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -138,6 +156,7 @@ impl EventTypeOut {
             feature_flag: flags.as_ref().and_then(|f| f.first().cloned()),
             feature_flags: flags,
             group_name: et.group_name,
+            retry_policy: et.retry_policy.map(|p| p.spec()),
             created_at: et.created_at,
             updated_at: et.updated_at,
         }
@@ -203,8 +222,11 @@ fn schemas(input: Option<Schemas>) -> Result<Option<Schemas>, ApiError> {
     Ok(input)
 }
 
-/// Applies a full update to `et`.
-fn replace(et: &mut EventType, input: EventTypeUpdate) -> Result<(), ApiError> {
+/// Applies a full update to `et` (its retry policy only if the body names it).
+fn replace(state: &ApiState, et: &mut EventType, input: EventTypeUpdate) -> Result<(), ApiError> {
+    if let Some(policy) = input.retry_policy {
+        et.retry_policy = fields::retry_policy(state, policy, "retryPolicy")?;
+    }
     et.feature_flags = feature_flags(input.feature_flag, input.feature_flags)?;
     et.description = input.description;
     et.archived = input.archived;
@@ -224,6 +246,7 @@ fn blank(name: EventTypeName) -> EventType {
         feature_flags: None,
         group_name: None,
         schemas: None,
+        retry_policy: None,
         created_at: now,
         updated_at: now,
     }
@@ -276,15 +299,17 @@ pub async fn create(
             Err(StoreError::Conflict(crate::store::Conflict::EventType).into())
         }
         Some(mut archived) => {
-            replace(&mut archived, input)?;
+            replace(&state, &mut archived, input)?;
             archived.updated_at = now();
             state.store.update_event_type(&archived).await?;
+            policies_changed(&state);
             Ok((StatusCode::CREATED, Json(archived.into())))
         }
         None => {
             let mut et = blank(name);
-            replace(&mut et, input)?;
+            replace(&state, &mut et, input)?;
             state.store.insert_event_type(&et).await?;
+            policies_changed(&state);
             Ok((StatusCode::CREATED, Json(et.into())))
         }
     }
@@ -312,15 +337,17 @@ pub async fn update(
     let name = fields::event_type_path(&name)?;
     match state.store.get_event_type(&name).await? {
         Some(mut et) => {
-            replace(&mut et, input)?;
+            replace(&state, &mut et, input)?;
             et.updated_at = now();
             state.store.update_event_type(&et).await?;
+            policies_changed(&state);
             Ok((StatusCode::OK, Json(et.into())))
         }
         None => {
             let mut et = blank(name);
-            replace(&mut et, input)?;
+            replace(&state, &mut et, input)?;
             state.store.insert_event_type(&et).await?;
+            policies_changed(&state);
             Ok((StatusCode::CREATED, Json(et.into())))
         }
     }
@@ -354,8 +381,12 @@ pub async fn patch(
     if let Some(group) = input.group_name {
         et.group_name = group;
     }
+    if let Some(policy) = input.retry_policy {
+        et.retry_policy = fields::retry_policy(&state, policy, "retryPolicy")?;
+    }
     et.updated_at = now();
     state.store.update_event_type(&et).await?;
+    policies_changed(&state);
     Ok(Json(et.into()))
 }
 
@@ -370,10 +401,136 @@ pub async fn delete(
     let mut et = find(&state, &name).await?;
     if params.expunge {
         state.store.delete_event_type(&et.name).await?;
+        policies_changed(&state);
     } else if !et.archived {
         et.archived = true;
         et.updated_at = now();
         state.store.update_event_type(&et).await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The event types' retry policies may have changed: this node's dispatcher reads them again
+/// before its next attempt (other nodes do within `EVENT_TYPE_REFRESH`).
+fn policies_changed(state: &ApiState) {
+    if let Some(dispatcher) = &state.dispatcher {
+        dispatcher.event_type_policies_changed();
+    }
+}
+
+/// The Svix SDK's retry schedule of an event type: the delays before each retry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryScheduleInOut {
+    /// The delays, each `{"secs": …, "nanos": 0}` (whole seconds; a plain number of seconds
+    /// is taken too). Read: null when the event type has no delays of its own (its messages'
+    /// priorities' or the default apply); an exponential policy's delays are listed without
+    /// jitter. Written: replaces the event type's delays (its other policy fields stay);
+    /// null removes them.
+    #[schema(value_type = Option<Vec<ScheduleDuration>>, nullable)]
+    pub retry_schedule: Option<Vec<ScheduleDelay>>,
+}
+
+/// One delay of a retry schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ScheduleDelay {
+    Duration(ScheduleDuration),
+    #[schema(value_type = i64)]
+    Seconds(i64),
+}
+
+/// A delay as the Svix SDK writes it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleDuration {
+    /// Seconds, from 0 to 2592000 (30 days).
+    pub secs: i64,
+    /// Must be 0: delays are whole seconds.
+    #[serde(default)]
+    pub nanos: i64,
+}
+
+fn schedule_out(et: &EventType) -> RetryScheduleInOut {
+    RetryScheduleInOut {
+        retry_schedule: et
+            .retry_policy
+            .as_ref()
+            .and_then(|p| p.delays_secs())
+            .map(|delays| {
+                delays
+                    .into_iter()
+                    .map(|secs| {
+                        ScheduleDelay::Duration(ScheduleDuration {
+                            secs: i64::try_from(secs).unwrap_or(i64::MAX),
+                            nanos: 0,
+                        })
+                    })
+                    .collect()
+            }),
+    }
+}
+
+#[utoipa::path(get, operation_id = "v1.event-type.get-retry-schedule", path = "/api/v1/event-type/{event_type_name}/retry-schedule", tag = "Event Type",
+    params(("event_type_name" = EventTypeNameString, Path)),
+    responses((status = 200, body = RetryScheduleInOut)))]
+pub async fn get_retry_schedule(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<RetryScheduleInOut>, ApiError> {
+    Ok(Json(schedule_out(&find(&state, &name).await?)))
+}
+
+/// Sets the delays of the event type's retry policy (see `RetryScheduleInOut`).
+#[utoipa::path(put, operation_id = "v1.event-type.set-retry-schedule", path = "/api/v1/event-type/{event_type_name}/retry-schedule", tag = "Event Type",
+    params(("event_type_name" = EventTypeNameString, Path)), request_body = RetryScheduleInOut,
+    responses((status = 200, body = RetryScheduleInOut)))]
+pub async fn set_retry_schedule(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    JsonBody(input): JsonBody<RetryScheduleInOut>,
+) -> Result<Json<RetryScheduleInOut>, ApiError> {
+    let mut et = find(&state, &name).await?;
+    let mut spec = et
+        .retry_policy
+        .as_ref()
+        .map(|p| p.spec())
+        .unwrap_or_default();
+    spec.exponential = None;
+    spec.schedule = match input.retry_schedule {
+        None => None,
+        Some(delays) => {
+            let mut secs = Vec::with_capacity(delays.len());
+            for (i, delay) in delays.iter().enumerate() {
+                secs.push(match delay {
+                    ScheduleDelay::Seconds(s) => *s,
+                    ScheduleDelay::Duration(d) if d.nanos == 0 => d.secs,
+                    ScheduleDelay::Duration(_) => {
+                        return Err(ApiError::invalid(
+                            &["body", "retrySchedule", &i.to_string(), "nanos"],
+                            "must be 0: delays are whole seconds",
+                        ));
+                    }
+                });
+            }
+            Some(secs)
+        }
+    };
+    let policy = RetryPolicy::parse(&spec, state.settings.max_request_timeout).map_err(|e| {
+        // The schedule's errors are the body's; others come from the event type's policy.
+        let mut loc = vec!["body"];
+        match e.field.split_first() {
+            Some((first, rest)) if first == "schedule" => {
+                loc.push("retrySchedule");
+                loc.extend(rest.iter().map(String::as_str));
+            }
+            _ => loc.extend(e.field.iter().map(String::as_str)),
+        }
+        ApiError::invalid(&loc, e.message)
+    })?;
+    et.retry_policy = Some(policy).filter(|p| p.spec() != RetryPolicySpec::default());
+    et.updated_at = now();
+    state.store.update_event_type(&et).await?;
+    policies_changed(&state);
+    Ok(Json(schedule_out(&et)))
 }

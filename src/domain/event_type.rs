@@ -1,4 +1,4 @@
-use super::{EventTypeName, FeatureFlag, Timestamp};
+use super::{EventTypeName, FeatureFlag, RetryPolicy, Timestamp};
 
 /// A kind of message, with its documentation and JSON schemas. Event types are shared by
 /// all applications; a message may name an event type that was never registered.
@@ -16,6 +16,8 @@ pub struct EventType {
     pub group_name: Option<String>,
     /// JSON object of schemas by version (`{"1": {...json schema...}}`), stored as given.
     pub schemas: Option<serde_json::Map<String, serde_json::Value>>,
+    /// hookd: the retry policy of messages of this type, unless their endpoint has one.
+    pub retry_policy: Option<RetryPolicy>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
