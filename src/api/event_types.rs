@@ -299,6 +299,8 @@ pub async fn create(
             Err(StoreError::Conflict(crate::store::Conflict::EventType).into())
         }
         Some(mut archived) => {
+            // Replaced: an old policy does not survive a creation that does not name one.
+            archived.retry_policy = None;
             replace(&state, &mut archived, input)?;
             archived.updated_at = now();
             state.store.update_event_type(&archived).await?;
