@@ -127,21 +127,26 @@ struct Copy {
 impl EventTypePolicies {
     async fn current(&self, store: &dyn Store) -> Arc<EventTypeMap> {
         let generation = self.generation.load(Ordering::Acquire);
-        let stale = {
-            let copy = self.copy.read().unwrap_or_else(|e| e.into_inner());
-            let fresh = copy.generation == generation
-                && copy
-                    .read_at
-                    .is_some_and(|at| at.elapsed() < EVENT_TYPE_REFRESH);
-            if fresh {
-                return copy.map.clone();
-            }
-            copy.map.clone()
+        let (stale, must_wait) = match self.fresh(generation) {
+            Ok(map) => return map,
+            Err(stale) => stale,
         };
-        let Ok(_reading) = self.reading.try_lock() else {
-            return stale;
+        // Never read, or changed through this node: wait for the copy, so that no attempt
+        // runs under a policy the node knows to be gone. Only old: one caller reads it
+        // again, the others go on with the copy meanwhile.
+        let _reading = if must_wait {
+            self.reading.lock().await
+        } else {
+            match self.reading.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return stale,
+            }
         };
         let generation = self.generation.load(Ordering::Acquire);
+        let stale = match self.fresh(generation) {
+            Ok(map) => return map,
+            Err((stale, _)) => stale,
+        };
         let map = match store.event_type_retry_policies().await {
             Ok(found) => Arc::new(
                 found
@@ -161,6 +166,21 @@ impl EventTypePolicies {
             read_at: Some(Instant::now()),
         };
         map
+    }
+
+    /// The copy if it is fresh for `generation`; otherwise the copy, and whether it must be
+    /// waited for (never read, or invalidated).
+    fn fresh(&self, generation: u64) -> Result<Arc<EventTypeMap>, (Arc<EventTypeMap>, bool)> {
+        let copy = self.copy.read().unwrap_or_else(|e| e.into_inner());
+        let must_wait = copy.read_at.is_none() || copy.generation != generation;
+        let old = copy
+            .read_at
+            .is_none_or(|at| at.elapsed() >= EVENT_TYPE_REFRESH);
+        if must_wait || old {
+            Err((copy.map.clone(), must_wait))
+        } else {
+            Ok(copy.map.clone())
+        }
     }
 }
 

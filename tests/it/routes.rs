@@ -14,6 +14,8 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/event-type/{event_type_name}"),
     ("PATCH", "/api/v1/event-type/{event_type_name}"),
     ("DELETE", "/api/v1/event-type/{event_type_name}"),
+    ("GET", "/api/v1/event-type/{event_type_name}/retry-schedule"),
+    ("PUT", "/api/v1/event-type/{event_type_name}/retry-schedule"),
     ("GET", "/api/v1/app/{app_id}/endpoint"),
     ("POST", "/api/v1/app/{app_id}/endpoint"),
     ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),
