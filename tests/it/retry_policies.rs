@@ -524,3 +524,61 @@ async fn bad_policies_and_priorities_are_422s_naming_the_field_and_store_nothing
     let (_, msgs) = app.get(&format!("/api/v1/app/{app_id}/msg")).await;
     assert_eq!(msgs["data"], json!([]));
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_policies_priorities_and_the_attempts_fields() {
+    let app = TestApp::spawn().await;
+    let (status, doc) =
+        crate::helpers::send(app.raw_request(reqwest::Method::GET, "/api/v1/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let schemas = &doc["components"]["schemas"];
+    let props = |name: &str| schemas[name]["properties"].clone();
+    let policy = props("RetryPolicySpec");
+    for field in [
+        "schedule",
+        "exponential",
+        "jitter",
+        "retryOn4xx",
+        "timeout",
+        "timeoutGrowth",
+        "maxTimeout",
+    ] {
+        assert!(
+            policy[field].is_object(),
+            "RetryPolicySpec.{field}: {policy}"
+        );
+    }
+    let exponential = props("ExponentialSpec");
+    for field in ["base", "factor", "maxDelay", "maxAttempts"] {
+        assert!(exponential[field].is_object(), "ExponentialSpec.{field}");
+    }
+    for (schema, field) in [
+        ("EndpointIn", "retryPolicy"),
+        ("EndpointUpdate", "retryPolicy"),
+        ("EndpointPatch", "retryPolicy"),
+        ("EndpointOut", "retryPolicy"),
+        ("EventTypeIn", "retryPolicy"),
+        ("EventTypeUpdate", "retryPolicy"),
+        ("EventTypePatch", "retryPolicy"),
+        ("EventTypeOut", "retryPolicy"),
+        ("MessageIn", "priority"),
+        ("MessageOut", "priority"),
+        ("MessageAttemptOut", "policy"),
+        ("MessageAttemptOut", "timeoutMs"),
+        ("RetryScheduleInOut", "retrySchedule"),
+    ] {
+        assert!(
+            props(schema)[field].is_object(),
+            "{schema}.{field} is not documented"
+        );
+    }
+    let route = &doc["paths"]["/api/v1/event-type/{event_type_name}/retry-schedule"];
+    assert_eq!(
+        route["get"]["operationId"],
+        "v1.event-type.get-retry-schedule"
+    );
+    assert_eq!(
+        route["put"]["operationId"],
+        "v1.event-type.set-retry-schedule"
+    );
+}
