@@ -429,7 +429,7 @@ pub struct RetryScheduleInOut {
     /// priorities' or the default apply); an exponential policy's delays are listed without
     /// jitter. Written: replaces the event type's delays (its other policy fields stay);
     /// null removes them.
-    #[schema(value_type = Option<Vec<ScheduleDuration>>, nullable)]
+    #[schema(value_type = Option<Vec<ScheduleDuration>>, nullable, max_items = 49)]
     pub retry_schedule: Option<Vec<ScheduleDelay>>,
 }
 
@@ -447,9 +447,11 @@ pub enum ScheduleDelay {
 #[serde(deny_unknown_fields)]
 pub struct ScheduleDuration {
     /// Seconds, from 0 to 2592000 (30 days).
+    #[schema(minimum = 0, maximum = 2592000)]
     pub secs: i64,
     /// Must be 0: delays are whole seconds.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 0)]
     pub nanos: i64,
 }
 

@@ -36,7 +36,8 @@ pub struct RetryPolicySpec {
     /// first failure and 300 s after the second. At most 49 entries (50 attempts), each
     /// from 0 to 2592000 (30 days). Not with `exponential`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<i64>>, example = json!([60, 300, 900, 3600, 14400]))]
+    #[schema(value_type = Option<Vec<DelaySeconds>>, max_items = 49,
+        example = json!([60, 300, 900, 3600, 14400]))]
     pub schedule: Option<Vec<i64>>,
     /// Exponentially growing delays. Not with `schedule`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,9 +51,10 @@ pub struct RetryPolicySpec {
     /// retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on_4xx: Option<bool>,
-    /// How long the first attempt may take, in seconds (1 to `max_request_timeout_secs`).
+    /// How long the first attempt may take, in seconds (1 to `max_request_timeout_secs`, 60
+    /// unless the server is configured otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 60)]
     pub timeout: Option<i64>,
     /// The timeout is multiplied by this at each further attempt (1 to 100; default 1, a
     /// fixed timeout), up to `maxTimeout`.
@@ -60,11 +62,30 @@ pub struct RetryPolicySpec {
     #[schema(minimum = 1.0, maximum = 100.0)]
     pub timeout_growth: Option<f64>,
     /// The most a growing timeout reaches, in seconds (from `timeout` to
-    /// `max_request_timeout_secs`, which is the default).
+    /// `max_request_timeout_secs`, which is the default; 60 unless the server is configured
+    /// otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 60)]
     pub max_timeout: Option<i64>,
 }
+
+/// Seconds before one retry: the items of `schedule`.
+pub struct DelaySeconds;
+
+impl utoipa::PartialSchema for DelaySeconds {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(0))
+            .maximum(Some(MAX_DELAY_SECS))
+            .description(Some("Seconds before one retry, 0 to 2592000 (30 days)."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DelaySeconds {}
 
 /// Delays of `base × factor^(n-1)` seconds before retry `n`, at most `maxDelay`, for at
 /// most `maxAttempts` attempts in all.

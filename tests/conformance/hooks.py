@@ -99,6 +99,27 @@ def _deliver_at(value):
     return (now + datetime.timedelta(hours=1)).isoformat()
 
 
+# hookd's `retryPolicy` (endpoints, event types) has rules across its fields that its field
+# descriptions state and a schema cannot: not both `schedule` and `exponential`, `maxDelay`
+# not below `base`, `maxTimeout` not below `timeout`. A generated policy breaking one is
+# brought within it; every other value is sent as generated (tests/it/retry_policies.rs
+# covers the refusals).
+def _retry_policy(policy):
+    if not isinstance(policy, dict):
+        return policy
+    if policy.get("schedule") is not None and policy.get("exponential") is not None:
+        del policy["exponential"]
+    exponential = policy.get("exponential")
+    if isinstance(exponential, dict):
+        base, most = exponential.get("base"), exponential.get("maxDelay")
+        if isinstance(base, int) and isinstance(most, int) and most < base:
+            exponential["maxDelay"] = base
+    first, most = policy.get("timeout"), policy.get("maxTimeout")
+    if isinstance(first, int) and isinstance(most, int) and most < first:
+        policy["maxTimeout"] = first
+    return policy
+
+
 @schemathesis.hook
 def map_body(context, body):
     if not isinstance(body, dict):
@@ -108,6 +129,8 @@ def map_body(context, body):
         body["headers"] = {_header_name(k): _header_value(v) for k, v in headers.items()}
     if "signature" in body:
         body["signature"] = _signature(body["signature"], body.get("headers"))
+    if "retryPolicy" in body:
+        body["retryPolicy"] = _retry_policy(body["retryPolicy"])
     # The SDK document says the two retention fields are mutually exclusive (in prose, which
     # a generator does not read); hookd refuses both at once with a 422.
     if body.get("payloadRetentionPeriod") is not None and body.get("payloadRetentionHours") is not None:
