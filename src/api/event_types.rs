@@ -18,6 +18,7 @@ use super::extract::{JsonBody, QueryParams};
 use super::fields::{self, null_as_default, nullable};
 use super::openapi::strings::{EventTypeNameString, FeatureFlagString};
 use super::pagination::{ListParams, ListResponse, Ordering, limit, list_response};
+use crate::domain::retry::whole;
 use crate::domain::time::now;
 use crate::domain::{EventType, EventTypeName, FeatureFlag, RetryPolicy, RetryPolicySpec};
 use crate::store::{Order, StoreError};
@@ -439,7 +440,7 @@ pub struct RetryScheduleInOut {
 pub enum ScheduleDelay {
     Duration(ScheduleDuration),
     #[schema(value_type = i64)]
-    Seconds(i64),
+    Seconds(#[serde(deserialize_with = "whole::one")] i64),
 }
 
 /// A delay as the Svix SDK writes it.
@@ -447,10 +448,11 @@ pub enum ScheduleDelay {
 #[serde(deny_unknown_fields)]
 pub struct ScheduleDuration {
     /// Seconds, from 0 to 2592000 (30 days).
+    #[serde(deserialize_with = "whole::one")]
     #[schema(minimum = 0, maximum = 2592000)]
     pub secs: i64,
     /// Must be 0: delays are whole seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::one")]
     #[schema(minimum = 0, maximum = 0)]
     pub nanos: i64,
 }

@@ -35,7 +35,11 @@ pub struct RetryPolicySpec {
     /// The delay before each retry, in seconds: `[5, 300]` is two retries, 5 s after the
     /// first failure and 300 s after the second. At most 49 entries (50 attempts), each
     /// from 0 to 2592000 (30 days). Not with `exponential`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole::opt_list"
+    )]
     #[schema(value_type = Option<Vec<DelaySeconds>>, max_items = 49,
         example = json!([60, 300, 900, 3600, 14400]))]
     pub schedule: Option<Vec<i64>>,
@@ -53,7 +57,11 @@ pub struct RetryPolicySpec {
     pub retry_on_4xx: Option<bool>,
     /// How long the first attempt may take, in seconds (1 to `max_request_timeout_secs`, 60
     /// unless the server is configured otherwise).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole::opt"
+    )]
     #[schema(minimum = 1, maximum = 60)]
     pub timeout: Option<i64>,
     /// The timeout is multiplied by this at each further attempt (1 to 100; default 1, a
@@ -64,7 +72,11 @@ pub struct RetryPolicySpec {
     /// The most a growing timeout reaches, in seconds (from `timeout` to
     /// `max_request_timeout_secs`, which is the default; 60 unless the server is configured
     /// otherwise).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole::opt"
+    )]
     #[schema(minimum = 1, maximum = 60)]
     pub max_timeout: Option<i64>,
 }
@@ -93,6 +105,7 @@ impl utoipa::ToSchema for DelaySeconds {}
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExponentialSpec {
     /// The first delay, in seconds (1 to 2592000).
+    #[serde(deserialize_with = "whole::one")]
     #[schema(minimum = 1, maximum = 2592000)]
     pub base: i64,
     /// How much each delay grows over the one before (1 to 100; default 2).
@@ -100,12 +113,49 @@ pub struct ExponentialSpec {
     #[schema(minimum = 1.0, maximum = 100.0)]
     pub factor: Option<f64>,
     /// The longest delay, in seconds (from `base` to 2592000, the default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole::opt"
+    )]
     #[schema(minimum = 1, maximum = 2592000)]
     pub max_delay: Option<i64>,
     /// Attempts in all, the first one included (1 to 50; 1 is no retry).
+    #[serde(deserialize_with = "whole::one")]
     #[schema(minimum = 1, maximum = 50)]
     pub max_attempts: i64,
+}
+
+/// Whole numbers of seconds or attempts, also when written with a zero fraction (`5.0`),
+/// which JSON Schema counts as integers too; a fraction or a number beyond `i64` is refused.
+pub mod whole {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    fn number<E: Error>(n: serde_json::Number) -> Result<i64, E> {
+        if let Some(i) = n.as_i64() {
+            return Ok(i);
+        }
+        match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Ok(f as i64),
+            _ => Err(E::custom(format!("{n} is not a whole number"))),
+        }
+    }
+
+    pub fn one<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        number(serde_json::Number::deserialize(d)?)
+    }
+
+    pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?
+            .map(number)
+            .transpose()
+    }
+
+    pub fn opt_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<i64>>, D::Error> {
+        Option::<Vec<serde_json::Number>>::deserialize(d)?
+            .map(|list| list.into_iter().map(number).collect())
+            .transpose()
+    }
 }
 
 /// What is wrong with a policy: the field (a path under the policy) and why.

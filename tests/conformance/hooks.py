@@ -255,8 +255,27 @@ def _narrow_replays(raw_schema):
 
 
 @schemathesis.hook
+# The same rules of `retryPolicy`, stated in hookd's loaded document for the phases that
+# generate from it directly: a policy is one of a schedule or exponential delays, and
+# `maxTimeout` and `maxDelay` (bounded below by other fields) are left out.
+def _narrow_retry_policy(raw_schema):
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    spec = schemas.get("RetryPolicySpec")
+    if spec and "properties" in spec:
+        props = {k: v for k, v in spec["properties"].items() if k != "maxTimeout"}
+        variant = lambda without: {
+            "type": "object",
+            "properties": {k: v for k, v in props.items() if k != without},
+            "additionalProperties": False,
+        }
+        schemas["RetryPolicySpec"] = {"oneOf": [variant("exponential"), variant("schedule")]}
+    exponential = schemas.get("ExponentialSpec", {})
+    exponential.get("properties", {}).pop("maxDelay", None)
+
+
 def before_load_schema(context, raw_schema):
     _narrow_deliver_at(raw_schema)
+    _narrow_retry_policy(raw_schema)
     _narrow_replays(raw_schema)
     _narrow_signature_and_retention(raw_schema)
     _state_integer_ranges(raw_schema.get("components", {}))

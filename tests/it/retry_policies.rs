@@ -415,6 +415,11 @@ async fn bad_policies_and_priorities_are_422s_naming_the_field_and_store_nothing
         (json!({"maxTimeout": 600}), &["maxTimeout"]),
         (json!({"timeout": 10, "maxTimeout": 5}), &["maxTimeout"]),
         (json!({"retries": 3}), &[]),
+        (json!({"schedule": [1.5]}), &["schedule"]),
+        (
+            json!({"exponential": {"base": 2.5, "maxAttempts": 3}}),
+            &["exponential", "base"],
+        ),
     ];
     for (policy, field) in bad {
         let (status, body) = app
@@ -453,6 +458,15 @@ async fn bad_policies_and_priorities_are_422s_naming_the_field_and_store_nothing
         .await;
     let ep = created["id"].as_str().unwrap();
     let path = format!("/api/v1/app/{app_id}/endpoint/{ep}");
+    // Whole numbers may be written with a zero fraction.
+    let (status, body) = app
+        .patch(
+            &path,
+            Some(json!({"retryPolicy": {"schedule": [5.0], "timeout": 3.0}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["retryPolicy"], json!({"schedule": [5], "timeout": 3}));
     let (status, body) = app
         .patch(&path, Some(json!({"retryPolicy": {"timeout": 0}})))
         .await;
@@ -467,7 +481,7 @@ async fn bad_policies_and_priorities_are_422s_naming_the_field_and_store_nothing
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_validation_error(&body, &["body", "retryPolicy", "jitter"]);
     let (_, read) = app.get(&path).await;
-    assert_eq!(read["retryPolicy"], json!({"schedule": [5]}));
+    assert_eq!(read["retryPolicy"], json!({"schedule": [5], "timeout": 3}));
 
     let (status, _) = app
         .post(
@@ -488,6 +502,10 @@ async fn bad_policies_and_priorities_are_422s_naming_the_field_and_store_nothing
         (
             json!({"retrySchedule": vec![1; 50]}),
             vec!["body", "retrySchedule"],
+        ),
+        (
+            json!({"retrySchedule": [{"secs": 1.5, "nanos": 0}]}),
+            vec!["body", "retrySchedule", "0"],
         ),
     ] {
         let (status, err) = app
