@@ -254,25 +254,29 @@ def _narrow_replays(raw_schema):
                     ]
 
 
-@schemathesis.hook
 # The same rules of `retryPolicy`, stated in hookd's loaded document for the phases that
-# generate from it directly: a policy is one of a schedule or exponential delays, and
-# `maxTimeout` and `maxDelay` (bounded below by other fields) are left out.
+# generate from it directly: a policy has a schedule or exponential delays, not both, and
+# `maxTimeout` and `maxDelay` (bounded below by other fields) take only their greatest
+# value, which every `timeout` and `base` is under. (`anyOf`: a policy with neither, `{}`,
+# is both variants at once.)
 def _narrow_retry_policy(raw_schema):
     schemas = raw_schema.get("components", {}).get("schemas", {})
     spec = schemas.get("RetryPolicySpec")
     if spec and "properties" in spec:
-        props = {k: v for k, v in spec["properties"].items() if k != "maxTimeout"}
+        props = dict(spec["properties"])
+        props["maxTimeout"] = {"type": "integer", "const": 60}
         variant = lambda without: {
             "type": "object",
             "properties": {k: v for k, v in props.items() if k != without},
             "additionalProperties": False,
         }
-        schemas["RetryPolicySpec"] = {"oneOf": [variant("exponential"), variant("schedule")]}
+        schemas["RetryPolicySpec"] = {"anyOf": [variant("exponential"), variant("schedule")]}
     exponential = schemas.get("ExponentialSpec", {})
-    exponential.get("properties", {}).pop("maxDelay", None)
+    if "maxDelay" in exponential.get("properties", {}):
+        exponential["properties"]["maxDelay"] = {"type": "integer", "const": 2592000}
 
 
+@schemathesis.hook
 def before_load_schema(context, raw_schema):
     _narrow_deliver_at(raw_schema)
     _narrow_retry_policy(raw_schema)
