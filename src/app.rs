@@ -24,7 +24,7 @@ use crate::config::{Config, Database};
 use crate::delivery::clock::{Clock, SystemClock};
 use crate::delivery::dispatcher::{DispatchSettings, Dispatcher};
 use crate::delivery::measure::DeliveryMetrics;
-use crate::delivery::policy::RetryPolicy;
+use crate::delivery::policy::Policies;
 use crate::delivery::sender::{Sender, SenderSettings};
 use crate::delivery::ssrf::{AddressPolicy, parse_networks};
 use crate::domain::time::now;
@@ -277,6 +277,7 @@ impl Server {
                 request_timeout: Duration::from_secs(config.api_request_timeout_secs),
                 max_pending_messages: config.max_pending_messages,
                 max_batch_bytes: config.max_batch_bytes,
+                max_request_timeout: config.max_request_timeout(),
             }),
             message_permits: Arc::new(tokio::sync::Semaphore::new(config.max_pending_messages)),
             message_enqueued: wake,
@@ -402,7 +403,9 @@ fn dispatcher(
     metrics: DeliveryMetrics,
     traces: Tracer,
 ) -> anyhow::Result<Arc<Dispatcher>> {
-    let timeout = Duration::from_secs(config.request_timeout_secs);
+    // Each attempt's timeout is its retry policy's; none exceeds this, which the claims'
+    // lease is computed from.
+    let timeout = config.max_request_timeout();
     let networks = parse_networks(&config.allowed_networks)
         .map_err(|e| anyhow::anyhow!("allowed_networks: {e}"))?;
     let sender = Sender::new(SenderSettings {
@@ -412,18 +415,15 @@ fn dispatcher(
         https_only: config.https_only,
         addresses: Arc::new(AddressPolicy::new(networks)),
     })?;
-    let retry = RetryPolicy::new(
-        config
-            .retry_schedule
-            .iter()
-            .map(|s| Duration::from_secs(*s))
-            .collect(),
-        config.retry_jitter,
+    let policies = Policies::new(
+        config.default_retry_policy(),
+        config.priority_policies()?,
+        timeout,
     );
     Ok(Dispatcher::new(
         store,
         sender,
-        retry,
+        policies,
         clock,
         wake,
         DispatchSettings {

@@ -177,6 +177,7 @@ async fn send(
             payload: Payload::from_stored(event.payload.clone()),
             payload_retention: settings.payload_retention,
             deliver_at: None,
+            priority: None,
             only_endpoint: None,
             direct: None,
         };

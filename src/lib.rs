@@ -4,10 +4,10 @@
 //!
 //! | module      | owns                                                                 | may use |
 //! | ----------- | -------------------------------------------------------------------- | ------- |
-//! | [`domain`]  | ids, names, Application, Endpoint, Message, EventType, signing secrets | nothing else in the crate |
+//! | [`domain`]  | ids, names, Application, Endpoint, Message, EventType, signing secrets, retry policies | nothing else in the crate |
 //! | [`signing`] | Standard Webhooks signatures: signing deliveries, verifying them     | `domain` |
 //! | [`store`]   | SQLite and PostgreSQL, migrations, the delivery queue (with `throttleRate`'s token buckets, taken from by claims), retention; each query written once for both | `domain` |
-//! | [`delivery`] | dispatcher, HTTP sender, outcome classification, retry policy, SSRF guard | `domain`, `signing`, `store`, `telemetry::traces` (the tracer handle) |
+//! | [`delivery`] | dispatcher, HTTP sender, outcome classification, which retry policy applies to an attempt, SSRF guard | `domain`, `signing`, `store`, `telemetry::traces` (the tracer handle) |
 //! | [`retention`] | the payload expiry and message pruning jobs                        | `domain`, `store`, `delivery::clock` |
 //! | [`events`]  | operational webhooks: the internal application their endpoints live in, and the job that drains the `operational_event` outbox into its messages | `domain`, `store` |
 //! | [`tasks`]   | background tasks (purging an application's payloads, replays), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention`, `replay` |

@@ -52,6 +52,12 @@ pub struct MessageAttemptOut {
     pub error_class: Option<String>,
     /// hookd: the failure in words.
     pub error: Option<String>,
+    /// hookd: where the retry policy the attempt ran under came from: `endpoint`,
+    /// `eventType`, `priority:high` (`:normal`, `:low`) or `default`; null for attempts
+    /// recorded before hookd kept it.
+    pub policy: Option<String>,
+    /// hookd: the attempt's timeout, in milliseconds (null as for `policy`).
+    pub timeout_ms: Option<u64>,
 }
 
 impl From<Attempt> for MessageAttemptOut {
@@ -71,6 +77,8 @@ impl From<Attempt> for MessageAttemptOut {
             response_headers: a.response_headers,
             error_class: a.error.as_ref().map(|e| e.class.to_string()),
             error: a.error.map(|e| e.message),
+            policy: a.policy.map(|p| p.as_str().to_owned()),
+            timeout_ms: a.timeout_ms,
         }
     }
 }
@@ -544,6 +552,7 @@ pub async fn send_example(
             payload,
             payload_retention: state.settings.payload_retention,
             deliver_at: None,
+            priority: None,
             only_endpoint: Some(endpoint.id),
             direct: None,
         },

@@ -1,6 +1,7 @@
 //! `/api/v1/app/{app_id}/endpoint`: endpoints, their custom headers and signing secrets.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -26,7 +27,7 @@ use crate::domain::health::HealthCounters;
 use crate::domain::time::now;
 use crate::domain::{
     Endpoint, EndpointHeaders, EndpointId, EndpointKey, EndpointUrl, Metadata, PreviousSecret,
-    SignatureScheme, SignatureSpec, SigningSecret, Subscription,
+    RetryPolicySpec, SignatureScheme, SignatureSpec, SigningSecret, Subscription,
 };
 use crate::store::{NewEndpoint, Order};
 
@@ -85,6 +86,10 @@ pub struct EndpointIn {
     #[serde(default, deserialize_with = "fields::whole")]
     #[schema(minimum = 0, nullable)]
     pub auto_disable_after_secs: Option<u32>,
+    /// hookd: this endpoint's retry policy (README, "Retry policies"), over its event
+    /// types', its messages' priorities' and the default; absent or null: none.
+    #[schema(nullable)]
+    pub retry_policy: Option<RetryPolicySpec>,
 }
 
 /// The body of PUT: as for creation, but the secret and headers are left as they are.
@@ -127,6 +132,10 @@ pub struct EndpointUpdate {
     #[serde(default, deserialize_with = "fields::nullable_whole")]
     #[schema(value_type = Option<u32>, minimum = 0, nullable)]
     pub auto_disable_after_secs: Option<Option<u32>>,
+    /// hookd: the endpoint's retry policy; absent: unchanged, null: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<RetryPolicySpec>, nullable)]
+    pub retry_policy: Option<Option<RetryPolicySpec>>,
 }
 
 /// Absent fields, and null ones that cannot be cleared (`url`, `description`, `disabled`,
@@ -166,6 +175,10 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "fields::nullable_whole")]
     #[schema(value_type = Option<u32>, minimum = 0, nullable)]
     pub auto_disable_after_secs: Option<Option<u32>>,
+    /// hookd: the endpoint's retry policy; absent: unchanged, null: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<RetryPolicySpec>, nullable)]
+    pub retry_policy: Option<Option<RetryPolicySpec>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -188,6 +201,9 @@ pub struct EndpointOut {
     pub auto_disable_after_failures: Option<u32>,
     /// hookd: this endpoint's override of `auto_disable_after_secs`; null: the server's.
     pub auto_disable_after_secs: Option<u64>,
+    /// hookd: the endpoint's retry policy, as given; null: none (its event types', its
+    /// messages' priorities' or the default applies).
+    pub retry_policy: Option<RetryPolicySpec>,
     /// hookd: the endpoint's health, from its recent attempts.
     pub health: EndpointHealthOut,
     pub created_at: DateTime<Utc>,
@@ -284,6 +300,7 @@ impl EndpointOut {
                 .map(|s| s.into_iter().map(|c| c.to_string()).collect()),
             metadata: e.metadata,
             signature: e.signature.spec(),
+            retry_policy: e.retry_policy.map(|p| p.spec()),
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -482,6 +499,7 @@ pub async fn create(
         signature: signature(input.signature)?,
         auto_disable_after_failures: failures_limit(input.auto_disable_after_failures)?,
         auto_disable_after_secs: input.auto_disable_after_secs.map(u64::from),
+        retry_policy: fields::retry_policy(&state, input.retry_policy, "retryPolicy")?,
     };
     check_headers(&new.signature, &new.headers, &["body", "headers"])?;
     let endpoint = state.store.insert_endpoint(new).await?;
@@ -517,6 +535,10 @@ pub async fn update(
     let url = url(&state, &input.url)?;
     let subscription = subscription(input.event_types, input.channels)?;
     let scheme = input.signature.map(signature).transpose()?;
+    let retry_policy = input
+        .retry_policy
+        .map(|p| fields::retry_policy(&state, p, "retryPolicy"))
+        .transpose()?;
     match state.store.get_endpoint(&app.id, &key).await? {
         Some(mut endpoint) => {
             let was_disabled = endpoint.disabled;
@@ -540,6 +562,9 @@ pub async fn update(
             }
             if let Some(secs) = input.auto_disable_after_secs {
                 endpoint.auto_disable_after_secs = secs.map(u64::from);
+            }
+            if let Some(policy) = retry_policy {
+                endpoint.retry_policy = policy.map(Arc::new);
             }
             let endpoint = save(&state, endpoint, was_disabled).await?;
             Ok((StatusCode::OK, Json(out(&state, endpoint).await?)))
@@ -565,6 +590,7 @@ pub async fn update(
                     input.auto_disable_after_failures.flatten(),
                 )?,
                 auto_disable_after_secs: input.auto_disable_after_secs.flatten().map(u64::from),
+                retry_policy: retry_policy.flatten(),
             };
             let endpoint = state.store.insert_endpoint(new).await?;
             state.events_written.notify_one();
@@ -620,6 +646,9 @@ pub async fn patch(
     }
     if let Some(secs) = input.auto_disable_after_secs {
         endpoint.auto_disable_after_secs = secs.map(u64::from);
+    }
+    if let Some(policy) = input.retry_policy {
+        endpoint.retry_policy = fields::retry_policy(&state, policy, "retryPolicy")?.map(Arc::new);
     }
     let endpoint = save(&state, endpoint, was_disabled).await?;
     Ok(Json(out(&state, endpoint).await?))

@@ -157,7 +157,7 @@ pub async fn import(
             }
         };
         let et = &mut checked[at].0;
-        event_types::replace(et, fields).map_err(|e| under_event_type(e, &index))?;
+        event_types::replace(&state, et, fields).map_err(|e| under_event_type(e, &index))?;
         et.updated_at = now();
     }
     for (et, is_new) in checked {
@@ -166,7 +166,9 @@ pub async fn import(
         } else {
             state.store.update_event_type(&et).await?;
         }
+        state.payload_schemas.forget(&et.name);
     }
+    event_types::policies_changed(&state);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -135,6 +135,9 @@ pub async fn import(
             }
         }
     }
+    if !input.dry_run && !modified.is_empty() {
+        super::event_types::policies_changed(&state);
+    }
     let to_modify = input
         .dry_run
         .then(|| imported.iter().map(EventTypeFromOpenApi::from).collect());

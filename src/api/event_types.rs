@@ -19,8 +19,9 @@ use super::fields::{self, null_as_default, nullable};
 use super::openapi::strings::{EventTypeNameString, FeatureFlagString};
 use super::pagination::{ListParams, ListResponse, Ordering, limit, list_response};
 use crate::domain::payload_schema;
+use crate::domain::retry::whole;
 use crate::domain::time::now;
-use crate::domain::{EventType, EventTypeName, FeatureFlag};
+use crate::domain::{EventType, EventTypeName, FeatureFlag, RetryPolicy, RetryPolicySpec};
 use crate::store::{Order, StoreError};
 
 type Schemas = Map<String, Value>;
@@ -52,6 +53,11 @@ pub struct EventTypeIn {
     #[serde(default, deserialize_with = "null_as_default")]
     #[schema(nullable)]
     pub validate_payloads: bool,
+    /// hookd: the retry policy of this type's messages (README, "Retry policies"), unless
+    /// their endpoint has one; absent: unchanged (none on creation), null: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<RetryPolicySpec>, nullable)]
+    pub retry_policy: Option<Option<RetryPolicySpec>>,
 }
 
 impl EventTypeIn {
@@ -67,6 +73,7 @@ impl EventTypeIn {
             feature_flags: self.feature_flags,
             group_name: self.group_name,
             validate_payloads: self.validate_payloads,
+            retry_policy: self.retry_policy,
         };
         (self.name, fields)
     }
@@ -97,6 +104,11 @@ pub struct EventTypeUpdate {
     #[serde(default, deserialize_with = "null_as_default")]
     #[schema(nullable)]
     pub validate_payloads: bool,
+    /// hookd: the retry policy of this type's messages (README, "Retry policies"), unless
+    /// their endpoint has one; absent: unchanged (none on creation), null: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<RetryPolicySpec>, nullable)]
+    pub retry_policy: Option<Option<RetryPolicySpec>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -119,6 +131,11 @@ pub struct EventTypePatch {
     pub group_name: Option<Option<String>>,
     /// hookd: check payloads against the latest schema at ingest.
     pub validate_payloads: Option<bool>,
+    /// hookd: the retry policy of this type's messages (README, "Retry policies"), unless
+    /// their endpoint has one; absent: unchanged, null: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<RetryPolicySpec>, nullable)]
+    pub retry_policy: Option<Option<RetryPolicySpec>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -137,6 +154,8 @@ pub struct EventTypeOut {
     /// hookd: whether payloads are checked against the latest schema at ingest (this event
     /// type's setting; the server's `validate_payloads` may check them anyway).
     pub validate_payloads: bool,
+    /// hookd: the retry policy of this type's messages, as given; null: none.
+    pub retry_policy: Option<RetryPolicySpec>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -156,6 +175,7 @@ impl EventTypeOut {
             feature_flags: flags,
             group_name: et.group_name,
             validate_payloads: et.validate_payloads,
+            retry_policy: et.retry_policy.map(|p| p.spec()),
             created_at: et.created_at,
             updated_at: et.updated_at,
         }
@@ -220,8 +240,15 @@ fn schemas(input: Option<Schemas>) -> Result<Option<Schemas>, ApiError> {
     Ok(input)
 }
 
-/// Applies a full update to `et`.
-pub(super) fn replace(et: &mut EventType, input: EventTypeUpdate) -> Result<(), ApiError> {
+/// Applies a full update to `et` (its retry policy only if the body names it).
+pub(super) fn replace(
+    state: &ApiState,
+    et: &mut EventType,
+    input: EventTypeUpdate,
+) -> Result<(), ApiError> {
+    if let Some(policy) = input.retry_policy {
+        et.retry_policy = fields::retry_policy(state, policy, "retryPolicy")?;
+    }
     et.feature_flags = feature_flags(input.feature_flag, input.feature_flags)?;
     et.description = input.description;
     et.archived = input.archived;
@@ -243,6 +270,7 @@ pub(super) fn blank(name: EventTypeName) -> EventType {
         group_name: None,
         schemas: None,
         validate_payloads: false,
+        retry_policy: None,
         created_at: now,
         updated_at: now,
     }
@@ -295,17 +323,21 @@ pub async fn create(
             Err(StoreError::Conflict(crate::store::Conflict::EventType).into())
         }
         Some(mut archived) => {
-            replace(&mut archived, input)?;
+            // Replaced: an old policy does not survive a creation that does not name one.
+            archived.retry_policy = None;
+            replace(&state, &mut archived, input)?;
             archived.updated_at = now();
             state.store.update_event_type(&archived).await?;
             state.payload_schemas.forget(&archived.name);
+            policies_changed(&state);
             Ok((StatusCode::CREATED, Json(archived.into())))
         }
         None => {
             let mut et = blank(name);
-            replace(&mut et, input)?;
+            replace(&state, &mut et, input)?;
             state.store.insert_event_type(&et).await?;
             state.payload_schemas.forget(&et.name);
+            policies_changed(&state);
             Ok((StatusCode::CREATED, Json(et.into())))
         }
     }
@@ -333,17 +365,19 @@ pub async fn update(
     let name = fields::event_type_path(&name)?;
     match state.store.get_event_type(&name).await? {
         Some(mut et) => {
-            replace(&mut et, input)?;
+            replace(&state, &mut et, input)?;
             et.updated_at = now();
             state.store.update_event_type(&et).await?;
             state.payload_schemas.forget(&et.name);
+            policies_changed(&state);
             Ok((StatusCode::OK, Json(et.into())))
         }
         None => {
             let mut et = blank(name);
-            replace(&mut et, input)?;
+            replace(&state, &mut et, input)?;
             state.store.insert_event_type(&et).await?;
             state.payload_schemas.forget(&et.name);
+            policies_changed(&state);
             Ok((StatusCode::CREATED, Json(et.into())))
         }
     }
@@ -380,9 +414,13 @@ pub async fn patch(
     if let Some(validate) = input.validate_payloads {
         et.validate_payloads = validate;
     }
+    if let Some(policy) = input.retry_policy {
+        et.retry_policy = fields::retry_policy(&state, policy, "retryPolicy")?;
+    }
     et.updated_at = now();
     state.store.update_event_type(&et).await?;
     state.payload_schemas.forget(&et.name);
+    policies_changed(&state);
     Ok(Json(et.into()))
 }
 
@@ -398,6 +436,7 @@ pub async fn delete(
     if params.expunge {
         state.store.delete_event_type(&et.name).await?;
         state.payload_schemas.forget(&et.name);
+        policies_changed(&state);
     } else if !et.archived {
         et.archived = true;
         et.updated_at = now();
@@ -405,4 +444,132 @@ pub async fn delete(
         state.payload_schemas.forget(&et.name);
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The event types' retry policies may have changed: this node's dispatcher reads them again
+/// before its next attempt (other nodes do within `EVENT_TYPE_REFRESH`).
+pub(super) fn policies_changed(state: &ApiState) {
+    if let Some(dispatcher) = &state.dispatcher {
+        dispatcher.event_type_policies_changed();
+    }
+}
+
+/// The Svix SDK's retry schedule of an event type: the delays before each retry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryScheduleInOut {
+    /// The delays, each `{"secs": …, "nanos": 0}` (whole seconds; a plain number of seconds
+    /// is taken too). Read: null when the event type has no delays of its own (its messages'
+    /// priorities' or the default apply); an exponential policy's delays are listed without
+    /// jitter. Written: replaces the event type's delays (its other policy fields stay);
+    /// null removes them.
+    #[schema(value_type = Option<Vec<ScheduleDuration>>, nullable, max_items = 49)]
+    pub retry_schedule: Option<Vec<ScheduleDelay>>,
+}
+
+/// One delay of a retry schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ScheduleDelay {
+    Duration(ScheduleDuration),
+    #[schema(value_type = i64)]
+    Seconds(#[serde(deserialize_with = "whole::one")] i64),
+}
+
+/// A delay as the Svix SDK writes it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleDuration {
+    /// Seconds, from 0 to 2592000 (30 days).
+    #[serde(deserialize_with = "whole::one")]
+    #[schema(minimum = 0, maximum = 2592000)]
+    pub secs: i64,
+    /// Must be 0: delays are whole seconds.
+    #[serde(default, deserialize_with = "whole::one")]
+    #[schema(minimum = 0, maximum = 0)]
+    pub nanos: i64,
+}
+
+fn schedule_out(et: &EventType) -> RetryScheduleInOut {
+    RetryScheduleInOut {
+        retry_schedule: et
+            .retry_policy
+            .as_ref()
+            .and_then(|p| p.delays_secs())
+            .map(|delays| {
+                delays
+                    .into_iter()
+                    .map(|secs| {
+                        ScheduleDelay::Duration(ScheduleDuration {
+                            secs: i64::try_from(secs).unwrap_or(i64::MAX),
+                            nanos: 0,
+                        })
+                    })
+                    .collect()
+            }),
+    }
+}
+
+#[utoipa::path(get, operation_id = "v1.event-type.get-retry-schedule", path = "/api/v1/event-type/{event_type_name}/retry-schedule", tag = "Event Type",
+    params(("event_type_name" = EventTypeNameString, Path)),
+    responses((status = 200, body = RetryScheduleInOut)))]
+pub async fn get_retry_schedule(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<RetryScheduleInOut>, ApiError> {
+    Ok(Json(schedule_out(&find(&state, &name).await?)))
+}
+
+/// Sets the delays of the event type's retry policy (see `RetryScheduleInOut`).
+#[utoipa::path(put, operation_id = "v1.event-type.set-retry-schedule", path = "/api/v1/event-type/{event_type_name}/retry-schedule", tag = "Event Type",
+    params(("event_type_name" = EventTypeNameString, Path)), request_body = RetryScheduleInOut,
+    responses((status = 200, body = RetryScheduleInOut)))]
+pub async fn set_retry_schedule(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    JsonBody(input): JsonBody<RetryScheduleInOut>,
+) -> Result<Json<RetryScheduleInOut>, ApiError> {
+    let mut et = find(&state, &name).await?;
+    let mut spec = et
+        .retry_policy
+        .as_ref()
+        .map(|p| p.spec())
+        .unwrap_or_default();
+    spec.exponential = None;
+    spec.schedule = match input.retry_schedule {
+        None => None,
+        Some(delays) => {
+            let mut secs = Vec::with_capacity(delays.len());
+            for (i, delay) in delays.iter().enumerate() {
+                secs.push(match delay {
+                    ScheduleDelay::Seconds(s) => *s,
+                    ScheduleDelay::Duration(d) if d.nanos == 0 => d.secs,
+                    ScheduleDelay::Duration(_) => {
+                        return Err(ApiError::invalid(
+                            &["body", "retrySchedule", &i.to_string(), "nanos"],
+                            "must be 0: delays are whole seconds",
+                        ));
+                    }
+                });
+            }
+            Some(secs)
+        }
+    };
+    let policy = RetryPolicy::parse(&spec, state.settings.max_request_timeout).map_err(|e| {
+        // The schedule's errors are the body's; others come from the event type's policy.
+        let mut loc = vec!["body"];
+        match e.field.split_first() {
+            Some((first, rest)) if first == "schedule" => {
+                loc.push("retrySchedule");
+                loc.extend(rest.iter().map(String::as_str));
+            }
+            _ => loc.extend(e.field.iter().map(String::as_str)),
+        }
+        ApiError::invalid(&loc, e.message)
+    })?;
+    et.retry_policy = Some(policy).filter(|p| p.spec() != RetryPolicySpec::default());
+    et.updated_at = now();
+    state.store.update_event_type(&et).await?;
+    policies_changed(&state);
+    Ok(Json(schedule_out(&et)))
 }

@@ -5,8 +5,12 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer};
 
+use super::ApiState;
 use super::error::ApiError;
-use crate::domain::{AppKey, Channel, EndpointKey, EventTypeName, MessageKey, NameError, Uid};
+use crate::domain::{
+    AppKey, Channel, EndpointKey, EventTypeName, MessageKey, NameError, RetryPolicy,
+    RetryPolicySpec, Uid,
+};
 
 /// For PATCH fields: absent → `None` (leave as is), `null` → `Some(None)` (clear),
 /// a value → `Some(Some(v))`. Use with `#[serde(default, deserialize_with = "nullable")]`.
@@ -205,6 +209,26 @@ pub fn body_time(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc
     value
         .map(|v| parse_time(v).ok_or_else(|| body_error(field, NOT_A_TIME)))
         .transpose()
+}
+
+/// A retry policy from the body's `field` (null or absent: none), checked against the
+/// server's `max_request_timeout_secs`; a 422 names the field under the policy that is wrong
+/// (`["body", "retryPolicy", "schedule", "2"]`).
+pub fn retry_policy(
+    state: &ApiState,
+    spec: Option<RetryPolicySpec>,
+    field: &str,
+) -> Result<Option<RetryPolicy>, ApiError> {
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    RetryPolicy::parse(&spec, state.settings.max_request_timeout)
+        .map(Some)
+        .map_err(|e| {
+            let mut loc = vec!["body", field];
+            loc.extend(e.field.iter().map(String::as_str));
+            ApiError::invalid(&loc, e.message)
+        })
 }
 
 #[cfg(test)]

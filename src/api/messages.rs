@@ -21,7 +21,9 @@ use super::openapi::strings::PathKeyString;
 use super::openapi::strings::{ChannelString, DateTimeString, EventIdString, EventTypeNameString};
 use super::pagination::{ListParams, ListResponse, Ordering, limit, list_response};
 use crate::domain::time::now;
-use crate::domain::{AppKey, Channel, EventId, EventTypeName, Message, Payload, PayloadError};
+use crate::domain::{
+    AppKey, Channel, EventId, EventTypeName, Message, Payload, PayloadError, Priority,
+};
 use crate::store::{
     Direct, DirectClaims, InlineApplication, MessageFilter, NewMessage, Order, StoreError,
 };
@@ -60,6 +62,11 @@ pub struct MessageIn {
     #[serde(default, deserialize_with = "fields::whole")]
     #[schema(minimum = 1, maximum = 2160)]
     pub payload_retention_hours: Option<i64>,
+    /// hookd: `high`, `normal` or `low`; picks the retry policy the server configures for it
+    /// (`retry_policy_high`, …), unless the endpoint or the event type has one. Absent or
+    /// null: normal.
+    #[schema(pattern = "^(high|normal|low)$", nullable)]
+    pub priority: Option<String>,
     /// The Svix SDK's message tags and transformation parameters: hookd has neither, so a
     /// value is refused (422) rather than dropped; absent or null is fine. Left out of the
     /// document, since no value is accepted.
@@ -84,6 +91,8 @@ pub struct MessageOut {
     pub timestamp: DateTime<Utc>,
     /// The `deliverAt` the message was sent with, if any.
     pub deliver_at: Option<DateTime<Utc>>,
+    /// hookd: the `priority` the message was sent with, if any.
+    pub priority: Option<String>,
 }
 
 impl MessageOut {
@@ -103,6 +112,7 @@ impl MessageOut {
                 .map(|c| c.into_iter().map(|c| c.to_string()).collect()),
             timestamp: m.created_at,
             deliver_at: m.deliver_at,
+            priority: m.priority.map(|p| p.as_str().to_owned()),
         }
     }
 }
@@ -252,6 +262,13 @@ pub(super) fn new_message(
             ));
         }
     }
+    let priority = input
+        .priority
+        .map(|p| {
+            Priority::parse(&p)
+                .ok_or_else(|| fields::body_error("priority", "must be high, normal or low"))
+        })
+        .transpose()?;
     let create_app = match input.application {
         None => None,
         Some(app_in) => {
@@ -280,6 +297,7 @@ pub(super) fn new_message(
         payload,
         payload_retention,
         deliver_at,
+        priority,
         only_endpoint: None,
         direct: None,
     })

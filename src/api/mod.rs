@@ -111,6 +111,8 @@ pub struct ApiSettings {
     pub max_pending_messages: usize,
     /// The largest batch ingest request body (`max_batch_bytes`).
     pub max_batch_bytes: usize,
+    /// `max_request_timeout_secs`: retry policies' timeouts above it are refused.
+    pub max_request_timeout: std::time::Duration,
 }
 
 /// The routes that need a token, with their documentation.
@@ -130,6 +132,10 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
             event_types::update,
             event_types::patch,
             event_types::delete
+        ))
+        .routes(routes!(
+            event_types::get_retry_schedule,
+            event_types::set_retry_schedule
         ))
         .routes(routes!(endpoints::list, endpoints::create))
         .routes(routes!(

@@ -276,6 +276,7 @@ pub async fn create(
         // The server's auto_disable_after_* options: the SDK's shapes have no override.
         auto_disable_after_failures: None,
         auto_disable_after_secs: None,
+        retry_policy: None,
     };
     let endpoint = state.store.insert_endpoint(new).await?;
     Ok((StatusCode::CREATED, Json(endpoint.into())))
@@ -343,6 +344,7 @@ pub async fn upsert(
                 signature: SignatureScheme::default(),
                 auto_disable_after_failures: None,
                 auto_disable_after_secs: None,
+                retry_policy: None,
             };
             let endpoint = state.store.insert_endpoint(new).await?;
             Ok((StatusCode::CREATED, Json(endpoint.into())))

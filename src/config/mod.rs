@@ -9,6 +9,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -17,12 +18,16 @@ use toml::{Table, Value};
 use crate::delivery::sender::SignatureHeaders;
 use crate::delivery::ssrf::parse_networks;
 use crate::domain::health::{AutoDisable, HealthSettings};
+use crate::domain::{RetryPolicy, RetryPolicySpec};
 use crate::telemetry::otlp::{self, TraceSettings};
 
 pub const DEFAULT_TOML: &str = include_str!("../../config.default.toml");
 
 /// The longest retention an option may set: a hundred years.
 const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// The most `max_request_timeout_secs` may be: an hour.
+const MAX_REQUEST_TIMEOUT_SECS: u64 = 3600;
 
 /// The longest window of attempts health is judged over.
 const MAX_HEALTH_WINDOW: usize = 10_000;
@@ -81,6 +86,10 @@ pub struct Config {
     pub retry_schedule: Vec<u64>,
     pub retry_jitter: f64,
     pub request_timeout_secs: u64,
+    pub max_request_timeout_secs: u64,
+    pub retry_policy_high: String,
+    pub retry_policy_normal: String,
+    pub retry_policy_low: String,
     pub max_response_body_bytes: usize,
     pub signature_headers: SignatureHeaders,
     pub allowed_networks: Vec<String>,
@@ -342,6 +351,12 @@ impl Config {
         if !(0.0..1.0).contains(&self.retry_jitter) {
             return Err(invalid("retry_jitter", "must be at least 0 and below 1"));
         }
+        if !(1..=MAX_REQUEST_TIMEOUT_SECS).contains(&self.max_request_timeout_secs) {
+            return Err(invalid(
+                "max_request_timeout_secs",
+                "must be from 1 to 3600",
+            ));
+        }
         if self.request_timeout_secs == 0 {
             return Err(invalid("request_timeout_secs", "must be at least 1"));
         }
@@ -355,6 +370,13 @@ impl Config {
                  heartbeats in a row is not taken for dead",
             ));
         }
+        if self.request_timeout_secs > self.max_request_timeout_secs {
+            return Err(invalid(
+                "request_timeout_secs",
+                "must not be more than max_request_timeout_secs",
+            ));
+        }
+        self.priority_policies()?;
         if self.delivery_concurrency == 0 || self.endpoint_concurrency == 0 {
             return Err(invalid(
                 "delivery_concurrency",
@@ -444,6 +466,48 @@ impl Config {
             service_name: service_name.to_owned(),
             sample_ratio: self.otlp_sample_ratio,
         }))
+    }
+
+    /// The global default retry policy: `retry_schedule`, `retry_jitter`,
+    /// `request_timeout_secs`, every failure retried, a fixed timeout.
+    pub fn default_retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::complete(
+            self.retry_schedule
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            self.retry_jitter,
+            Duration::from_secs(self.request_timeout_secs),
+        )
+    }
+
+    /// `max_request_timeout_secs`: no attempt may take longer.
+    pub fn max_request_timeout(&self) -> Duration {
+        Duration::from_secs(self.max_request_timeout_secs)
+    }
+
+    /// The policies of `retry_policy_high`, `retry_policy_normal` and `retry_policy_low`
+    /// (JSON, the API's shape; empty: none, the global default applies).
+    pub fn priority_policies(&self) -> Result<[Option<RetryPolicy>; 3], ConfigError> {
+        let parse = |key: &str, text: &str| -> Result<Option<RetryPolicy>, ConfigError> {
+            if text.trim().is_empty() {
+                return Ok(None);
+            }
+            let invalid = |message: String| ConfigError::Invalid {
+                origin: format!("option `{key}`"),
+                message,
+            };
+            let spec: RetryPolicySpec = serde_json::from_str(text)
+                .map_err(|e| invalid(format!("is not a retry policy: {e}")))?;
+            RetryPolicy::parse(&spec, self.max_request_timeout())
+                .map(Some)
+                .map_err(|e| invalid(format!("{}: {}", e.field.join("."), e.message)))
+        };
+        Ok([
+            parse("retry_policy_high", &self.retry_policy_high)?,
+            parse("retry_policy_normal", &self.retry_policy_normal)?,
+            parse("retry_policy_low", &self.retry_policy_low)?,
+        ])
     }
 
     /// The endpoint health options, as the delivery path applies them.

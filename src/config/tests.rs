@@ -113,6 +113,16 @@ fn invalid_values_are_errors() {
         ("HOOKD_FAILING_ALERT_AT", "0,3"),
         ("HOOKD_FAILING_ALERT_AT", ""),
         ("HOOKD_AUTO_DISABLE_AFTER_FAILURES", "-1"),
+        // The default timeout must fit under the bound of every timeout.
+        ("HOOKD_REQUEST_TIMEOUT_SECS", "61"),
+        ("HOOKD_MAX_REQUEST_TIMEOUT_SECS", "0"),
+        ("HOOKD_MAX_REQUEST_TIMEOUT_SECS", "3601"),
+        ("HOOKD_RETRY_POLICY_HIGH", "not json"),
+        ("HOOKD_RETRY_POLICY_LOW", r#"{"timeout": 61}"#),
+        (
+            "HOOKD_RETRY_POLICY_NORMAL",
+            r#"{"schedule": [1], "exponential": {"base": 1, "maxAttempts": 2}}"#,
+        ),
     ] {
         let result = Config::load(None, env(&[(key, value)]), &Overrides::default());
         assert!(result.is_err(), "{key}={value} was accepted");
@@ -239,4 +249,41 @@ fn traces_are_off_by_default_and_checked_when_set() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("otlp_service_name"), "{err}");
+}
+
+#[test]
+fn priority_policies_are_json_over_the_default() {
+    let c = Config::load(
+        None,
+        env(&[
+            (
+                "HOOKD_RETRY_POLICY_HIGH",
+                r#"{"schedule": [1, 2], "timeout": 5}"#,
+            ),
+            ("HOOKD_MAX_REQUEST_TIMEOUT_SECS", "90"),
+            ("HOOKD_REQUEST_TIMEOUT_SECS", "90"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    let [high, normal, low] = c.priority_policies().unwrap();
+    assert_eq!(high.unwrap().delays_secs(), Some(vec![1, 2]));
+    assert!(normal.is_none() && low.is_none());
+    let default = c.default_retry_policy();
+    assert_eq!(default.retries(), c.retry_schedule.len());
+    assert_eq!(
+        default.over(&default).timeout(0, c.max_request_timeout()),
+        std::time::Duration::from_secs(90)
+    );
+    let err = Config::load(
+        None,
+        env(&[("HOOKD_RETRY_POLICY_LOW", r#"{"jitter": 3}"#)]),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("retry_policy_low") && err.contains("jitter"),
+        "{err}"
+    );
 }

@@ -36,7 +36,7 @@ use self::outcome::attempt;
 pub use self::outcome::next_step;
 use super::clock::Clock;
 use super::measure::DeliveryMetrics;
-use super::policy::RetryPolicy;
+use super::policy::Policies;
 use super::sender::{SendResult, Sender};
 use crate::domain::health::HealthSettings;
 use crate::domain::{EndpointId, Timestamp, Trigger};
@@ -77,7 +77,7 @@ const LEASE_SAFETY: Duration = Duration::from_secs(5);
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     sender: Sender,
-    retry: RetryPolicy,
+    policies: Policies,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     settings: DispatchSettings,
@@ -91,7 +91,7 @@ impl Dispatcher {
     pub fn new(
         store: Arc<dyn Store>,
         sender: Sender,
-        retry: RetryPolicy,
+        policies: Policies,
         clock: Arc<dyn Clock>,
         wake: Arc<Notify>,
         settings: DispatchSettings,
@@ -101,7 +101,7 @@ impl Dispatcher {
         Arc::new(Self {
             store,
             sender,
-            retry,
+            policies,
             clock,
             wake,
             board: Mutex::new(Board::new(
@@ -236,7 +236,19 @@ impl Dispatcher {
         });
     }
 
+    /// The event types' retry policies changed (through this node's API): the next attempt
+    /// reads them again.
+    pub fn event_type_policies_changed(&self) {
+        self.policies.event_types_changed();
+    }
+
     async fn deliver(self: Arc<Self>, mut delivery: ClaimedDelivery) {
+        // Resolved at every attempt, so a changed policy applies from the next one.
+        let event_types = self.policies.event_types(&*self.store).await;
+        let resolved = self.policies.resolve(&delivery, &event_types);
+        let timeout = resolved
+            .policy
+            .timeout(delivery.attempts, self.policies.max_timeout());
         let started = self.clock.now();
         if delivery.attempts == 0 && delivery.trigger == Trigger::Scheduled {
             let waited = (started - delivery.message.created_at).to_std();
@@ -246,7 +258,7 @@ impl Dispatcher {
         // `None` when tracing is off: then no span is made below.
         let span = self.settings.traces.start();
         let result = tokio::select! {
-            result = self.sender.send(&delivery, started) => result,
+            result = self.sender.send(&delivery, started, timeout) => result,
             _ = self.hard_stop.cancelled() => {
                 self.metrics.in_flight.decrement(1.0);
                 self.release(&[(delivery.id, delivery.lease)]).await;
@@ -264,10 +276,13 @@ impl Dispatcher {
         let next = next_step(
             &result,
             delivery.attempts,
-            &self.retry,
+            &resolved.policy,
             rand::random::<f64>(),
             finished,
         );
+        let mut attempt = attempt(&delivery, &result, started);
+        attempt.policy = Some(resolved.source);
+        attempt.timeout_ms = Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
         tracing::debug!(
             msg_id = %delivery.message.id,
             endpoint_id = %delivery.endpoint.id,
@@ -278,7 +293,7 @@ impl Dispatcher {
         let record = AttemptRecord {
             delivery_id: delivery.id,
             lease: delivery.lease,
-            attempt: attempt(&delivery, &result, started),
+            attempt,
             next,
             // Moved, not cloned: nothing reads it after the send.
             msg_event_id: delivery.message.event_id.take(),

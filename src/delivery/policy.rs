@@ -1,78 +1,187 @@
-//! When to try a failed delivery again: the retry schedule, its jitter, and how far a
-//! receiver's `Retry-After` may move it.
+//! When to try a failed delivery again: the retry policy (see [`crate::domain::retry`]: a
+//! schedule or exponential delays, their jitter, the attempts' timeouts), which policy
+//! applies to a delivery ([`Policies`]), and how far a receiver's `Retry-After` may move it.
 //!
-//! The schedule is a list of delays, one per retry; a delivery whose last retry fails is
-//! given up. Each delay is spread by a random ±`jitter` fraction, so endpoints that failed
-//! together (an outage) are not all retried in the same instant. The random sample is an
-//! argument, not drawn here, so the math is deterministic and tested as such.
+//! Each delay is spread by a random ±`jitter` fraction, so endpoints that failed together
+//! (an outage) are not all retried in the same instant.
 
-use std::time::{Duration, SystemTime};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
-/// The retry delays and how much they are spread.
-///
-/// Invariant: `0.0 <= jitter <= 1.0`, so every delay is between 0 and twice its entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    schedule: Vec<Duration>,
-    jitter: f64,
+pub use crate::domain::RetryPolicy;
+use crate::domain::retry::{Effective, PolicySource};
+use crate::domain::{EventTypeName, Priority};
+use crate::store::{ClaimedDelivery, Store};
+
+/// How long a node trusts its copy of the event types' policies before reading them again.
+/// A change made through this node's API applies at once (it invalidates the copy); one made
+/// through another node's applies within this.
+pub const EVENT_TYPE_REFRESH: Duration = Duration::from_secs(5);
+
+/// Every policy a delivery may run under, and which one applies: the endpoint's, else its
+/// message's event type's, else its message's priority's, else the global default. Fields a
+/// policy leaves out are the default's.
+pub struct Policies {
+    default: RetryPolicy,
+    /// By priority: high, normal, low.
+    priorities: [Option<RetryPolicy>; 3],
+    /// `max_request_timeout_secs`: no attempt's timeout exceeds it.
+    cap: Duration,
+    event_types: EventTypePolicies,
 }
 
-impl RetryPolicy {
-    /// `schedule[i]` is the delay before retry `i + 1`; `jitter` is a fraction (0.2 = ±20 %).
-    /// A jitter outside 0..=1 is clamped into it (NaN counts as 0): configuration is
-    /// validated before this, and a delay must never be negative.
-    pub fn new(schedule: Vec<Duration>, jitter: f64) -> Self {
-        let jitter = if jitter.is_nan() {
-            0.0
+/// The policy one attempt runs under, with where it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved<'a> {
+    pub policy: Effective<'a>,
+    pub source: PolicySource,
+}
+
+impl Policies {
+    pub fn new(
+        default: RetryPolicy,
+        priorities: [Option<RetryPolicy>; 3],
+        max_timeout: Duration,
+    ) -> Self {
+        Self {
+            default,
+            priorities,
+            cap: max_timeout,
+            event_types: EventTypePolicies::default(),
+        }
+    }
+
+    /// The longest any attempt may take.
+    pub fn max_timeout(&self) -> Duration {
+        self.cap
+    }
+
+    /// The event types' policies: the node's copy, read again first if it was invalidated
+    /// or is older than [`EVENT_TYPE_REFRESH`] (by one caller; the others use the copy
+    /// meanwhile). Cheap when fresh: a read lock and a reference count.
+    pub async fn event_types(&self, store: &dyn Store) -> Arc<EventTypeMap> {
+        self.event_types.current(store).await
+    }
+
+    /// The event types' policies changed: read them again before the next attempt.
+    pub fn event_types_changed(&self) {
+        self.event_types.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Which policy `delivery`'s next attempt runs under.
+    pub fn resolve<'a>(
+        &'a self,
+        delivery: &'a ClaimedDelivery,
+        event_types: &'a EventTypeMap,
+    ) -> Resolved<'a> {
+        let (own, source) = if let Some(own) = &delivery.endpoint.retry_policy {
+            (&**own, PolicySource::Endpoint)
+        } else if let Some(own) = (!event_types.is_empty())
+            .then(|| event_types.get(&delivery.message.event_type))
+            .flatten()
+        {
+            (&**own, PolicySource::EventType)
         } else {
-            jitter.clamp(0.0, 1.0)
+            let priority = delivery.message.priority.unwrap_or_default();
+            match &self.priorities[priority_index(priority)] {
+                Some(own) => (own, PolicySource::Priority(priority)),
+                None => (&self.default, PolicySource::Default),
+            }
         };
-        Self { schedule, jitter }
-    }
-
-    /// The schedule Svix documents: 5 seconds, 5 minutes, 30 minutes, 2 hours, 5 hours,
-    /// 10 hours, 10 hours; about a day and a few hours from first failure to giving up.
-    pub fn default_schedule() -> Vec<Duration> {
-        [5, 300, 1800, 7200, 18000, 36000, 36000]
-            .into_iter()
-            .map(Duration::from_secs)
-            .collect()
-    }
-
-    /// How many retries follow the first attempt.
-    pub fn retries(&self) -> usize {
-        self.schedule.len()
-    }
-
-    /// The longest delay [`delay_before_retry`](Self::delay_before_retry) can return: the
-    /// longest entry with the full jitter added. Zero for an empty schedule.
-    pub fn max_delay(&self) -> Duration {
-        self.schedule
-            .iter()
-            .map(|&delay| scale(delay, 1.0 + self.jitter))
-            .max()
-            .unwrap_or(Duration::ZERO)
-    }
-
-    /// The delay before retry number `retry` (1 is the retry after the first failed
-    /// attempt), or `None` when the schedule has no such retry and the delivery is given up.
-    /// `unit` is a uniform random sample in [0, 1): 0 gives the shortest delay, the entry
-    /// less the jitter, and 0.5 the entry itself. Samples outside [0, 1] are clamped into
-    /// it (NaN counts as 0.5), which keeps the delay within ±jitter of the entry.
-    pub fn delay_before_retry(&self, retry: usize, unit: f64) -> Option<Duration> {
-        let base = *self.schedule.get(retry.checked_sub(1)?)?;
-        let unit = if unit.is_nan() {
-            0.5
-        } else {
-            unit.clamp(0.0, 1.0)
-        };
-        Some(scale(base, 1.0 - self.jitter + 2.0 * self.jitter * unit))
+        Resolved {
+            policy: own.over(&self.default),
+            source,
+        }
     }
 }
 
-/// `delay × factor` for a factor in [0, 2], saturating instead of panicking on overflow.
-fn scale(delay: Duration, factor: f64) -> Duration {
-    Duration::try_from_secs_f64(delay.as_secs_f64() * factor).unwrap_or(Duration::MAX)
+fn priority_index(p: Priority) -> usize {
+    match p {
+        Priority::High => 0,
+        Priority::Normal => 1,
+        Priority::Low => 2,
+    }
+}
+
+/// The policies of event types that have one, by name.
+pub type EventTypeMap = HashMap<EventTypeName, Arc<RetryPolicy>>;
+
+#[derive(Default)]
+struct EventTypePolicies {
+    /// Bumped by every change made through this node.
+    generation: AtomicU64,
+    copy: RwLock<Copy>,
+    reading: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Copy {
+    map: Arc<EventTypeMap>,
+    generation: u64,
+    /// `None`: never read.
+    read_at: Option<Instant>,
+}
+
+impl EventTypePolicies {
+    async fn current(&self, store: &dyn Store) -> Arc<EventTypeMap> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let (stale, must_wait) = match self.fresh(generation) {
+            Ok(map) => return map,
+            Err(stale) => stale,
+        };
+        // Never read, or changed through this node: wait for the copy, so that no attempt
+        // runs under a policy the node knows to be gone. Only old: one caller reads it
+        // again, the others go on with the copy meanwhile.
+        let _reading = if must_wait {
+            self.reading.lock().await
+        } else {
+            match self.reading.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return stale,
+            }
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        let stale = match self.fresh(generation) {
+            Ok(map) => return map,
+            Err((stale, _)) => stale,
+        };
+        let map = match store.event_type_retry_policies().await {
+            Ok(found) => Arc::new(
+                found
+                    .into_iter()
+                    .map(|(name, policy)| (name, Arc::new(policy)))
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the event types' retry policies failed");
+                stale
+            }
+        };
+        let mut copy = self.copy.write().unwrap_or_else(|e| e.into_inner());
+        *copy = Copy {
+            map: map.clone(),
+            generation,
+            read_at: Some(Instant::now()),
+        };
+        map
+    }
+
+    /// The copy if it is fresh for `generation`; otherwise the copy, and whether it must be
+    /// waited for (never read, or invalidated).
+    fn fresh(&self, generation: u64) -> Result<Arc<EventTypeMap>, (Arc<EventTypeMap>, bool)> {
+        let copy = self.copy.read().unwrap_or_else(|e| e.into_inner());
+        let must_wait = copy.read_at.is_none() || copy.generation != generation;
+        let old = copy
+            .read_at
+            .is_none_or(|at| at.elapsed() >= EVENT_TYPE_REFRESH);
+        if must_wait || old {
+            Err((copy.map.clone(), must_wait))
+        } else {
+            Ok(copy.map.clone())
+        }
+    }
 }
 
 /// Parses a `Retry-After` header value: delay-seconds (`120`) or an HTTP-date

@@ -92,10 +92,17 @@ impl Sender {
         Ok(Self { client, settings })
     }
 
-    /// Sends one attempt of `delivery`, signed for `now`.
-    pub async fn send(&self, delivery: &ClaimedDelivery, now: Timestamp) -> SendResult {
+    /// Sends one attempt of `delivery`, signed for `now`, bounded by `timeout` (its retry
+    /// policy's for this attempt; the client's own, `settings.timeout`, is the most any may
+    /// take).
+    pub async fn send(
+        &self,
+        delivery: &ClaimedDelivery,
+        now: Timestamp,
+        timeout: Duration,
+    ) -> SendResult {
         let started = Instant::now();
-        let outcome = self.exchange(delivery, now).await;
+        let outcome = self.exchange(delivery, now, timeout).await;
         SendResult {
             duration: started.elapsed(),
             outcome,
@@ -106,6 +113,7 @@ impl Sender {
         &self,
         delivery: &ClaimedDelivery,
         now: Timestamp,
+        timeout: Duration,
     ) -> Result<Response, AttemptError> {
         let endpoint = &delivery.endpoint;
         let url = endpoint.url.url();
@@ -133,6 +141,7 @@ impl Sender {
             .post(url.clone())
             .headers(headers)
             .body(body)
+            .timeout(timeout.min(self.settings.timeout))
             .send()
             .await;
         let response = sent.map_err(|e| classify(&e))?;

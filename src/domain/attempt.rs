@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::retry::PolicySource;
 use super::{AppId, AttemptId, EndpointId, MessageId, Timestamp};
 
 /// Where a delivery stands; the numbers are the contract's `MessageStatus` codes.
@@ -130,6 +131,10 @@ pub struct Attempt {
     pub trigger: Trigger,
     pub error: Option<AttemptError>,
     pub created_at: Timestamp,
+    /// The retry policy the attempt ran under, and its timeout (`None` for attempts made
+    /// before hookd recorded them).
+    pub policy: Option<PolicySource>,
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

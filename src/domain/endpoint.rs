@@ -1,11 +1,12 @@
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use thiserror::Error;
 use url::Url;
 
 use super::{
-    AppId, Channel, EndpointHeaders, EndpointId, EventTypeName, Metadata, SignatureScheme,
-    SigningSecret, Timestamp, Uid,
+    AppId, Channel, EndpointHeaders, EndpointId, EventTypeName, Metadata, RetryPolicy,
+    SignatureScheme, SigningSecret, Timestamp, Uid,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -83,6 +84,9 @@ pub struct Endpoint {
     /// rule off for this endpoint); `None`: the global option.
     pub auto_disable_after_failures: Option<u32>,
     pub auto_disable_after_secs: Option<u64>,
+    /// The endpoint's retry policy, over every other (`None`: the event type's, the
+    /// priority's or the default applies).
+    pub retry_policy: Option<Arc<RetryPolicy>>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -1,4 +1,4 @@
-use super::{EventTypeName, FeatureFlag, Timestamp};
+use super::{EventTypeName, FeatureFlag, RetryPolicy, Timestamp};
 
 /// A kind of message, with its documentation and JSON schemas. Event types are shared by
 /// all applications; a message may name an event type that was never registered.
@@ -19,6 +19,8 @@ pub struct EventType {
     /// Check messages of this type against its latest schema at ingest (hookd's
     /// `validatePayloads`; the server's `validate_payloads` does it for every type).
     pub validate_payloads: bool,
+    /// hookd: the retry policy of messages of this type, unless their endpoint has one.
+    pub retry_policy: Option<RetryPolicy>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -1,7 +1,7 @@
 use serde_json::value::RawValue;
 use thiserror::Error;
 
-use super::{AppId, Channel, EventId, EventTypeName, MessageId, Timestamp};
+use super::{AppId, Channel, EventId, EventTypeName, MessageId, Priority, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PayloadError {
@@ -101,6 +101,9 @@ pub struct Message {
     /// The time the producer asked for its deliveries to go out (`deliverAt`), if any: none
     /// is attempted before it.
     pub deliver_at: Option<Timestamp>,
+    /// `priority` on MessageIn: picks the retry policy when neither the endpoint nor the
+    /// event type has one. `None`: normal.
+    pub priority: Option<Priority>,
 }
 
 impl Message {

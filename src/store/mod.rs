@@ -69,7 +69,7 @@ use crate::domain::health::HealthCounters;
 use crate::domain::{
     AppId, AppKey, Application, Attempt, AttemptId, BackgroundTask, DeliveryCounts, DeliveryStatus,
     Endpoint, EndpointId, EndpointKey, EventId, EventType, EventTypeName, Message, MessageId,
-    MessageKey, TaskId, TaskKind, Timestamp,
+    MessageKey, RetryPolicy, TaskId, TaskKind, Timestamp,
 };
 
 pub use error::{Conflict, StoreError};
@@ -304,6 +304,8 @@ pub trait EventTypeStore {
     async fn update_event_type(&self, event_type: &EventType) -> Result<()>;
     /// Removes the event type for good (DELETE with `expunge=true`).
     async fn delete_event_type(&self, name: &EventTypeName) -> Result<()>;
+    /// The event types that have a retry policy, with it (the dispatcher's copy).
+    async fn event_type_retry_policies(&self) -> Result<Vec<(EventTypeName, RetryPolicy)>>;
     async fn list_event_types(
         &self,
         page: &PageQuery,

@@ -6,33 +6,36 @@
 //! backend must provide: reading a column as text, integer, flag or bytes.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Column, Row, TypeInfo};
 
+use crate::domain::retry::PolicySource;
 use crate::domain::time::{from_micros, to_micros};
 use crate::domain::{
     AppId, Application, Attempt, AttemptError, AttemptId, BackgroundTask, Channel, DeliveryCounts,
     DeliveryStatus, Endpoint, EndpointHeaders, EndpointId, EndpointUrl, ErrorClass, EventId,
-    EventType, EventTypeName, FeatureFlag, Message, MessageId, Payload, PreviousSecret,
-    SignatureScheme, SignatureSpec, SigningSecret, Subscription, TaskId, TaskKind, TaskStatus,
-    Timestamp, Trigger, Uid,
+    EventType, EventTypeName, FeatureFlag, Message, MessageId, Payload, PreviousSecret, Priority,
+    RetryPolicy, RetryPolicySpec, SignatureScheme, SignatureSpec, SigningSecret, Subscription,
+    TaskId, TaskKind, TaskStatus, Timestamp, Trigger, Uid,
 };
 use crate::store::{DeliveryState, Result, StoreError};
 
 pub const APPLICATION_COLUMNS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at";
 pub const EVENT_TYPE_COLUMNS: &str = "name, description, archived, deprecated, feature_flags, group_name, schemas, created_at, \
-     updated_at, validate_payloads";
+     updated_at, validate_payloads, retry_policy";
 pub const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, description, disabled, rate_limit, \
      event_types, channels, metadata, headers, secret, previous_secrets, signature, created_at, \
-     updated_at, auto_disable_after_failures, auto_disable_after_secs";
+     updated_at, auto_disable_after_failures, auto_disable_after_secs, retry_policy";
 pub const MESSAGE_COLUMNS: &str =
-    "id, app_id, event_type, event_id, channels, payload, created_at, deliver_at";
+    "id, app_id, event_type, event_id, channels, payload, created_at, deliver_at, priority";
 pub const ATTEMPT_COLUMNS: &str = "id, msg_id, endpoint_id, app_id, url, status, \
      response_status_code, response, response_headers, duration_ms, trigger_type, error_class, \
-     error, created_at";
+     error, created_at, policy, timeout_ms";
 pub const TASK_COLUMNS: &str =
     "id, kind, status, app_id, data, cursor, lease_until, created_at, updated_at";
 /// A delivery's state next to a joined message or endpoint (`d` is the delivery).
@@ -159,6 +162,7 @@ pub fn event_type(row: &impl StoredRow) -> Result<EventType> {
         group_name: row.opt_text("group_name")?,
         schemas: opt_json(row, "schemas")?,
         validate_payloads: row.flag("validate_payloads")?,
+        retry_policy: retry_policy(row)?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
@@ -231,9 +235,25 @@ pub fn endpoint(row: &impl StoredRow) -> Result<Endpoint> {
             .opt_int("auto_disable_after_secs")?
             .map(|n| u64::try_from(n).map_err(|e| corrupt("auto_disable_after_secs", e)))
             .transpose()?,
+        retry_policy: retry_policy(row)?.map(Arc::new),
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
+}
+
+/// `retry_policy`: the policy as the API took it (checked then; timeouts above a since
+/// lowered `max_request_timeout_secs` are capped when attempts run).
+fn retry_policy(row: &impl StoredRow) -> Result<Option<RetryPolicy>> {
+    opt_json::<RetryPolicySpec>(row, "retry_policy")?
+        .map(|spec| {
+            RetryPolicy::parse(&spec, Duration::MAX).map_err(|e| corrupt("retry_policy", e))
+        })
+        .transpose()
+}
+
+/// `retry_policy` as stored: NULL for none.
+pub fn retry_policy_json(policy: Option<&RetryPolicy>) -> Option<String> {
+    policy.map(|p| to_json(&p.spec()))
 }
 
 pub fn subscription(row: &impl StoredRow) -> Result<Subscription> {
@@ -256,6 +276,7 @@ pub fn message(row: &impl StoredRow) -> Result<Message> {
         payload: row.opt_text("payload")?.map(Payload::from_stored),
         created_at: time(row, "created_at")?,
         deliver_at: row.opt_int("deliver_at")?.map(from_micros),
+        priority: row.opt_int("priority")?.and_then(Priority::from_code),
     })
 }
 
@@ -304,6 +325,13 @@ pub fn attempt(row: &impl StoredRow) -> Result<Attempt> {
         trigger: Trigger::from_code(row.int("trigger_type")?),
         error,
         created_at: time(row, "created_at")?,
+        policy: row
+            .opt_text("policy")?
+            .as_deref()
+            .and_then(PolicySource::parse),
+        timeout_ms: row
+            .opt_int("timeout_ms")?
+            .and_then(|t| u64::try_from(t).ok()),
     })
 }
 

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use crate::domain::health::HealthSettings;
 use crate::domain::{
     AppId, AppKey, Attempt, Channel, DeliveryStatus, Endpoint, EndpointHeaders, EndpointId,
-    EndpointUrl, EventId, EventTypeName, Message, MessageId, Metadata, Payload, SignatureScheme,
-    SigningSecret, Subscription, TaskKind, TaskStatus, Timestamp, Trigger, Uid,
+    EndpointUrl, EventId, EventTypeName, Message, MessageId, Metadata, Payload, Priority,
+    RetryPolicy, SignatureScheme, SigningSecret, Subscription, TaskKind, TaskStatus, Timestamp,
+    Trigger, Uid,
 };
 
 #[derive(Debug, Clone)]
@@ -34,6 +35,7 @@ pub struct NewEndpoint {
     pub signature: SignatureScheme,
     pub auto_disable_after_failures: Option<u32>,
     pub auto_disable_after_secs: Option<u64>,
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 /// One row of the operational events outbox: an event waiting to become a message of the
@@ -70,6 +72,8 @@ pub struct NewMessage {
     pub deliver_at: Option<Timestamp>,
     /// Deliver only to this endpoint (send-example), whatever the subscriptions say.
     pub only_endpoint: Option<EndpointId>,
+    /// `priority` on MessageIn (`None`: normal).
+    pub priority: Option<Priority>,
     /// The local dispatcher, if it may take the message's deliveries straight away.
     pub direct: Option<Direct>,
 }

@@ -31,7 +31,7 @@ const APPS: usize = 5;
 /// Requests in flight at once, spread over the nodes.
 const CONCURRENCY: usize = 48;
 /// The longest a run may take to deliver everything: a killed node's claims come back after
-/// their lease (request timeout 2 s + 30 s).
+/// their lease (max_request_timeout_secs 2 s + 30 s).
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(90);
 
 /// One cluster test at a time: they share two cores with the database.

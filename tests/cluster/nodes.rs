@@ -252,6 +252,7 @@ fn spawn_node(
         .env("HOOKD_ALLOWED_NETWORKS", "127.0.0.0/8")
         .env("HOOKD_RETRY_SCHEDULE", "1,1,1,1,1,1,1,1,1,1")
         .env("HOOKD_REQUEST_TIMEOUT_SECS", "2")
+        .env("HOOKD_MAX_REQUEST_TIMEOUT_SECS", "2")
         .env("HOOKD_SHUTDOWN_TIMEOUT_SECS", "2")
         .env("HOOKD_DELIVERY_CONCURRENCY", "64")
         .env("HOOKD_DATABASE_POOL_MAX", "8")

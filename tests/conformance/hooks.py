@@ -99,6 +99,27 @@ def _deliver_at(value):
     return (now + datetime.timedelta(hours=1)).isoformat()
 
 
+# hookd's `retryPolicy` (endpoints, event types) has rules across its fields that its field
+# descriptions state and a schema cannot: not both `schedule` and `exponential`, `maxDelay`
+# not below `base`, `maxTimeout` not below `timeout`. A generated policy breaking one is
+# brought within it; every other value is sent as generated (tests/it/retry_policies.rs
+# covers the refusals).
+def _retry_policy(policy):
+    if not isinstance(policy, dict):
+        return policy
+    if policy.get("schedule") is not None and policy.get("exponential") is not None:
+        del policy["exponential"]
+    exponential = policy.get("exponential")
+    if isinstance(exponential, dict):
+        base, most = exponential.get("base"), exponential.get("maxDelay")
+        if isinstance(base, int) and isinstance(most, int) and most < base:
+            exponential["maxDelay"] = base
+    first, most = policy.get("timeout"), policy.get("maxTimeout")
+    if isinstance(first, int) and isinstance(most, int) and most < first:
+        policy["maxTimeout"] = first
+    return policy
+
+
 @schemathesis.hook
 def map_body(context, body):
     if not isinstance(body, dict):
@@ -108,6 +129,8 @@ def map_body(context, body):
         body["headers"] = {_header_name(k): _header_value(v) for k, v in headers.items()}
     if "signature" in body:
         body["signature"] = _signature(body["signature"], body.get("headers"))
+    if "retryPolicy" in body:
+        body["retryPolicy"] = _retry_policy(body["retryPolicy"])
     # The SDK document says the two retention fields are mutually exclusive (in prose, which
     # a generator does not read); hookd refuses both at once with a 422.
     if body.get("payloadRetentionPeriod") is not None and body.get("payloadRetentionHours") is not None:
@@ -249,10 +272,33 @@ def _narrow_import(raw_schema):
     import_in["required"] = ["spec"]
 
 
+# The same rules of `retryPolicy`, stated in hookd's loaded document for the phases that
+# generate from it directly: a policy has a schedule or exponential delays, not both, and
+# `maxTimeout` and `maxDelay` (bounded below by other fields) take only their greatest
+# value, which every `timeout` and `base` is under. (`anyOf`: a policy with neither, `{}`,
+# is both variants at once.)
+def _narrow_retry_policy(raw_schema):
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    spec = schemas.get("RetryPolicySpec")
+    if spec and "properties" in spec:
+        props = dict(spec["properties"])
+        props["maxTimeout"] = {"type": "integer", "const": 60}
+        variant = lambda without: {
+            "type": "object",
+            "properties": {k: v for k, v in props.items() if k != without},
+            "additionalProperties": False,
+        }
+        schemas["RetryPolicySpec"] = {"anyOf": [variant("exponential"), variant("schedule")]}
+    exponential = schemas.get("ExponentialSpec", {})
+    if "maxDelay" in exponential.get("properties", {}):
+        exponential["properties"]["maxDelay"] = {"type": "integer", "const": 2592000}
+
+
 @schemathesis.hook
 def before_load_schema(context, raw_schema):
     _narrow_deliver_at(raw_schema)
     _narrow_import(raw_schema)
+    _narrow_retry_policy(raw_schema)
     _narrow_replays(raw_schema)
     _narrow_signature_and_retention(raw_schema)
     _state_integer_ranges(raw_schema.get("components", {}))

@@ -42,6 +42,7 @@ mod receiver;
 mod replay;
 mod retention;
 mod retries;
+mod retry_policies;
 mod routes;
 mod scheduled;
 mod schema;

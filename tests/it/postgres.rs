@@ -37,6 +37,7 @@ fn message(app: &AppId) -> NewMessage {
         payload: Payload::parse(&raw, 64).unwrap(),
         payload_retention: None,
         deliver_at: None,
+        priority: None,
         only_endpoint: None,
         direct: None,
     }

@@ -135,6 +135,7 @@ pub(crate) fn new_message(
         payload: Payload::parse(&raw, 64).unwrap(),
         payload_retention: None,
         deliver_at: None,
+        priority: None,
         only_endpoint: None,
         direct,
     }
@@ -155,6 +156,7 @@ pub(crate) fn new_endpoint(app_id: &hookd::domain::AppId) -> NewEndpoint {
         signature: Default::default(),
         auto_disable_after_failures: None,
         auto_disable_after_secs: None,
+        retry_policy: None,
     }
 }
 
@@ -176,6 +178,8 @@ pub(crate) fn record(claim: &ClaimedDelivery, next: NextStep) -> AttemptRecord {
             trigger: Trigger::Scheduled,
             error: None,
             created_at: now(),
+            policy: None,
+            timeout_ms: None,
         },
         next,
         msg_event_id: None,

@@ -15,6 +15,8 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/v1/event-type/{event_type_name}"),
     ("DELETE", "/api/v1/event-type/{event_type_name}"),
     ("POST", "/api/v1/event-type/import/openapi"),
+    ("GET", "/api/v1/event-type/{event_type_name}/retry-schedule"),
+    ("PUT", "/api/v1/event-type/{event_type_name}/retry-schedule"),
     ("GET", "/api/v1/app/{app_id}/endpoint"),
     ("POST", "/api/v1/app/{app_id}/endpoint"),
     ("GET", "/api/v1/app/{app_id}/endpoint/{endpoint_id}"),

@@ -43,7 +43,7 @@ DELAY_AFTER_KILL = 0.01
 # accepted, and deliveries are well under way but far from finished.
 KILL_AFTER_RECEIVED = 150
 # Deliveries claimed by the killed process are retried when their lease runs out:
-# request_timeout_secs plus a fixed 30 s margin in hookd. A short request timeout keeps
+# max_request_timeout_secs plus a fixed 30 s margin in hookd. A short request timeout keeps
 # that wait (and so this test) around half a minute.
 REQUEST_TIMEOUT_SECS = 2
 RECOVERY_TIMEOUT = 60.0
@@ -136,6 +136,7 @@ def hookd(hookd_bin, tmp_path):
         HOOKD_ALLOWED_NETWORKS="127.0.0.0/8",
         HOOKD_RETRY_SCHEDULE="1,1,1,1,1",
         HOOKD_REQUEST_TIMEOUT_SECS=str(REQUEST_TIMEOUT_SECS),
+        HOOKD_MAX_REQUEST_TIMEOUT_SECS=str(REQUEST_TIMEOUT_SECS),
         HOOKD_DELIVERY_CONCURRENCY=str(DELIVERY_CONCURRENCY),
     )
     process = HookdProcess(hookd_bin, tmp_path / "data", tmp_path / "hookd.log", token, env)

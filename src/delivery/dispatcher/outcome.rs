@@ -5,8 +5,9 @@
 //! it) is the board's business, not this module's.
 
 use super::delta;
-use crate::delivery::policy::{RetryPolicy, bounded_retry_after};
+use crate::delivery::policy::bounded_retry_after;
 use crate::delivery::sender::{Response, SendResult};
+use crate::domain::retry::Effective;
 use crate::domain::{Attempt, AttemptError, AttemptId, DeliveryStatus, ErrorClass, Timestamp};
 use crate::store::{ClaimedDelivery, NextStep};
 
@@ -14,13 +15,14 @@ use crate::store::{ClaimedDelivery, NextStep};
 pub fn next_step(
     result: &SendResult,
     attempts_before: u32,
-    retry: &RetryPolicy,
+    retry: &Effective<'_>,
     unit: f64,
     now: Timestamp,
 ) -> NextStep {
     match &result.outcome {
         Ok(r) if (200..300).contains(&r.status) => NextStep::Delivered,
         Ok(r) if r.status == 410 => NextStep::DisableEndpoint,
+        Ok(r) if !retry.retries_status(r.status) => NextStep::Failed,
         outcome => {
             let retry_number = usize::try_from(attempts_before)
                 .unwrap_or(usize::MAX)
@@ -85,6 +87,8 @@ pub(super) fn attempt(
         trigger: delivery.trigger,
         error,
         created_at: started,
+        policy: None,
+        timeout_ms: None,
     }
 }
 
@@ -95,6 +99,7 @@ pub(super) mod tests {
     use chrono::TimeDelta;
 
     use super::*;
+    use crate::delivery::policy::RetryPolicy;
     use crate::domain::time::now;
 
     /// An answer from the endpoint that took 3 ms; the board's tests use it too.
@@ -131,11 +136,11 @@ pub(super) mod tests {
     fn success_delivers_and_gone_disables() {
         let t = now();
         assert_eq!(
-            next_step(&answered(204, None), 0, &policy(), 0.5, t),
+            next_step(&answered(204, None), 0, &policy().over(&policy()), 0.5, t),
             NextStep::Delivered
         );
         assert_eq!(
-            next_step(&answered(410, None), 0, &policy(), 0.5, t),
+            next_step(&answered(410, None), 0, &policy().over(&policy()), 0.5, t),
             NextStep::DisableEndpoint
         );
     }
@@ -151,21 +156,32 @@ pub(super) mod tests {
             failed(ErrorClass::SsrfRefused),
         ] {
             assert_eq!(
-                next_step(&result, 0, &policy(), 0.5, t),
+                next_step(&result, 0, &policy().over(&policy()), 0.5, t),
                 NextStep::RetryAt(t + TimeDelta::seconds(5))
             );
             assert_eq!(
-                next_step(&result, 1, &policy(), 0.5, t),
+                next_step(&result, 1, &policy().over(&policy()), 0.5, t),
                 NextStep::RetryAt(t + TimeDelta::seconds(300))
             );
-            assert_eq!(next_step(&result, 2, &policy(), 0.5, t), NextStep::Failed);
+            assert_eq!(
+                next_step(&result, 2, &policy().over(&policy()), 0.5, t),
+                NextStep::Failed
+            );
         }
     }
 
     #[test]
     fn retry_after_is_honoured_for_429_and_503_within_bounds() {
         let t = now();
-        let step = |status, after| next_step(&answered(status, Some(after)), 0, &policy(), 0.5, t);
+        let step = |status, after| {
+            next_step(
+                &answered(status, Some(after)),
+                0,
+                &policy().over(&policy()),
+                0.5,
+                t,
+            )
+        };
         assert_eq!(step(429, 60), NextStep::RetryAt(t + TimeDelta::seconds(60)));
         assert_eq!(step(503, 1), NextStep::RetryAt(t + TimeDelta::seconds(5)));
         assert_eq!(

@@ -96,6 +96,7 @@ async fn write_in(
                 payload: Some(new.payload.clone()),
                 created_at: created,
                 deliver_at: new.deliver_at,
+                priority: new.priority,
             }
         }));
     }
@@ -418,11 +419,12 @@ async fn insert(
     let found = sqlx::query(
         "WITH m AS (
            INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
-             payload_expires_at, deliver_at)
-           SELECT id, app_id, event_type, event_id, channels, payload, $7, $7 + keep, deliver_at
+             payload_expires_at, deliver_at, priority)
+           SELECT id, app_id, event_type, event_id, channels, payload, $7, $7 + keep, deliver_at,
+             priority
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-             $13::bigint[], $14::bigint[])
-             AS t(id, app_id, event_type, event_id, channels, payload, keep, deliver_at)
+             $13::bigint[], $14::bigint[], $17::smallint[])
+             AS t(id, app_id, event_type, event_id, channels, payload, keep, deliver_at, priority)
            ON CONFLICT (app_id, event_id) WHERE event_id IS NOT NULL DO NOTHING
            RETURNING id),
          d AS (
@@ -467,6 +469,12 @@ async fn insert(
     )
     .bind(&plan.dues)
     .bind(node)
+    .bind(
+        messages
+            .iter()
+            .map(|m| m.priority.map(|p| p.code() as i16))
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     for row in &found {

@@ -119,14 +119,16 @@ async fn record(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<Hash
              AS u(id, lease, status, next_at, at)
            WHERE d.id = u.id AND d.lease_until = u.lease)
          INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
-           response, response_headers, duration_ms, trigger_type, error_class, error, created_at)
+           response, response_headers, duration_ms, trigger_type, error_class, error, created_at,
+           policy, timeout_ms)
          SELECT a.id, a.msg_id, a.endpoint_id, a.app_id, a.url, a.status, a.code, a.response,
-           a.headers, a.duration, a.trigger_type, a.error_class, a.error, a.created_at
+           a.headers, a.duration, a.trigger_type, a.error_class, a.error, a.created_at,
+           a.policy, a.timeout_ms
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
            $6::int8[], $7::int8[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::text[],
-           $13::text[], $14::int8[], $15::int8[])
+           $13::text[], $14::int8[], $15::int8[], $19::text[], $20::int8[])
            AS a(id, msg_id, endpoint_id, app_id, url, status, code, response, headers, duration,
-                trigger_type, error_class, error, created_at, delivery_id)
+                trigger_type, error_class, error, created_at, delivery_id, policy, timeout_ms)
          -- A delivery deleted while its attempt was in flight has nothing to record against.
          WHERE EXISTS (SELECT 1 FROM delivery d WHERE d.id = a.delivery_id)
          ON CONFLICT (id) DO NOTHING
@@ -152,6 +154,13 @@ async fn record(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<Hash
     .bind(&leases)
     .bind(&statuses)
     .bind(&next_at)
+    .bind(opt_text(|a| a.policy.map(|p| p.as_str().to_owned())))
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.timeout_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX)))
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(conn)
     .await?;
     inserted

@@ -3,6 +3,7 @@
 //! Every write adds its operational events to the outbox in its transaction (`operational`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -19,7 +20,8 @@ use crate::store::error::unique_as;
 use crate::store::health::{HEALTH_COLUMNS, counters};
 use crate::store::page::push_page;
 use crate::store::rows::{
-    self, ENDPOINT_COLUMNS, StoredRow, opt_to_json, previous_secrets_json, signature_json, to_json,
+    self, ENDPOINT_COLUMNS, StoredRow, opt_to_json, previous_secrets_json, retry_policy_json,
+    signature_json, to_json,
 };
 use crate::store::sql::{Conn, Sql};
 use crate::store::{Conflict, EndpointStore, NewEndpoint, PageQuery, Result, StoreError};
@@ -61,6 +63,7 @@ impl<E: Engine> EndpointStore for E {
             signature: new.signature,
             auto_disable_after_failures: new.auto_disable_after_failures,
             auto_disable_after_secs: new.auto_disable_after_secs,
+            retry_policy: new.retry_policy.map(Arc::new),
             created_at: now,
             updated_at: now,
         };
@@ -69,9 +72,10 @@ impl<E: Engine> EndpointStore for E {
             Sql::new(
                 "INSERT INTO endpoint (app_id, id, uid, url, description, disabled, rate_limit,
                  event_types, channels, metadata, headers, secret, previous_secrets, updated_at,
-                 signature, auto_disable_after_failures, auto_disable_after_secs, created_at)
+                 signature, auto_disable_after_failures, auto_disable_after_secs, retry_policy,
+                 created_at)
                  SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $14
+                   $18, $14
                  FROM application WHERE id = $1",
             ),
             &endpoint,
@@ -109,7 +113,8 @@ impl<E: Engine> EndpointStore for E {
                 "UPDATE endpoint SET uid = $3, url = $4, description = $5, disabled = $6,
                  rate_limit = $7, event_types = $8, channels = $9, metadata = $10, headers = $11,
                  secret = $12, previous_secrets = $13, updated_at = $14, signature = $15,
-                 auto_disable_after_failures = $16, auto_disable_after_secs = $17
+                 auto_disable_after_failures = $16, auto_disable_after_secs = $17,
+                 retry_policy = $18
                  WHERE app_id = $1 AND id = $2",
             ),
             &endpoint,
@@ -230,7 +235,7 @@ fn update_events(about: EndpointRef, flipped: bool, disabled: bool) -> Vec<Opera
     events
 }
 
-/// Binds `$1 … $17` of an insert or update: the keys, then every stored field but the
+/// Binds `$1 … $18` of an insert or update: the keys, then every stored field but the
 /// creation time.
 fn endpoint_fields(sql: Sql, e: &Endpoint) -> Sql {
     sql.bind(e.app_id.as_str())
@@ -253,4 +258,5 @@ fn endpoint_fields(sql: Sql, e: &Endpoint) -> Sql {
             e.auto_disable_after_secs
                 .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
         )
+        .bind(retry_policy_json(e.retry_policy.as_deref()))
 }

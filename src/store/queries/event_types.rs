@@ -3,11 +3,11 @@
 use async_trait::async_trait;
 
 use super::changed_one;
-use crate::domain::{EventType, EventTypeName};
+use crate::domain::{EventType, EventTypeName, RetryPolicy};
 use crate::store::engine::Engine;
 use crate::store::error::unique_as;
 use crate::store::page::push_page;
-use crate::store::rows::{self, EVENT_TYPE_COLUMNS, opt_to_json};
+use crate::store::rows::{self, EVENT_TYPE_COLUMNS, opt_to_json, retry_policy_json};
 use crate::store::sql::{Conn, Sql};
 use crate::store::{Conflict, EventTypeStore, PageQuery, Result};
 
@@ -17,8 +17,8 @@ impl<E: Engine> EventTypeStore for E {
         let insert = event_type_fields(
             Sql::new(
                 "INSERT INTO event_type (name, description, archived, deprecated, feature_flags,
-                 group_name, schemas, updated_at, validate_payloads, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 group_name, schemas, updated_at, validate_payloads, retry_policy, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             ),
             et,
         )
@@ -44,7 +44,7 @@ impl<E: Engine> EventTypeStore for E {
             Sql::new(
                 "UPDATE event_type SET description = $2, archived = $3, deprecated = $4,
                  feature_flags = $5, group_name = $6, schemas = $7, updated_at = $8,
-                 validate_payloads = $9
+                 validate_payloads = $9, retry_policy = $10
                  WHERE name = $1",
             ),
             et,
@@ -55,6 +55,17 @@ impl<E: Engine> EventTypeStore for E {
     async fn delete_event_type(&self, name: &EventTypeName) -> Result<()> {
         let delete = Sql::new("DELETE FROM event_type WHERE name = $1").bind(name.as_str());
         changed_one(self.writes().acquire().await?.exec(&delete).await?)
+    }
+
+    async fn event_type_retry_policies(&self) -> Result<Vec<(EventTypeName, RetryPolicy)>> {
+        let list = Sql::new(format!(
+            "SELECT {EVENT_TYPE_COLUMNS} FROM event_type WHERE retry_policy IS NOT NULL"
+        ));
+        let found = self.reads().acquire().await?.rows(&list).await?;
+        Ok(rows::all(&found, rows::event_type)?
+            .into_iter()
+            .filter_map(|et| Some((et.name, et.retry_policy?)))
+            .collect())
     }
 
     async fn list_event_types(
@@ -74,7 +85,7 @@ impl<E: Engine> EventTypeStore for E {
     }
 }
 
-/// Binds `$1 … $9` of an insert or update: the name, then every stored field but the
+/// Binds `$1 … $10` of an insert or update: the name, then every stored field but the
 /// creation time.
 fn event_type_fields(sql: Sql, et: &EventType) -> Sql {
     sql.bind(et.name.as_str())
@@ -86,4 +97,5 @@ fn event_type_fields(sql: Sql, et: &EventType) -> Sql {
         .bind(opt_to_json(et.schemas.as_ref()))
         .bind(et.updated_at)
         .bind(et.validate_payloads)
+        .bind(retry_policy_json(et.retry_policy.as_ref()))
 }

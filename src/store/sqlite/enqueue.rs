@@ -33,7 +33,7 @@ const INSERT_APP: &str =
 /// A repeated `eventId` changes no row rather than failing the statement.
 const INSERT_MESSAGE: &str =
     "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
-       payload_expires_at, deliver_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+       payload_expires_at, deliver_at, priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
      ON CONFLICT DO NOTHING";
 /// With whether the endpoint is throttled (its `throttleRate` or its application's).
 const ENDPOINTS_OF_APP: &str = "SELECT id, event_types, channels,
@@ -107,6 +107,7 @@ fn enqueue(
         payload: Some(new.payload.clone()),
         created_at: now(),
         deliver_at: new.deliver_at,
+        priority: new.priority,
     };
     let expires = new.payload_retention.map(|keep| message.created_at + keep);
     if !insert_message(&mut writes.message, &message, expires)? {
@@ -204,6 +205,7 @@ fn insert_message(
         to_micros(m.created_at),
         payload_expires_at.map(to_micros),
         m.deliver_at.map(to_micros),
+        m.priority.map(|p| p.code()),
     ])?;
     Ok(changed == 1)
 }

@@ -25,8 +25,8 @@ use crate::store::{AttemptRecord, Result};
 const DELIVERY_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM delivery WHERE id = ?1)";
 const INSERT_ATTEMPT: &str = "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, \
      response_status_code, response, response_headers, duration_ms, trigger_type, error_class, \
-     error, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+     error, created_at, policy, timeout_ms) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 /// Fenced by the claim's lease.
 const MOVE_ON: &str = "UPDATE delivery SET status = ?3, next_attempt_at = ?4, \
      lease_until = NULL, attempts = attempts + 1, trigger_type = 0, updated_at = ?5 \
@@ -134,6 +134,8 @@ fn insert_attempt(
         a.error.as_ref().map(|e| e.class.as_str()),
         a.error.as_ref().map(|e| e.message.as_str()),
         to_micros(a.created_at),
+        a.policy.map(|p| p.as_str()),
+        a.timeout_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
     ])?;
     Ok(true)
 }

@@ -51,6 +51,7 @@ async fn endpoint(store: &SqliteStore, app: &AppId) -> Endpoint {
             signature: Default::default(),
             auto_disable_after_failures: None,
             auto_disable_after_secs: None,
+            retry_policy: None,
         })
         .await
         .unwrap()
@@ -67,6 +68,7 @@ fn message(app: &AppId) -> NewMessage {
         payload: Payload::parse(&raw, 64).unwrap(),
         payload_retention: None,
         deliver_at: None,
+        priority: None,
         only_endpoint: None,
         direct: None,
     }

@@ -21,6 +21,7 @@ fn claimed(endpoint: &crate::domain::Endpoint, id: i64, lease: Timestamp) -> Cla
             payload: None,
             created_at: lease,
             deliver_at: None,
+            priority: None,
         },
         endpoint: endpoint.clone(),
     }
@@ -43,6 +44,7 @@ fn endpoint() -> crate::domain::Endpoint {
         signature: Default::default(),
         auto_disable_after_failures: None,
         auto_disable_after_secs: None,
+        retry_policy: None,
         created_at: now(),
         updated_at: now(),
     }
