@@ -17,7 +17,7 @@ use crate::receiver::Receiver;
 
 /// The bound: from a node's death to the other node's attempt.
 const TAKEOVER_BOUND: Duration = Duration::from_secs(15);
-/// A claim's lease here: the request timeout plus 30 s.
+/// A claim's lease here: `max_request_timeout_secs` (30 s) plus 30 s.
 const LEASE: Duration = Duration::from_secs(60);
 
 /// Two nodes whose attempts may last 30 s, delivering to the receiver's `/hold`, up for long
@@ -25,7 +25,14 @@ const LEASE: Duration = Duration::from_secs(60);
 /// cluster and the application id.
 async fn two_nodes(receiver: &Receiver) -> (Cluster, String) {
     let started = Instant::now();
-    let cluster = Cluster::start_with(2, &[("HOOKD_REQUEST_TIMEOUT_SECS", "30")]).await;
+    let cluster = Cluster::start_with(
+        2,
+        &[
+            ("HOOKD_REQUEST_TIMEOUT_SECS", "30"),
+            ("HOOKD_MAX_REQUEST_TIMEOUT_SECS", "30"),
+        ],
+    )
+    .await;
     let apps = cluster.create_apps(1, &receiver.hold_url()).await;
     let steady = Duration::from_secs(11);
     tokio::time::sleep(steady.saturating_sub(started.elapsed())).await;
