@@ -34,7 +34,24 @@ const MAX_HEALTH_WINDOW: usize = 10_000;
 
 /// Environment variables with the `HOOKD_` prefix that are not configuration options.
 /// (`HOOKD_URL` and `HOOKD_TOKEN` are `hookd apply`'s.)
-const NOT_OPTIONS: &[&str] = &["HOOKD_CONFIG", "HOOKD_URL", "HOOKD_TOKEN"];
+const NOT_OPTIONS: &[&str] = &[
+    "HOOKD_CONFIG",
+    "HOOKD_URL",
+    "HOOKD_TOKEN",
+    "HOOKD_SECRETS_DIR",
+];
+
+/// The options whose values are secrets. Each may also be given in a file (see
+/// [`secret_from_file`]), and none is ever logged.
+pub const SECRET_OPTIONS: &[&str] = &[
+    "admin_token",
+    "database_url",
+    "metrics_token",
+    "otlp_headers",
+];
+
+/// Where Docker (and Compose, and Swarm) mount secrets; `HOOKD_SECRETS_DIR` changes it.
+const DOCKER_SECRETS_DIR: &str = "/run/secrets";
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -232,6 +249,7 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
         let defaults: Table = DEFAULT_TOML
             .parse()
             .expect("config.default.toml must parse");
@@ -253,25 +271,36 @@ impl Config {
                 merged.insert(key, value);
             }
         }
-        for (name, raw) in env {
+        for (name, raw) in &env {
             let Some(option) = name.strip_prefix("HOOKD_") else {
                 continue;
             };
             if NOT_OPTIONS.contains(&name.as_str()) || option.starts_with("TEST_") {
                 continue;
             }
+            let secret_file = option
+                .strip_suffix("_FILE")
+                .is_some_and(|o| SECRET_OPTIONS.contains(&o.to_ascii_lowercase().as_str()));
+            if secret_file {
+                continue;
+            }
             let key = option.to_ascii_lowercase();
             let Some(default) = defaults.get(&key) else {
                 return Err(ConfigError::UnknownKey {
-                    key: name,
+                    key: name.clone(),
                     origin: "the environment".into(),
                 });
             };
-            let value = env_value(default, &raw).map_err(|message| ConfigError::Invalid {
+            let value = env_value(default, raw).map_err(|message| ConfigError::Invalid {
                 origin: format!("environment variable {name}"),
                 message,
             })?;
             merged.insert(key, value);
+        }
+        for option in SECRET_OPTIONS {
+            if let Some(value) = secret_from_file(option, &env)? {
+                merged.insert((*option).to_owned(), Value::String(value));
+            }
         }
         if let Some(listen) = &overrides.listen {
             merged.insert("listen".into(), Value::String(listen.clone()));
@@ -551,6 +580,48 @@ impl Config {
 }
 
 /// Parses an environment variable's text as the type of the option's default.
+/// A secret option's value from a file, which wins over the environment and the config
+/// file: `HOOKD_<OPTION>_FILE` names the file; without it, Docker's
+/// `/run/secrets/hookd_<option>` is read if it exists. The file's text is the value, less
+/// one trailing line break. An unreadable or empty file stops hookd with an error naming
+/// the file (never its content).
+fn secret_from_file(option: &str, env: &[(String, String)]) -> Result<Option<String>, ConfigError> {
+    let lookup = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let variable = format!("HOOKD_{}_FILE", option.to_ascii_uppercase());
+    let (path, origin) = match lookup(&variable) {
+        Some(path) => (
+            PathBuf::from(path),
+            format!("environment variable {variable}"),
+        ),
+        None => {
+            let dir = lookup("HOOKD_SECRETS_DIR").unwrap_or(DOCKER_SECRETS_DIR);
+            let path = Path::new(dir).join(format!("hookd_{option}"));
+            if !path.exists() {
+                return Ok(None);
+            }
+            let origin = format!("secret file {}", path.display());
+            (path, origin)
+        }
+    };
+    let invalid = |message: String| ConfigError::Invalid {
+        origin: origin.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    let value = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if value.is_empty() {
+        return Err(invalid(format!(
+            "{} is empty; it must hold the value of `{option}`",
+            path.display()
+        )));
+    }
+    Ok(Some(value.to_owned()))
+}
+
 fn env_value(default: &Value, raw: &str) -> Result<Value, String> {
     Ok(match default {
         Value::String(_) => Value::String(raw.to_owned()),

@@ -287,3 +287,71 @@ fn priority_policies_are_json_over_the_default() {
         "{err}"
     );
 }
+
+#[test]
+fn secrets_come_from_files_before_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().to_str().unwrap();
+    let token_file = dir.path().join("token.txt");
+    std::fs::write(&token_file, "from-file\n").unwrap();
+    std::fs::write(dir.path().join("hookd_metrics_token"), "docker-secret").unwrap();
+    std::fs::write(
+        dir.path().join("hookd_database_url"),
+        "postgres://u:p@db/hookd\r\n",
+    )
+    .unwrap();
+    let c = Config::load(
+        None,
+        env(&[
+            ("HOOKD_ADMIN_TOKEN", "from-env"),
+            ("HOOKD_ADMIN_TOKEN_FILE", token_file.to_str().unwrap()),
+            ("HOOKD_METRICS_TOKEN", "from-env"),
+            ("HOOKD_SECRETS_DIR", secrets),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    // HOOKD_<OPTION>_FILE, then the Docker secrets directory, then the environment.
+    assert_eq!(c.admin_token, "from-file");
+    assert_eq!(c.metrics_token, "docker-secret");
+    assert_eq!(c.database_url, "postgres://u:p@db/hookd");
+    let shown = format!("{c:?}");
+    for secret in ["from-file", "docker-secret", ":p@"] {
+        assert!(!shown.contains(secret), "{secret} logged: {shown}");
+    }
+
+    // Without files, the environment.
+    let c = Config::load(
+        None,
+        env(&[("HOOKD_ADMIN_TOKEN", "from-env")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.admin_token, "from-env");
+}
+
+#[test]
+fn a_missing_or_empty_secret_file_is_an_error_naming_it_and_other_file_variables_are_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let load = |pairs: &[(&str, &str)]| Config::load(None, env(pairs), &Overrides::default());
+    let err = load(&[("HOOKD_ADMIN_TOKEN_FILE", "/nonexistent/hookd-token")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("HOOKD_ADMIN_TOKEN_FILE") && err.contains("/nonexistent/hookd-token"),
+        "{err}"
+    );
+    let err = load(&[("HOOKD_METRICS_TOKEN_FILE", empty.to_str().unwrap())])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("empty") && err.contains("metrics_token"),
+        "{err}"
+    );
+    let err = load(&[("HOOKD_LISTEN_FILE", "/tmp/x")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("HOOKD_LISTEN_FILE"), "{err}");
+}
