@@ -1,13 +1,68 @@
 //! The changes to an application's endpoints, and to the operational webhook endpoints.
 
+use std::collections::BTreeMap;
+
 use reqwest::Method;
 use serde_json::{Value as Json, json};
 
 use super::client::{Client, RemoteError, segment};
 use super::plan::{
-    Action, Plan, by_uid, change, differing, endpoint_body, headers_differ, id_of, sorted,
+    Action, Change, Plan, by_uid, change, differing, endpoint_body, headers_differ, id_of, sorted,
 };
 use super::spec::{AppSpec, EndpointSpec, OperationalSpec};
+
+/// What the file says of an endpoint (or operational endpoint) that exists.
+struct Wanted<'a> {
+    uid: &'a str,
+    body: &'a Json,
+    headers: &'a BTreeMap<String, String>,
+    secret: Option<&'a str>,
+}
+
+/// The calls that bring the existing endpoint at `path` to `wanted`: a PUT when `fields`
+/// (those of the body that differ) is not empty, its headers and its secret when they
+/// differ. Counted unchanged when there is nothing to do.
+async fn plan_update(
+    client: &Client,
+    path: &str,
+    wanted: Wanted<'_>,
+    mut fields: Vec<String>,
+    mut update: Change,
+    plan: &mut Plan,
+) -> Result<(), RemoteError> {
+    if !fields.is_empty() {
+        let mut put = wanted.body.clone();
+        put["uid"] = json!(wanted.uid);
+        update = update.call(Method::PUT, path.to_owned(), Some(put));
+    }
+    let headers = client.get(&format!("{path}/headers")).await?;
+    if headers_differ(wanted.headers, headers.as_ref()) {
+        fields.push("headers".into());
+        update = update.call(
+            Method::PUT,
+            format!("{path}/headers"),
+            Some(json!({ "headers": wanted.headers })),
+        );
+    }
+    if let Some(secret) = wanted.secret {
+        let now = client.get(&format!("{path}/secret")).await?;
+        if now.as_ref().and_then(|s| s.get("key")) != Some(&json!(secret)) {
+            fields.push("secret".into());
+            update = update.call(
+                Method::POST,
+                format!("{path}/secret/rotate"),
+                Some(json!({ "key": secret })),
+            );
+        }
+    }
+    if fields.is_empty() {
+        plan.unchanged += 1;
+    } else {
+        update.fields = fields;
+        plan.changes.push(update);
+    }
+    Ok(())
+}
 
 /// Plans `app`'s endpoints; `exists`: whether the application is in hookd already (when it
 /// is not, every endpoint is created after it).
@@ -42,39 +97,15 @@ pub async fn plan_app(
                 ));
             continue;
         };
-        let mut fields = differing(&body, now);
-        let mut update = change(Action::Update, "endpoint", id, Vec::new());
-        if !fields.is_empty() {
-            let mut put = body.clone();
-            put["uid"] = json!(ep.uid);
-            update = update.call(Method::PUT, path.clone(), Some(put));
-        }
-        let headers = client.get(&format!("{path}/headers")).await?;
-        if headers_differ(&ep.headers, headers.as_ref()) {
-            fields.push("headers".into());
-            update = update.call(
-                Method::PUT,
-                format!("{path}/headers"),
-                Some(json!({ "headers": ep.headers })),
-            );
-        }
-        if let Some(secret) = &ep.secret {
-            let now = client.get(&format!("{path}/secret")).await?;
-            if now.as_ref().and_then(|s| s.get("key")) != Some(&json!(secret)) {
-                fields.push("secret".into());
-                update = update.call(
-                    Method::POST,
-                    format!("{path}/secret/rotate"),
-                    Some(json!({ "key": secret })),
-                );
-            }
-        }
-        if fields.is_empty() {
-            plan.unchanged += 1;
-        } else {
-            update.fields = fields;
-            plan.changes.push(update);
-        }
+        let fields = differing(&body, now);
+        let update = change(Action::Update, "endpoint", id, Vec::new());
+        let wanted = Wanted {
+            uid: &ep.uid,
+            body: &body,
+            headers: &ep.headers,
+            secret: ep.secret.as_deref(),
+        };
+        plan_update(client, &path, wanted, fields, update, plan).await?;
     }
     if prune {
         let listed: Vec<&str> = wanted.iter().map(|e| e.uid.as_str()).collect();
@@ -135,44 +166,20 @@ pub(super) async fn operational(
             );
             continue;
         };
-        let mut fields = differing(&body, now);
-        let mut update = change(
+        let fields = differing(&body, now);
+        let update = change(
             Action::Update,
             "operationalEndpoint",
             ep.uid.clone(),
             Vec::new(),
         );
-        if !fields.is_empty() {
-            let mut put = body.clone();
-            put["uid"] = json!(ep.uid);
-            update = update.call(Method::PUT, path.clone(), Some(put));
-        }
-        let headers = client.get(&format!("{path}/headers")).await?;
-        if headers_differ(&ep.headers, headers.as_ref()) {
-            fields.push("headers".into());
-            update = update.call(
-                Method::PUT,
-                format!("{path}/headers"),
-                Some(json!({ "headers": ep.headers })),
-            );
-        }
-        if let Some(secret) = &ep.secret {
-            let now = client.get(&format!("{path}/secret")).await?;
-            if now.as_ref().and_then(|s| s.get("key")) != Some(&json!(secret)) {
-                fields.push("secret".into());
-                update = update.call(
-                    Method::POST,
-                    format!("{path}/secret/rotate"),
-                    Some(json!({ "key": secret })),
-                );
-            }
-        }
-        if fields.is_empty() {
-            plan.unchanged += 1;
-        } else {
-            update.fields = fields;
-            plan.changes.push(update);
-        }
+        let wanted = Wanted {
+            uid: &ep.uid,
+            body: &body,
+            headers: &ep.headers,
+            secret: ep.secret.as_deref(),
+        };
+        plan_update(client, &path, wanted, fields, update, plan).await?;
     }
     if prune {
         let listed: Vec<&str> = wanted.iter().map(|e| e.uid.as_str()).collect();
