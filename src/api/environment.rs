@@ -166,9 +166,8 @@ pub async fn import(
         } else {
             state.store.update_event_type(&et).await?;
         }
-        state.payload_schemas.forget(&et.name);
+        event_types::changed(&state, &et.name);
     }
-    event_types::policies_changed(&state);
     Ok(StatusCode::NO_CONTENT)
 }
 

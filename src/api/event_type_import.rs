@@ -121,7 +121,7 @@ pub async fn import(
             Some(_) => state.store.update_event_type(&saved).await?,
             None => state.store.insert_event_type(&saved).await?,
         }
-        state.payload_schemas.forget(&saved.name);
+        super::event_types::changed(&state, &saved.name);
     }
     if input.replace_all {
         let listed: BTreeSet<&EventTypeName> = imported.iter().map(|i| &i.name).collect();
@@ -131,12 +131,9 @@ pub async fn import(
                 et.archived = true;
                 et.updated_at = now();
                 state.store.update_event_type(&et).await?;
-                state.payload_schemas.forget(&et.name);
+                super::event_types::changed(&state, &et.name);
             }
         }
-    }
-    if !input.dry_run && !modified.is_empty() {
-        super::event_types::policies_changed(&state);
     }
     let to_modify = input
         .dry_run

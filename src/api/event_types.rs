@@ -328,16 +328,14 @@ pub async fn create(
             replace(&state, &mut archived, input)?;
             archived.updated_at = now();
             state.store.update_event_type(&archived).await?;
-            state.payload_schemas.forget(&archived.name);
-            policies_changed(&state);
+            changed(&state, &archived.name);
             Ok((StatusCode::CREATED, Json(archived.into())))
         }
         None => {
             let mut et = blank(name);
             replace(&state, &mut et, input)?;
             state.store.insert_event_type(&et).await?;
-            state.payload_schemas.forget(&et.name);
-            policies_changed(&state);
+            changed(&state, &et.name);
             Ok((StatusCode::CREATED, Json(et.into())))
         }
     }
@@ -368,16 +366,14 @@ pub async fn update(
             replace(&state, &mut et, input)?;
             et.updated_at = now();
             state.store.update_event_type(&et).await?;
-            state.payload_schemas.forget(&et.name);
-            policies_changed(&state);
+            changed(&state, &et.name);
             Ok((StatusCode::OK, Json(et.into())))
         }
         None => {
             let mut et = blank(name);
             replace(&state, &mut et, input)?;
             state.store.insert_event_type(&et).await?;
-            state.payload_schemas.forget(&et.name);
-            policies_changed(&state);
+            changed(&state, &et.name);
             Ok((StatusCode::CREATED, Json(et.into())))
         }
     }
@@ -419,8 +415,7 @@ pub async fn patch(
     }
     et.updated_at = now();
     state.store.update_event_type(&et).await?;
-    state.payload_schemas.forget(&et.name);
-    policies_changed(&state);
+    changed(&state, &et.name);
     Ok(Json(et.into()))
 }
 
@@ -435,20 +430,22 @@ pub async fn delete(
     let mut et = find(&state, &name).await?;
     if params.expunge {
         state.store.delete_event_type(&et.name).await?;
-        state.payload_schemas.forget(&et.name);
-        policies_changed(&state);
+        changed(&state, &et.name);
     } else if !et.archived {
         et.archived = true;
         et.updated_at = now();
         state.store.update_event_type(&et).await?;
-        state.payload_schemas.forget(&et.name);
+        changed(&state, &et.name);
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The event types' retry policies may have changed: this node's dispatcher reads them again
-/// before its next attempt (other nodes do within `EVENT_TYPE_REFRESH`).
-pub(super) fn policies_changed(state: &ApiState) {
+/// After a write of the event type `name`, what this node keeps of event types is read
+/// again: its schema for payload validation (other nodes within
+/// [`super::payload_schemas::FRESH_FOR`]) and the retry policies, before the dispatcher's
+/// next attempt (other nodes within `EVENT_TYPE_REFRESH`).
+pub(super) fn changed(state: &ApiState, name: &EventTypeName) {
+    state.payload_schemas.forget(name);
     if let Some(dispatcher) = &state.dispatcher {
         dispatcher.event_type_policies_changed();
     }
@@ -570,6 +567,6 @@ pub async fn set_retry_schedule(
     et.retry_policy = Some(policy).filter(|p| p.spec() != RetryPolicySpec::default());
     et.updated_at = now();
     state.store.update_event_type(&et).await?;
-    policies_changed(&state);
+    changed(&state, &et.name);
     Ok(Json(schedule_out(&et)))
 }
