@@ -10,6 +10,9 @@
 # one at a time, so batches are smaller than at full speed: it measures the code's cost, not
 # throughput. hookd-bench (release) must be built; valgrind must be installed.
 # CALLGRIND_KEEP=FILE keeps the profile; CALLGRIND_PORT picks the port (default 8091).
+# CALLGRIND_PAD=N pads each payload with N bytes (default 100; 900 makes about 1 KB).
+# CALLGRIND_VALIDATE=1 registers the benchmark's event type with a JSON Schema of its
+# payload and validatePayloads on, so every message is checked against it.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,8 +35,19 @@ for _ in $(seq 120); do
     sleep 1
 done
 
+if [[ -n ${CALLGRIND_VALIDATE:-} ]]; then
+    curl -sf -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/event-type" \
+        -H 'Authorization: Bearer callgrind' -H 'Content-Type: application/json' \
+        -d '{"name": "bench.event", "description": "hookd-bench", "validatePayloads": true,
+             "schemas": {"1": {"type": "object", "required": ["seq", "sent", "pad"],
+               "properties": {"seq": {"type": "integer", "minimum": 0},
+                              "sent": {"type": "integer"},
+                              "pad": {"type": "string", "maxLength": 100000}}}}}'
+fi
+
 run() {
     "$bench" a --messages "$1" --url "http://127.0.0.1:$port" --token callgrind --pid "$pid" \
+        --pad "${CALLGRIND_PAD:-100}" \
         --json "$work/bench.json" --markdown "$work/bench.md"
 }
 # Warm up (applications, prepared statements, connections), then count a clean run only.
