@@ -74,7 +74,10 @@ if command -v promtool >/dev/null; then
 import re, sys
 text = open("README.md").read()
 section = text.split("## Operating hookd", 1)[1].split("\n## ", 1)[0]
-scrape, rules = re.findall(r"```yaml\n(.*?)```", section, re.S)
+blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+# The section has other YAML (the declarative file's example): pick these two by content.
+scrape = next(b for b in blocks if "scrape_configs:" in b)
+rules = next(b for b in blocks if b.lstrip().startswith("groups:"))
 open(sys.argv[1] + "/readme-scrape.yml", "w").write(scrape)
 open(sys.argv[1] + "/readme-rules.yml", "w").write(rules)
 PY
