@@ -110,6 +110,13 @@ pub async fn create(
         }
     }
     let any_invalid = news.len() < checked.len();
+    // An item's inline application is the whole batch's: whichever item comes first creates
+    // it, so no item depends on its place (both stores then answer alike).
+    if let Some(inline) = news.iter().find_map(|n| n.create_app.clone()) {
+        for new in news.iter_mut().filter(|n| n.create_app.is_none()) {
+            new.create_app = Some(inline.clone());
+        }
+    }
     let written = if news.is_empty() || (input.atomic && any_invalid) {
         // Nothing to write: an atomic batch with an invalid item is refused before the store.
         Vec::new()

@@ -178,10 +178,11 @@ async fn an_idempotency_key_covers_the_whole_batch_and_unknown_applications_are_
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
-    // An item's inline application creates it, for the whole batch.
+    // An item's inline application creates it, for the whole batch (also for the items
+    // before it).
     let batch = json!({"messages": [
-        {"eventType": "t", "payload": {}, "application": {"name": "Born"}},
         {"eventType": "t", "payload": {}},
+        {"eventType": "t", "payload": {}, "application": {"name": "Born"}},
     ]});
     let send = || {
         app.raw_request(reqwest::Method::POST, "/api/v1/app/born/msg/batch")
