@@ -25,6 +25,7 @@ use super::batch::Target;
 use super::{CHANNEL, lock_lists, micros};
 use crate::domain::time::now;
 use crate::domain::{AppId, Endpoint, Message, MessageId, ResourceKey, Timestamp, Trigger};
+use crate::store::fifo;
 use crate::store::rows::{self, ENDPOINT_COLUMNS, to_json};
 use crate::store::throttle;
 use crate::store::{ClaimedDelivery, Conflict, Enqueued, NewMessage, Result, StoreError};
@@ -102,6 +103,7 @@ async fn write_in(
     }
     let plan = plan_deliveries(batch, &messages, &endpoints);
     let written = insert(tx, node, batch, &messages, &plan).await?;
+    promote_lines(tx, &plan.lines, created).await?;
     let deliveries: Vec<_> = messages
         .iter()
         .enumerate()
@@ -292,8 +294,11 @@ struct Plan<'a> {
     app_ids: Vec<&'a str>,
     /// The lease of a delivery written claimed; `None` for a pending one.
     leases: Vec<Option<i64>>,
-    /// When a pending delivery is due: its message's first due time.
-    dues: Vec<i64>,
+    /// When a pending delivery is due: its message's first due time; `None` for one
+    /// parked in a FIFO endpoint's line.
+    dues: Vec<Option<i64>>,
+    /// The FIFO endpoints given parked deliveries, whose lines may need a head.
+    lines: Vec<&'a str>,
     /// The deliveries to write claimed, per message (by its index in the batch): their
     /// endpoint and lease.
     to_claim: HashMap<usize, Vec<(&'a Endpoint, Timestamp)>>,
@@ -321,18 +326,27 @@ fn plan_deliveries<'a>(
             }
             // Reserved before the message is known to be new: the reservation of a
             // duplicate is given back with the rest of its direct claims. A scheduled
-            // message's deliveries are not due yet, and a throttled endpoint's are claimed
-            // within its token bucket: none of them is written claimed.
+            // message's deliveries are not due yet, a throttled endpoint's are claimed
+            // within its token bucket, and a FIFO endpoint's join its line, parked (a
+            // scheduled message's when it comes due): none of them is written claimed.
+            let fifo = endpoint.ordering.is_fifo();
             let lease = new
                 .direct
                 .as_ref()
-                .filter(|d| !message.is_scheduled() && !throttled && d.0.reserve(&endpoint.id))
+                .filter(|d| {
+                    !message.is_scheduled() && !throttled && !fifo && d.0.reserve(&endpoint.id)
+                })
                 .map(|d| d.0.lease());
+            let parked = fifo && !message.is_scheduled();
+            if parked && !plan.lines.contains(&endpoint.id.as_str()) {
+                plan.lines.push(endpoint.id.as_str());
+            }
             plan.msg_ids.push(message.id.as_str());
             plan.endpoint_ids.push(endpoint.id.as_str());
             plan.app_ids.push(message.app_id.as_str());
             plan.leases.push(lease.map(micros));
-            plan.dues.push(micros(message.first_due()));
+            plan.dues
+                .push((!parked).then(|| micros(message.first_due())));
             match lease {
                 Some(lease) => plan.to_claim.entry(i).or_default().push((endpoint, lease)),
                 None => *plan.pending.entry(i).or_default() += 1,
@@ -376,6 +390,24 @@ impl Plan<'_> {
     fn pending(&self, i: usize) -> usize {
         self.pending.get(&i).copied().unwrap_or(0)
     }
+}
+
+/// Gives each FIFO line that was given parked deliveries a head if it has none: the
+/// endpoints' rows locked in id order, then promoted one by one (`store::fifo`).
+async fn promote_lines(conn: &mut PgConnection, lines: &[&str], now: Timestamp) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut lines = lines.to_vec();
+    lines.sort_unstable();
+    sqlx::query("SELECT id FROM endpoint WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(&lines)
+        .execute(&mut *conn)
+        .await?;
+    for endpoint in lines {
+        fifo::promote(&mut *conn, endpoint, now).await?;
+    }
+    Ok(())
 }
 
 /// What one insert wrote: the ids of the messages inserted (the others repeat an `eventId`),
