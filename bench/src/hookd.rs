@@ -116,8 +116,8 @@ impl Hookd {
         Ok((status, response.into_body().collect().await?.to_bytes()))
     }
 
-    /// Creates `apps` applications with `fanout` endpoints each at `url_of(app, index)`;
-    /// returns the application uids.
+    /// Creates `apps` applications with `fanout` endpoints each at `url_of(app, index)`,
+    /// FIFO ones if `fifo`; returns the application uids.
     ///
     /// The uids are new on every call, so repeated runs against one running hookd (`--url`)
     /// never add endpoints to a previous run's applications, whose receivers are gone.
@@ -125,6 +125,7 @@ impl Hookd {
         &self,
         apps: usize,
         fanout: usize,
+        fifo: bool,
         url_of: impl Fn(usize, usize) -> String,
     ) -> anyhow::Result<Vec<String>> {
         let mut uids = Vec::with_capacity(apps);
@@ -144,7 +145,11 @@ impl Hookd {
                     .call(
                         Method::POST,
                         &format!("/api/v1/app/{uid}/endpoint"),
-                        Some(serde_json::json!({"url": url_of(a, k)})),
+                        Some(if fifo {
+                            serde_json::json!({"url": url_of(a, k), "ordering": "fifo"})
+                        } else {
+                            serde_json::json!({"url": url_of(a, k)})
+                        }),
                     )
                     .await?;
                 anyhow::ensure!(status < 300, "creating an endpoint: {status} {body:?}");

@@ -25,7 +25,7 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "hookd-bench", about = "Measure hookd end to end")]
 pub struct Args {
-    /// Scenarios to run: a, b, c, d, e, or all.
+    /// Scenarios to run: a, b, c, d, e, fifo (one FIFO endpoint), or all (a to e).
     #[arg(required = true)]
     pub scenarios: Vec<String>,
     /// Run on PostgreSQL: an admin URL; each run gets a fresh database next to it.

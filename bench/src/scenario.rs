@@ -20,6 +20,8 @@ struct Spec {
     mode: Mode,
     fail_every: u64,
     retry_schedule: &'static str,
+    /// The endpoints are FIFO (`ordering: "fifo"`): one delivery at a time, in order.
+    fifo: bool,
 }
 
 const SLOW_DELAY: Duration = Duration::from_secs(2);
@@ -45,6 +47,7 @@ fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
             mode,
             fail_every,
             retry_schedule: retry,
+            fifo: false,
         };
     Ok(match name {
         "a" => vec![spec(
@@ -114,6 +117,19 @@ fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
             10,
             "1,1,1",
         )],
+        "fifo" => vec![Spec {
+            fifo: true,
+            ..spec(
+                "fifo",
+                "one FIFO endpoint (one delivery at a time, in order), closed loop",
+                1,
+                1,
+                0,
+                closed,
+                0,
+                "5,300",
+            )
+        }],
         "all" => ["a", "b", "c", "d", "e"]
             .iter()
             .map(|n| specs(n, args))
@@ -121,7 +137,7 @@ fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
             .into_iter()
             .flatten()
             .collect(),
-        other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e or all)"),
+        other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, fifo or all)"),
     })
 }
 
@@ -189,7 +205,7 @@ async fn execute(
     let (receiver_addr, receiver_tid) = receiver::start(tally.clone(), behaviour)?;
     let slow_apps = spec.slow_apps;
     let apps = hookd
-        .setup(spec.apps, spec.fanout, |a, k| {
+        .setup(spec.apps, spec.fanout, spec.fifo, |a, k| {
             let slow = if a < slow_apps { "/slow" } else { "" };
             format!("http://{receiver_addr}{slow}/{k}")
         })

@@ -330,6 +330,7 @@ pub(super) fn endpoint_body(ep: &EndpointSpec) -> Json {
         "signature": ep.signature,
         "autoDisableAfterFailures": ep.auto_disable_after_failures,
         "autoDisableAfterSecs": ep.auto_disable_after_secs,
+        "ordering": ep.ordering,
     })
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Map, Value as Json};
 use super::fields::{Errors, Fields, SecretSource, to_json};
 use super::node::Node;
 use crate::domain::events::OPERATIONAL_APP_UID as RESERVED_APP_UID;
-use crate::domain::{EventTypeName, FeatureFlag, SignatureSpec, Uid};
+use crate::domain::{DeliveryOrder, EventTypeName, FeatureFlag, SignatureSpec, Uid};
 
 /// What the file declares. A section that is absent is `None`: out of the file's scope,
 /// neither applied nor pruned.
@@ -63,6 +63,8 @@ pub struct EndpointSpec {
     pub signature: SignatureSpec,
     pub auto_disable_after_failures: Option<u32>,
     pub auto_disable_after_secs: Option<u32>,
+    /// `concurrent` (absent) or `fifo`.
+    pub ordering: DeliveryOrder,
 }
 
 #[derive(Debug, Clone, PartialEq)]

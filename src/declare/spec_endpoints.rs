@@ -6,7 +6,8 @@ use super::fields::{Errors, Fields, secret};
 use super::node::Node;
 use super::spec::{Ctx, EndpointSpec, OperationalSpec, throttle, uid};
 use crate::domain::{
-    Channel, EndpointHeaders, EndpointUrl, EventTypeName, SignatureScheme, SignatureSpec,
+    Channel, DeliveryOrder, EndpointHeaders, EndpointUrl, EventTypeName, SignatureScheme,
+    SignatureSpec,
 };
 
 /// The most channels an endpoint may filter on (as the API).
@@ -98,6 +99,7 @@ pub(super) fn endpoint(
         "signature",
         "autoDisableAfterFailures",
         "autoDisableAfterSecs",
+        "ordering",
     ];
     let f = Fields::of(node, path, &allowed, errors)?;
     let c = common(&f, ctx, errors);
@@ -130,6 +132,17 @@ pub(super) fn endpoint(
     }
     let failures = f.number("autoDisableAfterFailures", i32::MAX as u64, errors);
     let secs = f.number("autoDisableAfterSecs", u64::from(u32::MAX), errors);
+    let ordering = match f.str("ordering", errors) {
+        None => Some(DeliveryOrder::Concurrent),
+        Some(text) => match DeliveryOrder::try_from(text.to_owned()) {
+            Ok(ordering) => Some(ordering),
+            Err(e) => {
+                let line = f.get("ordering").map_or(f.line, |n| n.line);
+                errors.add(line, &f.at("ordering"), e);
+                None
+            }
+        },
+    };
     if c.secret_error {
         return None;
     }
@@ -147,6 +160,7 @@ pub(super) fn endpoint(
         signature: signature?,
         auto_disable_after_failures: failures.map(|n| n as u32),
         auto_disable_after_secs: secs.map(|n| n as u32),
+        ordering: ordering?,
     })
 }
 

@@ -106,6 +106,7 @@ applications:
         url: https://d.example
         secret: file:bad.secret
         throttleRate: -1
+        ordering: lifo
   - uid: acme
     name: Again
     rateLimit: 3
@@ -130,12 +131,13 @@ applications:
     at(15, "environment variable NOT_SET is not set");
     at(18, "endpoints[4].secret: the referenced secret must be");
     at(19, "throttleRate: expected a whole number");
-    at(20, "applications[1].uid: \"acme\" is given twice");
+    at(20, "endpoints[4].ordering: unknown ordering \"lifo\"");
+    at(21, "applications[1].uid: \"acme\" is given twice");
     at(
-        22,
+        23,
         "rateLimit: unknown key (hookd's name for rateLimit is throttleRate)",
     );
-    assert_eq!(found.len(), 11, "{found:#?}");
+    assert_eq!(found.len(), 12, "{found:#?}");
     // The inline secret is never echoed.
     assert!(found.iter().all(|(_, m)| !m.contains("MfKQ9r8")));
 }

@@ -43,6 +43,10 @@
 //! - A claim takes a throttled endpoint's or application's deliveries only within its token
 //!   bucket (`throttle`), read and written in the claim's transaction; such deliveries are
 //!   never written claimed by `enqueue_message`.
+//! - A FIFO endpoint has at most one delivery that is not parked: the head of its line
+//!   (`endpoint.fifo_head`); the rest wait with a NULL `next_attempt_at` and are promoted one
+//!   at a time, in id order, by the write that ends the head (`fifo`). Such deliveries are
+//!   never written claimed either.
 //! - Timestamps are integer microseconds, payloads and JSON columns are text: the same SQL
 //!   shape works on both backends.
 

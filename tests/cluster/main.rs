@@ -357,3 +357,64 @@ async fn two_nodes_share_an_endpoints_throttle_rate() {
         assert!(node.stop().await, "{}", node.log_tail());
     }
 }
+
+/// A FIFO endpoint shared by two nodes: messages sent through both go out one at a time, in
+/// the order they were committed, and a failing head (every 7th message's first attempt is
+/// answered 500, retried a second later) holds the line on both nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_keep_a_fifo_endpoints_order() {
+    const MESSAGES: usize = 100;
+    let _serial = SERIAL.lock().await;
+    let receiver = Receiver::start().await;
+    let cluster = Cluster::start(2).await;
+    let (status, app) = cluster
+        .post(0, "/api/v1/app", &json!({"name": "ordered"}))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::CREATED);
+    let app_id = app["id"].as_str().unwrap();
+    let endpoint = json!({"url": receiver.ordered_url(), "ordering": "fifo"});
+    let path = format!("/api/v1/app/{app_id}/endpoint");
+    let (status, _) = cluster.post(1, &path, &endpoint).await.unwrap();
+    assert_eq!(status, StatusCode::CREATED);
+
+    futures::stream::iter(0..MESSAGES)
+        .for_each_concurrent(8, |i| {
+            let (cluster, path) = (&cluster, format!("/api/v1/app/{app_id}/msg"));
+            async move {
+                let body = json!({"eventType": "t", "payload": {"i": i}});
+                let (status, _) = cluster.post(i % 2, &path, &body).await.unwrap();
+                assert_eq!(status, StatusCode::ACCEPTED);
+            }
+        })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let runs = |ids: &[String]| {
+        let mut runs = ids.to_vec();
+        runs.dedup();
+        runs
+    };
+    while runs(&receiver.sequence().0).len() < MESSAGES {
+        assert!(
+            Instant::now() < deadline,
+            "not all delivered\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (sequence, most_at_once) = receiver.sequence();
+    let queued: Vec<(String,)> = cluster
+        .query("SELECT msg_id FROM delivery ORDER BY id")
+        .await;
+    let queued: Vec<String> = queued.into_iter().map(|(id,)| id).collect();
+    assert_eq!(runs(&sequence), queued, "delivered out of order");
+    assert_eq!(most_at_once, 1, "two deliveries overlapped");
+    assert_eq!(
+        sequence.len(),
+        MESSAGES + MESSAGES / 7,
+        "one retry per 7th message"
+    );
+    for node in &cluster.nodes {
+        assert!(node.alive(), "a node crashed:\n{}", node.log_tail());
+    }
+}

@@ -1,5 +1,7 @@
 //! A webhook receiver that counts deliveries by `webhook-id` and answers 204; on `/hold` it
-//! holds each message's first delivery open until [`Receiver::release_held`].
+//! holds each message's first delivery open until [`Receiver::release_held`]; on `/ordered`
+//! it keeps the order deliveries arrived in and how many overlapped, takes 5 ms to answer,
+//! and answers 500 to the first delivery of every 7th message.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +23,10 @@ pub struct Receiver {
     /// When each message's deliveries arrived, by message id.
     timeline: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
     released: CancellationToken,
+    /// `/ordered`: the message ids in arrival order, requests in progress, the most at once.
+    sequence: Arc<Mutex<Vec<String>>>,
+    in_progress: Arc<std::sync::atomic::AtomicUsize>,
+    most_in_progress: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Receiver {
@@ -32,6 +38,7 @@ impl Receiver {
         let app = Router::new()
             .route("/hook", post(record))
             .route("/hold", post(hold))
+            .route("/ordered", post(ordered))
             .with_state(receiver.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         receiver
@@ -39,6 +46,21 @@ impl Receiver {
 
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr.expect("started"))
+    }
+
+    /// The route that records the order of deliveries (see the module docs).
+    pub fn ordered_url(&self) -> String {
+        format!("http://{}/ordered", self.addr.expect("started"))
+    }
+
+    /// What `/ordered` received: message ids in arrival order, and the most requests it
+    /// was answering at once.
+    pub fn sequence(&self) -> (Vec<String>, usize) {
+        (
+            self.sequence.lock().unwrap().clone(),
+            self.most_in_progress
+                .load(std::sync::atomic::Ordering::SeqCst),
+        )
     }
 
     /// The route that holds each message's first delivery open until released.
@@ -107,4 +129,34 @@ async fn hold(State(receiver): State<Receiver>, headers: HeaderMap) -> StatusCod
     }
     receiver.released.cancelled().await;
     StatusCode::INTERNAL_SERVER_ERROR
+}
+
+async fn ordered(State(receiver): State<Receiver>, headers: HeaderMap) -> StatusCode {
+    use std::sync::atomic::Ordering;
+    let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let now = receiver.in_progress.fetch_add(1, Ordering::SeqCst) + 1;
+    receiver.most_in_progress.fetch_max(now, Ordering::SeqCst);
+    let fail = {
+        let mut sequence = receiver.sequence.lock().unwrap();
+        let first = !sequence.iter().any(|s| s == id);
+        sequence.push(id.to_owned());
+        let distinct = if first {
+            sequence
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        } else {
+            0
+        };
+        first && distinct % 7 == 0
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    receiver.in_progress.fetch_sub(1, Ordering::SeqCst);
+    if fail {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
 }

@@ -36,6 +36,7 @@ applications:
         headers: {X-Env: prod}
         secret: file:main.secret
         signature: {scheme: stripe}
+        ordering: fifo
       - uid: old
         url: https://old.acme.example/in
 operationalEndpoints:
@@ -62,6 +63,7 @@ applications:
         headers: {X-Env: prod}
         secret: file:main.secret
         signature: {scheme: stripe}
+        ordering: fifo
 operationalEndpoints:
   - uid: ops
     url: https://ops.example/hookd
@@ -107,6 +109,7 @@ async fn apply_creates_then_changes_nothing_then_diffs_and_prunes() {
     let (_, ep) = app.get("/api/v1/app/acme/endpoint/main").await;
     assert_eq!(ep["url"], "https://hooks.acme.example/in");
     assert_eq!(ep["signature"]["scheme"], "stripe");
+    assert_eq!(ep["ordering"], "fifo");
     assert_eq!(ep["eventTypes"], json!(["invoice.paid"]));
     let (_, secret) = app.get("/api/v1/app/acme/endpoint/main/secret").await;
     assert_eq!(secret["key"], SECRET);

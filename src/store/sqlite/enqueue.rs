@@ -6,6 +6,9 @@
 //! are taken from the cache once per batch ([`Writes`]). An application and the endpoints of
 //! an application are read once per batch, however many of its messages the batch holds.
 //!
+//! A FIFO endpoint's delivery is written parked in its line, which is given a head if it
+//! has none (`store::fifo`).
+//!
 //! A delivery the message's [`DirectClaims`] reserves is written claimed (`sending` under its
 //! lease, due again when the lease runs out, as a claim leaves it) and returned with its
 //! endpoint, read in full once per batch.
