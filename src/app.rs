@@ -27,6 +27,7 @@ use crate::delivery::measure::DeliveryMetrics;
 use crate::delivery::policy::Policies;
 use crate::delivery::sender::{Sender, SenderSettings};
 use crate::delivery::ssrf::{AddressPolicy, parse_networks};
+use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::now;
 use crate::metrics::Metrics;
 use crate::nodes::{NodeSettings, NodeStatus};
@@ -67,6 +68,7 @@ struct Opened {
 }
 
 async fn open(config: &Config, metrics: StoreMetrics) -> anyhow::Result<Opened> {
+    let secrets: Arc<dyn SecretsAtRest> = Arc::new(config.keyring()?);
     let store = match config.database()? {
         Database::SqliteFile(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -74,11 +76,11 @@ async fn open(config: &Config, metrics: StoreMetrics) -> anyhow::Result<Opened> 
                     .with_context(|| format!("cannot create data directory {}", dir.display()))?;
             }
             let reads = config.sqlite_read_connections;
-            SqliteStore::open_path_measured(&path, reads, metrics.sqlite_writer).await?
+            SqliteStore::open_path_measured(&path, reads, metrics.sqlite_writer, secrets).await?
         }
         Database::SqliteUrl(url) => {
             let reads = config.sqlite_read_connections;
-            SqliteStore::open_url_measured(&url, reads, metrics.sqlite_writer).await?
+            SqliteStore::open_url_measured(&url, reads, metrics.sqlite_writer, secrets).await?
         }
         Database::Postgres(url) => {
             let store = PgStore::connect_measured(
@@ -89,6 +91,7 @@ async fn open(config: &Config, metrics: StoreMetrics) -> anyhow::Result<Opened> 
                     acquire_timeout: ACQUIRE_TIMEOUT,
                 },
                 metrics,
+                secrets,
             )
             .await?;
             let pg_pool = Some(store.pool().clone());
@@ -130,6 +133,12 @@ impl Server {
     pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
         let Opened { store, pg_pool } = open(&config, metrics.store()).await?;
+        if let Err(e) = crate::main_key::check_secrets(&*store, &config).await {
+            if let Some(pool) = &pg_pool {
+                pool.close().await;
+            }
+            return Err(e);
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

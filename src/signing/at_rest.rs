@@ -110,7 +110,10 @@ impl Keyring {
     }
 
     fn key(&self, id: &str) -> Option<&MainKey> {
-        self.current.iter().chain(&self.previous).find(|k| k.id == id)
+        self.current
+            .iter()
+            .chain(&self.previous)
+            .find(|k| k.id == id)
     }
 }
 
@@ -203,7 +206,10 @@ mod tests {
     fn a_sealed_value_opens_to_what_was_sealed_and_does_not_show_it() {
         let keys = Keyring::new(Some(&NEW), &[]);
         let sealed = keys.seal(SECRET, BINDING);
-        assert!(sealed.starts_with(&format!("enc:v1:{}:", key_id(&NEW))), "{sealed}");
+        assert!(
+            sealed.starts_with(&format!("enc:v1:{}:", key_id(&NEW))),
+            "{sealed}"
+        );
         assert!(!sealed.contains(SECRET) && !sealed.contains("MfKQ9r8G"));
         assert_eq!(keys.open(&sealed, BINDING).unwrap(), SECRET);
         assert!(keys.is_current(&sealed));
@@ -293,7 +299,11 @@ mod tests {
         assert!(parse_main_key(generated.trim_end_matches('=')).is_ok());
         let short = STANDARD.encode([1u8; 16]);
         assert!(parse_main_key(&short).unwrap_err().contains("16 bytes"));
-        assert!(parse_main_key("not base64!").unwrap_err().contains("not base64"));
+        assert!(
+            parse_main_key("not base64!")
+                .unwrap_err()
+                .contains("not base64")
+        );
         assert!(parse_main_key("").is_err());
     }
 }

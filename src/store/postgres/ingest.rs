@@ -23,6 +23,7 @@ use sqlx::{PgConnection, Row};
 
 use super::batch::Target;
 use super::{CHANNEL, lock_lists, micros};
+use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::now;
 use crate::domain::{AppId, Endpoint, Message, MessageId, ResourceKey, Timestamp, Trigger};
 use crate::store::rows::{self, ENDPOINT_COLUMNS, to_json};
@@ -38,7 +39,7 @@ pub fn write<'a>(
 
 async fn write_batch(target: &Target, batch: &[NewMessage]) -> Result<Vec<Result<Enqueued>>> {
     let mut tx = target.pool.begin().await?;
-    let results = write_in(&mut tx, &target.node, batch).await?;
+    let results = write_in(&mut tx, target, batch).await?;
     tx.commit().await?;
     Ok(results)
 }
@@ -52,7 +53,7 @@ pub async fn write_request(
     atomic: bool,
 ) -> Result<Vec<Result<Enqueued>>> {
     let mut tx = target.pool.begin().await?;
-    let results = write_in(&mut tx, &target.node, batch).await?;
+    let results = write_in(&mut tx, target, batch).await?;
     if atomic && results.iter().any(Result::is_err) {
         tx.rollback().await?;
     } else {
@@ -62,14 +63,15 @@ pub async fn write_request(
 }
 
 /// Writes the batch in `tx`, which the caller commits; deliveries written claimed are
-/// marked as `node`'s.
+/// marked as `target`'s node's.
 async fn write_in(
     tx: &mut PgConnection,
-    node: &str,
+    target: &Target,
     batch: &[NewMessage],
 ) -> Result<Vec<Result<Enqueued>>> {
+    let node = &*target.node;
     // Read before taking the lists' locks, so as not to hold them for it.
-    let (apps, endpoints) = resolve_apps(tx, batch).await?;
+    let (apps, endpoints) = resolve_apps(tx, batch, &*target.secrets).await?;
     let mut app_ids: Vec<String> = apps
         .iter()
         .flatten()
@@ -151,6 +153,7 @@ type Endpoints = HashMap<String, Vec<(Endpoint, bool)>>;
 async fn resolve_apps(
     conn: &mut PgConnection,
     batch: &[NewMessage],
+    secrets: &dyn SecretsAtRest,
 ) -> Result<(Vec<Result<AppId>>, Endpoints)> {
     let (mut ids, mut uids) = (Vec::new(), Vec::new());
     for new in batch {
@@ -173,7 +176,7 @@ async fn resolve_apps(
             by_uid.insert(uid, Ok(id.clone()));
         }
         if row.try_get::<Option<String>, _>("id")?.is_some() {
-            let endpoint = rows::endpoint(row)?;
+            let endpoint = rows::endpoint(row, secrets)?;
             let app_rate = row.try_get::<Option<i32>, _>("found_rate_limit")?;
             let throttled = throttle::rate(app_rate.map(i64::from)).is_some()
                 || throttle::rate(endpoint.rate_limit.map(i64::from)).is_some();

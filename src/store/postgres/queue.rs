@@ -43,6 +43,7 @@ impl QueueStore for PgStore {
         let target = super::batch::Target {
             pool: self.pool.clone(),
             node: self.node.clone(),
+            secrets: self.secrets.clone(),
         };
         super::ingest::write_request(&target, &news, atomic).await
     }
@@ -158,7 +159,10 @@ impl QueueStore for PgStore {
             .into_iter()
             .map(|m| (m.id.as_str().to_owned(), m))
             .collect();
-        let endpoints: HashMap<String, Endpoint> = rows::all(&endpoints, rows::endpoint)?
+        let endpoints: HashMap<String, Endpoint> = endpoints
+            .iter()
+            .map(|row| rows::endpoint(row, &*self.secrets))
+            .collect::<Result<Vec<_>>>()?
             .into_iter()
             .map(|e| (e.id.as_str().to_owned(), e))
             .collect();

@@ -22,6 +22,7 @@ use std::sync::LazyLock;
 
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
+use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::to_micros;
 use crate::domain::{AppId, Endpoint, EndpointId, Message, Timestamp, Trigger};
 use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, to_json};
@@ -65,6 +66,7 @@ pub(super) fn claim(
     now: Timestamp,
     lease: Timestamp,
     limits: &ClaimLimits,
+    secrets: &dyn SecretsAtRest,
 ) -> Result<Vec<ClaimedDelivery>> {
     let candidates = head_of_queue(conn, now, limits.total)?;
     let mut buckets = Buckets::default();
@@ -95,7 +97,7 @@ pub(super) fn claim(
         endpoints: HashMap::new(),
     };
     for id in picked {
-        if let Some(delivery) = mark_and_load(&mut loaded, id, now, lease)? {
+        if let Some(delivery) = mark_and_load(&mut loaded, id, now, lease, secrets)? {
             claimed.push(delivery);
         }
     }
@@ -206,6 +208,7 @@ fn mark_and_load(
     id: i64,
     now: Timestamp,
     lease: Timestamp,
+    secrets: &dyn SecretsAtRest,
 ) -> Result<Option<ClaimedDelivery>> {
     let marked = loaded
         .mark
@@ -231,7 +234,9 @@ fn mark_and_load(
         &mut loaded.endpoint_by_id,
         &mut loaded.endpoints,
         endpoint_id,
-        |row| rows::endpoint(row),
+        // Opened once per endpoint per claim (the cache), however many of its deliveries
+        // the claim takes.
+        |row| rows::endpoint(row, secrets),
     )?;
     Ok(Some(ClaimedDelivery {
         id,

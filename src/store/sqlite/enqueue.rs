@@ -16,6 +16,7 @@ use std::sync::LazyLock;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 use super::connection::is_unique_violation;
+use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::{now, to_micros};
 use crate::domain::{
     AppId, Endpoint, EndpointId, Message, MessageId, ResourceKey, Subscription, Timestamp, Trigger,
@@ -65,6 +66,8 @@ struct Seen {
 /// statement cache once per batch: a cache lookup hashes the statement's whole text (per
 /// row, with the records' and claims' lookups, 2.5 % of hookd's instructions per message).
 struct Writes<'c> {
+    /// Opens the endpoints read in full.
+    secrets: &'c dyn SecretsAtRest,
     message: CachedStatement<'c>,
     pending: CachedStatement<'c>,
     claimed: CachedStatement<'c>,
@@ -72,12 +75,14 @@ struct Writes<'c> {
 
 /// Accepts every message it can. Per message: the stored message, or why it was refused (a
 /// refusal never fails the batch; an `Err` of the whole does).
-pub(super) fn enqueue_all(
-    conn: &Connection,
+pub(super) fn enqueue_all<'c>(
+    conn: &'c Connection,
     news: &[&NewMessage],
+    secrets: &'c dyn SecretsAtRest,
 ) -> Result<Vec<Result<Enqueued>>> {
     let mut seen = Seen::default();
     let mut writes = Writes {
+        secrets,
         message: conn.prepare_cached(INSERT_MESSAGE)?,
         pending: conn.prepare_cached(INSERT_DELIVERY)?,
         claimed: conn.prepare_cached(INSERT_CLAIMED)?,
@@ -252,7 +257,7 @@ fn insert_deliveries(
         let endpoint = match seen.full.get(endpoint_id) {
             Some(endpoint) => endpoint.clone(),
             None => {
-                let endpoint = endpoint_by_id(conn, endpoint_id)?;
+                let endpoint = endpoint_by_id(conn, endpoint_id, writes.secrets)?;
                 seen.full.insert(endpoint_id.clone(), endpoint.clone());
                 endpoint
             }
@@ -269,11 +274,15 @@ fn insert_deliveries(
     Ok((claimed, pending))
 }
 
-fn endpoint_by_id(conn: &Connection, id: &EndpointId) -> Result<Endpoint> {
+fn endpoint_by_id(
+    conn: &Connection,
+    id: &EndpointId,
+    secrets: &dyn SecretsAtRest,
+) -> Result<Endpoint> {
     let mut select = conn.prepare_cached(&ENDPOINT_BY_ID)?;
     let mut found = select.query([id.as_str()])?;
     match found.next()? {
-        Some(row) => rows::endpoint(row),
+        Some(row) => rows::endpoint(row, secrets),
         None => Err(StoreError::Corrupt(format!(
             "endpoint {id} was listed for its application and then not found"
         ))),
