@@ -200,6 +200,17 @@ impl TestApp {
         self.server = Some(server);
     }
 
+    /// As [`TestApp::restart`], with the configuration changed first (e.g. a new main key).
+    pub async fn restart_with(&mut self, edit: impl FnOnce(&mut Config)) {
+        edit(&mut self.config);
+        self.restart().await;
+    }
+
+    /// Stops the server and keeps its data for a later `restart`.
+    pub async fn stop_keeping_data(&mut self) {
+        self.shut_down().await;
+    }
+
     async fn shut_down(&mut self) {
         if let Some(server) = self.server.take() {
             server.stop().await.expect("the server failed to stop");
