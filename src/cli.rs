@@ -267,6 +267,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::RotateMainKey { batch } => {
+            if *batch == 0 {
+                anyhow::bail!("--batch must be at least 1");
+            }
             let config = cli.load_config(None, None)?;
             telemetry::init(&config);
             let store = open_store(&config).await?;

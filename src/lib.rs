@@ -18,7 +18,9 @@
 //! | [`config`], [`app`], [`server`], [`cli`], [`main_key`], [`telemetry`], [`metrics`] | wiring: configuration, startup and shutdown, the main key of secrets at rest (start-up check, rotation), accepting connections (caps, timeouts), the command line, logs and OpenTelemetry traces (OTLP export), Prometheus metrics | everything |
 //!
 //! Signing secrets live in `domain` (endpoints own them and the store persists them); the
-//! signing and delivery modules build on them.
+//! signing and delivery modules build on them. The store seals endpoint secrets and headers
+//! at rest through `domain::sealed::SecretsAtRest`, which `signing::at_rest` implements with
+//! the main key (wired by `app`), so the store still uses `domain` alone.
 
 pub mod api;
 pub mod app;
