@@ -147,11 +147,7 @@ async fn with_a_main_key_no_secret_or_header_is_in_the_database_in_the_clear() {
         let key = generate_main_key();
         let app = TestApp::builder()
             .delivering_to_loopback()
-            .with_config(move |c| {
-                if with_key {
-                    c.main_key = key;
-                }
-            })
+            .with_config(move |c| c.main_key = if with_key { key } else { String::new() })
             .spawn()
             .await;
         store_known_credentials(&app, &receiver, (&first, &second, &ops, token)).await;
@@ -184,7 +180,11 @@ async fn rotate_main_key_re_encrypts_everything_while_deliveries_go_on() {
     let (old_key, new_key) = (generate_main_key(), generate_main_key());
     let receiver = Receiver::start().await;
     // Stored in plaintext first, then under the old key, then read under the new one.
-    let mut app = TestApp::builder().delivering_to_loopback().spawn().await;
+    let mut app = TestApp::builder()
+        .delivering_to_loopback()
+        .with_config(|c| c.main_key = String::new())
+        .spawn()
+        .await;
     let (first, second, ops) = (known_secret(0x11), known_secret(0x22), known_secret(0x33));
     store_known_credentials(&app, &receiver, (&first, &second, &ops, "tok-plain")).await;
     let old = old_key.clone();
