@@ -245,6 +245,25 @@ fn secret(text: &str) -> Result<SigningSecret> {
     SigningSecret::parse(text).map_err(|e| corrupt("secret", e))
 }
 
+/// An endpoint row for a claim: `None`, logged as an error, when its credentials cannot be
+/// opened (a main key missing, or the value altered), so that one such endpoint does not fail
+/// the claim, and with it every other endpoint's deliveries (and on SQLite the write batch
+/// the claim is part of). Its deliveries stay claimed until their lease runs out, and are
+/// then tried again: nothing is sent without its secret, nothing is lost.
+pub fn claimable_endpoint(
+    row: &impl StoredRow,
+    at_rest: &dyn SecretsAtRest,
+) -> Result<Option<Endpoint>> {
+    match endpoint(row, at_rest) {
+        Ok(endpoint) => Ok(Some(endpoint)),
+        Err(StoreError::Sealed(problem)) => {
+            tracing::error!(%problem, "deliveries to an endpoint wait: its secrets cannot be read");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// An endpoint row, its credential columns opened with `at_rest`.
 pub fn endpoint(row: &impl StoredRow, at_rest: &dyn SecretsAtRest) -> Result<Endpoint> {
     let id = row.text("id")?;

@@ -16,7 +16,7 @@ use hookd::signing::at_rest::generate_main_key;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, eventually};
 use crate::receiver::{Received, Receiver};
 
 const OPS: &str = "/api/v1/operational-webhook/endpoint";
@@ -286,11 +286,15 @@ async fn rotate_main_key_re_encrypts_everything_while_deliveries_go_on() {
         json!({"eventType": "invoice.paid", "payload": {"n": 99}}),
     )
     .await;
-    let hooks = receiver.wait_for("/hook", 22).await;
-    let last: Vec<Received> = hooks
-        .into_iter()
-        .filter(|d| serde_json::from_slice::<Value>(&d.body).unwrap()["n"] == json!(99))
-        .collect();
+    let last: Vec<Received> = eventually("the last message to be delivered", || async {
+        let last: Vec<Received> = receiver
+            .requests("/hook")
+            .into_iter()
+            .filter(|d| serde_json::from_slice::<Value>(&d.body).unwrap()["n"] == json!(99))
+            .collect();
+        (!last.is_empty()).then_some(last)
+    })
+    .await;
     assert!(signed_with(&last, &second));
     app.stop().await;
 }
@@ -298,16 +302,22 @@ async fn rotate_main_key_re_encrypts_everything_while_deliveries_go_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sealed_value_moved_to_another_endpoint_is_refused_not_used() {
     let key = generate_main_key();
+    let receiver = Receiver::start().await;
     let app = TestApp::builder()
+        .delivering_to_loopback()
         .with_config(move |c| c.main_key = key)
         .spawn()
         .await;
     app.create_app(json!({"name": "Acme", "uid": "acme"})).await;
+    let secret_a = known_secret(0x61);
     let a = app
-        .create_endpoint("acme", json!({"url": "https://a.example/hook", "uid": "a"}))
+        .create_endpoint(
+            "acme",
+            json!({"url": receiver.url("/a"), "uid": "a", "secret": secret_a}),
+        )
         .await;
     let b = app
-        .create_endpoint("acme", json!({"url": "https://b.example/hook", "uid": "b"}))
+        .create_endpoint("acme", json!({"url": receiver.url("/b"), "uid": "b"}))
         .await;
     let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
     // Someone with write access to the database copies a's sealed secret into b's row.
@@ -345,7 +355,22 @@ async fn a_sealed_value_moved_to_another_endpoint_is_refused_not_used() {
     assert!(detail.contains(b) && detail.contains("secret"), "{detail}");
     let (status, _) = app.get("/api/v1/app/acme/endpoint/a/secret").await;
     assert_eq!(status, StatusCode::OK);
-    // The server goes on serving.
+    // Messages are still accepted, and delivered to the endpoint whose secret reads; b's
+    // delivery waits (nothing can sign it), and the server goes on.
+    for n in 0..2 {
+        app.create_message("acme", json!({"eventType": "x", "payload": {"n": n}}))
+            .await;
+    }
+    let delivered = receiver.wait_for("/a", 2).await;
+    assert!(
+        delivered
+            .iter()
+            .all(|d| signed_with(std::slice::from_ref(d), &secret_a))
+    );
+    assert!(
+        receiver.requests("/b").is_empty(),
+        "sent without its secret"
+    );
     let (status, _) = app.get("/api/v1/app/acme/endpoint/a").await;
     assert_eq!(status, StatusCode::OK);
     app.stop().await;

@@ -25,8 +25,10 @@ use super::batch::Target;
 use super::{CHANNEL, lock_lists, micros};
 use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::now;
-use crate::domain::{AppId, Endpoint, Message, MessageId, ResourceKey, Timestamp, Trigger};
-use crate::store::rows::{self, ENDPOINT_COLUMNS, to_json};
+use crate::domain::{
+    AppId, Endpoint, EndpointId, Message, MessageId, ResourceKey, Subscription, Timestamp, Trigger,
+};
+use crate::store::rows::{self, ENDPOINT_COLUMNS, StoredRow, to_json};
 use crate::store::throttle;
 use crate::store::{ClaimedDelivery, Conflict, Enqueued, NewMessage, Result, StoreError};
 
@@ -144,9 +146,20 @@ static APPS_AND_ENDPOINTS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The enabled endpoints of the applications a batch names, by application id, each with
-/// whether it is throttled (its `throttleRate` or its application's).
-type Endpoints = HashMap<String, Vec<(Endpoint, bool)>>;
+/// The enabled endpoints of the applications a batch names, by application id.
+type Endpoints = HashMap<String, Vec<Planned>>;
+
+/// An endpoint deliveries may be planned for.
+struct Planned {
+    id: EndpointId,
+    subscription: Subscription,
+    /// Its `throttleRate` or its application's is set.
+    throttled: bool,
+    /// The endpoint in full, to hand over with a delivery written claimed: read only when
+    /// the batch has direct claims (its secrets are decrypted then, and only then), and
+    /// `None` if they cannot be read (its deliveries are then written pending).
+    full: Option<Endpoint>,
+}
 
 /// The application of each message, creating inline applications for unknown uids, and the
 /// enabled endpoints of the applications found.
@@ -170,20 +183,26 @@ async fn resolve_apps(
     let mut by_id = HashSet::new();
     let mut by_uid: HashMap<String, Result<String>> = HashMap::new();
     let mut endpoints: Endpoints = HashMap::new();
+    let direct = batch.iter().any(|new| new.direct.is_some());
     for row in &found {
         let id: String = row.try_get("found_id")?;
         if let Some(uid) = row.try_get::<Option<String>, _>("found_uid")? {
             by_uid.insert(uid, Ok(id.clone()));
         }
-        if row.try_get::<Option<String>, _>("id")?.is_some() {
-            let endpoint = rows::endpoint(row, secrets)?;
+        if let Some(endpoint_id) = row.try_get::<Option<String>, _>("id")? {
             let app_rate = row.try_get::<Option<i32>, _>("found_rate_limit")?;
             let throttled = throttle::rate(app_rate.map(i64::from)).is_some()
-                || throttle::rate(endpoint.rate_limit.map(i64::from)).is_some();
-            endpoints
-                .entry(id.clone())
-                .or_default()
-                .push((endpoint, throttled));
+                || throttle::rate(row.opt_int("rate_limit")?).is_some();
+            let full = match direct {
+                true => rows::claimable_endpoint(row, secrets)?,
+                false => None,
+            };
+            endpoints.entry(id.clone()).or_default().push(Planned {
+                id: EndpointId::from_stored(endpoint_id),
+                subscription: rows::subscription(row)?,
+                throttled,
+                full,
+            });
         }
         by_id.insert(id);
     }
@@ -312,10 +331,10 @@ fn plan_deliveries<'a>(
     let mut plan = Plan::default();
     for (i, (new, message)) in batch.iter().zip(messages).enumerate() {
         let Ok(message) = message else { continue };
-        for (endpoint, throttled) in endpoints.get(message.app_id.as_str()).into_iter().flatten() {
+        for target in endpoints.get(message.app_id.as_str()).into_iter().flatten() {
             let wanted = match &new.only_endpoint {
-                Some(only) => only == &endpoint.id,
-                None => endpoint
+                Some(only) => only == &target.id,
+                None => target
                     .subscription
                     .accepts(&message.event_type, message.channels.as_deref()),
             };
@@ -326,18 +345,24 @@ fn plan_deliveries<'a>(
             // duplicate is given back with the rest of its direct claims. A scheduled
             // message's deliveries are not due yet, and a throttled endpoint's are claimed
             // within its token bucket: none of them is written claimed.
+            let claimable = target.full.as_ref().filter(|_| !target.throttled);
             let lease = new
                 .direct
                 .as_ref()
-                .filter(|d| !message.is_scheduled() && !throttled && d.0.reserve(&endpoint.id))
-                .map(|d| d.0.lease());
+                .zip(claimable)
+                .filter(|(d, _)| !message.is_scheduled() && d.0.reserve(&target.id));
             plan.msg_ids.push(message.id.as_str());
-            plan.endpoint_ids.push(endpoint.id.as_str());
+            plan.endpoint_ids.push(target.id.as_str());
             plan.app_ids.push(message.app_id.as_str());
-            plan.leases.push(lease.map(micros));
+            plan.leases.push(lease.map(|(d, _)| micros(d.0.lease())));
             plan.dues.push(micros(message.first_due()));
             match lease {
-                Some(lease) => plan.to_claim.entry(i).or_default().push((endpoint, lease)),
+                Some((d, endpoint)) => {
+                    plan.to_claim
+                        .entry(i)
+                        .or_default()
+                        .push((endpoint, d.0.lease()));
+                }
                 None => *plan.pending.entry(i).or_default() += 1,
             }
         }

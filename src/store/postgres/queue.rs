@@ -161,16 +161,18 @@ impl QueueStore for PgStore {
             .collect();
         let endpoints: HashMap<String, Endpoint> = endpoints
             .iter()
-            .map(|row| rows::endpoint(row, &*self.secrets))
+            .map(|row| rows::claimable_endpoint(row, &*self.secrets))
             .collect::<Result<Vec<_>>>()?
             .into_iter()
+            .flatten()
             .map(|e| (e.id.as_str().to_owned(), e))
             .collect();
         let mut out = Vec::with_capacity(claimed.len());
         for row in &claimed {
             // Missing only if deleted since the claim, and then the delivery went with it
             // (pruned with its message, or by ON DELETE CASCADE from its endpoint): nothing
-            // to send.
+            // to send. Or its endpoint's secrets could not be read (`claimable_endpoint`):
+            // it is sent once they can.
             let (Some(message), Some(endpoint)) = (
                 messages.get(&row.text("msg_id")?),
                 endpoints.get(&row.text("endpoint_id")?),

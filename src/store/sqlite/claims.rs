@@ -198,7 +198,8 @@ struct Loaded<'c> {
     message_by_id: CachedStatement<'c>,
     endpoint_by_id: CachedStatement<'c>,
     messages: HashMap<String, Message>,
-    endpoints: HashMap<String, Endpoint>,
+    /// `None` for an endpoint whose secrets cannot be read (`rows::claimable_endpoint`).
+    endpoints: HashMap<String, Option<Endpoint>>,
 }
 
 /// Marks one delivery `sending` until `lease`, with its message and endpoint; `None` if it
@@ -236,8 +237,12 @@ fn mark_and_load(
         endpoint_id,
         // Opened once per endpoint per claim (the cache), however many of its deliveries
         // the claim takes.
-        |row| rows::endpoint(row, secrets),
+        |row| rows::claimable_endpoint(row, secrets),
     )?;
+    // Its secrets cannot be read: the delivery stays claimed until its lease runs out.
+    let Some(endpoint) = endpoint else {
+        return Ok(None);
+    };
     Ok(Some(ClaimedDelivery {
         id,
         lease,

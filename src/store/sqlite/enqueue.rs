@@ -58,8 +58,9 @@ struct Seen {
     /// The enabled endpoints of each application, by application id, and whether each is
     /// throttled.
     endpoints: HashMap<String, Vec<(EndpointId, Subscription, bool)>>,
-    /// Endpoints read in full, to hand over with a delivery claimed at once.
-    full: HashMap<EndpointId, Endpoint>,
+    /// Endpoints read in full, to hand over with a delivery claimed at once; `None` if their
+    /// secrets cannot be read (`rows::claimable_endpoint`).
+    full: HashMap<EndpointId, Option<Endpoint>>,
 }
 
 /// The statements that write every message and delivery, taken from the connection's
@@ -242,8 +243,21 @@ fn insert_deliveries(
             continue;
         }
         let (msg_id, ep_id) = (message.id.as_str(), endpoint_id.as_str());
-        // A throttled endpoint's deliveries are claimed within its token bucket.
-        let Some(direct) = direct.filter(|d| !throttled && d.reserve(endpoint_id)) else {
+        // A throttled endpoint's deliveries are claimed within its token bucket. One whose
+        // secrets cannot be read is written pending (its reservation is given back when the
+        // direct claims are dropped), for a claim to find once they can be.
+        let reserved = direct.filter(|d| !throttled && d.reserve(endpoint_id));
+        let full = match reserved {
+            None => None,
+            Some(direct) => {
+                if !seen.full.contains_key(endpoint_id) {
+                    let endpoint = endpoint_by_id(conn, endpoint_id, writes.secrets)?;
+                    seen.full.insert(endpoint_id.clone(), endpoint);
+                }
+                seen.full[endpoint_id].clone().map(|e| (direct, e))
+            }
+        };
+        let Some((direct, endpoint)) = full else {
             writes
                 .pending
                 .execute(params![msg_id, ep_id, app_id, created, due])?;
@@ -254,14 +268,6 @@ fn insert_deliveries(
         writes
             .claimed
             .execute(params![msg_id, ep_id, app_id, to_micros(lease), created])?;
-        let endpoint = match seen.full.get(endpoint_id) {
-            Some(endpoint) => endpoint.clone(),
-            None => {
-                let endpoint = endpoint_by_id(conn, endpoint_id, writes.secrets)?;
-                seen.full.insert(endpoint_id.clone(), endpoint.clone());
-                endpoint
-            }
-        };
         claimed.push(ClaimedDelivery {
             id: conn.last_insert_rowid(),
             lease,
@@ -278,11 +284,11 @@ fn endpoint_by_id(
     conn: &Connection,
     id: &EndpointId,
     secrets: &dyn SecretsAtRest,
-) -> Result<Endpoint> {
+) -> Result<Option<Endpoint>> {
     let mut select = conn.prepare_cached(&ENDPOINT_BY_ID)?;
     let mut found = select.query([id.as_str()])?;
     match found.next()? {
-        Some(row) => rows::endpoint(row, secrets),
+        Some(row) => rows::claimable_endpoint(row, secrets),
         None => Err(StoreError::Corrupt(format!(
             "endpoint {id} was listed for its application and then not found"
         ))),
