@@ -50,6 +50,17 @@ pub struct SqliteStore {
     secrets: Arc<dyn SecretsAtRest>,
 }
 
+/// Whether opening the database gives back the claims found in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimsAtOpen {
+    /// The process that will deliver: claims still held were left by a previous run that
+    /// died, and are given back at once rather than when their leases expire.
+    GiveBack,
+    /// A command run beside a serving hookd (`hookd rotate-main-key`, `hookd prune`, …):
+    /// the claims are that hookd's deliveries in flight, left alone.
+    Keep,
+}
+
 /// How many writes may wait for the batching writer before callers wait too.
 const WRITE_QUEUE: usize = 8192;
 /// How long a connection waits for another one's write lock before failing as busy.
@@ -68,16 +79,18 @@ impl SqliteStore {
     /// Credentials are stored as they are (no main key).
     pub async fn open_url(url: &str, read_connections: u32) -> anyhow::Result<Self> {
         let secrets = Arc::new(Plaintext);
-        Self::open_url_measured(url, read_connections, BatchMetrics::noop(), secrets).await
+        let (metrics, claims) = (BatchMetrics::noop(), ClaimsAtOpen::GiveBack);
+        Self::open_url_measured(url, read_connections, metrics, secrets, claims).await
     }
 
-    /// As [`SqliteStore::open_url`], measuring the batching writer's batches, and sealing
-    /// and opening credentials with `secrets`.
+    /// As [`SqliteStore::open_url`], measuring the batching writer's batches, sealing and
+    /// opening credentials with `secrets`, and doing with claims as `claims` says.
     pub async fn open_url_measured(
         url: &str,
         read_connections: u32,
         metrics: BatchMetrics,
         secrets: Arc<dyn SecretsAtRest>,
+        claims: ClaimsAtOpen,
     ) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| anyhow::anyhow!("invalid SQLite database URL {url:?}: {e}"))?;
@@ -86,26 +99,28 @@ impl SqliteStore {
                 "an in-memory SQLite database cannot be shared by hookd's connections; name a file"
             );
         }
-        Self::open(options, read_connections, metrics, secrets).await
+        Self::open(options, read_connections, metrics, secrets, claims).await
     }
 
     /// Opens (creating if needed) the database file at `path` and migrates it.
     /// Credentials are stored as they are (no main key).
     pub async fn open_path(path: &Path, read_connections: u32) -> anyhow::Result<Self> {
         let secrets = Arc::new(Plaintext);
-        Self::open_path_measured(path, read_connections, BatchMetrics::noop(), secrets).await
+        let (metrics, claims) = (BatchMetrics::noop(), ClaimsAtOpen::GiveBack);
+        Self::open_path_measured(path, read_connections, metrics, secrets, claims).await
     }
 
-    /// As [`SqliteStore::open_path`], measuring the batching writer's batches, and sealing
-    /// and opening credentials with `secrets`.
+    /// As [`SqliteStore::open_path`], measuring the batching writer's batches, sealing and
+    /// opening credentials with `secrets`, and doing with claims as `claims` says.
     pub async fn open_path_measured(
         path: &Path,
         read_connections: u32,
         metrics: BatchMetrics,
         secrets: Arc<dyn SecretsAtRest>,
+        claims: ClaimsAtOpen,
     ) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::new().filename(path);
-        Self::open(options, read_connections, metrics, secrets).await
+        Self::open(options, read_connections, metrics, secrets, claims).await
     }
 
     async fn open(
@@ -113,6 +128,7 @@ impl SqliteStore {
         read_connections: u32,
         metrics: BatchMetrics,
         secrets: Arc<dyn SecretsAtRest>,
+        claims: ClaimsAtOpen,
     ) -> anyhow::Result<Self> {
         let options = options
             .create_if_missing(true)
@@ -144,21 +160,23 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| anyhow::anyhow!("cannot migrate SQLite database: {e}"))?;
-        // The embedded store belongs to one hookd process, so claims still held when it
-        // opens were left by a previous run that died: give them back now rather than make
-        // them wait for their leases to expire.
-        let released = sqlx::query(
-            "UPDATE delivery SET status = 1, next_attempt_at = $1, lease_until = NULL
-             WHERE status = 3",
-        )
-        .bind(crate::domain::time::to_micros(crate::domain::time::now()))
-        .execute(&writer)
-        .await?;
-        if released.rows_affected() > 0 {
-            tracing::info!(
-                deliveries = released.rows_affected(),
-                "released deliveries claimed by a previous run"
-            );
+        // The embedded store belongs to one hookd process, so claims still held when the
+        // process that delivers opens it were left by a previous run that died: give them
+        // back now rather than make them wait for their leases to expire.
+        if claims == ClaimsAtOpen::GiveBack {
+            let released = sqlx::query(
+                "UPDATE delivery SET status = 1, next_attempt_at = $1, lease_until = NULL
+                 WHERE status = 3",
+            )
+            .bind(crate::domain::time::to_micros(crate::domain::time::now()))
+            .execute(&writer)
+            .await?;
+            if released.rows_affected() > 0 {
+                tracing::info!(
+                    deliveries = released.rows_affected(),
+                    "released deliveries claimed by a previous run"
+                );
+            }
         }
         // Opened once migrations ran: the writer thread's connection expects the schema.
         let conn = connection::open(options.get_filename()).map_err(|e| {
