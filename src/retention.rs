@@ -1,5 +1,6 @@
 //! Retention: the jobs that remove payloads when they expire and delete whole messages past
-//! the configured age, on every node, in short batches.
+//! the configured age, on every node, in short batches; with them, the FIFO lines' safety
+//! net (`DeliveryStore::repair_fifo_lines`).
 //!
 //! Each batch is one short transaction of at most [`BATCH`] messages, walking an index
 //! (payload expiry, or creation time), so neither job holds locks for long or scans every
@@ -94,6 +95,13 @@ async fn run_once(
         if pruned > 0 {
             tracing::info!(messages = pruned, %before, "deleted messages past retention_days");
         }
+    }
+    let lines = store.repair_fifo_lines(now).await?;
+    if lines > 0 {
+        tracing::info!(
+            lines,
+            "gave FIFO lines left without a head their next delivery"
+        );
     }
     let tasks = store.prune_tasks(now - TASKS_KEPT).await?;
     if tasks > 0 {

@@ -26,8 +26,8 @@ use crate::domain::events::HealthState;
 use crate::domain::health::HealthCounters;
 use crate::domain::time::now;
 use crate::domain::{
-    Endpoint, EndpointHeaders, EndpointId, EndpointKey, EndpointUrl, Metadata, PreviousSecret,
-    RetryPolicySpec, SignatureScheme, SignatureSpec, SigningSecret, Subscription,
+    DeliveryOrder, Endpoint, EndpointHeaders, EndpointId, EndpointKey, EndpointUrl, Metadata,
+    PreviousSecret, RetryPolicySpec, SignatureScheme, SignatureSpec, SigningSecret, Subscription,
 };
 use crate::store::{NewEndpoint, Order};
 
@@ -90,6 +90,11 @@ pub struct EndpointIn {
     /// types', its messages' priorities' and the default; absent or null: none.
     #[schema(nullable)]
     pub retry_policy: Option<RetryPolicySpec>,
+    /// hookd: `fifo` sends this endpoint's deliveries one at a time, in message order, a
+    /// failing one holding those behind it until it succeeds or fails for good (README,
+    /// "FIFO endpoints"); absent or null: `concurrent`.
+    #[schema(nullable)]
+    pub ordering: Option<DeliveryOrder>,
 }
 
 /// The body of PUT: as for creation, but the secret and headers are left as they are.
@@ -136,6 +141,10 @@ pub struct EndpointUpdate {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<RetryPolicySpec>, nullable)]
     pub retry_policy: Option<Option<RetryPolicySpec>>,
+    /// hookd: see `EndpointIn`; absent: unchanged, null: `concurrent`.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<DeliveryOrder>, nullable)]
+    pub ordering: Option<Option<DeliveryOrder>>,
 }
 
 /// Absent fields, and null ones that cannot be cleared (`url`, `description`, `disabled`,
@@ -179,6 +188,10 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<RetryPolicySpec>, nullable)]
     pub retry_policy: Option<Option<RetryPolicySpec>>,
+    /// hookd: see `EndpointIn`; absent: unchanged, null: `concurrent`.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<DeliveryOrder>, nullable)]
+    pub ordering: Option<Option<DeliveryOrder>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -204,6 +217,8 @@ pub struct EndpointOut {
     /// hookd: the endpoint's retry policy, as given; null: none (its event types', its
     /// messages' priorities' or the default applies).
     pub retry_policy: Option<RetryPolicySpec>,
+    /// hookd: `concurrent`, or `fifo` (one at a time, in message order).
+    pub ordering: DeliveryOrder,
     /// hookd: the endpoint's health, from its recent attempts.
     pub health: EndpointHealthOut,
     pub created_at: DateTime<Utc>,
@@ -301,6 +316,7 @@ impl EndpointOut {
             metadata: e.metadata,
             signature: e.signature.spec(),
             retry_policy: e.retry_policy.map(|p| p.spec()),
+            ordering: e.ordering,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -500,6 +516,7 @@ pub async fn create(
         auto_disable_after_failures: failures_limit(input.auto_disable_after_failures)?,
         auto_disable_after_secs: input.auto_disable_after_secs.map(u64::from),
         retry_policy: fields::retry_policy(&state, input.retry_policy, "retryPolicy")?,
+        ordering: input.ordering.unwrap_or_default(),
     };
     check_headers(&new.signature, &new.headers, &["body", "headers"])?;
     let endpoint = state.store.insert_endpoint(new).await?;
@@ -566,6 +583,9 @@ pub async fn update(
             if let Some(policy) = retry_policy {
                 endpoint.retry_policy = policy.map(Arc::new);
             }
+            if let Some(ordering) = input.ordering {
+                endpoint.ordering = ordering.unwrap_or_default();
+            }
             let endpoint = save(&state, endpoint, was_disabled).await?;
             Ok((StatusCode::OK, Json(out(&state, endpoint).await?)))
         }
@@ -591,6 +611,7 @@ pub async fn update(
                 )?,
                 auto_disable_after_secs: input.auto_disable_after_secs.flatten().map(u64::from),
                 retry_policy: retry_policy.flatten(),
+                ordering: input.ordering.flatten().unwrap_or_default(),
             };
             let endpoint = state.store.insert_endpoint(new).await?;
             state.events_written.notify_one();
@@ -649,6 +670,9 @@ pub async fn patch(
     }
     if let Some(policy) = input.retry_policy {
         endpoint.retry_policy = fields::retry_policy(&state, policy, "retryPolicy")?.map(Arc::new);
+    }
+    if let Some(ordering) = input.ordering {
+        endpoint.ordering = ordering.unwrap_or_default();
     }
     let endpoint = save(&state, endpoint, was_disabled).await?;
     Ok(Json(out(&state, endpoint).await?))

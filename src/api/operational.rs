@@ -28,8 +28,8 @@ use super::openapi::strings::{
 };
 use super::pagination::{ListParams, ListResponse, list_response};
 use crate::domain::{
-    Application, Endpoint, EndpointHeaders, EndpointId, EndpointKey, Metadata, SignatureScheme,
-    Subscription,
+    Application, DeliveryOrder, Endpoint, EndpointHeaders, EndpointId, EndpointKey, Metadata,
+    SignatureScheme, Subscription,
 };
 use crate::events::{operational_app, operational_app_or_create};
 use crate::store::{NewEndpoint, Order};
@@ -277,6 +277,7 @@ pub async fn create(
         auto_disable_after_failures: None,
         auto_disable_after_secs: None,
         retry_policy: None,
+        ordering: DeliveryOrder::Concurrent,
     };
     let endpoint = state.store.insert_endpoint(new).await?;
     Ok((StatusCode::CREATED, Json(endpoint.into())))
@@ -345,6 +346,7 @@ pub async fn upsert(
                 auto_disable_after_failures: None,
                 auto_disable_after_secs: None,
                 retry_policy: None,
+                ordering: DeliveryOrder::Concurrent,
             };
             let endpoint = state.store.insert_endpoint(new).await?;
             Ok((StatusCode::CREATED, Json(endpoint.into())))

@@ -298,6 +298,7 @@ impl Dispatcher {
             // Moved, not cloned: nothing reads it after the send.
             msg_event_id: delivery.message.event_id.take(),
             health: self.settings.health.clone(),
+            fifo: delivery.endpoint.ordering.is_fifo(),
         };
         if let Some(start) = span {
             self.settings
@@ -308,8 +309,9 @@ impl Dispatcher {
             // The claim's lease will expire and the delivery will be attempted again.
             tracing::error!(error = %e, msg_id = %delivery.message.id, "recording an attempt failed");
         }
-        if matches!(next, NextStep::RetryAt(_)) {
-            // The retry may be due sooner than what the loop is sleeping for.
+        if matches!(next, NextStep::RetryAt(_)) || delivery.endpoint.ordering.is_fifo() {
+            // The retry may be due sooner than what the loop is sleeping for; a FIFO line's
+            // next delivery is due now.
             self.wake.notify_one();
         }
     }

@@ -1,6 +1,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use url::Url;
 
@@ -87,8 +88,66 @@ pub struct Endpoint {
     /// The endpoint's retry policy, over every other (`None`: the event type's, the
     /// priority's or the default applies).
     pub retry_policy: Option<Arc<RetryPolicy>>,
+    /// Whether its deliveries go out concurrently or one at a time in order.
+    pub ordering: DeliveryOrder,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// The order an endpoint's deliveries go out in (hookd's `ordering` field).
+///
+/// `fifo`: one at a time, in the order they were queued (message order), across retries,
+/// restarts and nodes: a failing head holds the deliveries behind it until it succeeds or
+/// fails for good (retries exhausted), then the next goes. A scheduled message (`deliverAt`)
+/// joins the line when it comes due, not when it was sent; a resent, recovered or replayed
+/// delivery joins it at its original place (it goes next, after the head in flight).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum DeliveryOrder {
+    /// Several at once (up to the server's per-endpoint limit), retries independent.
+    #[default]
+    Concurrent,
+    /// One at a time, first in first out.
+    Fifo,
+}
+
+/// Read from a string so that any other JSON value is a clear 422 naming the field (serde's
+/// derived enums report a number as a syntax error).
+impl TryFrom<String> for DeliveryOrder {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.as_str() {
+            "concurrent" => Ok(Self::Concurrent),
+            "fifo" => Ok(Self::Fifo),
+            other => Err(format!(
+                "unknown ordering {other:?}: expected \"concurrent\" or \"fifo\""
+            )),
+        }
+    }
+}
+
+impl DeliveryOrder {
+    /// As stored: 0 concurrent, 1 fifo.
+    pub fn code(self) -> i64 {
+        match self {
+            Self::Concurrent => 0,
+            Self::Fifo => 1,
+        }
+    }
+
+    /// From [`Self::code`]; `None` for any other number.
+    pub fn from_code(code: i64) -> Option<Self> {
+        match code {
+            0 => Some(Self::Concurrent),
+            1 => Some(Self::Fifo),
+            _ => None,
+        }
+    }
+
+    pub fn is_fifo(self) -> bool {
+        self == Self::Fifo
+    }
 }
 
 impl Endpoint {

@@ -26,7 +26,7 @@ pub mod time;
 
 pub use application::{Application, Metadata};
 pub use attempt::{Attempt, AttemptError, DeliveryCounts, DeliveryStatus, ErrorClass, Trigger};
-pub use endpoint::{Endpoint, EndpointUrl, PreviousSecret, Subscription, UrlError};
+pub use endpoint::{DeliveryOrder, Endpoint, EndpointUrl, PreviousSecret, Subscription, UrlError};
 pub use event_type::EventType;
 pub use headers::{EndpointHeaders, HeaderError};
 pub use ids::{AppId, AttemptId, EndpointId, MessageId, TaskId};

@@ -48,6 +48,7 @@
 
 mod engine;
 mod error;
+mod fifo;
 mod health;
 mod page;
 pub mod postgres;
@@ -484,6 +485,10 @@ pub trait DeliveryStore {
     async fn next_due(&self, after: Timestamp) -> Result<Option<Timestamp>>;
     /// Gives claimed deliveries back (at shutdown), due at `now`, without an attempt.
     async fn release_claims(&self, claims: &[(i64, Timestamp)], now: Timestamp) -> Result<()>;
+    /// Gives a head, due at `now`, to every FIFO line with parked deliveries and none (its
+    /// head went away by a path that does not promote, such as its message's deletion);
+    /// returns how many lines moved. A safety net run with the retention jobs (`fifo`).
+    async fn repair_fifo_lines(&self, now: Timestamp) -> Result<u64>;
 
     async fn list_attempts(
         &self,

@@ -19,10 +19,10 @@ use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::{from_micros, to_micros};
 use crate::domain::{
     AppId, Application, Attempt, AttemptError, AttemptId, BackgroundTask, Channel, DeliveryCounts,
-    DeliveryStatus, Endpoint, EndpointHeaders, EndpointId, EndpointUrl, ErrorClass, EventId,
-    EventType, EventTypeName, FeatureFlag, Message, MessageId, Payload, PreviousSecret, Priority,
-    RetryPolicy, RetryPolicySpec, SignatureScheme, SignatureSpec, SigningSecret, Subscription,
-    TaskId, TaskKind, TaskStatus, Timestamp, Trigger, Uid,
+    DeliveryOrder, DeliveryStatus, Endpoint, EndpointHeaders, EndpointId, EndpointUrl, ErrorClass,
+    EventId, EventType, EventTypeName, FeatureFlag, Message, MessageId, Payload, PreviousSecret,
+    Priority, RetryPolicy, RetryPolicySpec, SignatureScheme, SignatureSpec, SigningSecret,
+    Subscription, TaskId, TaskKind, TaskStatus, Timestamp, Trigger, Uid,
 };
 use crate::store::{DeliveryState, Result, StoreError};
 
@@ -31,7 +31,7 @@ pub const EVENT_TYPE_COLUMNS: &str = "name, description, archived, deprecated, f
      updated_at, validate_payloads, retry_policy";
 pub const ENDPOINT_COLUMNS: &str = "id, app_id, uid, url, description, disabled, rate_limit, \
      event_types, channels, metadata, headers, secret, previous_secrets, signature, created_at, \
-     updated_at, auto_disable_after_failures, auto_disable_after_secs, retry_policy";
+     updated_at, auto_disable_after_failures, auto_disable_after_secs, retry_policy, ordering";
 pub const MESSAGE_COLUMNS: &str =
     "id, app_id, event_type, event_id, channels, payload, created_at, deliver_at, priority";
 pub const ATTEMPT_COLUMNS: &str = "id, msg_id, endpoint_id, app_id, url, status, \
@@ -309,6 +309,8 @@ pub fn endpoint(row: &impl StoredRow, at_rest: &dyn SecretsAtRest) -> Result<End
             .map(|n| u64::try_from(n).map_err(|e| corrupt("auto_disable_after_secs", e)))
             .transpose()?,
         retry_policy: retry_policy(row)?.map(Arc::new),
+        ordering: DeliveryOrder::from_code(row.int("ordering")?)
+            .ok_or_else(|| corrupt("ordering", "not 0 or 1"))?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })

@@ -40,6 +40,9 @@ pub struct Candidate {
     pub app: AppId,
     pub endpoint_rate: Option<u16>,
     pub app_rate: Option<u16>,
+    /// Its endpoint is FIFO and it is not the line's head: it is parked, not claimed
+    /// (`store::fifo`).
+    pub behind: bool,
 }
 
 impl Candidate {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use crate::domain::health::HealthSettings;
 use crate::domain::{
-    AppId, AppKey, Attempt, Channel, DeliveryStatus, Endpoint, EndpointHeaders, EndpointId,
-    EndpointUrl, EventId, EventTypeName, Message, MessageId, Metadata, Payload, Priority,
-    RetryPolicy, SignatureScheme, SigningSecret, Subscription, TaskKind, TaskStatus, Timestamp,
-    Trigger, Uid,
+    AppId, AppKey, Attempt, Channel, DeliveryOrder, DeliveryStatus, Endpoint, EndpointHeaders,
+    EndpointId, EndpointUrl, EventId, EventTypeName, Message, MessageId, Metadata, Payload,
+    Priority, RetryPolicy, SignatureScheme, SigningSecret, Subscription, TaskKind, TaskStatus,
+    Timestamp, Trigger, Uid,
 };
 
 #[derive(Debug, Clone)]
@@ -36,6 +36,7 @@ pub struct NewEndpoint {
     pub auto_disable_after_failures: Option<u32>,
     pub auto_disable_after_secs: Option<u64>,
     pub retry_policy: Option<RetryPolicy>,
+    pub ordering: DeliveryOrder,
 }
 
 /// One row of the operational events outbox: an event waiting to become a message of the
@@ -272,6 +273,16 @@ pub struct AttemptRecord {
     /// The health options the attempt is judged under (the endpoint's overrides of the
     /// auto-disable ones are read with its counters).
     pub health: Arc<HealthSettings>,
+    /// The endpoint was FIFO when the delivery was claimed: an outcome that ends the
+    /// delivery promotes the next in its line (`store::fifo`).
+    pub fifo: bool,
+}
+
+impl AttemptRecord {
+    /// Whether the record makes way for the next delivery of a FIFO line.
+    pub fn frees_line(&self) -> bool {
+        self.fifo && !matches!(self.next, NextStep::RetryAt(_))
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -16,6 +16,7 @@ mod environment;
 mod errors;
 mod event_type_import;
 mod event_types;
+mod fifo;
 mod health;
 mod helpers;
 mod idempotency;

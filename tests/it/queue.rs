@@ -157,6 +157,7 @@ pub(crate) fn new_endpoint(app_id: &hookd::domain::AppId) -> NewEndpoint {
         auto_disable_after_failures: None,
         auto_disable_after_secs: None,
         retry_policy: None,
+        ordering: Default::default(),
     }
 }
 
@@ -184,6 +185,7 @@ pub(crate) fn record(claim: &ClaimedDelivery, next: NextStep) -> AttemptRecord {
         next,
         msg_event_id: None,
         health: Arc::new(HealthSettings::default()),
+        fifo: claim.endpoint.ordering.is_fifo(),
     }
 }
 

@@ -26,8 +26,10 @@ use super::{CHANNEL, lock_lists, micros};
 use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::now;
 use crate::domain::{
-    AppId, Endpoint, EndpointId, Message, MessageId, ResourceKey, Subscription, Timestamp, Trigger,
+    AppId, DeliveryOrder, Endpoint, EndpointId, Message, MessageId, ResourceKey, Subscription,
+    Timestamp, Trigger,
 };
+use crate::store::fifo;
 use crate::store::rows::{self, ENDPOINT_COLUMNS, StoredRow, to_json};
 use crate::store::throttle;
 use crate::store::{ClaimedDelivery, Conflict, Enqueued, NewMessage, Result, StoreError};
@@ -106,6 +108,7 @@ async fn write_in(
     }
     let plan = plan_deliveries(batch, &messages, &endpoints);
     let written = insert(tx, node, batch, &messages, &plan).await?;
+    promote_lines(tx, &plan.lines, created).await?;
     let deliveries: Vec<_> = messages
         .iter()
         .enumerate()
@@ -155,6 +158,8 @@ struct Planned {
     subscription: Subscription,
     /// Its `throttleRate` or its application's is set.
     throttled: bool,
+    /// FIFO: its deliveries join its line, parked (`store::fifo`).
+    ordering: DeliveryOrder,
     /// The endpoint in full, to hand over with a delivery written claimed: read only when
     /// the batch has direct claims (its secrets are decrypted then, and only then), and
     /// `None` if they cannot be read (its deliveries are then written pending).
@@ -201,6 +206,8 @@ async fn resolve_apps(
                 id: EndpointId::from_stored(endpoint_id),
                 subscription: rows::subscription(row)?,
                 throttled,
+                ordering: DeliveryOrder::from_code(row.int("ordering")?)
+                    .ok_or_else(|| StoreError::Corrupt("ordering: not 0 or 1".into()))?,
                 full,
             });
         }
@@ -314,8 +321,11 @@ struct Plan<'a> {
     app_ids: Vec<&'a str>,
     /// The lease of a delivery written claimed; `None` for a pending one.
     leases: Vec<Option<i64>>,
-    /// When a pending delivery is due: its message's first due time.
-    dues: Vec<i64>,
+    /// When a pending delivery is due: its message's first due time; `None` for one
+    /// parked in a FIFO endpoint's line.
+    dues: Vec<Option<i64>>,
+    /// The FIFO endpoints given parked deliveries, whose lines may need a head.
+    lines: Vec<&'a str>,
     /// The deliveries to write claimed, per message (by its index in the batch): their
     /// endpoint and lease.
     to_claim: HashMap<usize, Vec<(&'a Endpoint, Timestamp)>>,
@@ -343,19 +353,27 @@ fn plan_deliveries<'a>(
             }
             // Reserved before the message is known to be new: the reservation of a
             // duplicate is given back with the rest of its direct claims. A scheduled
-            // message's deliveries are not due yet, and a throttled endpoint's are claimed
-            // within its token bucket: none of them is written claimed.
-            let claimable = target.full.as_ref().filter(|_| !target.throttled);
+            // message's deliveries are not due yet, a throttled endpoint's are claimed
+            // within its token bucket, a FIFO endpoint's join its line, parked (a scheduled
+            // message's when it comes due), and one whose secrets cannot be read waits for a
+            // claim: none of them is written claimed.
+            let fifo = target.ordering.is_fifo();
+            let claimable = target.full.as_ref().filter(|_| !target.throttled && !fifo);
             let lease = new
                 .direct
                 .as_ref()
                 .zip(claimable)
                 .filter(|(d, _)| !message.is_scheduled() && d.0.reserve(&target.id));
+            let parked = fifo && !message.is_scheduled();
+            if parked && !plan.lines.contains(&target.id.as_str()) {
+                plan.lines.push(target.id.as_str());
+            }
             plan.msg_ids.push(message.id.as_str());
             plan.endpoint_ids.push(target.id.as_str());
             plan.app_ids.push(message.app_id.as_str());
             plan.leases.push(lease.map(|(d, _)| micros(d.0.lease())));
-            plan.dues.push(micros(message.first_due()));
+            plan.dues
+                .push((!parked).then(|| micros(message.first_due())));
             match lease {
                 Some((d, endpoint)) => {
                     plan.to_claim
@@ -404,6 +422,24 @@ impl Plan<'_> {
     fn pending(&self, i: usize) -> usize {
         self.pending.get(&i).copied().unwrap_or(0)
     }
+}
+
+/// Gives each FIFO line that was given parked deliveries a head if it has none: the
+/// endpoints' rows locked in id order, then promoted one by one (`store::fifo`).
+async fn promote_lines(conn: &mut PgConnection, lines: &[&str], now: Timestamp) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut lines = lines.to_vec();
+    lines.sort_unstable();
+    sqlx::query("SELECT id FROM endpoint WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(&lines)
+        .execute(&mut *conn)
+        .await?;
+    for endpoint in lines {
+        fifo::promote(&mut *conn, endpoint, now).await?;
+    }
+    Ok(())
 }
 
 /// What one insert wrote: the ids of the messages inserted (the others repeat an `eventId`),

@@ -22,7 +22,8 @@ use sqlx::postgres::PgRow;
 
 use super::sql::{batch_query, id_array};
 use super::{PgStore, micros};
-use crate::domain::{AppId, Endpoint, EndpointId, Message, Timestamp, Trigger};
+use crate::domain::{AppId, DeliveryOrder, Endpoint, EndpointId, Message, Timestamp, Trigger};
+use crate::store::fifo;
 use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, StoredRow};
 use crate::store::throttle::{self, Buckets, Candidate, bucket_keys};
 use crate::store::{
@@ -58,7 +59,8 @@ impl QueueStore for PgStore {
         // The head of the due queue, locked; rows other nodes are claiming are passed over.
         let scan = limits.total.saturating_mul(4).max(64);
         let head = sqlx::query(
-            "SELECT d.id, d.endpoint_id, d.app_id, e.rate_limit, a.rate_limit AS app_rate
+            "SELECT d.id, d.endpoint_id, d.app_id, e.rate_limit, a.rate_limit AS app_rate,
+               e.ordering, e.fifo_head
              FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
                JOIN application a ON a.id = d.app_id
              WHERE d.status IN (1, 3) AND d.next_attempt_at <= $1 AND NOT e.disabled
@@ -71,6 +73,7 @@ impl QueueStore for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         let candidates: Vec<Candidate> = head.iter().map(candidate).collect::<Result<_>>()?;
+        let candidates = fifo_gate(&mut tx, candidates, now).await?;
         let mut buckets = Buckets::default();
         lock_buckets(&mut tx, &candidates, &mut buckets).await?;
         let mut picked = buckets.pick(&candidates, limits, 0, now);
@@ -89,7 +92,8 @@ impl QueueStore for PgStore {
                 .collect();
             let more = sqlx::query(
                 "SELECT due.id, e.id AS endpoint_id, e.app_id, e.rate_limit,
-                   (SELECT a.rate_limit FROM application a WHERE a.id = e.app_id) AS app_rate
+                   (SELECT a.rate_limit FROM application a WHERE a.id = e.app_id) AS app_rate,
+                   e.ordering, e.fifo_head
                  FROM endpoint e CROSS JOIN LATERAL (
                     SELECT d.id FROM delivery d
                     WHERE d.endpoint_id = e.id AND d.status IN (1, 3) AND d.next_attempt_at <= $1
@@ -104,6 +108,7 @@ impl QueueStore for PgStore {
             .fetch_all(&mut *tx)
             .await?;
             let more: Vec<Candidate> = more.iter().map(candidate).collect::<Result<_>>()?;
+            let more = fifo_gate(&mut tx, more, now).await?;
             lock_buckets(&mut tx, &more, &mut buckets).await?;
             let behind = buckets.pick(&more, limits, picked.ids.len(), now);
             picked.ids.extend(behind.ids);
@@ -196,16 +201,58 @@ impl QueueStore for PgStore {
     }
 }
 
-/// A candidate from its columns (`id`, `endpoint_id`, `app_id`, `rate_limit`, `app_rate`).
+/// A candidate from its columns (`id`, `endpoint_id`, `app_id`, `rate_limit`, `app_rate`,
+/// `ordering`, `fifo_head`).
 fn candidate(row: &PgRow) -> Result<Candidate> {
     let rate = |column| -> Result<Option<u16>> { Ok(throttle::rate(row.opt_int(column)?)) };
+    let id = row.int("id")?;
+    let fifo = row.int("ordering")? == DeliveryOrder::Fifo.code();
     Ok(Candidate {
-        id: row.int("id")?,
+        id,
         endpoint: EndpointId::from_stored(row.text("endpoint_id")?),
         app: AppId::from_stored(row.text("app_id")?),
         endpoint_rate: rate("rate_limit")?,
         app_rate: rate("app_rate")?,
+        behind: fifo && row.opt_int("fifo_head")? != Some(id),
     })
+}
+
+/// The candidates a claim may take: those behind their FIFO line's head are parked, and the
+/// heads their lines' promotions made due take their place. The lines' endpoints are locked
+/// first, in id order (`store::fifo`).
+async fn fifo_gate(
+    conn: &mut PgConnection,
+    candidates: Vec<Candidate>,
+    now: Timestamp,
+) -> Result<Vec<Candidate>> {
+    let (mut free, behind) = fifo::split(candidates);
+    if behind.is_empty() {
+        return Ok(free);
+    }
+    let mut endpoints: Vec<&str> = behind.iter().map(|c| c.endpoint.as_str()).collect();
+    endpoints.sort_unstable();
+    endpoints.dedup();
+    batch_query("SELECT id FROM endpoint WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(&endpoints)
+        .execute(&mut *conn)
+        .await?;
+    let ids: Vec<i64> = behind.iter().map(|c| c.id).collect();
+    batch_query(
+        "UPDATE delivery SET status = 1, lease_until = NULL, next_attempt_at = NULL,
+           updated_at = $2
+         WHERE id = ANY($1) AND status IN (1, 3)",
+    )
+    .bind(&ids)
+    .bind(micros(now))
+    .execute(&mut *conn)
+    .await?;
+    let mut heads = HashMap::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        let head = fifo::promote(&mut *conn, endpoint, now).await?;
+        heads.insert(endpoint.to_owned(), head);
+    }
+    free.extend(fifo::heads_due(&behind, &heads, now));
+    Ok(free)
 }
 
 /// Locks (creating them if need be) and reads the token buckets of the throttled candidates

@@ -23,7 +23,8 @@ use sqlx::{PgConnection, PgPool};
 use super::batch::Target;
 use super::micros;
 use super::sql::batch_query;
-use crate::domain::time::to_micros;
+use crate::domain::time::{now, to_micros};
+use crate::store::fifo;
 use crate::store::health::{EndpointHealthRow, Judged, READ_FOR_RECORD, judge_group};
 use crate::store::rows::to_json;
 use crate::store::{AttemptRecord, Result};
@@ -62,6 +63,18 @@ async fn write_batch(pool: &PgPool, batch: &[AttemptRecord]) -> Result<Vec<Resul
         .fetch_all(&mut *tx)
         .await?;
     let recorded = record(&mut tx, batch).await?;
+    // FIFO lines whose head is done: the next one goes. Their rows are locked above, so
+    // each promotion sees every delivery parked before it (`store::fifo`).
+    let mut lines: Vec<&str> = batch
+        .iter()
+        .filter(|r| r.frees_line())
+        .map(|r| r.attempt.endpoint_id.as_str())
+        .collect();
+    lines.sort_unstable();
+    lines.dedup();
+    for endpoint in lines {
+        fifo::promote(&mut *tx, endpoint, now()).await?;
+    }
     let mut kept: Vec<&AttemptRecord> = batch
         .iter()
         .filter(|r| recorded.contains(r.attempt.id.as_str()))

@@ -13,6 +13,7 @@ use crate::domain::{
     MessageId, Timestamp,
 };
 use crate::store::engine::Engine;
+use crate::store::fifo;
 use crate::store::page::push_page;
 use crate::store::rows::{self, ATTEMPT_COLUMNS, DELIVERY_STATE, StoredRow, counts, prefixed};
 use crate::store::sql::{Conn, Sql};
@@ -60,6 +61,28 @@ impl<E: Engine> DeliveryStore for E {
         E::notify_due(&mut tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn repair_fifo_lines(&self, now: Timestamp) -> Result<u64> {
+        let lines = Sql::new(fifo::LINES_WITHOUT_HEAD);
+        let found = self.reads().acquire().await?.rows(&lines).await?;
+        let mut moved = 0;
+        for row in &found {
+            let id = row.text("id")?;
+            let mut tx = self.writes().begin().await?;
+            let lock = Sql::new(format!(
+                "SELECT id FROM endpoint WHERE id = $1{}",
+                E::FOR_UPDATE
+            ))
+            .bind(id.as_str());
+            tx.row(&lock).await?;
+            if fifo::promote(&mut *tx, &id, now).await?.is_some() {
+                E::notify_due(&mut tx).await?;
+                moved += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(moved)
     }
 
     async fn list_attempts(

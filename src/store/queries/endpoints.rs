@@ -18,6 +18,7 @@ use crate::domain::time::now;
 use crate::domain::{AppId, Endpoint, EndpointId, EndpointKey, Uid};
 use crate::store::engine::Engine;
 use crate::store::error::unique_as;
+use crate::store::fifo;
 use crate::store::health::{HEALTH_COLUMNS, counters};
 use crate::store::page::push_page;
 use crate::store::rows::{
@@ -32,12 +33,16 @@ use crate::store::{Conflict, EndpointStore, NewEndpoint, PageQuery, Result, Stor
 /// `delivery_due_by_endpoint`'s predicate so SQLite searches that index rather than every
 /// delivery the endpoint ever had; only the deliveries that change are written. A delivery
 /// of a message whose `deliverAt` is still ahead is unparked due at that time, not at once.
+/// A FIFO endpoint's line stays parked behind its head (`store::fifo`): only the head is
+/// unparked.
 pub(crate) const PARK_OR_UNPARK: &str = "UPDATE delivery SET next_attempt_at =
      CASE WHEN $2 THEN NULL ELSE COALESCE(next_attempt_at,
        (SELECT m.deliver_at FROM message m WHERE m.id = delivery.msg_id AND m.deliver_at > $3),
        $3) END
      WHERE endpoint_id = $1 AND status IN (1, 3) AND status = 1
-       AND (next_attempt_at IS NULL) <> $2";
+       AND (next_attempt_at IS NULL) <> $2
+       AND ($2 OR NOT EXISTS (SELECT 1 FROM endpoint e
+            WHERE e.id = $1 AND e.ordering = 1 AND COALESCE(e.fifo_head, 0) <> delivery.id))";
 
 #[async_trait]
 impl<E: Engine> EndpointStore for E {
@@ -65,6 +70,7 @@ impl<E: Engine> EndpointStore for E {
             auto_disable_after_failures: new.auto_disable_after_failures,
             auto_disable_after_secs: new.auto_disable_after_secs,
             retry_policy: new.retry_policy.map(Arc::new),
+            ordering: new.ordering,
             created_at: now,
             updated_at: now,
         };
@@ -74,9 +80,9 @@ impl<E: Engine> EndpointStore for E {
                 "INSERT INTO endpoint (app_id, id, uid, url, description, disabled, rate_limit,
                  event_types, channels, metadata, headers, secret, previous_secrets, updated_at,
                  signature, auto_disable_after_failures, auto_disable_after_secs, retry_policy,
-                 created_at)
+                 ordering, created_at)
                  SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $14
+                   $18, $19, $14
                  FROM application WHERE id = $1",
             ),
             &endpoint,
@@ -118,7 +124,8 @@ impl<E: Engine> EndpointStore for E {
                  rate_limit = $7, event_types = $8, channels = $9, metadata = $10, headers = $11,
                  secret = $12, previous_secrets = $13, updated_at = $14, signature = $15,
                  auto_disable_after_failures = $16, auto_disable_after_secs = $17,
-                 retry_policy = $18
+                 retry_policy = $18, ordering = $19,
+                 fifo_head = CASE WHEN $19 = 1 THEN fifo_head END
                  WHERE app_id = $1 AND id = $2",
             ),
             &endpoint,
@@ -149,7 +156,12 @@ impl<E: Engine> EndpointStore for E {
             .bind(endpoint.id.as_str())
             .bind(endpoint.disabled)
             .bind(endpoint.updated_at);
-        let moved = tx.exec(&park).await?;
+        let mut moved = tx.exec(&park).await?;
+        if endpoint.ordering.is_fifo() && !endpoint.disabled {
+            // Enabled, or made FIFO: its line needs a head (the row is locked by the update).
+            let head = fifo::promote(&mut *tx, endpoint.id.as_str(), endpoint.updated_at).await?;
+            moved += u64::from(head.is_some());
+        }
         if moved > 0 && !endpoint.disabled {
             E::notify_due(&mut tx).await?;
         }
@@ -243,7 +255,7 @@ fn update_events(about: EndpointRef, flipped: bool, disabled: bool) -> Vec<Opera
     events
 }
 
-/// Binds `$1 … $18` of an insert or update: the keys, then every stored field but the
+/// Binds `$1 … $19` of an insert or update: the keys, then every stored field but the
 /// creation time, the credentials sealed with `at_rest`.
 fn endpoint_fields(sql: Sql, e: &Endpoint, at_rest: &dyn SecretsAtRest) -> Sql {
     let id = e.id.as_str();
@@ -272,4 +284,5 @@ fn endpoint_fields(sql: Sql, e: &Endpoint, at_rest: &dyn SecretsAtRest) -> Sql {
                 .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
         )
         .bind(retry_policy_json(e.retry_policy.as_deref()))
+        .bind(e.ordering.code())
 }

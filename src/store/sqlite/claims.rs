@@ -24,15 +24,17 @@ use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::to_micros;
-use crate::domain::{AppId, Endpoint, EndpointId, Message, Timestamp, Trigger};
+use crate::domain::{AppId, DeliveryOrder, Endpoint, EndpointId, Message, Timestamp, Trigger};
+use crate::store::fifo;
 use crate::store::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS, to_json};
 use crate::store::throttle::{self, Buckets, Candidate, bucket_keys};
 use crate::store::{ClaimLimits, ClaimedDelivery, Result, StoreError};
 
-/// Both return what [`Candidate`] holds: the delivery, its endpoint and application, and
-/// their rates.
+/// Both return what [`Candidate`] holds: the delivery, its endpoint and application, their
+/// rates, and the endpoint's ordering and FIFO head.
 const HEAD_OF_QUEUE: &str = "SELECT d.id, d.endpoint_id, d.app_id, e.rate_limit,
-       (SELECT a.rate_limit FROM application a WHERE a.id = d.app_id) AS app_rate
+       (SELECT a.rate_limit FROM application a WHERE a.id = d.app_id) AS app_rate,
+       e.ordering, e.fifo_head
      FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
      WHERE d.status IN (1, 3) AND NOT e.disabled AND d.next_attempt_at <= ?1
      ORDER BY d.next_attempt_at LIMIT ?2";
@@ -40,7 +42,8 @@ const PAST_THE_HEAD: &str = "SELECT (SELECT d.id FROM delivery d
              WHERE d.endpoint_id = e.id AND d.status IN (1, 3) AND d.next_attempt_at <= ?1
              ORDER BY d.next_attempt_at LIMIT 1) AS due_id,
        e.id, e.app_id, e.rate_limit,
-       (SELECT a.rate_limit FROM application a WHERE a.id = e.app_id) AS app_rate
+       (SELECT a.rate_limit FROM application a WHERE a.id = e.app_id) AS app_rate,
+       e.ordering, e.fifo_head
      FROM endpoint e
      WHERE NOT e.disabled AND e.id NOT IN (SELECT value FROM json_each(?2))
        AND due_id IS NOT NULL
@@ -69,15 +72,18 @@ pub(super) fn claim(
     secrets: &dyn SecretsAtRest,
 ) -> Result<Vec<ClaimedDelivery>> {
     let candidates = head_of_queue(conn, now, limits.total)?;
+    let head_len = candidates.len();
+    let candidates = fifo_gate(conn, candidates, now)?;
     let mut buckets = Buckets::default();
     load_buckets(conn, &candidates, &mut buckets)?;
     let mut picked = buckets.pick(&candidates, limits, 0, now);
     // A full head that did not fill the claim: endpoints in it ran out of room (or tokens),
     // and others may be due behind them. A head that was not full holds everything due.
-    let crowded_out = picked.ids.len() < limits.total && candidates.len() == limits.total;
+    let crowded_out = picked.ids.len() < limits.total && head_len == limits.total;
     if crowded_out {
         let seen: HashSet<&EndpointId> = candidates.iter().map(|c| &c.endpoint).collect();
         let more = past_the_head(conn, now, limits, &seen, limits.total - picked.ids.len())?;
+        let more = fifo_gate(conn, more, now)?;
         load_buckets(conn, &more, &mut buckets)?;
         let behind = buckets.pick(&more, limits, picked.ids.len(), now);
         picked.ids.extend(behind.ids);
@@ -115,16 +121,32 @@ fn head_of_queue(conn: &Connection, now: Timestamp, n: usize) -> Result<Vec<Cand
     Ok(head)
 }
 
-/// A candidate from its columns: delivery id, endpoint id, application id, their rates.
+/// A candidate from its columns: delivery id, endpoint id, application id, their rates,
+/// the endpoint's ordering and FIFO head.
 fn candidate(row: &rusqlite::Row<'_>) -> Result<Candidate> {
     let rate = |i: usize| -> Result<Option<u16>> { Ok(throttle::rate(row.get(i)?)) };
+    let id = row.get(0)?;
+    let fifo = row.get::<_, i64>(5)? == DeliveryOrder::Fifo.code();
     Ok(Candidate {
-        id: row.get(0)?,
+        id,
         endpoint: EndpointId::from_stored(row.get(1)?),
         app: AppId::from_stored(row.get(2)?),
         endpoint_rate: rate(3)?,
         app_rate: rate(4)?,
+        behind: fifo && row.get::<_, Option<i64>>(6)? != Some(id),
     })
+}
+
+/// The candidates a claim may take: those behind their FIFO line's head are parked, and
+/// the heads their lines' promotions made due take their place.
+fn fifo_gate(
+    conn: &Connection,
+    candidates: Vec<Candidate>,
+    now: Timestamp,
+) -> Result<Vec<Candidate>> {
+    let (mut free, behind) = fifo::split(candidates);
+    free.extend(fifo::park_behind_sqlite(conn, &behind, now)?);
+    Ok(free)
 }
 
 /// Reads the token buckets of the throttled candidates not read yet.

@@ -21,6 +21,7 @@ use crate::domain::time::{now, to_micros};
 use crate::domain::{
     AppId, Endpoint, EndpointId, Message, MessageId, ResourceKey, Subscription, Timestamp, Trigger,
 };
+use crate::store::fifo;
 use crate::store::rows::{self, ENDPOINT_COLUMNS};
 use crate::store::{
     ClaimedDelivery, Conflict, DirectClaims, Enqueued, NewMessage, Result, StoreError,
@@ -36,12 +37,15 @@ const INSERT_MESSAGE: &str =
     "INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
        payload_expires_at, deliver_at, priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
      ON CONFLICT DO NOTHING";
-/// With whether the endpoint is throttled (its `throttleRate` or its application's).
+/// With whether the endpoint is throttled (its `throttleRate` or its application's) and
+/// whether it is FIFO.
 const ENDPOINTS_OF_APP: &str = "SELECT id, event_types, channels,
        coalesce(rate_limit, 0) > 0
-         OR coalesce((SELECT a.rate_limit FROM application a WHERE a.id = ?1), 0) > 0 AS throttled
+         OR coalesce((SELECT a.rate_limit FROM application a WHERE a.id = ?1), 0) > 0 AS throttled,
+       ordering = 1 AS fifo
      FROM endpoint WHERE NOT disabled AND app_id = ?1";
-/// Due at `?5`: the message's first due time (later than its creation if it is scheduled).
+/// Due at `?5`: the message's first due time (later than its creation if it is scheduled);
+/// NULL for a delivery parked in a FIFO endpoint's line (`store::fifo`).
 const INSERT_DELIVERY: &str = "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, \
      next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?5, ?4, ?4)";
 /// Claimed as `claims::MARK` leaves a delivery: due again once the lease runs out.
@@ -50,14 +54,23 @@ const INSERT_CLAIMED: &str = "INSERT INTO delivery (msg_id, endpoint_id, app_id,
 static ENDPOINT_BY_ID: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE id = ?1"));
 
+/// An enabled endpoint a message may fan out to.
+struct Target {
+    id: EndpointId,
+    subscription: Subscription,
+    /// Its `throttleRate` or its application's is set: claimed within their buckets.
+    throttled: bool,
+    /// FIFO: its deliveries join its line, parked (`store::fifo`).
+    fifo: bool,
+}
+
 /// What the batch has read so far, so each application and endpoint list is read once.
 #[derive(Default)]
 struct Seen {
     /// By `id:…` or `uid:…`: the application, or `None` when there is none.
     apps: HashMap<String, Option<AppId>>,
-    /// The enabled endpoints of each application, by application id, and whether each is
-    /// throttled.
-    endpoints: HashMap<String, Vec<(EndpointId, Subscription, bool)>>,
+    /// The enabled endpoints of each application, by application id.
+    endpoints: HashMap<String, Vec<Target>>,
     /// Endpoints read in full, to hand over with a delivery claimed at once; `None` if their
     /// secrets cannot be read (`rows::claimable_endpoint`).
     full: HashMap<EndpointId, Option<Endpoint>>,
@@ -234,19 +247,34 @@ fn insert_deliveries(
     let created = to_micros(message.created_at);
     let due = to_micros(message.first_due());
     let (mut claimed, mut pending) = (Vec::new(), 0);
-    for (endpoint_id, subscription, throttled) in &seen.endpoints[app_id] {
+    for target in &seen.endpoints[app_id] {
+        let endpoint_id = &target.id;
         let wanted = match only {
             Some(only) => only == endpoint_id,
-            None => subscription.accepts(&message.event_type, message.channels.as_deref()),
+            None => target
+                .subscription
+                .accepts(&message.event_type, message.channels.as_deref()),
         };
         if !wanted {
             continue;
         }
         let (msg_id, ep_id) = (message.id.as_str(), endpoint_id.as_str());
-        // A throttled endpoint's deliveries are claimed within its token bucket. One whose
-        // secrets cannot be read is written pending (its reservation is given back when the
-        // direct claims are dropped), for a claim to find once they can be.
-        let reserved = direct.filter(|d| !throttled && d.reserve(endpoint_id));
+        if target.fifo && !message.is_scheduled() {
+            // Into the line, parked; the head, if the line had none. A scheduled message
+            // joins the line when it comes due (a claim parks it then).
+            writes
+                .pending
+                .execute(params![msg_id, ep_id, app_id, created, None::<i64>])?;
+            fifo::promote_sqlite(conn, ep_id, message.created_at)?;
+            pending += 1;
+            continue;
+        }
+        // A throttled endpoint's deliveries are claimed within its token bucket, a FIFO
+        // one's in its line. One whose secrets cannot be read is written pending (its
+        // reservation is given back when the direct claims are dropped), for a claim to find
+        // once they can be.
+        let reserved =
+            direct.filter(|d| !target.throttled && !target.fifo && d.reserve(endpoint_id));
         let full = match reserved {
             None => None,
             Some(direct) => {
@@ -295,20 +323,19 @@ fn endpoint_by_id(
     }
 }
 
-/// The application's enabled endpoints, with what each subscribes to and whether it is
-/// throttled.
-fn endpoints_of(conn: &Connection, app_id: &str) -> Result<Vec<(EndpointId, Subscription, bool)>> {
+/// The application's enabled endpoints, with what each subscribes to, whether it is
+/// throttled and whether it is FIFO.
+fn endpoints_of(conn: &Connection, app_id: &str) -> Result<Vec<Target>> {
     let mut select = conn.prepare_cached(ENDPOINTS_OF_APP)?;
     let mut found = select.query([app_id])?;
     let mut endpoints = Vec::new();
     while let Some(row) = found.next()? {
-        let id: String = row.get("id")?;
-        let throttled: bool = row.get("throttled")?;
-        endpoints.push((
-            EndpointId::from_stored(id),
-            rows::subscription(row)?,
-            throttled,
-        ));
+        endpoints.push(Target {
+            id: EndpointId::from_stored(row.get::<_, String>("id")?),
+            subscription: rows::subscription(row)?,
+            throttled: row.get("throttled")?,
+            fifo: row.get("fifo")?,
+        });
     }
     Ok(endpoints)
 }

@@ -8,6 +8,7 @@ use rusqlite::{CachedStatement, Connection, named_params, params};
 
 use crate::domain::time::to_micros;
 use crate::domain::{EndpointId, Timestamp};
+use crate::store::fifo;
 use crate::store::health::{
     EndpointHealthRow, INSERT_EVENT, READ_FOR_RECORD, UPSERT_HEALTH, judge_group,
 };
@@ -57,6 +58,15 @@ pub(super) fn record_all(conn: &Connection, records: &[&AttemptRecord]) -> Resul
             recorded.push(record);
         }
         move_on(&mut update, record)?;
+    }
+    // A FIFO line whose head is done: the next one goes (a no-op if the head moved on
+    // under another claim, see `store::fifo`).
+    for record in records.iter().filter(|r| r.frees_line()) {
+        fifo::promote_sqlite(
+            conn,
+            record.attempt.endpoint_id.as_str(),
+            record.attempt.created_at,
+        )?;
     }
     // By endpoint, each endpoint's records in the order they came (a stable sort).
     recorded.sort_by(|a, b| {

@@ -52,6 +52,7 @@ async fn endpoint(store: &SqliteStore, app: &AppId) -> Endpoint {
             auto_disable_after_failures: None,
             auto_disable_after_secs: None,
             retry_policy: None,
+            ordering: Default::default(),
         })
         .await
         .unwrap()
@@ -147,8 +148,36 @@ async fn parking_searches_only_the_undelivered() {
         steps,
         [
             "SEARCH delivery USING INDEX delivery_due_by_endpoint (endpoint_id=?)",
+            "CORRELATED SCALAR SUBQUERY 2",
+            "SEARCH e USING INDEX sqlite_autoindex_endpoint_1 (id=?)",
             "CORRELATED SCALAR SUBQUERY 1",
             "SEARCH m USING INDEX sqlite_autoindex_message_1 (id=?)"
+        ],
+        "{sql}"
+    );
+    store.close().await;
+}
+
+/// Promoting a FIFO line's next delivery reads the first of its parked deliveries by the
+/// `delivery_parked` index, not the endpoint's whole backlog.
+#[tokio::test]
+async fn a_fifo_promotion_reads_one_parked_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("s.db")).await;
+    let sql = crate::store::fifo::PROMOTE;
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .fetch_all(&store.reader)
+        .await
+        .unwrap();
+    let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+    assert_eq!(
+        steps,
+        [
+            "SEARCH endpoint USING INDEX sqlite_autoindex_endpoint_1 (id=?)",
+            "CORRELATED SCALAR SUBQUERY 2",
+            "SEARCH h USING INTEGER PRIMARY KEY (rowid=?)",
+            "SCALAR SUBQUERY 1",
+            "SEARCH d USING INDEX delivery_parked (endpoint_id=?)"
         ],
         "{sql}"
     );

@@ -26,6 +26,7 @@ fn candidates(
             app: app.clone(),
             endpoint_rate: rates.0,
             app_rate: rates.1,
+            behind: false,
         })
         .collect()
 }

@@ -45,6 +45,7 @@ fn endpoint() -> crate::domain::Endpoint {
         auto_disable_after_failures: None,
         auto_disable_after_secs: None,
         retry_policy: None,
+        ordering: Default::default(),
         created_at: now(),
         updated_at: now(),
     }
