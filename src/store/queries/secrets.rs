@@ -11,9 +11,10 @@ use crate::store::rows::{
 use crate::store::sql::{Conn, Sql};
 use crate::store::{ResealStep, Result, SecretStore, SecretsCensus, StoreError};
 
-/// Each credential value's first characters: `enc:v1:<8 hex digits>:` for a sealed one, or
-/// the empty string for plaintext; empty lists and maps left out.
-const CENSUS: &str = "SELECT CASE WHEN v LIKE 'enc:%' THEN substr(v, 1, 24) ELSE '' END AS k,
+/// Each credential value's first characters: `enc:v1:<8 hex digits>:` for a sealed one (no
+/// further: the rest differs for every value, and the groups must stay one per key), or the
+/// empty string for plaintext; empty lists and maps left out.
+const CENSUS: &str = "SELECT CASE WHEN v LIKE 'enc:%' THEN substr(v, 1, 16) ELSE '' END AS k,
        count(*) AS n
      FROM (SELECT secret AS v FROM endpoint
            UNION ALL SELECT previous_secrets FROM endpoint
