@@ -27,13 +27,14 @@ use crate::delivery::measure::DeliveryMetrics;
 use crate::delivery::policy::Policies;
 use crate::delivery::sender::{Sender, SenderSettings};
 use crate::delivery::ssrf::{AddressPolicy, parse_networks};
+use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::now;
 use crate::metrics::Metrics;
 use crate::nodes::{NodeSettings, NodeStatus};
 use crate::retention::RetentionSettings;
 use crate::server::{self, ConnectionLimits};
 use crate::store::postgres::{PgStore, PoolSettings, listen_for_deliveries};
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{ClaimsAtOpen, SqliteStore};
 use crate::store::{Store, StoreMetrics};
 use crate::telemetry::otlp::{self, Exporter};
 use crate::telemetry::traces::Tracer;
@@ -56,8 +57,11 @@ const TRACES_FLUSH: Duration = Duration::from_secs(5);
 const METRICS_CONNECTIONS: usize = 16;
 
 /// Opens (creating and migrating if needed) the configured store.
+/// For commands run beside a serving hookd: on SQLite its claims are left alone.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(open(config, StoreMetrics::noop()).await?.store)
+    Ok(open(config, StoreMetrics::noop(), ClaimsAtOpen::Keep)
+        .await?
+        .store)
 }
 
 /// The opened store, with the PostgreSQL pool when there is one (for LISTEN and closing).
@@ -66,7 +70,12 @@ struct Opened {
     pg_pool: Option<sqlx::PgPool>,
 }
 
-async fn open(config: &Config, metrics: StoreMetrics) -> anyhow::Result<Opened> {
+async fn open(
+    config: &Config,
+    metrics: StoreMetrics,
+    claims: ClaimsAtOpen,
+) -> anyhow::Result<Opened> {
+    let secrets: Arc<dyn SecretsAtRest> = Arc::new(config.keyring()?);
     let store = match config.database()? {
         Database::SqliteFile(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -74,11 +83,13 @@ async fn open(config: &Config, metrics: StoreMetrics) -> anyhow::Result<Opened> 
                     .with_context(|| format!("cannot create data directory {}", dir.display()))?;
             }
             let reads = config.sqlite_read_connections;
-            SqliteStore::open_path_measured(&path, reads, metrics.sqlite_writer).await?
+            SqliteStore::open_path_measured(&path, reads, metrics.sqlite_writer, secrets, claims)
+                .await?
         }
         Database::SqliteUrl(url) => {
             let reads = config.sqlite_read_connections;
-            SqliteStore::open_url_measured(&url, reads, metrics.sqlite_writer).await?
+            SqliteStore::open_url_measured(&url, reads, metrics.sqlite_writer, secrets, claims)
+                .await?
         }
         Database::Postgres(url) => {
             let store = PgStore::connect_measured(
@@ -89,6 +100,7 @@ async fn open(config: &Config, metrics: StoreMetrics) -> anyhow::Result<Opened> 
                     acquire_timeout: ACQUIRE_TIMEOUT,
                 },
                 metrics,
+                secrets,
             )
             .await?;
             let pg_pool = Some(store.pool().clone());
@@ -129,7 +141,14 @@ impl Server {
     /// As [`Server::start`], with the dispatcher reading time from `clock`.
     pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
-        let Opened { store, pg_pool } = open(&config, metrics.store()).await?;
+        let Opened { store, pg_pool } =
+            open(&config, metrics.store(), ClaimsAtOpen::GiveBack).await?;
+        if let Err(e) = crate::main_key::check_secrets(&*store, &config).await {
+            if let Some(pool) = &pg_pool {
+                pool.close().await;
+            }
+            return Err(e);
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -1,5 +1,5 @@
 //! The command line: `hookd serve`, `hookd migrate`, `hookd token create`, `hookd prune`,
-//! `hookd verify`, `hookd apply`.
+//! `hookd verify`, `hookd apply`, `hookd main-key generate`, `hookd rotate-main-key`.
 
 use std::path::PathBuf;
 
@@ -65,6 +65,19 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The main key that endpoint secrets and headers are encrypted with at rest.
+    MainKey {
+        #[command(subcommand)]
+        command: MainKeyCommand,
+    },
+    /// Re-encrypt every endpoint secret and header under main_key: those stored in plaintext
+    /// and those under a key of previous_main_keys (which must still be configured). Runs
+    /// while hookd serves, in short batches; running it again rewrites nothing.
+    RotateMainKey {
+        /// Endpoints per transaction.
+        #[arg(long, default_value_t = crate::main_key::ROTATE_BATCH, value_name = "N")]
+        batch: usize,
+    },
     /// Check a saved request's signature as a receiver would, and say why it fails.
     ///
     /// The file holds the request's headers (`Name: value`, one per line; a first line
@@ -125,6 +138,12 @@ pub struct ApplyArgs {
     /// An API token. [env: HOOKD_TOKEN] [default: the configured admin_token]
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MainKeyCommand {
+    /// Print a new random main key (32 bytes, base64), for main_key.
+    Generate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,6 +258,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("cannot store the token")?;
             println!("{token}");
+            Ok(())
+        }
+        Command::MainKey {
+            command: MainKeyCommand::Generate,
+        } => {
+            println!("{}", crate::signing::at_rest::generate_main_key());
+            Ok(())
+        }
+        Command::RotateMainKey { batch } => {
+            if *batch == 0 {
+                anyhow::bail!("--batch must be at least 1");
+            }
+            let config = cli.load_config(None, None)?;
+            telemetry::init(&config);
+            let store = open_store(&config).await?;
+            let rotated = crate::main_key::rotate_main_key(&*store, &config, *batch).await?;
+            println!(
+                "re-encrypted {} values under the current main key",
+                rotated.rewritten
+            );
+            if rotated.skipped > 0 {
+                println!(
+                    "{} endpoints were written while the command ran and were left as written; \
+                     run it again to check them",
+                    rotated.skipped
+                );
+            }
             Ok(())
         }
         Command::Verify(args) => verify(args),

@@ -5,7 +5,7 @@
 //! | module      | owns                                                                 | may use |
 //! | ----------- | -------------------------------------------------------------------- | ------- |
 //! | [`domain`]  | ids, names, Application, Endpoint, Message, EventType, signing secrets, retry policies | nothing else in the crate |
-//! | [`signing`] | Standard Webhooks signatures: signing deliveries, verifying them     | `domain` |
+//! | [`signing`] | Standard Webhooks signatures: signing deliveries, verifying them; the main-key envelope of secrets at rest | `domain` |
 //! | [`store`]   | SQLite and PostgreSQL, migrations, the delivery queue (with `throttleRate`'s token buckets, taken from by claims), retention; each query written once for both | `domain` |
 //! | [`delivery`] | dispatcher, HTTP sender, outcome classification, which retry policy applies to an attempt, SSRF guard | `domain`, `signing`, `store`, `telemetry::traces` (the tracer handle) |
 //! | [`retention`] | the payload expiry and message pruning jobs                        | `domain`, `store`, `delivery::clock` |
@@ -15,10 +15,12 @@
 //! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store`, `events`, `telemetry::traces` (the tracer handle), `declare::node` (YAML text of an OpenAPI import) |
 //! | [`declare`] | endpoints as code: the declarative file (YAML, TOML, JSON), checked with line numbers, and applied through the HTTP API (`hookd apply`, `serve --apply`) | `domain`, `api` (the reload hook) |
 //! | [`nodes`]   | heartbeats of the nodes sharing a PostgreSQL database; giving back a dead node's claims | `domain`, `store`, `delivery::clock` |
-//! | [`config`], [`app`], [`server`], [`cli`], [`telemetry`], [`metrics`] | wiring: configuration, startup and shutdown, accepting connections (caps, timeouts), the command line, logs and OpenTelemetry traces (OTLP export), Prometheus metrics | everything |
+//! | [`config`], [`app`], [`server`], [`cli`], [`main_key`], [`telemetry`], [`metrics`] | wiring: configuration, startup and shutdown, the main key of secrets at rest (start-up check, rotation), accepting connections (caps, timeouts), the command line, logs and OpenTelemetry traces (OTLP export), Prometheus metrics | everything |
 //!
 //! Signing secrets live in `domain` (endpoints own them and the store persists them); the
-//! signing and delivery modules build on them.
+//! signing and delivery modules build on them. The store seals endpoint secrets and headers
+//! at rest through `domain::sealed::SecretsAtRest`, which `signing::at_rest` implements with
+//! the main key (wired by `app`), so the store still uses `domain` alone.
 
 pub mod api;
 pub mod app;
@@ -28,6 +30,7 @@ pub mod declare;
 pub mod delivery;
 pub mod domain;
 pub mod events;
+pub mod main_key;
 pub mod metrics;
 pub mod nodes;
 pub mod replay;

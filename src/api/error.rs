@@ -62,6 +62,10 @@ pub enum ApiError {
     RequestTimeout(u64),
     #[error("the store is unavailable")]
     Unavailable(#[source] StoreError),
+    /// A stored credential cannot be decrypted (a main key missing from the configuration,
+    /// or altered data): a 500 that says so, naming the endpoint and the key id.
+    #[error("{0}")]
+    SecretUnreadable(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -122,7 +126,9 @@ impl ApiError {
             | ApiError::TooManyConnections
             | ApiError::TooManyPendingMessages(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RequestTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::SecretUnreadable(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -162,6 +168,7 @@ impl ApiError {
             | ApiError::TooManyPendingMessages(_) => "service_unavailable",
             ApiError::RequestTimeout(_) => "store_timeout",
             ApiError::Internal(_) => "internal_error",
+            ApiError::SecretUnreadable(_) => "secret_unreadable",
         }
     }
 }
@@ -171,6 +178,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(c) => ApiError::Conflict(c.to_string()),
+            e @ StoreError::Sealed(_) => ApiError::SecretUnreadable(e.to_string()),
             e if e.is_unavailable() => ApiError::Unavailable(e),
             e => ApiError::Internal(e.into()),
         }

@@ -19,6 +19,7 @@ use crate::delivery::sender::SignatureHeaders;
 use crate::delivery::ssrf::parse_networks;
 use crate::domain::health::{AutoDisable, HealthSettings};
 use crate::domain::{RetryPolicy, RetryPolicySpec};
+use crate::signing::at_rest::{Keyring, parse_main_key};
 use crate::telemetry::otlp::{self, TraceSettings};
 
 pub const DEFAULT_TOML: &str = include_str!("../../config.default.toml");
@@ -46,8 +47,10 @@ const NOT_OPTIONS: &[&str] = &[
 pub const SECRET_OPTIONS: &[&str] = &[
     "admin_token",
     "database_url",
+    "main_key",
     "metrics_token",
     "otlp_headers",
+    "previous_main_keys",
 ];
 
 /// Where Docker (and Compose, and Swarm) mount secrets; `HOOKD_SECRETS_DIR` changes it.
@@ -78,6 +81,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub admin_token: String,
+    /// Base64 of 32 bytes, or empty; read through [`Config::keyring`].
+    pub main_key: String,
+    pub previous_main_keys: Vec<String>,
     pub max_payload_bytes: usize,
     pub max_payload_depth: usize,
     pub header_read_timeout_secs: u64,
@@ -190,6 +196,11 @@ impl fmt::Debug for Config {
                 "admin_token",
                 &(!self.admin_token.is_empty()).then_some("<set>"),
             )
+            .field(
+                "main_key",
+                &(!self.main_key.trim().is_empty()).then_some("<set>"),
+            )
+            .field("previous_main_keys", &self.previous_main_keys.len())
             .field("database_pool_min", &self.database_pool_min)
             .field("database_pool_max", &self.database_pool_max)
             .field("role", &self.role)
@@ -299,7 +310,16 @@ impl Config {
         }
         for option in SECRET_OPTIONS {
             if let Some(value) = secret_from_file(option, &env)? {
-                merged.insert((*option).to_owned(), Value::String(value));
+                // A list (previous_main_keys) holds one item per line or comma.
+                let value = match defaults.get(*option) {
+                    Some(Value::Array(_)) => Value::Array(
+                        split_list(&value)
+                            .map(|item| Value::String(item.to_owned()))
+                            .collect(),
+                    ),
+                    _ => Value::String(value),
+                };
+                merged.insert((*option).to_owned(), value);
             }
         }
         if let Some(listen) = &overrides.listen {
@@ -443,6 +463,7 @@ impl Config {
                 "is not a valid log filter (try \"info\")",
             ));
         }
+        self.keyring()?;
         let database = self.database()?;
         if self.role != Role::All && !matches!(database, Database::Postgres(_)) {
             return Err(invalid(
@@ -452,6 +473,39 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The main keys credentials are sealed with at rest (`main_key`, `previous_main_keys`):
+    /// no current key when `main_key` is empty. Errors name the option, never the value.
+    pub fn keyring(&self) -> Result<Keyring, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            origin: format!("option `{key}`"),
+            message,
+        };
+        let current = match self.main_key.trim() {
+            "" => None,
+            text => Some(parse_main_key(text).map_err(|e| invalid("main_key", e))?),
+        };
+        let mut previous = Vec::new();
+        for (n, text) in self
+            .previous_main_keys
+            .iter()
+            .flat_map(|item| split_list(item))
+            .enumerate()
+        {
+            let key = parse_main_key(text)
+                .map_err(|e| invalid("previous_main_keys", format!("item {}: {e}", n + 1)))?;
+            previous.push(key);
+        }
+        if current.is_none() && !previous.is_empty() {
+            return Err(invalid(
+                "previous_main_keys",
+                "needs main_key: previous keys are only read while values are re-encrypted \
+                 under the current one"
+                    .into(),
+            ));
+        }
+        Ok(Keyring::new(current.as_ref(), &previous))
     }
 
     /// Where `GET /metrics` is served apart from the API: `None` (the default) serves it on
@@ -620,6 +674,12 @@ fn secret_from_file(option: &str, env: &[(String, String)]) -> Result<Option<Str
         )));
     }
     Ok(Some(value.to_owned()))
+}
+
+/// The items of a list given as one text: separated by commas, spaces or line breaks.
+fn split_list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
 }
 
 fn env_value(default: &Value, raw: &str) -> Result<Value, String> {

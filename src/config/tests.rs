@@ -355,3 +355,75 @@ fn a_missing_or_empty_secret_file_is_an_error_naming_it_and_other_file_variables
         .to_string();
     assert!(err.contains("HOOKD_LISTEN_FILE"), "{err}");
 }
+
+#[test]
+fn main_keys_are_32_bytes_of_base64_from_the_environment_or_files() {
+    use crate::domain::sealed::SecretsAtRest;
+    let (old, new) = (
+        crate::signing::at_rest::generate_main_key(),
+        crate::signing::at_rest::generate_main_key(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{new}\n")).unwrap();
+    let previous_file = dir.path().join("previous");
+    std::fs::write(&previous_file, format!("{old}\n")).unwrap();
+    let c = Config::load(
+        None,
+        env(&[
+            ("HOOKD_MAIN_KEY_FILE", key_file.to_str().unwrap()),
+            (
+                "HOOKD_PREVIOUS_MAIN_KEYS_FILE",
+                previous_file.to_str().unwrap(),
+            ),
+            ("HOOKD_SECRETS_DIR", dir.path().to_str().unwrap()),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    let keyring = c.keyring().unwrap();
+    let under_old = crate::signing::at_rest::Keyring::new(
+        Some(&crate::signing::at_rest::parse_main_key(&old).unwrap()),
+        &[],
+    )
+    .seal("whsec_x", "b");
+    assert_eq!(keyring.open(&under_old, "b").unwrap(), "whsec_x");
+    let shown = format!("{c:?}");
+    assert!(!shown.contains(&new) && !shown.contains(&old), "{shown}");
+
+    let from_env = Config::load(
+        None,
+        env(&[
+            ("HOOKD_MAIN_KEY", &new),
+            ("HOOKD_PREVIOUS_MAIN_KEYS", &format!("{old}, {new}")),
+            ("HOOKD_SECRETS_DIR", dir.path().to_str().unwrap()),
+        ]),
+        &Overrides::default(),
+    );
+    assert!(from_env.unwrap().keyring().is_ok());
+
+    let short = "c2hvcnQ=";
+    for (pairs, option) in [
+        (vec![("HOOKD_MAIN_KEY", short)], "main_key"),
+        (vec![("HOOKD_MAIN_KEY", "not a key!")], "main_key"),
+        (
+            vec![
+                ("HOOKD_MAIN_KEY", new.as_str()),
+                ("HOOKD_PREVIOUS_MAIN_KEYS", short),
+            ],
+            "previous_main_keys",
+        ),
+        (
+            vec![("HOOKD_PREVIOUS_MAIN_KEYS", old.as_str())],
+            "previous_main_keys",
+        ),
+    ] {
+        let mut pairs = pairs;
+        pairs.push(("HOOKD_SECRETS_DIR", dir.path().to_str().unwrap()));
+        let e = Config::load(None, env(&pairs), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("`{option}`")), "{e}");
+        assert!(!e.contains(short) && !e.contains(&old), "{e}");
+    }
+}

@@ -18,6 +18,7 @@ mod message;
 mod names;
 pub mod payload_schema;
 pub mod retry;
+pub mod sealed;
 mod secret;
 mod signature;
 mod task;

@@ -16,6 +16,7 @@
 //! Everything here is pure: the timestamp is passed in, and the receiver-side freshness
 //! check (±5 minutes) belongs to whoever owns the clock.
 
+pub mod at_rest;
 mod request;
 mod schemes;
 

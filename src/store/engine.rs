@@ -6,6 +6,7 @@ use sqlx::{Database, Pool};
 
 use super::Result;
 use super::sql::{Conn, Sql};
+use crate::domain::sealed::SecretsAtRest;
 
 /// A connection of engine `E`.
 pub type EngineConn<E> = <<E as Engine>::Db as Database>::Connection;
@@ -21,6 +22,9 @@ pub trait Engine: Send + Sync + 'static {
     fn reads(&self) -> &Pool<Self::Db>;
     /// Where management writes go, each in a transaction of its own.
     fn writes(&self) -> &Pool<Self::Db>;
+
+    /// Seals and opens the credentials the store keeps (endpoint secrets and headers).
+    fn secrets(&self) -> &dyn SecretsAtRest;
 
     /// Takes, until the transaction ends, the locks that order inserts into these lists
     /// (e.g. `endpoint:<app>`), so that ids drawn under them after the greatest stored one

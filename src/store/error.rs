@@ -31,6 +31,11 @@ pub enum StoreError {
     /// A row that should have parsed did not: a bug or manual tampering.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// A credential stored encrypted cannot be read: it is under a main key this node does
+    /// not have, or it was altered (see `domain::sealed`). The message names the row, the
+    /// column and the key id, never the value.
+    #[error("cannot decrypt a stored secret: {0}")]
+    Sealed(String),
     #[error("database error")]
     Database(#[source] sqlx::Error),
     /// An error of the SQLite connection that the write batches run on (rusqlite, not sqlx).
@@ -70,6 +75,7 @@ impl StoreError {
             StoreError::Conflict(_)
             | StoreError::NotFound
             | StoreError::Corrupt(_)
+            | StoreError::Sealed(_)
             | StoreError::Database(_) => false,
         }
     }

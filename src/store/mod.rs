@@ -103,6 +103,7 @@ pub trait Store:
     + StatsStore
     + OperationalEventStore
     + NodeStore
+    + SecretStore
     + Send
     + Sync
 {
@@ -121,9 +122,46 @@ impl<T> Store for T where
         + StatsStore
         + OperationalEventStore
         + NodeStore
+        + SecretStore
         + Send
         + Sync
 {
+}
+
+/// The credentials kept at rest (endpoint secrets, previous secrets, headers) and the main
+/// keys they are sealed under (`domain::sealed`).
+#[async_trait]
+pub trait SecretStore {
+    /// How many stored credential values are in plaintext, and under each key id. Reads
+    /// every endpoint row (a start-up check, not a hot path); empty lists and maps, which
+    /// are never sealed, are not counted.
+    async fn secrets_census(&self) -> Result<SecretsCensus>;
+    /// One step of re-encrypting under the current main key: the credentials of up to
+    /// `limit` endpoints with ids after `after`, in id order, that are not sealed under it
+    /// (plaintext, or under a previous key) are rewritten, in one short transaction, each
+    /// row only if unchanged since it was read. Nothing else in the row changes (not even
+    /// `updated_at`). Calling it until `last` is `None` walks the whole table once.
+    async fn reseal_secrets(&self, after: &str, limit: usize) -> Result<ResealStep>;
+}
+
+/// See [`SecretStore::secrets_census`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SecretsCensus {
+    pub plaintext: u64,
+    /// Values by the id of the main key they are sealed under.
+    pub by_key: std::collections::BTreeMap<String, u64>,
+}
+
+/// See [`SecretStore::reseal_secrets`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ResealStep {
+    /// The greatest endpoint id read; `None` when there was none left.
+    pub last: Option<String>,
+    /// Values rewritten under the current key.
+    pub rewritten: u64,
+    /// Rows that changed between being read and being rewritten (written meanwhile, by an
+    /// API call, under the writer's current key): left as they are.
+    pub skipped: u64,
 }
 
 #[async_trait]

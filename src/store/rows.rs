@@ -15,6 +15,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Column, Row, TypeInfo};
 
 use crate::domain::retry::PolicySource;
+use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::{from_micros, to_micros};
 use crate::domain::{
     AppId, Application, Attempt, AttemptError, AttemptId, BackgroundTask, Channel, DeliveryCounts,
@@ -195,15 +196,87 @@ pub fn previous_secrets_json(secrets: &[PreviousSecret]) -> String {
     to_json(&stored)
 }
 
+/// The endpoint columns that hold credentials, sealed under the main key when there is one:
+/// the secret, the previous secrets (each column's whole JSON text) and the headers (the
+/// whole JSON object, names too: which headers an endpoint sends is nobody's business
+/// either).
+pub const SEALED_ENDPOINT_COLUMNS: [&str; 3] = ["secret", "previous_secrets", "headers"];
+
+/// What a sealed endpoint column is bound to: its column and its endpoint's id.
+pub fn endpoint_binding(column: &str, id: &str) -> String {
+    format!("endpoint.{column}:{id}")
+}
+
+/// The stored text of an endpoint's credential column: sealed, except for an empty list or
+/// map (`[]`, `{}`), kept as is: it holds no secret, and reading it then costs no
+/// decryption on the claim path (most endpoints have no headers and no previous secret).
+pub fn seal_endpoint_column(
+    at_rest: &dyn SecretsAtRest,
+    column: &str,
+    id: &str,
+    text: &str,
+) -> String {
+    if holds_nothing(text) {
+        return text.to_owned();
+    }
+    at_rest.seal(text, &endpoint_binding(column, id))
+}
+
+/// An empty list or map: stored as plaintext whatever the main key.
+pub fn holds_nothing(text: &str) -> bool {
+    text == "[]" || text == "{}"
+}
+
+fn opened_text(
+    row: &impl StoredRow,
+    at_rest: &dyn SecretsAtRest,
+    column: &str,
+    id: &str,
+) -> Result<String> {
+    let stored = row.text(column)?;
+    match at_rest.open(&stored, &endpoint_binding(column, id)) {
+        Ok(std::borrow::Cow::Borrowed(_)) => Ok(stored),
+        Ok(std::borrow::Cow::Owned(plain)) => Ok(plain),
+        Err(e) => Err(StoreError::Sealed(format!("endpoint {id}: {column} {e}"))),
+    }
+}
+
 fn secret(text: &str) -> Result<SigningSecret> {
     SigningSecret::parse(text).map_err(|e| corrupt("secret", e))
 }
 
-pub fn endpoint(row: &impl StoredRow) -> Result<Endpoint> {
+/// An endpoint row for a claim: `None`, logged as an error, when its credentials cannot be
+/// opened (a main key missing, or the value altered), so that one such endpoint does not fail
+/// the claim, and with it every other endpoint's deliveries (and on SQLite the write batch
+/// the claim is part of). Its deliveries stay claimed until their lease runs out, and are
+/// then tried again: nothing is sent without its secret, nothing is lost.
+pub fn claimable_endpoint(
+    row: &impl StoredRow,
+    at_rest: &dyn SecretsAtRest,
+) -> Result<Option<Endpoint>> {
+    match endpoint(row, at_rest) {
+        Ok(endpoint) => Ok(Some(endpoint)),
+        Err(StoreError::Sealed(problem)) => {
+            tracing::error!(%problem, "deliveries to an endpoint wait: its secrets cannot be read");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// An endpoint row, its credential columns opened with `at_rest`.
+pub fn endpoint(row: &impl StoredRow, at_rest: &dyn SecretsAtRest) -> Result<Endpoint> {
+    let id = row.text("id")?;
     let url = row.text("url")?;
-    let previous: Vec<StoredPreviousSecret> = json(row, "previous_secrets")?;
+    let previous = opened_text(row, at_rest, "previous_secrets", &id)?;
+    let previous: Vec<StoredPreviousSecret> =
+        serde_json::from_str(&previous).map_err(|e| corrupt("previous_secrets", e))?;
+    let headers = opened_text(row, at_rest, "headers", &id)?;
+    let headers: EndpointHeaders =
+        serde_json::from_str(&headers).map_err(|e| corrupt("headers", e))?;
+    let secret_text = opened_text(row, at_rest, "secret", &id)?;
     Ok(Endpoint {
-        id: EndpointId::from_stored(row.text("id")?),
+        id: EndpointId::from_stored(id),
         app_id: AppId::from_stored(row.text("app_id")?),
         uid: row.opt_text("uid")?.map(Uid::from_stored),
         url: EndpointUrl::parse(&url).map_err(|e| corrupt("url", e))?,
@@ -212,8 +285,8 @@ pub fn endpoint(row: &impl StoredRow) -> Result<Endpoint> {
         rate_limit: rate_limit(row)?,
         subscription: subscription(row)?,
         metadata: json(row, "metadata")?,
-        headers: json::<EndpointHeaders>(row, "headers")?,
-        secret: secret(&row.text("secret")?)?,
+        headers,
+        secret: secret(&secret_text)?,
         previous_secrets: previous
             .iter()
             .map(|p| {

@@ -4,7 +4,9 @@
 //! Each test starts its own server (`TestApp::spawn().await`), so tests never share state and
 //! run in parallel. The store is SQLite in a fresh data directory, or a fresh PostgreSQL
 //! database with `.with_postgres()`; `HOOKD_TEST_BACKEND=postgres` makes PostgreSQL the
-//! default, so the whole suite runs on it (`HOOKD_TEST_BACKEND=postgres cargo test --test it`). The server runs on the test's tokio runtime: a test that ends (or panics)
+//! default, so the whole suite runs on it (`HOOKD_TEST_BACKEND=postgres cargo test --test it`),
+//! and `HOOKD_TEST_MAIN_KEY=1` gives every server a main key (secrets encrypted at rest). The
+//! server runs on the test's tokio runtime: a test that ends (or panics)
 //! without calling `stop()` takes the server down with its runtime, so nothing is left
 //! running to hang the test binary.
 
@@ -99,6 +101,15 @@ impl TestAppBuilder {
         config.data_dir = data_dir.path().to_owned();
         config.admin_token = hookd::api::generate_token();
         config.shutdown_timeout_secs = 5;
+        // `HOOKD_TEST_MAIN_KEY=1`: every server encrypts secrets at rest, to run any part of
+        // the suite through that path. One key for the whole run, as the nodes of one
+        // deployment share theirs (tests start several on one database).
+        if std::env::var("HOOKD_TEST_MAIN_KEY").is_ok_and(|v| !v.is_empty() && v != "0") {
+            static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            config.main_key = KEY
+                .get_or_init(hookd::signing::at_rest::generate_main_key)
+                .clone();
+        }
         let database = match self.backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
@@ -198,6 +209,17 @@ impl TestApp {
             .expect("the server failed to restart");
         self.addr = server.addr;
         self.server = Some(server);
+    }
+
+    /// As [`TestApp::restart`], with the configuration changed first (e.g. a new main key).
+    pub async fn restart_with(&mut self, edit: impl FnOnce(&mut Config)) {
+        edit(&mut self.config);
+        self.restart().await;
+    }
+
+    /// Stops the server and keeps its data for a later `restart`.
+    pub async fn stop_keeping_data(&mut self) {
+        self.shut_down().await;
     }
 
     async fn shut_down(&mut self) {

@@ -47,6 +47,7 @@ mod retry_policies;
 mod routes;
 mod scheduled;
 mod schema;
+mod secrets_at_rest;
 mod shutdown;
 mod signature_schemes;
 mod ssrf;

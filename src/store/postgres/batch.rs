@@ -26,6 +26,8 @@ const QUEUE: usize = 8192;
 pub struct Target {
     pub pool: PgPool,
     pub node: Arc<str>,
+    /// Opens the endpoints read in full (those handed over with a delivery claimed at once).
+    pub secrets: Arc<dyn crate::domain::sealed::SecretsAtRest>,
 }
 
 /// Writes a batch in one transaction: one result per input, in order, or an error that

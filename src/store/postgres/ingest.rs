@@ -23,10 +23,14 @@ use sqlx::{PgConnection, Row};
 
 use super::batch::Target;
 use super::{CHANNEL, lock_lists, micros};
+use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::now;
-use crate::domain::{AppId, Endpoint, Message, MessageId, ResourceKey, Timestamp, Trigger};
+use crate::domain::{
+    AppId, DeliveryOrder, Endpoint, EndpointId, Message, MessageId, ResourceKey, Subscription,
+    Timestamp, Trigger,
+};
 use crate::store::fifo;
-use crate::store::rows::{self, ENDPOINT_COLUMNS, to_json};
+use crate::store::rows::{self, ENDPOINT_COLUMNS, StoredRow, to_json};
 use crate::store::throttle;
 use crate::store::{ClaimedDelivery, Conflict, Enqueued, NewMessage, Result, StoreError};
 
@@ -39,7 +43,7 @@ pub fn write<'a>(
 
 async fn write_batch(target: &Target, batch: &[NewMessage]) -> Result<Vec<Result<Enqueued>>> {
     let mut tx = target.pool.begin().await?;
-    let results = write_in(&mut tx, &target.node, batch).await?;
+    let results = write_in(&mut tx, target, batch).await?;
     tx.commit().await?;
     Ok(results)
 }
@@ -53,7 +57,7 @@ pub async fn write_request(
     atomic: bool,
 ) -> Result<Vec<Result<Enqueued>>> {
     let mut tx = target.pool.begin().await?;
-    let results = write_in(&mut tx, &target.node, batch).await?;
+    let results = write_in(&mut tx, target, batch).await?;
     if atomic && results.iter().any(Result::is_err) {
         tx.rollback().await?;
     } else {
@@ -63,14 +67,15 @@ pub async fn write_request(
 }
 
 /// Writes the batch in `tx`, which the caller commits; deliveries written claimed are
-/// marked as `node`'s.
+/// marked as `target`'s node's.
 async fn write_in(
     tx: &mut PgConnection,
-    node: &str,
+    target: &Target,
     batch: &[NewMessage],
 ) -> Result<Vec<Result<Enqueued>>> {
+    let node = &*target.node;
     // Read before taking the lists' locks, so as not to hold them for it.
-    let (apps, endpoints) = resolve_apps(tx, batch).await?;
+    let (apps, endpoints) = resolve_apps(tx, batch, &*target.secrets).await?;
     let mut app_ids: Vec<String> = apps
         .iter()
         .flatten()
@@ -144,15 +149,29 @@ static APPS_AND_ENDPOINTS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The enabled endpoints of the applications a batch names, by application id, each with
-/// whether it is throttled (its `throttleRate` or its application's).
-type Endpoints = HashMap<String, Vec<(Endpoint, bool)>>;
+/// The enabled endpoints of the applications a batch names, by application id.
+type Endpoints = HashMap<String, Vec<Planned>>;
+
+/// An endpoint deliveries may be planned for.
+struct Planned {
+    id: EndpointId,
+    subscription: Subscription,
+    /// Its `throttleRate` or its application's is set.
+    throttled: bool,
+    /// FIFO: its deliveries join its line, parked (`store::fifo`).
+    ordering: DeliveryOrder,
+    /// The endpoint in full, to hand over with a delivery written claimed: read only when
+    /// the batch has direct claims (its secrets are decrypted then, and only then), and
+    /// `None` if they cannot be read (its deliveries are then written pending).
+    full: Option<Endpoint>,
+}
 
 /// The application of each message, creating inline applications for unknown uids, and the
 /// enabled endpoints of the applications found.
 async fn resolve_apps(
     conn: &mut PgConnection,
     batch: &[NewMessage],
+    secrets: &dyn SecretsAtRest,
 ) -> Result<(Vec<Result<AppId>>, Endpoints)> {
     let (mut ids, mut uids) = (Vec::new(), Vec::new());
     for new in batch {
@@ -169,20 +188,28 @@ async fn resolve_apps(
     let mut by_id = HashSet::new();
     let mut by_uid: HashMap<String, Result<String>> = HashMap::new();
     let mut endpoints: Endpoints = HashMap::new();
+    let direct = batch.iter().any(|new| new.direct.is_some());
     for row in &found {
         let id: String = row.try_get("found_id")?;
         if let Some(uid) = row.try_get::<Option<String>, _>("found_uid")? {
             by_uid.insert(uid, Ok(id.clone()));
         }
-        if row.try_get::<Option<String>, _>("id")?.is_some() {
-            let endpoint = rows::endpoint(row)?;
+        if let Some(endpoint_id) = row.try_get::<Option<String>, _>("id")? {
             let app_rate = row.try_get::<Option<i32>, _>("found_rate_limit")?;
             let throttled = throttle::rate(app_rate.map(i64::from)).is_some()
-                || throttle::rate(endpoint.rate_limit.map(i64::from)).is_some();
-            endpoints
-                .entry(id.clone())
-                .or_default()
-                .push((endpoint, throttled));
+                || throttle::rate(row.opt_int("rate_limit")?).is_some();
+            let full = match direct {
+                true => rows::claimable_endpoint(row, secrets)?,
+                false => None,
+            };
+            endpoints.entry(id.clone()).or_default().push(Planned {
+                id: EndpointId::from_stored(endpoint_id),
+                subscription: rows::subscription(row)?,
+                throttled,
+                ordering: DeliveryOrder::from_code(row.int("ordering")?)
+                    .ok_or_else(|| StoreError::Corrupt("ordering: not 0 or 1".into()))?,
+                full,
+            });
         }
         by_id.insert(id);
     }
@@ -314,10 +341,10 @@ fn plan_deliveries<'a>(
     let mut plan = Plan::default();
     for (i, (new, message)) in batch.iter().zip(messages).enumerate() {
         let Ok(message) = message else { continue };
-        for (endpoint, throttled) in endpoints.get(message.app_id.as_str()).into_iter().flatten() {
+        for target in endpoints.get(message.app_id.as_str()).into_iter().flatten() {
             let wanted = match &new.only_endpoint {
-                Some(only) => only == &endpoint.id,
-                None => endpoint
+                Some(only) => only == &target.id,
+                None => target
                     .subscription
                     .accepts(&message.event_type, message.channels.as_deref()),
             };
@@ -327,28 +354,33 @@ fn plan_deliveries<'a>(
             // Reserved before the message is known to be new: the reservation of a
             // duplicate is given back with the rest of its direct claims. A scheduled
             // message's deliveries are not due yet, a throttled endpoint's are claimed
-            // within its token bucket, and a FIFO endpoint's join its line, parked (a
-            // scheduled message's when it comes due): none of them is written claimed.
-            let fifo = endpoint.ordering.is_fifo();
+            // within its token bucket, a FIFO endpoint's join its line, parked (a scheduled
+            // message's when it comes due), and one whose secrets cannot be read waits for a
+            // claim: none of them is written claimed.
+            let fifo = target.ordering.is_fifo();
+            let claimable = target.full.as_ref().filter(|_| !target.throttled && !fifo);
             let lease = new
                 .direct
                 .as_ref()
-                .filter(|d| {
-                    !message.is_scheduled() && !throttled && !fifo && d.0.reserve(&endpoint.id)
-                })
-                .map(|d| d.0.lease());
+                .zip(claimable)
+                .filter(|(d, _)| !message.is_scheduled() && d.0.reserve(&target.id));
             let parked = fifo && !message.is_scheduled();
-            if parked && !plan.lines.contains(&endpoint.id.as_str()) {
-                plan.lines.push(endpoint.id.as_str());
+            if parked && !plan.lines.contains(&target.id.as_str()) {
+                plan.lines.push(target.id.as_str());
             }
             plan.msg_ids.push(message.id.as_str());
-            plan.endpoint_ids.push(endpoint.id.as_str());
+            plan.endpoint_ids.push(target.id.as_str());
             plan.app_ids.push(message.app_id.as_str());
-            plan.leases.push(lease.map(micros));
+            plan.leases.push(lease.map(|(d, _)| micros(d.0.lease())));
             plan.dues
                 .push((!parked).then(|| micros(message.first_due())));
             match lease {
-                Some(lease) => plan.to_claim.entry(i).or_default().push((endpoint, lease)),
+                Some((d, endpoint)) => {
+                    plan.to_claim
+                        .entry(i)
+                        .or_default()
+                        .push((endpoint, d.0.lease()));
+                }
                 None => *plan.pending.entry(i).or_default() += 1,
             }
         }

@@ -38,6 +38,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
 use crate::domain::Timestamp;
+use crate::domain::sealed::{Plaintext, SecretsAtRest};
 use crate::store::engine::{Engine, EngineConn};
 use crate::store::sql::Sql;
 use crate::store::{AttemptRecord, Enqueued, NewMessage, StoreError, StoreMetrics};
@@ -82,20 +83,25 @@ pub struct PgStore {
     joined: AtomicBool,
     ingest: Batcher<NewMessage, Enqueued>,
     records: Batcher<AttemptRecord, ()>,
+    /// Seals and opens endpoint credentials (`domain::sealed`).
+    secrets: Arc<dyn SecretsAtRest>,
 }
 
 impl PgStore {
     /// Connects to the database named by a `postgres://` URL and migrates it. Several nodes
     /// may start at once: migrations run under the migrator's own advisory lock.
+    /// Credentials are stored as they are (no main key).
     pub async fn connect(url: &str, settings: PoolSettings) -> anyhow::Result<Self> {
-        Self::connect_measured(url, settings, StoreMetrics::noop()).await
+        Self::connect_measured(url, settings, StoreMetrics::noop(), Arc::new(Plaintext)).await
     }
 
-    /// As [`PgStore::connect`], measuring the message and attempt-record writers' batches.
+    /// As [`PgStore::connect`], measuring the message and attempt-record writers' batches,
+    /// and sealing and opening credentials with `secrets`.
     pub async fn connect_measured(
         url: &str,
         settings: PoolSettings,
         metrics: StoreMetrics,
+        secrets: Arc<dyn SecretsAtRest>,
     ) -> anyhow::Result<Self> {
         let redacted = crate::config::redact_url(url);
         let cannot_connect =
@@ -148,6 +154,7 @@ impl PgStore {
         let target = || Target {
             pool: pool.clone(),
             node: node.clone(),
+            secrets: secrets.clone(),
         };
         Ok(Self {
             ingest: Batcher::spawn(target(), ingest::write, MAX_BATCH, metrics.pg_ingest),
@@ -155,6 +162,7 @@ impl PgStore {
             pool,
             node,
             joined: AtomicBool::new(false),
+            secrets,
         })
     }
 
@@ -180,6 +188,10 @@ impl Engine for PgStore {
 
     fn writes(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn secrets(&self) -> &dyn SecretsAtRest {
+        &*self.secrets
     }
 
     /// Transaction-scoped advisory locks, one per list, shared by every node.

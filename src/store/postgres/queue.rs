@@ -44,6 +44,7 @@ impl QueueStore for PgStore {
         let target = super::batch::Target {
             pool: self.pool.clone(),
             node: self.node.clone(),
+            secrets: self.secrets.clone(),
         };
         super::ingest::write_request(&target, &news, atomic).await
     }
@@ -163,15 +164,20 @@ impl QueueStore for PgStore {
             .into_iter()
             .map(|m| (m.id.as_str().to_owned(), m))
             .collect();
-        let endpoints: HashMap<String, Endpoint> = rows::all(&endpoints, rows::endpoint)?
+        let endpoints: HashMap<String, Endpoint> = endpoints
+            .iter()
+            .map(|row| rows::claimable_endpoint(row, &*self.secrets))
+            .collect::<Result<Vec<_>>>()?
             .into_iter()
+            .flatten()
             .map(|e| (e.id.as_str().to_owned(), e))
             .collect();
         let mut out = Vec::with_capacity(claimed.len());
         for row in &claimed {
             // Missing only if deleted since the claim, and then the delivery went with it
             // (pruned with its message, or by ON DELETE CASCADE from its endpoint): nothing
-            // to send.
+            // to send. Or its endpoint's secrets could not be read (`claimable_endpoint`):
+            // it is sent once they can.
             let (Some(message), Some(endpoint)) = (
                 messages.get(&row.text("msg_id")?),
                 endpoints.get(&row.text("endpoint_id")?),

@@ -156,7 +156,12 @@ impl<E: Engine> DeliveryStore for E {
         let found = self.reads().acquire().await?.rows(&list).await?;
         found
             .iter()
-            .map(|row| Ok((rows::endpoint(row)?, rows::delivery_state(row)?)))
+            .map(|row| {
+                Ok((
+                    rows::endpoint(row, self.secrets())?,
+                    rows::delivery_state(row)?,
+                ))
+            })
             .collect()
     }
 

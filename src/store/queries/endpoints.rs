@@ -13,6 +13,7 @@ use crate::domain::events::{
     DisableReason, DisabledData, EndpointRef, HealthState, OperationalEvent,
 };
 use crate::domain::health::HealthCounters;
+use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::now;
 use crate::domain::{AppId, Endpoint, EndpointId, EndpointKey, Uid};
 use crate::store::engine::Engine;
@@ -22,7 +23,7 @@ use crate::store::health::{HEALTH_COLUMNS, counters};
 use crate::store::page::push_page;
 use crate::store::rows::{
     self, ENDPOINT_COLUMNS, StoredRow, opt_to_json, previous_secrets_json, retry_policy_json,
-    signature_json, to_json,
+    seal_endpoint_column, signature_json, to_json,
 };
 use crate::store::sql::{Conn, Sql};
 use crate::store::{Conflict, EndpointStore, NewEndpoint, PageQuery, Result, StoreError};
@@ -85,6 +86,7 @@ impl<E: Engine> EndpointStore for E {
                  FROM application WHERE id = $1",
             ),
             &endpoint,
+            self.secrets(),
         );
         let inserted = tx.exec(&insert).await.map_err(unique_as(Conflict::Uid))?;
         changed_one(inserted)?;
@@ -109,7 +111,9 @@ impl<E: Engine> EndpointStore for E {
         .bind(app.as_str())
         .bind(value);
         let row = self.reads().acquire().await?.row(&get).await?;
-        row.as_ref().map(rows::endpoint).transpose()
+        row.as_ref()
+            .map(|row| rows::endpoint(row, self.secrets()))
+            .transpose()
     }
 
     async fn update_endpoint(&self, mut endpoint: Endpoint) -> Result<Endpoint> {
@@ -125,6 +129,7 @@ impl<E: Engine> EndpointStore for E {
                  WHERE app_id = $1 AND id = $2",
             ),
             &endpoint,
+            self.secrets(),
         );
         let mut tx = self.writes().begin().await?;
         // Changes (and locks) the row only if `disabled` changes: 1 row means a transition.
@@ -205,7 +210,10 @@ impl<E: Engine> EndpointStore for E {
         }
         push_page(&mut list, "id", page);
         let found = self.reads().acquire().await?.rows(&list).await?;
-        rows::all(&found, rows::endpoint)
+        found
+            .iter()
+            .map(|row| rows::endpoint(row, self.secrets()))
+            .collect()
     }
 
     async fn endpoint_health(
@@ -248,8 +256,10 @@ fn update_events(about: EndpointRef, flipped: bool, disabled: bool) -> Vec<Opera
 }
 
 /// Binds `$1 … $19` of an insert or update: the keys, then every stored field but the
-/// creation time.
-fn endpoint_fields(sql: Sql, e: &Endpoint) -> Sql {
+/// creation time, the credentials sealed with `at_rest`.
+fn endpoint_fields(sql: Sql, e: &Endpoint, at_rest: &dyn SecretsAtRest) -> Sql {
+    let id = e.id.as_str();
+    let seal = |column: &str, text: &str| seal_endpoint_column(at_rest, column, id, text);
     sql.bind(e.app_id.as_str())
         .bind(e.id.as_str())
         .bind(e.uid.as_ref().map(|u| u.as_str()))
@@ -260,9 +270,12 @@ fn endpoint_fields(sql: Sql, e: &Endpoint) -> Sql {
         .bind(opt_to_json(e.subscription.event_types.as_ref()))
         .bind(opt_to_json(e.subscription.channels.as_ref()))
         .bind(to_json(&e.metadata))
-        .bind(to_json(&e.headers))
-        .bind(e.secret.expose())
-        .bind(previous_secrets_json(&e.previous_secrets))
+        .bind(seal("headers", &to_json(&e.headers)))
+        .bind(seal("secret", &e.secret.expose()))
+        .bind(seal(
+            "previous_secrets",
+            &previous_secrets_json(&e.previous_secrets),
+        ))
         .bind(e.updated_at)
         .bind(signature_json(&e.signature))
         .bind(e.auto_disable_after_failures.map(i64::from))

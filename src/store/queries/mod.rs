@@ -10,6 +10,7 @@ mod event_types;
 mod messages;
 mod operational;
 mod replays;
+mod secrets;
 mod stats;
 mod tasks;
 

@@ -194,7 +194,7 @@ impl<E: Engine> ReplayStore for E {
         let Some(row) = tx.row(&get).await? else {
             return Err(StoreError::NotFound);
         };
-        let endpoint = rows::endpoint(&row)?;
+        let endpoint = rows::endpoint(&row, self.secrets())?;
         let mut select = Sql::new(
             "SELECT m.id, m.event_type, m.channels, m.deliver_at FROM message m
              WHERE m.app_id = ",

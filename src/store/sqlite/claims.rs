@@ -22,6 +22,7 @@ use std::sync::LazyLock;
 
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
+use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::to_micros;
 use crate::domain::{AppId, DeliveryOrder, Endpoint, EndpointId, Message, Timestamp, Trigger};
 use crate::store::fifo;
@@ -68,6 +69,7 @@ pub(super) fn claim(
     now: Timestamp,
     lease: Timestamp,
     limits: &ClaimLimits,
+    secrets: &dyn SecretsAtRest,
 ) -> Result<Vec<ClaimedDelivery>> {
     let candidates = head_of_queue(conn, now, limits.total)?;
     let head_len = candidates.len();
@@ -101,7 +103,7 @@ pub(super) fn claim(
         endpoints: HashMap::new(),
     };
     for id in picked {
-        if let Some(delivery) = mark_and_load(&mut loaded, id, now, lease)? {
+        if let Some(delivery) = mark_and_load(&mut loaded, id, now, lease, secrets)? {
             claimed.push(delivery);
         }
     }
@@ -218,7 +220,8 @@ struct Loaded<'c> {
     message_by_id: CachedStatement<'c>,
     endpoint_by_id: CachedStatement<'c>,
     messages: HashMap<String, Message>,
-    endpoints: HashMap<String, Endpoint>,
+    /// `None` for an endpoint whose secrets cannot be read (`rows::claimable_endpoint`).
+    endpoints: HashMap<String, Option<Endpoint>>,
 }
 
 /// Marks one delivery `sending` until `lease`, with its message and endpoint; `None` if it
@@ -228,6 +231,7 @@ fn mark_and_load(
     id: i64,
     now: Timestamp,
     lease: Timestamp,
+    secrets: &dyn SecretsAtRest,
 ) -> Result<Option<ClaimedDelivery>> {
     let marked = loaded
         .mark
@@ -253,8 +257,14 @@ fn mark_and_load(
         &mut loaded.endpoint_by_id,
         &mut loaded.endpoints,
         endpoint_id,
-        |row| rows::endpoint(row),
+        // Opened once per endpoint per claim (the cache), however many of its deliveries
+        // the claim takes.
+        |row| rows::claimable_endpoint(row, secrets),
     )?;
+    // Its secrets cannot be read: the delivery stays claimed until its lease runs out.
+    let Some(endpoint) = endpoint else {
+        return Ok(None);
+    };
     Ok(Some(ClaimedDelivery {
         id,
         lease,

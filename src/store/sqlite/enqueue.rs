@@ -19,6 +19,7 @@ use std::sync::LazyLock;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 use super::connection::is_unique_violation;
+use crate::domain::sealed::SecretsAtRest;
 use crate::domain::time::{now, to_micros};
 use crate::domain::{
     AppId, Endpoint, EndpointId, Message, MessageId, ResourceKey, Subscription, Timestamp, Trigger,
@@ -73,14 +74,17 @@ struct Seen {
     apps: HashMap<String, Option<AppId>>,
     /// The enabled endpoints of each application, by application id.
     endpoints: HashMap<String, Vec<Target>>,
-    /// Endpoints read in full, to hand over with a delivery claimed at once.
-    full: HashMap<EndpointId, Endpoint>,
+    /// Endpoints read in full, to hand over with a delivery claimed at once; `None` if their
+    /// secrets cannot be read (`rows::claimable_endpoint`).
+    full: HashMap<EndpointId, Option<Endpoint>>,
 }
 
 /// The statements that write every message and delivery, taken from the connection's
 /// statement cache once per batch: a cache lookup hashes the statement's whole text (per
 /// row, with the records' and claims' lookups, 2.5 % of hookd's instructions per message).
 struct Writes<'c> {
+    /// Opens the endpoints read in full.
+    secrets: &'c dyn SecretsAtRest,
     message: CachedStatement<'c>,
     pending: CachedStatement<'c>,
     claimed: CachedStatement<'c>,
@@ -88,12 +92,14 @@ struct Writes<'c> {
 
 /// Accepts every message it can. Per message: the stored message, or why it was refused (a
 /// refusal never fails the batch; an `Err` of the whole does).
-pub(super) fn enqueue_all(
-    conn: &Connection,
+pub(super) fn enqueue_all<'c>(
+    conn: &'c Connection,
     news: &[&NewMessage],
+    secrets: &'c dyn SecretsAtRest,
 ) -> Result<Vec<Result<Enqueued>>> {
     let mut seen = Seen::default();
     let mut writes = Writes {
+        secrets,
         message: conn.prepare_cached(INSERT_MESSAGE)?,
         pending: conn.prepare_cached(INSERT_DELIVERY)?,
         claimed: conn.prepare_cached(INSERT_CLAIMED)?,
@@ -267,10 +273,22 @@ fn insert_deliveries(
             continue;
         }
         // A throttled endpoint's deliveries are claimed within its token bucket, a FIFO
-        // one's in its line.
-        let Some(direct) =
-            direct.filter(|d| !target.throttled && !target.fifo && d.reserve(endpoint_id))
-        else {
+        // one's in its line. One whose secrets cannot be read is written pending (its
+        // reservation is given back when the direct claims are dropped), for a claim to find
+        // once they can be.
+        let reserved =
+            direct.filter(|d| !target.throttled && !target.fifo && d.reserve(endpoint_id));
+        let full = match reserved {
+            None => None,
+            Some(direct) => {
+                if !seen.full.contains_key(endpoint_id) {
+                    let endpoint = endpoint_by_id(conn, endpoint_id, writes.secrets)?;
+                    seen.full.insert(endpoint_id.clone(), endpoint);
+                }
+                seen.full[endpoint_id].clone().map(|e| (direct, e))
+            }
+        };
+        let Some((direct, endpoint)) = full else {
             writes
                 .pending
                 .execute(params![msg_id, ep_id, app_id, created, due])?;
@@ -281,14 +299,6 @@ fn insert_deliveries(
         writes
             .claimed
             .execute(params![msg_id, ep_id, app_id, to_micros(lease), created])?;
-        let endpoint = match seen.full.get(endpoint_id) {
-            Some(endpoint) => endpoint.clone(),
-            None => {
-                let endpoint = endpoint_by_id(conn, endpoint_id)?;
-                seen.full.insert(endpoint_id.clone(), endpoint.clone());
-                endpoint
-            }
-        };
         claimed.push(ClaimedDelivery {
             id: conn.last_insert_rowid(),
             lease,
@@ -301,11 +311,15 @@ fn insert_deliveries(
     Ok((claimed, pending))
 }
 
-fn endpoint_by_id(conn: &Connection, id: &EndpointId) -> Result<Endpoint> {
+fn endpoint_by_id(
+    conn: &Connection,
+    id: &EndpointId,
+    secrets: &dyn SecretsAtRest,
+) -> Result<Option<Endpoint>> {
     let mut select = conn.prepare_cached(&ENDPOINT_BY_ID)?;
     let mut found = select.query([id.as_str()])?;
     match found.next()? {
-        Some(row) => rows::endpoint(row),
+        Some(row) => rows::claimable_endpoint(row, secrets),
         None => Err(StoreError::Corrupt(format!(
             "endpoint {id} was listed for its application and then not found"
         ))),

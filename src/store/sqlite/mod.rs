@@ -22,7 +22,7 @@ mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use super::BatchMetrics;
 use super::engine::{Engine, EngineConn};
 use super::sql::Sql;
+use crate::domain::sealed::{Plaintext, SecretsAtRest};
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -45,6 +46,19 @@ pub struct SqliteStore {
     stop_writing: CancellationToken,
     /// The batching writer's task, until `close` waits for it.
     batching: Mutex<Option<JoinHandle<()>>>,
+    /// Seals and opens endpoint credentials (`domain::sealed`).
+    secrets: Arc<dyn SecretsAtRest>,
+}
+
+/// Whether opening the database gives back the claims found in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimsAtOpen {
+    /// The process that will deliver: claims still held were left by a previous run that
+    /// died, and are given back at once rather than when their leases expire.
+    GiveBack,
+    /// A command run beside a serving hookd (`hookd rotate-main-key`, `hookd prune`, …):
+    /// the claims are that hookd's deliveries in flight, left alone.
+    Keep,
 }
 
 /// How many writes may wait for the batching writer before callers wait too.
@@ -62,15 +76,21 @@ const WAL_AUTOCHECKPOINT_PAGES: u32 = 32_768;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database named by a `sqlite://` URL and migrates it.
+    /// Credentials are stored as they are (no main key).
     pub async fn open_url(url: &str, read_connections: u32) -> anyhow::Result<Self> {
-        Self::open_url_measured(url, read_connections, BatchMetrics::noop()).await
+        let secrets = Arc::new(Plaintext);
+        let (metrics, claims) = (BatchMetrics::noop(), ClaimsAtOpen::GiveBack);
+        Self::open_url_measured(url, read_connections, metrics, secrets, claims).await
     }
 
-    /// As [`SqliteStore::open_url`], measuring the batching writer's batches.
+    /// As [`SqliteStore::open_url`], measuring the batching writer's batches, sealing and
+    /// opening credentials with `secrets`, and doing with claims as `claims` says.
     pub async fn open_url_measured(
         url: &str,
         read_connections: u32,
         metrics: BatchMetrics,
+        secrets: Arc<dyn SecretsAtRest>,
+        claims: ClaimsAtOpen,
     ) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| anyhow::anyhow!("invalid SQLite database URL {url:?}: {e}"))?;
@@ -79,28 +99,36 @@ impl SqliteStore {
                 "an in-memory SQLite database cannot be shared by hookd's connections; name a file"
             );
         }
-        Self::open(options, read_connections, metrics).await
+        Self::open(options, read_connections, metrics, secrets, claims).await
     }
 
     /// Opens (creating if needed) the database file at `path` and migrates it.
+    /// Credentials are stored as they are (no main key).
     pub async fn open_path(path: &Path, read_connections: u32) -> anyhow::Result<Self> {
-        Self::open_path_measured(path, read_connections, BatchMetrics::noop()).await
+        let secrets = Arc::new(Plaintext);
+        let (metrics, claims) = (BatchMetrics::noop(), ClaimsAtOpen::GiveBack);
+        Self::open_path_measured(path, read_connections, metrics, secrets, claims).await
     }
 
-    /// As [`SqliteStore::open_path`], measuring the batching writer's batches.
+    /// As [`SqliteStore::open_path`], measuring the batching writer's batches, sealing and
+    /// opening credentials with `secrets`, and doing with claims as `claims` says.
     pub async fn open_path_measured(
         path: &Path,
         read_connections: u32,
         metrics: BatchMetrics,
+        secrets: Arc<dyn SecretsAtRest>,
+        claims: ClaimsAtOpen,
     ) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::new().filename(path);
-        Self::open(options, read_connections, metrics).await
+        Self::open(options, read_connections, metrics, secrets, claims).await
     }
 
     async fn open(
         options: SqliteConnectOptions,
         read_connections: u32,
         metrics: BatchMetrics,
+        secrets: Arc<dyn SecretsAtRest>,
+        claims: ClaimsAtOpen,
     ) -> anyhow::Result<Self> {
         let options = options
             .create_if_missing(true)
@@ -132,21 +160,23 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| anyhow::anyhow!("cannot migrate SQLite database: {e}"))?;
-        // The embedded store belongs to one hookd process, so claims still held when it
-        // opens were left by a previous run that died: give them back now rather than make
-        // them wait for their leases to expire.
-        let released = sqlx::query(
-            "UPDATE delivery SET status = 1, next_attempt_at = $1, lease_until = NULL
-             WHERE status = 3",
-        )
-        .bind(crate::domain::time::to_micros(crate::domain::time::now()))
-        .execute(&writer)
-        .await?;
-        if released.rows_affected() > 0 {
-            tracing::info!(
-                deliveries = released.rows_affected(),
-                "released deliveries claimed by a previous run"
-            );
+        // The embedded store belongs to one hookd process, so claims still held when the
+        // process that delivers opens it were left by a previous run that died: give them
+        // back now rather than make them wait for their leases to expire.
+        if claims == ClaimsAtOpen::GiveBack {
+            let released = sqlx::query(
+                "UPDATE delivery SET status = 1, next_attempt_at = $1, lease_until = NULL
+                 WHERE status = 3",
+            )
+            .bind(crate::domain::time::to_micros(crate::domain::time::now()))
+            .execute(&writer)
+            .await?;
+            if released.rows_affected() > 0 {
+                tracing::info!(
+                    deliveries = released.rows_affected(),
+                    "released deliveries claimed by a previous run"
+                );
+            }
         }
         // Opened once migrations ran: the writer thread's connection expects the schema.
         let conn = connection::open(options.get_filename()).map_err(|e| {
@@ -160,7 +190,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        let thread = writer::WriterThread::spawn(conn, metrics)?;
+        let thread = writer::WriterThread::spawn(conn, metrics, secrets.clone())?;
         let (writes, jobs) = mpsc::channel(WRITE_QUEUE);
         let stop_writing = CancellationToken::new();
         let batching = tokio::spawn(writer::run(
@@ -175,6 +205,7 @@ impl SqliteStore {
             writes,
             stop_writing,
             batching: Mutex::new(Some(batching)),
+            secrets,
         })
     }
 
@@ -218,6 +249,10 @@ impl Engine for SqliteStore {
     /// The one write connection, which the batching writer takes turns with.
     fn writes(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    fn secrets(&self) -> &dyn SecretsAtRest {
+        &*self.secrets
     }
 
     /// Nothing to take: every write goes through the one write connection, so ids drawn in

@@ -62,6 +62,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{claims, enqueue, records};
 use crate::domain::Timestamp;
+use crate::domain::sealed::SecretsAtRest;
 use crate::store::{
     AttemptRecord, BatchMetrics, ClaimLimits, ClaimedDelivery, Enqueued, NewMessage, Result,
     StoreError,
@@ -127,7 +128,11 @@ struct Batch {
 impl WriterThread {
     /// Starts the thread that owns `conn`, and the one that makes its commits durable. They
     /// end, closing `conn`, when the returned value is finished or dropped.
-    pub fn spawn(conn: Connection, metrics: BatchMetrics) -> std::io::Result<Self> {
+    pub fn spawn(
+        conn: Connection,
+        metrics: BatchMetrics,
+        secrets: Arc<dyn SecretsAtRest>,
+    ) -> std::io::Result<Self> {
         let wal = wal_file(&conn)?;
         let (batches, incoming) = std_mpsc::channel();
         let (committed, to_sync) = std_mpsc::channel();
@@ -141,7 +146,7 @@ impl WriterThread {
         // If this fails, `committed` is dropped with the closure and the sync thread ends.
         std::thread::Builder::new()
             .name("hookd-sqlite-writer".into())
-            .spawn(move || serve(conn, &incoming, committed, &metrics))?;
+            .spawn(move || serve(conn, &incoming, committed, &metrics, &*secrets))?;
         Ok(Self { batches, finished })
     }
 
@@ -207,11 +212,12 @@ fn serve(
     batches: &std_mpsc::Receiver<Batch>,
     committed: std_mpsc::Sender<(Jobs, Result<Outcome>)>,
     metrics: &BatchMetrics,
+    secrets: &dyn SecretsAtRest,
 ) {
     while let Ok(Batch { jobs, ended }) = batches.recv() {
         let started = Instant::now();
         let jobs = Jobs::sort(jobs);
-        let outcome = commit(&mut conn, &jobs);
+        let outcome = commit(&mut conn, &jobs, secrets);
         // The WAL's fsync, shared by the batches committed meanwhile, is the sync thread's.
         metrics.batch(jobs.len(), started);
         // The transaction is over: let management writes have the lock while this one syncs.
@@ -309,15 +315,15 @@ struct Outcome {
 }
 
 /// Writes the batch in one transaction and commits it; on any error, rolls it back.
-fn commit(conn: &mut Connection, jobs: &Jobs) -> Result<Outcome> {
+fn commit(conn: &mut Connection, jobs: &Jobs, secrets: &dyn SecretsAtRest) -> Result<Outcome> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let news: Vec<&NewMessage> = jobs.enqueues.iter().map(|(new, _)| new).collect();
-    let enqueued = enqueue::enqueue_all(&tx, &news)?;
+    let enqueued = enqueue::enqueue_all(&tx, &news, secrets)?;
     let mut batches = Vec::with_capacity(jobs.batches.len());
     for (job, _) in &jobs.batches {
         let savepoint = tx.savepoint()?;
         let news: Vec<&NewMessage> = job.news.iter().collect();
-        let results = enqueue::enqueue_all(&savepoint, &news)?;
+        let results = enqueue::enqueue_all(&savepoint, &news, secrets)?;
         if job.atomic && results.iter().any(Result::is_err) {
             // A savepoint ends rolled back unless committed.
             savepoint.finish()?;
@@ -332,7 +338,7 @@ fn commit(conn: &mut Connection, jobs: &Jobs) -> Result<Outcome> {
     let claimed = jobs
         .claims
         .iter()
-        .map(|(c, _)| claims::claim(&tx, c.now, c.lease, &c.limits))
+        .map(|(c, _)| claims::claim(&tx, c.now, c.lease, &c.limits, secrets))
         .collect::<Result<Vec<_>>>()?;
     tx.commit()?;
     Ok(Outcome {
