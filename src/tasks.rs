@@ -51,6 +51,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     loop {
+        // Before the claims: a clock that moves on while they run (a test's manual clock)
+        // then finds the sleep below already over, rather than extended past its move.
+        let next = clock.now() + delta(POLL);
         while !shutdown.is_cancelled() {
             let now = clock.now();
             match store.claim_task(now, now + delta(LEASE)).await {
@@ -64,7 +67,6 @@ pub async fn run(
                 }
             }
         }
-        let next = clock.now() + delta(POLL);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = wake.notified() => {}

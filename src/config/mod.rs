@@ -101,6 +101,8 @@ pub struct Config {
     pub database_pool_min: u32,
     pub database_pool_max: u32,
     pub role: Role,
+    /// `production` turns on `https_only` and refuses unsafe settings (see [`Mode`]).
+    pub mode: Mode,
     pub log_level: String,
     pub log_format: LogFormat,
     pub shutdown_timeout_secs: u64,
@@ -145,6 +147,23 @@ pub enum LogFormat {
     Text,
     Json,
 }
+
+/// The preset a node runs under. `production` turns `https_only` on and refuses to start
+/// without a main key (`main_key`), with an admin token that is the README's `change-me` or
+/// shorter than 24 characters, or with an `allowed_networks` entry wider than a /8 (IPv4) or
+/// /7 (IPv6, as wide as fc00::/7): each private network deliveries may reach must be listed on its own, never
+/// opened by a catch-all such as `0.0.0.0/0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The default: zero setup (no main key, any token, http:// allowed).
+    Development,
+    Production,
+}
+
+/// Admin tokens a production node refuses: shorter, or this (the README's example).
+const MIN_PRODUCTION_TOKEN: usize = 24;
+const EXAMPLE_TOKEN: &str = "change-me";
 
 /// What a node does: serve the API, deliver, or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -204,6 +223,7 @@ impl fmt::Debug for Config {
             .field("database_pool_min", &self.database_pool_min)
             .field("database_pool_max", &self.database_pool_max)
             .field("role", &self.role)
+            .field("mode", &self.mode)
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("max_connections", &self.max_connections)
             .field("log_level", &self.log_level)
@@ -337,6 +357,9 @@ impl Config {
                 message: e.message().to_owned(),
             })?;
         config.apply_file = overrides.apply_file.clone();
+        if config.mode == Mode::Production {
+            config.https_only = true;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -464,6 +487,9 @@ impl Config {
             ));
         }
         self.keyring()?;
+        if self.mode == Mode::Production {
+            self.check_production()?;
+        }
         let database = self.database()?;
         if self.role != Role::All && !matches!(database, Database::Postgres(_)) {
             return Err(invalid(
@@ -471,6 +497,43 @@ impl Config {
                 "api and worker roles split one service across nodes, which share a \
                  PostgreSQL database: set database_url to a postgres:// URL, or use role \"all\"",
             ));
+        }
+        Ok(())
+    }
+
+    /// What `mode = "production"` refuses (see [`Mode`]); errors name the option, never a
+    /// value.
+    fn check_production(&self) -> Result<(), ConfigError> {
+        let refused = |key: &str, why: &str| ConfigError::Invalid {
+            origin: format!("option `{key}`"),
+            message: format!("{why} (mode = \"production\")"),
+        };
+        if self.main_key.trim().is_empty() {
+            return Err(refused(
+                "main_key",
+                "must be set: secrets are not stored unencrypted in production; make one with \
+                 `hookd main-key generate`",
+            ));
+        }
+        let token = self.admin_token.trim();
+        if !token.is_empty() && (token == EXAMPLE_TOKEN || token.len() < MIN_PRODUCTION_TOKEN) {
+            return Err(refused(
+                "admin_token",
+                "is the example token or shorter than 24 characters; create a token with \
+                 `hookd token create`, or set a long random one",
+            ));
+        }
+        for network in parse_networks(&self.allowed_networks).unwrap_or_default() {
+            let widest = if network.addr().is_ipv4() { 8 } else { 7 };
+            if network.prefix_len() < widest {
+                return Err(refused(
+                    "allowed_networks",
+                    &format!(
+                        "{network} opens more than one private network at once; list each \
+                         network deliveries may reach (at most a /{widest})"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

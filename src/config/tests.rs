@@ -427,3 +427,74 @@ fn main_keys_are_32_bytes_of_base64_from_the_environment_or_files() {
         assert!(!e.contains(short) && !e.contains(&old), "{e}");
     }
 }
+
+#[test]
+fn production_mode_turns_https_only_on_and_refuses_unsafe_settings() {
+    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    const TOKEN: &str = "hk_a-long-random-admin-token-0123";
+    let load = |vars: &[(&str, &str)]| {
+        let mut all = vec![("HOOKD_MODE", "production")];
+        all.extend_from_slice(vars);
+        Config::load(None, env(&all), &Overrides::default())
+    };
+    let c = load(&[("HOOKD_MAIN_KEY", KEY), ("HOOKD_ADMIN_TOKEN", TOKEN)]).unwrap();
+    assert!(c.https_only);
+    let c = load(&[
+        ("HOOKD_MAIN_KEY", KEY),
+        ("HOOKD_HTTPS_ONLY", "false"),
+        ("HOOKD_ALLOWED_NETWORKS", "10.0.0.0/8,fc00::/7,127.0.0.1"),
+    ])
+    .unwrap();
+    assert!(c.https_only, "production keeps https_only on");
+
+    for (vars, option, value) in [
+        (vec![("HOOKD_ADMIN_TOKEN", TOKEN)], "main_key", ""),
+        (
+            vec![("HOOKD_MAIN_KEY", KEY), ("HOOKD_ADMIN_TOKEN", "change-me")],
+            "admin_token",
+            "change-me",
+        ),
+        (
+            vec![
+                ("HOOKD_MAIN_KEY", KEY),
+                ("HOOKD_ADMIN_TOKEN", "short-token"),
+            ],
+            "admin_token",
+            "short-token",
+        ),
+        (
+            vec![
+                ("HOOKD_MAIN_KEY", KEY),
+                ("HOOKD_ALLOWED_NETWORKS", "0.0.0.0/0"),
+            ],
+            "allowed_networks",
+            "",
+        ),
+        (
+            vec![("HOOKD_MAIN_KEY", KEY), ("HOOKD_ALLOWED_NETWORKS", "::/0")],
+            "allowed_networks",
+            "",
+        ),
+    ] {
+        let err = load(&vars).unwrap_err().to_string();
+        assert!(
+            err.contains(option) && err.contains("production"),
+            "{vars:?}: {err}"
+        );
+        if !value.is_empty() {
+            assert!(!err.contains(value), "the error shows the value: {err}");
+        }
+    }
+    // The same settings start in development, the default.
+    let c = Config::load(
+        None,
+        env(&[
+            ("HOOKD_ADMIN_TOKEN", "change-me"),
+            ("HOOKD_ALLOWED_NETWORKS", "0.0.0.0/0"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.mode, crate::config::Mode::Development);
+    assert!(!c.https_only);
+}
