@@ -309,16 +309,7 @@ async fn two_nodes_share_an_endpoints_throttle_rate() {
     // A full bucket goes at once; the rest takes `secs` at the rate.
     let messages = RATE * (secs + 1);
     let started = Instant::now();
-    futures::stream::iter(0..messages)
-        .for_each_concurrent(16, |i| {
-            let (cluster, path) = (&cluster, format!("/api/v1/app/{app_id}/msg"));
-            async move {
-                let body = json!({"eventType": "t", "payload": {"i": i}});
-                let (status, _) = cluster.post(i % 2, &path, &body).await.unwrap();
-                assert_eq!(status, StatusCode::ACCEPTED);
-            }
-        })
-        .await;
+    send_alternating(&cluster, app_id, messages, 16).await;
     let deadline = Instant::now() + Duration::from_secs(secs as u64 * 2 + 30);
     while receiver.distinct() < messages {
         assert!(
@@ -378,16 +369,7 @@ async fn two_nodes_keep_a_fifo_endpoints_order() {
     let (status, _) = cluster.post(1, &path, &endpoint).await.unwrap();
     assert_eq!(status, StatusCode::CREATED);
 
-    futures::stream::iter(0..MESSAGES)
-        .for_each_concurrent(8, |i| {
-            let (cluster, path) = (&cluster, format!("/api/v1/app/{app_id}/msg"));
-            async move {
-                let body = json!({"eventType": "t", "payload": {"i": i}});
-                let (status, _) = cluster.post(i % 2, &path, &body).await.unwrap();
-                assert_eq!(status, StatusCode::ACCEPTED);
-            }
-        })
-        .await;
+    send_alternating(&cluster, app_id, MESSAGES, 8).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     let runs = |ids: &[String]| {
         let mut runs = ids.to_vec();
@@ -417,4 +399,19 @@ async fn two_nodes_keep_a_fifo_endpoints_order() {
     for node in &cluster.nodes {
         assert!(node.alive(), "a node crashed:\n{}", node.log_tail());
     }
+}
+
+/// Sends `n` messages to `app_id`, `concurrency` at a time, through the first two nodes in
+/// turn; each must be accepted.
+async fn send_alternating(cluster: &Cluster, app_id: &str, n: usize, concurrency: usize) {
+    futures::stream::iter(0..n)
+        .for_each_concurrent(concurrency, |i| {
+            let path = format!("/api/v1/app/{app_id}/msg");
+            async move {
+                let body = json!({"eventType": "t", "payload": {"i": i}});
+                let (status, _) = cluster.post(i % 2, &path, &body).await.unwrap();
+                assert_eq!(status, StatusCode::ACCEPTED);
+            }
+        })
+        .await;
 }

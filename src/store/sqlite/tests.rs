@@ -131,21 +131,26 @@ async fn close_ends_the_writer_and_the_file_reopens() {
     reopened.close().await;
 }
 
+/// The steps of `sql`'s query plan on a fresh store.
+async fn plan_steps(sql: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("s.db")).await;
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .fetch_all(&store.reader)
+        .await
+        .unwrap();
+    store.close().await;
+    plan.into_iter().map(|(_, _, _, step)| step).collect()
+}
+
 /// Parking an endpoint's deliveries must not scan every delivery it ever had: the query
 /// repeats the predicate of `delivery_due_by_endpoint` so SQLite can search that index. (A
 /// delivery unparked reads its message's `deliverAt` by the message's key.)
 #[tokio::test]
 async fn parking_searches_only_the_undelivered() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir.path().join("s.db")).await;
     let sql = crate::store::queries::PARK_OR_UNPARK;
-    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
-        .fetch_all(&store.reader)
-        .await
-        .unwrap();
-    let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
     assert_eq!(
-        steps,
+        plan_steps(sql).await,
         [
             "SEARCH delivery USING INDEX delivery_due_by_endpoint (endpoint_id=?)",
             "CORRELATED SCALAR SUBQUERY 2",
@@ -155,23 +160,15 @@ async fn parking_searches_only_the_undelivered() {
         ],
         "{sql}"
     );
-    store.close().await;
 }
 
 /// Promoting a FIFO line's next delivery reads the first of its parked deliveries by the
 /// `delivery_parked` index, not the endpoint's whole backlog.
 #[tokio::test]
 async fn a_fifo_promotion_reads_one_parked_delivery() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir.path().join("s.db")).await;
     let sql = crate::store::fifo::PROMOTE;
-    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
-        .fetch_all(&store.reader)
-        .await
-        .unwrap();
-    let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
     assert_eq!(
-        steps,
+        plan_steps(sql).await,
         [
             "SEARCH endpoint USING INDEX sqlite_autoindex_endpoint_1 (id=?)",
             "CORRELATED SCALAR SUBQUERY 2",
@@ -181,7 +178,6 @@ async fn a_fifo_promotion_reads_one_parked_delivery() {
         ],
         "{sql}"
     );
-    store.close().await;
 }
 
 /// A management write on a sqlx connection must not checkpoint the WAL at SQLite's default
