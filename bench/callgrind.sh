@@ -13,6 +13,8 @@
 # CALLGRIND_PAD=N pads each payload with N bytes (default 100; 900 makes about 1 KB).
 # CALLGRIND_VALIDATE=1 registers the benchmark's event type with a JSON Schema of its
 # payload and validatePayloads on, so every message is checked against it.
+# CALLGRIND_SIGNATURE='{"scheme": "stripe"}' signs with that scheme (hookd's `signature`).
+# CALLGRIND_MAIN_KEY=1 runs hookd with a main key, so endpoint secrets are encrypted at rest.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +26,9 @@ work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 cd "$work"
+if [[ -n ${CALLGRIND_MAIN_KEY:-} ]]; then
+    export HOOKD_MAIN_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
+fi
 HOOKD_ADMIN_TOKEN=callgrind HOOKD_ALLOWED_NETWORKS=127.0.0.0/8 HOOKD_LOG_LEVEL=warn \
     HOOKD_LISTEN=127.0.0.1:$port \
     valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$work/out.%p" \
@@ -47,7 +52,7 @@ fi
 
 run() {
     "$bench" a --messages "$1" --url "http://127.0.0.1:$port" --token callgrind --pid "$pid" \
-        --pad "${CALLGRIND_PAD:-100}" \
+        --pad "${CALLGRIND_PAD:-100}" ${CALLGRIND_SIGNATURE:+--signature "$CALLGRIND_SIGNATURE"} \
         --json "$work/bench.json" --markdown "$work/bench.md"
 }
 # Warm up (applications, prepared statements, connections), then count a clean run only.

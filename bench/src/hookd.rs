@@ -117,7 +117,7 @@ impl Hookd {
     }
 
     /// Creates `apps` applications with `fanout` endpoints each at `url_of(app, index)`,
-    /// FIFO ones if `fifo`; returns the application uids.
+    /// with the fields of `extra` (`ordering`, `signature`); returns the application uids.
     ///
     /// The uids are new on every call, so repeated runs against one running hookd (`--url`)
     /// never add endpoints to a previous run's applications, whose receivers are gone.
@@ -125,7 +125,7 @@ impl Hookd {
         &self,
         apps: usize,
         fanout: usize,
-        fifo: bool,
+        extra: &serde_json::Map<String, serde_json::Value>,
         url_of: impl Fn(usize, usize) -> String,
     ) -> anyhow::Result<Vec<String>> {
         let mut uids = Vec::with_capacity(apps);
@@ -145,10 +145,10 @@ impl Hookd {
                     .call(
                         Method::POST,
                         &format!("/api/v1/app/{uid}/endpoint"),
-                        Some(if fifo {
-                            serde_json::json!({"url": url_of(a, k), "ordering": "fifo"})
-                        } else {
-                            serde_json::json!({"url": url_of(a, k)})
+                        Some({
+                            let mut body = extra.clone();
+                            body.insert("url".into(), url_of(a, k).into());
+                            serde_json::Value::Object(body)
                         }),
                     )
                     .await?;

@@ -57,6 +57,10 @@ pub struct Args {
     /// Bytes of padding in each payload.
     #[arg(long, default_value_t = 100)]
     pub pad: usize,
+    /// The endpoints' signature scheme, as hookd's `signature` field (e.g.
+    /// '{"scheme": "stripe"}'); default: hookd's (`standard`).
+    #[arg(long)]
+    pub signature: Option<String>,
     /// Tiny sizes: checks the benchmark works, measures nothing worth reading.
     #[arg(long)]
     pub smoke: bool,

@@ -141,6 +141,24 @@ fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
     })
 }
 
+/// The endpoint fields a run sets besides the URL: `ordering` for FIFO scenarios, the
+/// `--signature` scheme if given.
+fn endpoint_fields(
+    spec: &Spec,
+    args: &Args,
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut fields = serde_json::Map::new();
+    if spec.fifo {
+        fields.insert("ordering".into(), "fifo".into());
+    }
+    if let Some(signature) = &args.signature {
+        let scheme: serde_json::Value = serde_json::from_str(signature)
+            .map_err(|e| anyhow::anyhow!("--signature is not JSON: {e}"))?;
+        fields.insert("signature".into(), scheme);
+    }
+    Ok(fields)
+}
+
 pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Run>> {
     let binary = match (&args.hookd, &args.url) {
         (Some(path), _) => Some(path.clone()),
@@ -205,10 +223,15 @@ async fn execute(
     let (receiver_addr, receiver_tid) = receiver::start(tally.clone(), behaviour)?;
     let slow_apps = spec.slow_apps;
     let apps = hookd
-        .setup(spec.apps, spec.fanout, spec.fifo, |a, k| {
-            let slow = if a < slow_apps { "/slow" } else { "" };
-            format!("http://{receiver_addr}{slow}/{k}")
-        })
+        .setup(
+            spec.apps,
+            spec.fanout,
+            &endpoint_fields(spec, args)?,
+            |a, k| {
+                let slow = if a < slow_apps { "/slow" } else { "" };
+                format!("http://{receiver_addr}{slow}/{k}")
+            },
+        )
         .await?;
 
     let pid = hookd.pid;
