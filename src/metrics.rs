@@ -355,7 +355,7 @@ fn describe(r: &PrometheusRecorder) {
         ),
         (
             DELIVERIES_PARKED,
-            "Deliveries parked because their endpoint is disabled.",
+            "Deliveries parked: their endpoint is disabled, or they wait behind a FIFO line's head.",
         ),
         (
             DELIVERIES_IN_FLIGHT,
