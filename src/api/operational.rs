@@ -403,9 +403,7 @@ pub async fn get_secret(
     Path(endpoint_id): Path<String>,
 ) -> Result<Json<EndpointSecretOut>, ApiError> {
     let (_, endpoint) = find(&state, &endpoint_id).await?;
-    Ok(Json(EndpointSecretOut {
-        key: endpoint.secret.expose(),
-    }))
+    Ok(Json(EndpointSecretOut::of(&endpoint.secret)))
 }
 
 /// Replaces the signing secret. The old secret keeps signing (deliveries carry both
