@@ -23,7 +23,7 @@ pub mod at_rest;
 mod request;
 mod schemes;
 
-pub use request::{Verdict, parse_saved_request, verify_request};
+pub use request::{Verdict, VerifyKey, parse_saved_request, verify_request};
 pub use schemes::{hmac_header, stripe_header, verify_hmac, verify_stripe};
 
 use base64::Engine;

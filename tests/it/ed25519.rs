@@ -195,3 +195,39 @@ async fn whsk_secrets_are_refused_by_the_other_schemes_and_bad_ones_say_which_fi
         "a refused change changes nothing"
     );
 }
+
+#[tokio::test]
+async fn hookd_verify_checks_v1a_with_the_public_key_or_the_secret_and_says_why_not() {
+    use crate::signature_schemes::{saved, verify};
+
+    let app = TestApp::builder().delivering_to_loopback().spawn().await;
+    let receiver = Receiver::start().await;
+    let (app_id, _) = app_with_endpoint(&app, &receiver, json!({"secret": WHSK})).await;
+    let got = deliver(&app, &receiver, &app_id, 1).await;
+    let file = saved(&got, b"");
+
+    for key in [WHPK, WHSK] {
+        let (ok, text) = verify(&file, &["--secret", key]);
+        assert!(ok, "{key}: {text}");
+        assert!(text.contains("v1a signature"), "{text}");
+    }
+    let other = hookd::domain::SigningSecret::generate_ed25519()
+        .public_key()
+        .unwrap()
+        .expose();
+    let (ok, text) = verify(&file, &["--secret", &other]);
+    assert!(!ok);
+    assert!(
+        text.contains("no v1a signature in webhook-signature is this request's"),
+        "{text}"
+    );
+    let (ok, text) = verify(&file, &["--secret", SECRET]);
+    assert!(!ok);
+    assert!(text.contains("has no v1 signature"), "{text}");
+    let (ok, text) = verify(&file, &["--scheme", "stripe", "--secret", WHPK]);
+    assert!(!ok);
+    assert!(text.contains("only the standard scheme"), "{text}");
+    let (ok, text) = verify(&file, &["--secret", "whpk_AAAA"]);
+    assert!(!ok);
+    assert!(text.contains("whpk_"), "{text}");
+}
