@@ -91,7 +91,9 @@ pub struct VerifyArgs {
     /// The saved request, or - for standard input.
     #[arg(value_name = "REQUEST_FILE")]
     pub request: PathBuf,
-    /// The endpoint's secret (`whsec_…`), as `GET …/endpoint/{id}/secret` shows it.
+    /// The endpoint's secret (`whsec_…` or `whsk_…`), as `GET …/endpoint/{id}/secret` shows
+    /// it (`key`); or, for the standard scheme's v1a signatures, the public key of a `whsk_`
+    /// secret (`whpk_…`, `publicKey` there).
     #[arg(long, value_name = "SECRET", required_unless_present = "secret_file")]
     pub secret: Option<String>,
     /// A file holding the secret (kept out of the shell history); surrounding whitespace is
@@ -354,8 +356,8 @@ impl Hangups {
 fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     use std::io::Read;
 
-    use crate::domain::{SignatureScheme, SignatureSpec, SigningSecret};
-    use crate::signing::{parse_saved_request, verify_request};
+    use crate::domain::{SignatureScheme, SignatureSpec};
+    use crate::signing::{VerifyKey, parse_saved_request, verify_request};
 
     let secret_text = match (&args.secret, &args.secret_file) {
         (Some(s), _) => s.clone(),
@@ -363,7 +365,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot read the secret from {}", path.display()))?,
         (None, None) => anyhow::bail!("give the secret with --secret or --secret-file"),
     };
-    let secret = SigningSecret::parse(secret_text.trim()).context("--secret")?;
+    let secret = VerifyKey::parse(secret_text.trim()).context("--secret")?;
     let scheme = SignatureScheme::parse(SignatureSpec {
         scheme: args.scheme.clone(),
         header: args.header.clone(),

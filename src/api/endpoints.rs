@@ -63,7 +63,9 @@ pub struct EndpointIn {
     /// Only messages with one of these channels are delivered; absent, null or empty: all.
     #[schema(value_type = Option<Vec<ChannelString>>, max_items = 10)]
     pub channels: Option<Vec<String>>,
-    /// `whsec_` and the base64 of 24 to 75 bytes; generated when absent or null.
+    /// `whsec_` and the base64 of 24 to 75 bytes, or (standard scheme only) an ed25519
+    /// secret, `whsk_` and the base64 of its 32-byte seed or 64-byte keypair, which signs
+    /// `v1a`; a `whsec_` secret is generated when absent or null.
     #[schema(value_type = Option<SecretString>)]
     pub secret: Option<String>,
     /// Absent or null: none.
@@ -351,14 +353,32 @@ pub struct EndpointHeadersOut {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct EndpointSecretOut {
+    /// The secret as it was set: `whsec_…` (symmetric, `v1` signatures) or `whsk_…`
+    /// (ed25519, `v1a` signatures).
     pub key: String,
+    /// hookd: for a `whsk_` secret, its public key (`whpk_…`), all a receiver needs to
+    /// verify `v1a` signatures; null for a symmetric secret.
+    #[serde(default)]
+    #[schema(nullable, pattern = "^whpk_[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
+    pub public_key: Option<String>,
+}
+
+impl EndpointSecretOut {
+    pub fn of(secret: &SigningSecret) -> Self {
+        Self {
+            key: secret.expose(),
+            public_key: secret.public_key().map(|p| p.expose()),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointSecretRotateIn {
-    /// The new secret; generated when absent or null.
+    /// The new secret, `whsec_…` or (standard scheme only) `whsk_…`; a `whsec_` secret is
+    /// generated when absent or null.
     #[schema(value_type = Option<SecretString>)]
     pub key: Option<String>,
     /// How long the old secret keeps signing deliveries (absent or null: 86400).
@@ -397,6 +417,23 @@ pub(super) fn secret(field: &str, value: Option<String>) -> Result<SigningSecret
         None => Ok(SigningSecret::generate()),
         Some(s) => SigningSecret::parse(&s).map_err(|e| fields::body_error(field, e)),
     }
+}
+
+/// Refuses an ed25519 (`whsk_`) secret under a scheme other than `standard`: only Standard
+/// Webhooks defines an asymmetric signature (`v1a`). `secrets` are those that would sign
+/// (rotated-out ones included); `loc` names the field the request set.
+fn check_secret_scheme<'a>(
+    scheme: &SignatureScheme,
+    mut secrets: impl Iterator<Item = &'a SigningSecret>,
+    loc: &[&str],
+) -> Result<(), ApiError> {
+    if *scheme == SignatureScheme::Standard || !secrets.any(SigningSecret::is_asymmetric) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        loc,
+        "an ed25519 (whsk_) secret signs only the standard scheme (v1a signatures); the stripe and hmac-sha256 schemes need a symmetric whsec_ secret (rotate to one, and wait for the old one's grace period to end, before changing the scheme)",
+    ))
 }
 
 /// A signature scheme from the request; null or absent is `standard`.
@@ -519,6 +556,11 @@ pub async fn create(
         ordering: input.ordering.unwrap_or_default(),
     };
     check_headers(&new.signature, &new.headers, &["body", "headers"])?;
+    check_secret_scheme(
+        &new.signature,
+        [&new.secret].into_iter(),
+        &["body", "secret"],
+    )?;
     let endpoint = state.store.insert_endpoint(new).await?;
     state.events_written.notify_one();
     Ok((StatusCode::CREATED, Json(EndpointOut::new(endpoint, None))))
@@ -565,6 +607,11 @@ pub async fn update(
                     &endpoint.signature,
                     &endpoint.headers,
                     &["body", "signature", "header"],
+                )?;
+                check_secret_scheme(
+                    &endpoint.signature,
+                    endpoint.signing_secrets(now()),
+                    &["body", "signature", "scheme"],
                 )?;
             }
             endpoint.uid = uid.or(endpoint.uid);
@@ -661,6 +708,11 @@ pub async fn patch(
             &endpoint.headers,
             &["body", "signature", "header"],
         )?;
+        check_secret_scheme(
+            &endpoint.signature,
+            endpoint.signing_secrets(now()),
+            &["body", "signature", "scheme"],
+        )?;
     }
     if let Some(n) = input.auto_disable_after_failures {
         endpoint.auto_disable_after_failures = failures_limit(n)?;
@@ -755,9 +807,7 @@ pub async fn get_secret(
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointSecretOut>, ApiError> {
     let endpoint = find(&state, &app_id, &endpoint_id).await?;
-    Ok(Json(EndpointSecretOut {
-        key: endpoint.secret.expose(),
-    }))
+    Ok(Json(EndpointSecretOut::of(&endpoint.secret)))
 }
 
 /// Replaces the signing secret and answers with the new one. The old secret keeps signing
@@ -774,9 +824,7 @@ pub async fn rotate_secret(
     rotate(&mut endpoint, input)?;
     let endpoint = state.store.update_endpoint(endpoint).await?;
     state.events_written.notify_one();
-    Ok(Json(EndpointSecretOut {
-        key: endpoint.secret.expose(),
-    }))
+    Ok(Json(EndpointSecretOut::of(&endpoint.secret)))
 }
 
 /// Puts the new secret in place, keeping the old one for the grace period (not saved).
@@ -792,6 +840,11 @@ pub(super) fn rotate(
         ));
     }
     let new_secret = secret("key", input.key)?;
+    check_secret_scheme(
+        &endpoint.signature,
+        [&new_secret].into_iter(),
+        &["body", "key"],
+    )?;
     let now = now();
     let old = std::mem::replace(&mut endpoint.secret, new_secret);
     endpoint.previous_secrets.retain(|p| p.expires_at > now);

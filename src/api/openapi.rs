@@ -184,12 +184,14 @@ pub mod strings {
     );
     string_schema!(
         SecretString,
-        // 24 to 75 bytes in base64 (32 to 100 characters), optionally after `whsec_`.
-        // Padding is canonical: the bits after the last byte are zero, as the decoder requires.
-        r"^(whsec_)?(?:(?:[A-Za-z0-9+/]{4}){8,24}(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?|(?:[A-Za-z0-9+/]{4}){25})$",
+        // 24 to 75 bytes in base64 (32 to 100 characters), optionally after `whsec_`; or
+        // `whsk_` and the base64 of 32 or 64 bytes (that the last 32 of 64 are the public
+        // key of the first is past a pattern). Padding is canonical: the bits after the last
+        // byte are zero, as the decoder requires.
+        r"^(?:(whsec_)?(?:(?:[A-Za-z0-9+/]{4}){8,24}(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?|(?:[A-Za-z0-9+/]{4}){25})|whsk_(?:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/]{85}[AQgw]==))$",
         32,
         106,
-        "A signing secret: `whsec_` (optional) and the base64 of 24 to 75 random bytes."
+        "A signing secret: `whsec_` (optional) and the base64 of 24 to 75 random bytes; or an ed25519 secret for `v1a` signatures (standard scheme only), `whsk_` and the base64 of its 32-byte seed or 64 bytes of seed and public key."
     );
 
     /// An RFC 3339 date-time. The pattern says what `format` only suggests in OpenAPI 3.1.
@@ -326,6 +328,16 @@ pub mod strings {
             for bytes in 0..100 {
                 for fill in [0u8, 0xff, 0x5a] {
                     let b64 = STANDARD.encode(vec![fill; bytes]);
+                    // 64 bytes of one fill are no keypair: the one case the pattern allows
+                    // and the parser refuses.
+                    if bytes != 64 {
+                        let secret = format!("whsk_{b64}");
+                        assert_eq!(
+                            re.is_match(&secret),
+                            SigningSecret::parse(&secret).is_ok(),
+                            "{secret}"
+                        );
+                    }
                     for secret in [format!("whsec_{b64}"), b64] {
                         assert_eq!(
                             re.is_match(&secret),
@@ -335,7 +347,23 @@ pub mod strings {
                     }
                 }
             }
+            let pair = SigningSecret::generate_ed25519();
+            let pair = SigningSecret::parse(&format!(
+                "whsk_{}",
+                STANDARD.encode(
+                    [
+                        STANDARD.decode(&pair.expose()[5..]).unwrap(),
+                        STANDARD
+                            .decode(&pair.public_key().unwrap().expose()[5..])
+                            .unwrap(),
+                    ]
+                    .concat()
+                )
+            ))
+            .unwrap();
+            assert!(re.is_match(&pair.expose()));
             for odd in [
+                "whsk_",
                 "whsec_",
                 "AAAB=",
                 "AB==",

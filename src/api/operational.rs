@@ -93,7 +93,8 @@ pub struct OperationalWebhookEndpointIn {
     /// Only these operational event types are delivered; absent, null or empty: all.
     #[schema(value_type = Option<Vec<EventTypeNameString>>)]
     pub event_types: Option<Vec<String>>,
-    /// `whsec_` and the base64 of 24 to 75 bytes; generated when absent or null.
+    /// `whsec_` and the base64 of 24 to 75 bytes, or an ed25519 `whsk_` secret (`v1a`
+    /// signatures); a `whsec_` secret is generated when absent or null.
     #[schema(value_type = Option<SecretString>)]
     pub secret: Option<String>,
     /// Absent or null: none.
@@ -403,9 +404,7 @@ pub async fn get_secret(
     Path(endpoint_id): Path<String>,
 ) -> Result<Json<EndpointSecretOut>, ApiError> {
     let (_, endpoint) = find(&state, &endpoint_id).await?;
-    Ok(Json(EndpointSecretOut {
-        key: endpoint.secret.expose(),
-    }))
+    Ok(Json(EndpointSecretOut::of(&endpoint.secret)))
 }
 
 /// Replaces the signing secret. The old secret keeps signing (deliveries carry both

@@ -272,7 +272,8 @@ pub fn to_json(node: &Node) -> serde_json::Value {
 }
 
 /// A secret given by reference: `env:NAME` or `file:PATH` (relative to the declarative
-/// file's directory). An inline `whsec_…` is refused: secrets stay out of the file.
+/// file's directory). An inline `whsec_…` or `whsk_…` is refused: secrets stay out of the
+/// file.
 pub fn secret(
     text: &str,
     line: usize,
@@ -305,7 +306,7 @@ pub fn secret(
                 return None;
             }
         }
-    } else if text.starts_with("whsec_") {
+    } else if text.starts_with("whsec_") || text.starts_with("whsk_") {
         errors.add(
             line,
             path,

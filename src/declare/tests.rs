@@ -226,3 +226,24 @@ fn the_readme_example_is_a_valid_file() {
     assert_eq!(endpoint.secret.as_deref(), Some(SECRET));
     assert_eq!(endpoint.auto_disable_after_failures, Some(50));
 }
+
+#[test]
+fn an_inline_ed25519_secret_is_refused_too() {
+    let text = "\
+applications:
+  - uid: acme
+    name: Acme
+    endpoints:
+      - uid: x
+        url: https://a.example
+        secret: whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+";
+    let errors = check(text, Format::Yaml, false).unwrap_err();
+    assert_eq!(
+        lines(&errors),
+        vec![(
+            7,
+            "applications[0].endpoints[0].secret: secrets may not be written in the file; give env:NAME or file:PATH".into()
+        )]
+    );
+}

@@ -33,7 +33,7 @@ pub use ids::{AppId, AttemptId, EndpointId, MessageId, TaskId};
 pub use message::{Message, Payload, PayloadError};
 pub use names::{Channel, EventId, EventTypeName, FeatureFlag, NameError, Uid};
 pub use retry::{Priority, RetryPolicy, RetryPolicySpec};
-pub use secret::{SecretError, SigningSecret};
+pub use secret::{PublicKey, SecretError, SigningSecret};
 pub use signature::{MacEncoding, SignatureError, SignatureScheme, SignatureSpec};
 pub use task::{BackgroundTask, TaskKind, TaskStatus};
 pub use time::Timestamp;

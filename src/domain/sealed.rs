@@ -4,10 +4,10 @@
 //!
 //! A stored value is either plaintext (what hookd wrote before it had a main key, or
 //! without one) or sealed: `enc:v1:<key id>:<base64 of nonce and ciphertext>`. Plaintext
-//! values never start with `enc:` (secrets start with `whsec_`, header maps with `{`, lists
-//! of previous secrets with `[`), so the two cannot be confused. The cipher itself is the
-//! signing module's (`signing::at_rest`); the store only knows this interface, and
-//! [`Plaintext`] for a store opened without a main key.
+//! values never start with `enc:` (secrets start with `whsec_` or `whsk_`, header maps with
+//! `{`, lists of previous secrets with `[`), so the two cannot be confused. The cipher
+//! itself is the signing module's (`signing::at_rest`); the store only knows this
+//! interface, and [`Plaintext`] for a store opened without a main key.
 
 use std::borrow::Cow;
 

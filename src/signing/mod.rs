@@ -2,9 +2,12 @@
 //! `stripe` and `hmac-sha256` schemes in `schemes`.
 //!
 //! Every delivery carries `webhook-id`, `webhook-timestamp` and `webhook-signature` headers.
-//! The signature is `v1,` followed by the standard base64 (with padding) of
-//! HMAC-SHA256 over `"{msg_id}.{timestamp}."` followed by the body bytes, keyed with the raw
-//! bytes of the endpoint's [`SigningSecret`] (not its `whsec_…` text). While a secret is
+//! The signed content is `"{msg_id}.{timestamp}."` followed by the body bytes. Under a
+//! symmetric (`whsec_`) [`SigningSecret`] the signature is `v1,` followed by the standard
+//! base64 (with padding) of the HMAC-SHA256 of that content, keyed with the secret's raw
+//! bytes (not its `whsec_…` text); under an ed25519 (`whsk_`) secret it is `v1a,` followed
+//! by the standard base64 of the 64-byte ed25519 signature of the same content, which
+//! receivers check with the public key (`whpk_…`) alone. While a secret is
 //! being rotated, the header holds one signature per secret separated by single spaces, and a
 //! receiver accepts the delivery if any of them matches. This is what the Standard Webhooks
 //! and Svix libraries verify (`docs/svix-sdk-notes.md`, section 4), so any of them can check
@@ -20,7 +23,7 @@ pub mod at_rest;
 mod request;
 mod schemes;
 
-pub use request::{Verdict, parse_saved_request, verify_request};
+pub use request::{Verdict, VerifyKey, parse_saved_request, verify_request};
 pub use schemes::{hmac_header, stripe_header, verify_hmac, verify_stripe};
 
 use base64::Engine;
@@ -29,10 +32,12 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::domain::SigningSecret;
+use crate::domain::{PublicKey, SigningSecret};
 
-/// The only signature version defined by Standard Webhooks for symmetric keys.
+/// The signature version Standard Webhooks defines for symmetric keys.
 const VERSION: &str = "v1";
+/// The version for ed25519 keys.
+const ASYMMETRIC_VERSION: &str = "v1a";
 
 /// The HMAC-SHA256 of `"{msg_id}.{timestamp}." ++ body` under `key`.
 fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
@@ -45,10 +50,22 @@ fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// `"{msg_id}.{timestamp}." ++ body` in one buffer, as ed25519 signs and verifies it
+/// (the HMAC is fed the same pieces in turn instead).
+fn signed_content(msg_id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
+    let mut content = Vec::with_capacity(msg_id.len() + 22 + body.len());
+    content.extend_from_slice(msg_id.as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(timestamp.to_string().as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(body);
+    content
+}
+
 /// `v1,` and the 44 characters of a padded base64 SHA-256.
 const SIGNATURE_LEN: usize = VERSION.len() + 1 + 44;
 
-/// Appends the `v1,<base64>` signature of one delivery under one secret.
+/// Appends the `v1,<base64>` or `v1a,<base64>` signature of one delivery under one secret.
 fn push_signature(
     out: &mut String,
     msg_id: &str,
@@ -56,10 +73,22 @@ fn push_signature(
     body: &[u8],
     secret: &SigningSecret,
 ) {
-    let mac = mac(secret.key(), msg_id, timestamp, body);
-    out.push_str(VERSION);
-    out.push(',');
-    STANDARD.encode_string(mac, out);
+    match secret.hmac_key() {
+        Some(key) => {
+            let mac = mac(key, msg_id, timestamp, body);
+            out.push_str(VERSION);
+            out.push(',');
+            STANDARD.encode_string(mac, out);
+        }
+        None => {
+            let content = signed_content(msg_id, timestamp, body);
+            if let Some(signature) = secret.sign_ed25519(&content) {
+                out.push_str(ASYMMETRIC_VERSION);
+                out.push(',');
+                STANDARD.encode_string(signature, out);
+            }
+        }
+    }
 }
 
 /// The `webhook-signature` header value: one signature per secret, separated by single
@@ -81,12 +110,23 @@ pub fn signature_header<'a>(
     header
 }
 
-/// Whether any `v1,<sig>` entry of a `webhook-signature` header is the signature of this
-/// delivery under `secret`, as a receiver would check it (the timestamp's freshness aside).
+/// The decoded signatures of one version in a `webhook-signature` header. Entries of other
+/// versions and malformed entries (no comma, bad base64) are skipped rather than rejected,
+/// so a header mixing versions (during a rotation from `whsec_` to `whsk_`) still verifies.
+fn signatures<'h>(header: &'h str, wanted: &'h str) -> impl Iterator<Item = Vec<u8>> + 'h {
+    header
+        .split(' ')
+        .filter_map(|entry| entry.split_once(','))
+        .filter(move |(version, _)| *version == wanted)
+        .filter_map(|(_, signature)| STANDARD.decode(signature).ok())
+}
+
+/// Whether any entry of a `webhook-signature` header is the signature of this delivery
+/// under `secret`, as a receiver would check it (the timestamp's freshness aside): a `v1`
+/// entry for a symmetric secret, a `v1a` entry (checked with its public key) for an ed25519
+/// one.
 ///
-/// Entries of other versions and malformed entries (no comma, bad base64, wrong length) are
-/// skipped rather than rejected, so a header mixing schemes still verifies. The comparison
-/// of each signature takes the same time whatever bytes differ.
+/// The comparison of each `v1` signature takes the same time whatever bytes differ.
 pub fn verify(
     secret: &SigningSecret,
     msg_id: &str,
@@ -94,15 +134,29 @@ pub fn verify(
     body: &[u8],
     header: &str,
 ) -> bool {
-    let expected = mac(secret.key(), msg_id, timestamp, body);
-    header
-        .split(' ')
-        .filter_map(|entry| entry.split_once(','))
-        .filter(|(version, _)| *version == VERSION)
-        .filter_map(|(_, signature)| STANDARD.decode(signature).ok())
+    let Some(key) = secret.hmac_key() else {
+        return secret
+            .public_key()
+            .is_some_and(|public| verify_ed25519(&public, msg_id, timestamp, body, header));
+    };
+    let expected = mac(key, msg_id, timestamp, body);
+    signatures(header, VERSION)
         // `ct_eq` on slices of different lengths is false without comparing bytes; the
         // length of a MAC is public, so that early answer leaks nothing.
         .any(|candidate| bool::from(candidate.as_slice().ct_eq(&expected)))
+}
+
+/// Whether any `v1a,<sig>` entry of a `webhook-signature` header is this delivery's ed25519
+/// signature under `public`: what a receiver given only the `whpk_…` key checks.
+pub fn verify_ed25519(
+    public: &PublicKey,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+    header: &str,
+) -> bool {
+    let content = signed_content(msg_id, timestamp, body);
+    signatures(header, ASYMMETRIC_VERSION).any(|candidate| public.verify(&content, &candidate))
 }
 
 #[cfg(test)]
@@ -155,6 +209,51 @@ mod tests {
             &body,
             &signature
         ));
+    }
+
+    /// The specification's message under the ed25519 seed bytes 0..32; the expected value was
+    /// computed with Python's `cryptography`: `Ed25519PrivateKey.from_private_bytes(
+    /// bytes(range(32))).sign(b"msg_p5jXN8AQM9LWM0D4loKWxJek.1614265330." + body)`.
+    #[test]
+    fn known_answer_for_an_ed25519_secret() {
+        let secret = secret("whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+        let public = PublicKey::parse("whpk_A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        let signature = sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, &secret);
+        assert_eq!(
+            signature,
+            "v1a,yoUrgEkc12aGqm0n4Sydmdz55xJfTz4AsAgieHFjmkR7LJtqVCZOQYzvvHjI5kAey+r4iaBGxTFRrl2iBQxtDQ=="
+        );
+        let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+        assert!(verify_ed25519(&public, id, 1614265330, body, &signature));
+        assert!(verify(&secret, id, 1614265330, body, &signature));
+        assert!(!verify_ed25519(
+            &public,
+            id,
+            1614265330,
+            br#"{"test": 2432232315}"#,
+            &signature
+        ));
+        assert!(!verify_ed25519(&public, id, 1614265331, body, &signature));
+        // The same bytes under the v1 label are not an ed25519 signature.
+        let relabelled = signature.replacen("v1a,", "v1,", 1);
+        assert!(!verify_ed25519(&public, id, 1614265330, body, &relabelled));
+    }
+
+    #[test]
+    fn a_rotation_header_mixes_v1_and_v1a_and_each_verifies() {
+        let old = SigningSecret::generate();
+        let new = SigningSecret::generate_ed25519();
+        let header = signature_header("msg_1", 42, b"{}", [&new, &old]);
+        let (first, second) = header.split_once(' ').unwrap();
+        assert!(first.starts_with("v1a,") && second.starts_with("v1,"));
+        assert!(verify(&old, "msg_1", 42, b"{}", &header));
+        assert!(verify(&new, "msg_1", 42, b"{}", &header));
+        let public = new.public_key().unwrap();
+        assert!(verify_ed25519(&public, "msg_1", 42, b"{}", &header));
+        assert!(!verify_ed25519(&public, "msg_1", 42, b"{ }", &header));
+        let outsider = SigningSecret::generate_ed25519();
+        assert!(!verify(&outsider, "msg_1", 42, b"{}", &header));
     }
 
     #[test]
@@ -272,6 +371,23 @@ mod tests {
         #[test]
         fn arbitrary_headers_never_panic(secret in any_secret(), header in ".*") {
             let _ = verify(&secret, "msg_1", 1, b"{}", &header);
+            let public = SigningSecret::generate_ed25519().public_key().unwrap();
+            let _ = verify_ed25519(&public, "msg_1", 1, b"{}", &header);
+        }
+
+        #[test]
+        fn ed25519_round_trips_and_a_flipped_body_bit_fails(
+            seed in any::<[u8; 32]>(), ts in any::<i64>(),
+            body in proptest::collection::vec(any::<u8>(), 1..256),
+            index in any::<prop::sample::Index>(), bit in 0u8..8,
+        ) {
+            let secret = secret(&format!("whsk_{}", STANDARD.encode(seed)));
+            let public = secret.public_key().unwrap();
+            let header = sign("msg_1", ts, &body, &secret);
+            prop_assert!(verify_ed25519(&public, "msg_1", ts, &body, &header));
+            let mut tampered = body.clone();
+            tampered[index.index(body.len())] ^= 1 << bit;
+            prop_assert!(!verify_ed25519(&public, "msg_1", ts, &tampered, &header));
         }
     }
 }

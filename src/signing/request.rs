@@ -4,10 +4,57 @@
 use http::HeaderMap;
 
 use super::schemes::{verify_hmac, verify_stripe};
-use crate::domain::{SignatureScheme, SigningSecret};
+use crate::domain::{PublicKey, SecretError, SignatureScheme, SigningSecret};
 
 /// Why a request does not verify, or what matched when it does.
 pub type Verdict = Result<String, String>;
+
+/// What a request is checked with: the endpoint's secret (`whsec_…` or `whsk_…`), or the
+/// public key of a `whsk_` secret (`whpk_…`), which checks only `v1a` signatures.
+#[derive(Debug, Clone)]
+pub enum VerifyKey {
+    Secret(SigningSecret),
+    Public(PublicKey),
+}
+
+impl VerifyKey {
+    /// `whpk_…` is a public key; anything else is parsed as a secret.
+    pub fn parse(text: &str) -> Result<Self, SecretError> {
+        if text.starts_with(PublicKey::PREFIX) {
+            PublicKey::parse(text).map(Self::Public)
+        } else {
+            SigningSecret::parse(text).map(Self::Secret)
+        }
+    }
+
+    /// The signature version this key checks in a `webhook-signature` header.
+    fn version(&self) -> &'static str {
+        match self {
+            Self::Secret(s) if !s.is_asymmetric() => "v1",
+            _ => "v1a",
+        }
+    }
+}
+
+/// Why no signature of the key's version matched, naming a likely mix-up of keys.
+fn standard_mismatch(key: &VerifyKey, family: &str, signatures: &str, body: &[u8]) -> String {
+    let version = key.version();
+    let present = signatures
+        .split(' ')
+        .any(|entry| entry.split_once(',').is_some_and(|(v, _)| v == version));
+    if !present {
+        let hint = if version == "v1a" {
+            "a whsk_ or whpk_ key checks the v1a signatures of an endpoint whose secret is whsk_; this request was signed with a whsec_ secret (v1)"
+        } else {
+            "a whsec_ secret checks v1 signatures; an endpoint whose secret is whsk_ signs v1a: check with its public key (publicKey of GET …/secret, whpk_…)"
+        };
+        return format!("{family}-signature has no {version} signature ({hint})");
+    }
+    format!(
+        "no {version} signature in {family}-signature is this request's under this key: check that the key is the endpoint's (GET …/secret) and that the body is byte for byte what was received ({} bytes)",
+        body.len()
+    )
+}
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, String> {
     let value = headers
@@ -30,12 +77,12 @@ fn fresh(timestamp: i64, now: i64, tolerance: i64) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks `headers` and `body` under `scheme` and `secret` at `now` (unix seconds), allowing
+/// Checks `headers` and `body` under `scheme` and `key` at `now` (unix seconds), allowing
 /// timestamps `tolerance` seconds away. The standard scheme reads the `webhook-*` headers,
 /// or the `svix-*` ones when those are absent.
 pub fn verify_request(
     scheme: &SignatureScheme,
-    secret: &SigningSecret,
+    key: &VerifyKey,
     headers: &HeaderMap,
     body: &[u8],
     now: i64,
@@ -56,16 +103,24 @@ pub fn verify_request(
             let timestamp: i64 = timestamp
                 .parse()
                 .map_err(|_| format!("{family}-timestamp {timestamp:?} is not a unix time"))?;
-            if !super::verify(secret, id, timestamp, body, signatures) {
-                return Err(format!(
-                    "no v1 signature in {family}-signature is this request's under this secret: check that the secret is the endpoint's (GET …/secret) and that the body is byte for byte what was received ({} bytes)",
-                    body.len()
-                ));
+            let matched = match key {
+                VerifyKey::Secret(secret) => super::verify(secret, id, timestamp, body, signatures),
+                VerifyKey::Public(public) => {
+                    super::verify_ed25519(public, id, timestamp, body, signatures)
+                }
+            };
+            if !matched {
+                return Err(standard_mismatch(key, family, signatures, body));
             }
             fresh(timestamp, now, tolerance)?;
-            Ok(format!("{family}-signature matches (message {id})"))
+            Ok(format!(
+                "{family}-signature matches ({} signature, message {id})",
+                key.version()
+            ))
         }
+
         SignatureScheme::Stripe { header: name } => {
+            let secret = symmetric(key)?;
             let value = header(headers, name.as_str())?;
             let timestamp = verify_stripe(secret, body, value).map_err(|why| {
                 format!("{name}: {why} (the key is the secret's whole text, whsec_ included)")
@@ -91,6 +146,7 @@ pub fn verify_request(
                 }
             };
             let value = header(headers, name.as_str())?;
+            let secret = symmetric(key)?;
             verify_hmac(secret, prefix, *encoding, timestamp, body, value).map_err(|why| {
                 format!("{name}: {why} (the key is the secret's whole text, whsec_ included)")
             })?;
@@ -99,6 +155,14 @@ pub fn verify_request(
             }
             Ok(format!("{name} matches"))
         }
+    }
+}
+
+/// The `whsec_` secret the stripe and hmac-sha256 schemes are keyed with.
+fn symmetric(key: &VerifyKey) -> Result<&SigningSecret, String> {
+    match key {
+        VerifyKey::Secret(secret) if !secret.is_asymmetric() => Ok(secret),
+        _ => Err("the stripe and hmac-sha256 schemes are keyed with a whsec_ secret; whsk_ and whpk_ keys check only the standard scheme's v1a signatures".into()),
     }
 }
 
@@ -183,6 +247,8 @@ mod tests {
             ),
         ]);
         let scheme = SignatureScheme::Standard;
+        let signing_secret = secret;
+        let secret = VerifyKey::Secret(signing_secret.clone());
         assert!(verify_request(&scheme, &secret, &standard, body, now, 300).is_ok());
         let why = verify_request(&scheme, &secret, &standard, b"{}", now, 300).unwrap_err();
         assert!(why.contains("byte for byte"), "{why}");
@@ -192,7 +258,10 @@ mod tests {
         let stripe = SignatureScheme::Stripe {
             header: HeaderName::from_static("x-obsrv-signature"),
         };
-        let sent = headers(&[("x-obsrv-signature", stripe_header(now, body, [&secret]))]);
+        let sent = headers(&[(
+            "x-obsrv-signature",
+            stripe_header(now, body, [&signing_secret]),
+        )]);
         assert!(verify_request(&stripe, &secret, &sent, body, now, 300).is_ok());
         let why = verify_request(&stripe, &secret, &HeaderMap::new(), body, now, 300).unwrap_err();
         assert_eq!(why, "the request has no x-obsrv-signature header");
@@ -206,13 +275,97 @@ mod tests {
         let sent = headers(&[
             (
                 "x-webhook-signature",
-                hmac_header(&secret, "sha256=", MacEncoding::Hex, Some(now), body),
+                hmac_header(
+                    &signing_secret,
+                    "sha256=",
+                    MacEncoding::Hex,
+                    Some(now),
+                    body,
+                ),
             ),
             ("x-webhook-timestamp", now.to_string()),
         ]);
         assert!(verify_request(&hmac, &secret, &sent, body, now + 10, 300).is_ok());
-        let why =
-            verify_request(&hmac, &SigningSecret::generate(), &sent, body, now, 300).unwrap_err();
+        let why = verify_request(
+            &hmac,
+            &VerifyKey::Secret(SigningSecret::generate()),
+            &sent,
+            body,
+            now,
+            300,
+        )
+        .unwrap_err();
         assert!(why.contains("not this body's"), "{why}");
+    }
+
+    #[test]
+    fn v1a_verifies_with_the_public_key_or_the_secret_and_says_why_not() {
+        let secret = SigningSecret::generate_ed25519();
+        let public = secret.public_key().unwrap();
+        let old = SigningSecret::generate();
+        let body = br#"{"x":1}"#;
+        let now = 1_700_000_000;
+        let sent = headers(&[
+            ("webhook-id", "msg_1".into()),
+            ("webhook-timestamp", now.to_string()),
+            (
+                "webhook-signature",
+                signature_header("msg_1", now, body, [&secret, &old]),
+            ),
+        ]);
+        let standard = SignatureScheme::Standard;
+        for key in [
+            VerifyKey::parse(&public.expose()).unwrap(),
+            VerifyKey::parse(&secret.expose()).unwrap(),
+        ] {
+            let how = verify_request(&standard, &key, &sent, body, now, 300).unwrap();
+            assert!(how.contains("v1a"), "{how}");
+            let why = verify_request(&standard, &key, &sent, b"{}", now, 300).unwrap_err();
+            assert!(
+                why.contains("no v1a signature") && why.contains("byte for byte"),
+                "{why}"
+            );
+        }
+        // The whsec_ still verifies the v1 half of the same header.
+        assert!(
+            verify_request(
+                &standard,
+                &VerifyKey::Secret(old.clone()),
+                &sent,
+                body,
+                now,
+                300
+            )
+            .is_ok()
+        );
+        // A public key against a request signed v1 only says which key it would need.
+        let v1_only = headers(&[
+            ("webhook-id", "msg_1".into()),
+            ("webhook-timestamp", now.to_string()),
+            (
+                "webhook-signature",
+                signature_header("msg_1", now, body, [&old]),
+            ),
+        ]);
+        let why = verify_request(
+            &standard,
+            &VerifyKey::Public(public),
+            &v1_only,
+            body,
+            now,
+            300,
+        )
+        .unwrap_err();
+        assert!(
+            why.contains("has no v1a signature") && why.contains("whsec_"),
+            "{why}"
+        );
+        let stripe = SignatureScheme::Stripe {
+            header: HeaderName::from_static("x-obsrv-signature"),
+        };
+        let why =
+            verify_request(&stripe, &VerifyKey::Public(public), &sent, body, now, 300).unwrap_err();
+        assert!(why.contains("standard scheme"), "{why}");
+        assert!(VerifyKey::parse("whpk_AAAA").is_err());
     }
 }

@@ -189,6 +189,21 @@ async fn operational_endpoints_have_the_sdk_shapes(builder: TestAppBuilder) {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, secret) = app.get(&format!("{OPS}/pager/secret")).await;
     assert_eq!(secret["key"], chosen);
+    assert_eq!(secret["publicKey"], json!(null));
+    // Operational deliveries are Standard Webhooks, so an ed25519 secret signs them v1a.
+    let whsk = "whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let (status, _) = app
+        .post(
+            &format!("{OPS}/pager/secret/rotate"),
+            Some(json!({"key": whsk, "gracePeriodSeconds": 0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, secret) = app.get(&format!("{OPS}/pager/secret")).await;
+    assert_eq!(
+        secret,
+        json!({"key": whsk, "publicKey": "whpk_A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="})
+    );
 
     // Fields of other endpoint shapes are refused, not dropped.
     for (field, value) in [

@@ -262,7 +262,7 @@ async fn bad_settings_and_clashing_headers_are_422_naming_the_field() {
 }
 
 /// Writes a received request as `hookd verify` reads it: headers, an empty line, the body.
-fn saved(got: &Received, extra: &[u8]) -> tempfile::NamedTempFile {
+pub fn saved(got: &Received, extra: &[u8]) -> tempfile::NamedTempFile {
     use std::io::Write;
     let mut file = tempfile::NamedTempFile::new().unwrap();
     writeln!(file, "POST /hook HTTP/1.1").unwrap();
@@ -275,7 +275,7 @@ fn saved(got: &Received, extra: &[u8]) -> tempfile::NamedTempFile {
     file
 }
 
-fn verify(file: &tempfile::NamedTempFile, args: &[&str]) -> (bool, String) {
+pub fn verify(file: &tempfile::NamedTempFile, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
         .arg("verify")
         .args(args)
