@@ -61,6 +61,10 @@ pub struct Args {
     /// '{"scheme": "stripe"}'); default: hookd's (`standard`).
     #[arg(long)]
     pub signature: Option<String>,
+    /// The endpoints' secret (e.g. a `whsk_` ed25519 key, to measure `v1a` signing);
+    /// default: one hookd generates.
+    #[arg(long)]
+    pub secret: Option<String>,
     /// Tiny sizes: checks the benchmark works, measures nothing worth reading.
     #[arg(long)]
     pub smoke: bool,

@@ -142,7 +142,7 @@ fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
 }
 
 /// The endpoint fields a run sets besides the URL: `ordering` for FIFO scenarios, the
-/// `--signature` scheme if given.
+/// `--signature` scheme and `--secret` if given.
 fn endpoint_fields(
     spec: &Spec,
     args: &Args,
@@ -155,6 +155,9 @@ fn endpoint_fields(
         let scheme: serde_json::Value = serde_json::from_str(signature)
             .map_err(|e| anyhow::anyhow!("--signature is not JSON: {e}"))?;
         fields.insert("signature".into(), scheme);
+    }
+    if let Some(secret) = &args.secret {
+        fields.insert("secret".into(), secret.as_str().into());
     }
     Ok(fields)
 }
