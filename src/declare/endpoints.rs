@@ -109,14 +109,7 @@ pub async fn plan_app(
     }
     if prune {
         let listed: Vec<&str> = wanted.iter().map(|e| e.uid.as_str()).collect();
-        let mut gone: Vec<&Json> = current
-            .iter()
-            .filter(|(uid, _)| !listed.contains(&uid.as_str()))
-            .map(|(_, e)| e)
-            .chain(without_uid.iter())
-            .collect();
-        gone.sort_by_key(|e| id_of(e));
-        for ep in gone {
+        for ep in gone(&listed, &current, &without_uid) {
             let id = ep.get("id").and_then(Json::as_str).unwrap_or_default();
             plan.changes.push(
                 change(
@@ -183,14 +176,7 @@ pub(super) async fn operational(
     }
     if prune {
         let listed: Vec<&str> = wanted.iter().map(|e| e.uid.as_str()).collect();
-        let mut gone: Vec<&Json> = current
-            .iter()
-            .filter(|(uid, _)| !listed.contains(&uid.as_str()))
-            .map(|(_, e)| e)
-            .chain(without_uid.iter())
-            .collect();
-        gone.sort_by_key(|e| id_of(e));
-        for ep in gone {
+        for ep in gone(&listed, &current, &without_uid) {
             let id = ep.get("id").and_then(Json::as_str).unwrap_or_default();
             plan.changes.push(
                 change(Action::Delete, "operationalEndpoint", id_of(ep), Vec::new()).call(
@@ -202,4 +188,21 @@ pub(super) async fn operational(
         }
     }
     Ok(())
+}
+
+/// What a prune deletes: the existing endpoints whose uid the file does not list, and those
+/// without a uid (a file cannot name them), in id order.
+fn gone<'a>(
+    listed: &[&str],
+    current: &'a std::collections::HashMap<String, Json>,
+    without_uid: &'a [Json],
+) -> Vec<&'a Json> {
+    let mut gone: Vec<&Json> = current
+        .iter()
+        .filter(|(uid, _)| !listed.contains(&uid.as_str()))
+        .map(|(_, e)| e)
+        .chain(without_uid.iter())
+        .collect();
+    gone.sort_by_key(|e| id_of(e));
+    gone
 }
