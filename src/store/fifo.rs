@@ -104,6 +104,10 @@ pub(crate) async fn promote<C: Conn + ?Sized>(
 /// Splits a claim's candidates: those it may take, and those behind their FIFO line's head,
 /// to be parked.
 pub(crate) fn split(candidates: Vec<Candidate>) -> (Vec<Candidate>, Vec<Candidate>) {
+    // The common claim has no FIFO delivery behind its head: no second list to make.
+    if !candidates.iter().any(|c| c.behind) {
+        return (candidates, Vec::new());
+    }
     candidates.into_iter().partition(|c| !c.behind)
 }
 
