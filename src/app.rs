@@ -280,9 +280,13 @@ impl Server {
         } else {
             None
         };
+        let auth = Arc::new(Authenticator::new(
+            Some(&config.admin_token),
+            config.token_rate_limit,
+        ));
         let state = ApiState {
             store: store.clone(),
-            auth: Arc::new(Authenticator::new(Some(&config.admin_token))),
+            auth: auth.clone(),
             settings: Arc::new(ApiSettings {
                 max_payload_bytes: config.max_payload_bytes,
                 max_payload_depth: config.max_payload_depth,
@@ -297,6 +301,8 @@ impl Server {
                 max_pending_messages: config.max_pending_messages,
                 max_batch_bytes: config.max_batch_bytes,
                 max_request_timeout: config.max_request_timeout(),
+                public_url: Some(config.public_url.trim().trim_end_matches('/').to_owned())
+                    .filter(|u| !u.is_empty()),
             }),
             message_permits: Arc::new(tokio::sync::Semaphore::new(config.max_pending_messages)),
             message_enqueued: wake,
@@ -315,7 +321,8 @@ impl Server {
         let scrape = crate::metrics::router(metrics, store.clone(), clock, &config.metrics_token);
         if config.role.serves_api() {
             let ttl = Duration::from_secs(u64::from(config.idempotency_ttl_hours) * 3600);
-            tasks.spawn(prune_idempotency_keys(store, ttl, shutdown.clone()));
+            tasks.spawn(prune_idempotency_keys(store.clone(), ttl, shutdown.clone()));
+            tasks.spawn(auth.sync(store, shutdown.clone()));
         }
 
         let limits = ConnectionLimits {
@@ -460,6 +467,10 @@ fn dispatcher(
     ))
 }
 
+/// How long an expired API token stays listed before it is deleted.
+const EXPIRED_TOKENS_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// Deletes idempotency keys past their time and API tokens expired a day ago.
 async fn prune_idempotency_keys(store: Arc<dyn Store>, ttl: Duration, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(PRUNE_EVERY);
     loop {
@@ -471,6 +482,12 @@ async fn prune_idempotency_keys(store: Arc<dyn Store>, ttl: Duration, shutdown: 
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(deleted = n, "pruned idempotency keys"),
                     Err(e) => tracing::warn!(error = %e, "pruning idempotency keys failed"),
+                }
+                // Expired tokens stay listed for a day, then go.
+                match store.prune_expired_tokens(now() - EXPIRED_TOKENS_KEPT).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "pruned expired API tokens"),
+                    Err(e) => tracing::warn!(error = %e, "pruning expired API tokens failed"),
                 }
             }
         }

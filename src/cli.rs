@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::api::{generate_token, hash_hex, hash_token};
 use crate::app::{Server, open_store};
 use crate::config::{Config, Overrides, Role};
 use crate::telemetry;
@@ -150,8 +149,167 @@ pub enum MainKeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create an admin API token and print it (only its hash is stored).
-    Create,
+    /// Create an API token and print it (only its hash is stored). Without --ability it is
+    /// an admin token.
+    Create(TokenCreateArgs),
+    /// List the stored tokens (never the tokens themselves), with their last use.
+    List,
+    /// Revoke a token by its id (`tok_…`): it stops working within about a second on every
+    /// node.
+    Revoke {
+        #[arg(value_name = "TOKEN_ID")]
+        id: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenCreateArgs {
+    /// What the token is for, to tell it by in lists.
+    #[arg(long, default_value = "admin")]
+    pub name: String,
+    /// What the token may do (repeat it, or separate with commas): admin, app:read,
+    /// app:write, event-type:read, event-type:write, endpoint:read, endpoint:write,
+    /// secret:read, secret:rotate, message:read, message:create, message:write,
+    /// attempt:create. Default: admin.
+    #[arg(long = "ability", value_name = "ABILITY", value_delimiter = ',')]
+    pub abilities: Vec<String>,
+    /// The one application (id or uid) the token is limited to.
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
+    /// When it stops working: a duration from now (`90d`, `12h`, `30m`, `600s`) or an
+    /// RFC 3339 time. Default: never.
+    #[arg(long, value_name = "WHEN")]
+    pub expires: Option<String>,
+    /// Requests per hour (0: no limit). Default: the token_rate_limit option.
+    #[arg(long, value_name = "PER_HOUR")]
+    pub rate_limit: Option<u32>,
+}
+
+async fn list_tokens(store: &dyn crate::store::Store) -> anyhow::Result<()> {
+    let mut page = crate::store::PageQuery {
+        limit: 250,
+        cursor: crate::store::Cursor::Start,
+        order: crate::store::Order::Ascending,
+    };
+    println!("ID\tNAME\tABILITIES\tAPP\tEXPIRES\tLAST USED");
+    loop {
+        let tokens = store.list_tokens(&page).await?;
+        let Some(last) = tokens.last() else {
+            return Ok(());
+        };
+        page.cursor = crate::store::Cursor::After(last.id.to_string());
+        let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map_or("-".to_owned(), |t| {
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            })
+        };
+        for t in &tokens {
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                t.id,
+                t.name,
+                t.abilities.to_stored().replace(' ', ","),
+                t.app_id.as_ref().map_or("-", |a| a.as_str()),
+                time(t.expires_at),
+                time(t.last_used_at),
+            );
+        }
+        if tokens.len() < page.limit {
+            return Ok(());
+        }
+    }
+}
+
+/// `--expires`: a duration from `now` or an RFC 3339 time.
+fn expiry(
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    let text = text.trim();
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--expires {text:?}: give a duration such as 90d, 12h, 30m or 600s, or an RFC 3339 time"
+        )
+    })?;
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => anyhow::bail!("--expires {text:?}: the unit must be d, h, m or s"),
+    };
+    n.checked_mul(seconds)
+        .and_then(chrono::TimeDelta::try_seconds)
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| anyhow::anyhow!("--expires {text:?} is too far away"))
+}
+
+async fn create_token(
+    store: &dyn crate::store::Store,
+    args: &TokenCreateArgs,
+) -> anyhow::Result<String> {
+    use crate::domain::{Abilities, Ability, AppKey};
+    let abilities = if args.abilities.is_empty() {
+        Abilities::of([Ability::Admin])
+    } else {
+        let parsed = args
+            .abilities
+            .iter()
+            .map(|a| {
+                Ability::parse(a.trim()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--ability {a:?} is not one of: {}",
+                        Ability::ALL.map(Ability::as_str).join(", ")
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Abilities::of(parsed)
+    };
+    let app_id = match &args.app {
+        None => None,
+        Some(app) => {
+            let key = AppKey::parse(app).map_err(|e| anyhow::anyhow!("--app {app:?}: {e}"))?;
+            let found = store.get_application(&key).await?;
+            Some(
+                found
+                    .ok_or_else(|| anyhow::anyhow!("--app: there is no application {app:?}"))?
+                    .id,
+            )
+        }
+    };
+    let expires_at = args
+        .expires
+        .as_deref()
+        .map(|e| expiry(e, crate::domain::time::now()))
+        .transpose()?;
+    let named = crate::api::NamedToken {
+        name: args.name.clone(),
+        abilities,
+        app_id,
+        expires_at,
+        rate_limit: args.rate_limit,
+    };
+    named.check().map_err(|e| anyhow::anyhow!("{}", e.body()))?;
+    let (new, token) = crate::api::new_token(|hash, hint| named.into_new(hash, hint));
+    let stored = store
+        .insert_token(new)
+        .await
+        .context("cannot store the token")?;
+    eprintln!(
+        "created {} ({}: {})",
+        stored.id,
+        stored.name,
+        stored.abilities.to_stored()
+    );
+    Ok(token)
 }
 
 impl Cli {
@@ -248,18 +406,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("deleted {deleted} messages created before {before}");
             Ok(())
         }
-        Command::Token {
-            command: TokenCommand::Create,
-        } => {
+        Command::Token { command } => {
             let config = cli.load_config(None, None)?;
             telemetry::init(&config);
             let store = open_store(&config).await?;
-            let token = generate_token();
-            store
-                .insert_api_token(&hash_hex(&hash_token(&token)))
-                .await
-                .context("cannot store the token")?;
-            println!("{token}");
+            match command {
+                TokenCommand::Create(args) => println!("{}", create_token(&*store, args).await?),
+                TokenCommand::List => list_tokens(&*store).await?,
+                TokenCommand::Revoke { id } => {
+                    let id = crate::domain::TokenId::parse(id)
+                        .ok_or_else(|| anyhow::anyhow!("{id:?} is not a token id (tok_…)"))?;
+                    if !store.delete_token(&id).await? {
+                        anyhow::bail!("there is no token {id}");
+                    }
+                    eprintln!("revoked {id}");
+                }
+            }
             Ok(())
         }
         Command::MainKey {
@@ -480,6 +642,33 @@ mod tests {
         assert!(Cli::try_parse_from(["hookd", "serve", "--role", "boss"]).is_err());
         assert_eq!(cli.data_dir, Some(PathBuf::from("/d")));
         assert!(Cli::try_parse_from(["hookd", "token", "create"]).is_ok());
+        let Command::Token {
+            command: TokenCommand::Create(args),
+        } = Cli::try_parse_from([
+            "hookd",
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--ability",
+            "app:read,message:create",
+            "--ability",
+            "endpoint:read",
+            "--app",
+            "shop",
+            "--expires",
+            "30d",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not token create");
+        };
+        assert_eq!(
+            args.abilities,
+            ["app:read", "message:create", "endpoint:read"]
+        );
+        assert_eq!(args.app.as_deref(), Some("shop"));
         assert!(Cli::try_parse_from(["hookd", "migrate", "--config", "x.toml"]).is_ok());
         assert!(Cli::try_parse_from(["hookd", "frobnicate"]).is_err());
         assert!(matches!(
@@ -519,5 +708,32 @@ mod tests {
             serve.command,
             Command::Serve { apply: Some(_), .. }
         ));
+    }
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::expiry;
+
+    #[test]
+    fn expires_takes_durations_and_times() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            expiry("30d", now).unwrap().to_rfc3339(),
+            "2026-01-31T00:00:00+00:00"
+        );
+        assert_eq!(
+            expiry("12h", now).unwrap().to_rfc3339(),
+            "2026-01-01T12:00:00+00:00"
+        );
+        assert_eq!(
+            expiry("2027-02-03T04:05:06Z", now).unwrap().to_rfc3339(),
+            "2027-02-03T04:05:06+00:00"
+        );
+        for bad in ["", "d", "0d", "5y", "soon", "99999999999999999d"] {
+            assert!(expiry(bad, now).is_err(), "{bad}");
+        }
     }
 }

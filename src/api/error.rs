@@ -4,7 +4,9 @@
 //! - Bad input is the caller's to fix, so it gets a 4xx with a message saying what to change:
 //!   400 for a body that is not JSON, 413 for one that is too large, 422 (with the field's
 //!   location) for JSON that does not fit the schema or a value the domain rejects.
-//! - 401 for a missing or unknown token, 404 for an unknown resource, 409 for a conflict with
+//! - 401 for a missing, unknown or expired token; 403 for a token that may not do this
+//!   (see `auth`); 429, with `Retry-After` and `X-RateLimit-*`, for a token over its
+//!   rate limit; 404 for an unknown resource, 409 for a conflict with
 //!   stored state. These bodies are `{"code": …, "detail": …}`, as the Svix contract has it;
 //!   422 bodies are `{"detail": [{"loc": […], "msg": …, "type": …}]}`.
 //! - 408 when the request body does not arrive within `body_read_timeout_secs`.
@@ -37,6 +39,17 @@ pub enum ApiError {
     BadRequest(String),
     #[error("authentication failed: {0}")]
     Unauthorized(&'static str),
+    /// A valid token that may not do this (an ability it lacks, a route outside the one
+    /// application it is limited to).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A stored token over its rate limit: 429 with `Retry-After` and the `X-RateLimit-*`
+    /// headers.
+    #[error(
+        "this token made its {} requests of the hour (its rate limit); retry in {} s",
+        .0.limit, .0.retry_after
+    )]
+    RateLimited(super::auth::RateInfo),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -117,6 +130,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -158,6 +173,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "invalid_request",
             ApiError::Unauthorized(_) => "authentication_failed",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -200,6 +217,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        if let ApiError::RateLimited(info) = &self {
+            info.write(response.headers_mut());
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, info.retry_after.into());
         }
         if status.is_server_error() {
             let cause = format!("{:#}", anyhow::Error::new(self));

@@ -27,6 +27,8 @@ mod pagination;
 pub mod payload_schemas;
 mod replays;
 mod scheduled;
+pub mod scopes;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -47,10 +49,11 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{Authenticator, generate_token, hash_hex, hash_token};
+pub use auth::{Authenticator, Caller, generate_token, hash_hex, hash_token, token_hint};
 pub use environment::{Reload, ReloadError};
 use error::{ApiError, ErrorCause};
 pub use measure::ApiMetrics;
+pub use tokens::{NamedToken, new_token};
 
 use crate::store::Store;
 use crate::telemetry::traces::Tracer;
@@ -113,6 +116,8 @@ pub struct ApiSettings {
     pub max_batch_bytes: usize,
     /// `max_request_timeout_secs`: retry policies' timeouts above it are refused.
     pub max_request_timeout: std::time::Duration,
+    /// `public_url`, without a trailing slash: the base of the links hookd hands out.
+    pub public_url: Option<String>,
 }
 
 /// The routes that need a token, with their documentation.
@@ -192,6 +197,12 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(environment::export))
         .routes(routes!(environment::import))
         .routes(routes!(environment::reload))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::get, tokens::revoke))
+        .routes(routes!(tokens::app_portal_access))
+        .routes(routes!(tokens::expire_all))
+        .routes(routes!(tokens::logout))
+        .routes(routes!(tokens::whoami))
 }
 
 /// The route templates of the API's router, as `MatchedPath` gives them.

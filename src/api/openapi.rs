@@ -86,11 +86,21 @@ fn add_error_responses(op: &mut Operation) {
         return;
     }
     add("400", "The body is not valid JSON", "HttpErrorOut");
-    add("401", "Missing or invalid token", "HttpErrorOut");
+    add("401", "Missing, invalid or expired token", "HttpErrorOut");
+    add(
+        "403",
+        "The token lacks the ability the route needs, or is limited to one application and the route is outside it",
+        "HttpErrorOut",
+    );
     add("404", "Not found", "HttpErrorOut");
     add("409", "Conflict with stored state", "HttpErrorOut");
     add("413", "The body or payload is too large", "HttpErrorOut");
     add("422", "Validation error", "HttpValidationError");
+    add(
+        "429",
+        "The token made its requests of the hour (token_rate_limit); see Retry-After",
+        "HttpErrorOut",
+    );
     add(
         "503",
         "The store is temporarily unavailable, or the node is at a limit; nothing was done",

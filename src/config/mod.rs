@@ -81,6 +81,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub admin_token: String,
+    /// Requests per hour for each stored API token without its own limit; 0: none.
+    pub token_rate_limit: u32,
+    /// Where people reach hookd, for links it hands out; empty: from the request's Host.
+    pub public_url: String,
     /// Base64 of 32 bytes, or empty; read through [`Config::keyring`].
     pub main_key: String,
     pub previous_main_keys: Vec<String>,
@@ -371,6 +375,16 @@ impl Config {
         };
         if self.max_payload_bytes == 0 {
             return Err(invalid("max_payload_bytes", "must be greater than 0"));
+        }
+        let public_url = self.public_url.trim();
+        if !public_url.is_empty()
+            && !url::Url::parse(public_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        {
+            return Err(invalid(
+                "public_url",
+                "must be an http:// or https:// URL, e.g. \"https://hooks.example.com\"",
+            ));
         }
         if self.max_payload_depth == 0 {
             return Err(invalid("max_payload_depth", "must be at least 1"));

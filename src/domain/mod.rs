@@ -23,13 +23,14 @@ mod secret;
 mod signature;
 mod task;
 pub mod time;
+mod token;
 
 pub use application::{Application, Metadata};
 pub use attempt::{Attempt, AttemptError, DeliveryCounts, DeliveryStatus, ErrorClass, Trigger};
 pub use endpoint::{DeliveryOrder, Endpoint, EndpointUrl, PreviousSecret, Subscription, UrlError};
 pub use event_type::EventType;
 pub use headers::{EndpointHeaders, HeaderError};
-pub use ids::{AppId, AttemptId, EndpointId, MessageId, TaskId};
+pub use ids::{AppId, AttemptId, EndpointId, MessageId, TaskId, TokenId};
 pub use message::{Message, Payload, PayloadError};
 pub use names::{Channel, EventId, EventTypeName, FeatureFlag, NameError, Uid};
 pub use retry::{Priority, RetryPolicy, RetryPolicySpec};
@@ -37,6 +38,7 @@ pub use secret::{PublicKey, SecretError, SigningSecret};
 pub use signature::{MacEncoding, SignatureError, SignatureScheme, SignatureSpec};
 pub use task::{BackgroundTask, TaskKind, TaskStatus};
 pub use time::Timestamp;
+pub use token::{Abilities, Ability, ApiToken, TokenKind};
 
 /// How a path segment names an application or an endpoint: by its id, or by the `uid` its
 /// owner chose. A string shaped like an id of the right kind is an id; anything else is a uid.

@@ -74,7 +74,7 @@ use crate::domain::health::HealthCounters;
 use crate::domain::{
     AppId, AppKey, Application, Attempt, AttemptId, BackgroundTask, DeliveryCounts, DeliveryStatus,
     Endpoint, EndpointId, EndpointKey, EventId, EventType, EventTypeName, Message, MessageId,
-    MessageKey, RetryPolicy, TaskId, TaskKind, Timestamp,
+    MessageKey, RetryPolicy, TaskId, TaskKind, Timestamp, TokenId,
 };
 
 pub use error::{Conflict, StoreError};
@@ -86,6 +86,7 @@ pub use types::{
     NewEndpoint, NewMessage, NextStep, OutboxEvent, PurgeStep, StoredResponse, TaskFilter,
 };
 pub use types::{DeadLetter, FailedFilter, NodeBeat, NodeReport, ReplayFilter, ReplayStep};
+pub use types::{NewToken, TokenState, TokenUse};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -104,6 +105,7 @@ pub trait Store:
     + OperationalEventStore
     + NodeStore
     + SecretStore
+    + TokenStore
     + Send
     + Sync
 {
@@ -123,9 +125,39 @@ impl<T> Store for T where
         + OperationalEventStore
         + NodeStore
         + SecretStore
+        + TokenStore
         + Send
         + Sync
 {
+}
+
+/// API tokens (`crate::api::auth`); only their hashes are stored.
+#[async_trait]
+pub trait TokenStore {
+    async fn insert_token(&self, new: NewToken) -> Result<crate::domain::ApiToken>;
+    /// The token whose SHA-256 (hex) this is, expired or not, with its rate-limit window.
+    async fn token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(crate::domain::ApiToken, TokenState)>>;
+    async fn get_token(&self, id: &TokenId) -> Result<Option<crate::domain::ApiToken>>;
+    /// Every token, expired ones included, by id.
+    async fn list_tokens(&self, page: &PageQuery) -> Result<Vec<crate::domain::ApiToken>>;
+    /// Revokes a token: it is deleted. `false` when there was none.
+    async fn delete_token(&self, id: &TokenId) -> Result<bool>;
+    /// Makes the tokens limited to `app` (only those of `sessions`, when any are given)
+    /// expire at `at`, unless they expire before; returns their ids.
+    async fn expire_app_tokens(
+        &self,
+        app: &AppId,
+        at: Timestamp,
+        sessions: &[String],
+    ) -> Result<Vec<TokenId>>;
+    /// Adds each token's requests to its window and records its last use; returns the state
+    /// of each token named that still exists (a token missing from the answer was revoked).
+    async fn sync_token_usage(&self, uses: &[TokenUse]) -> Result<Vec<TokenState>>;
+    /// Deletes tokens that expired before `before`; returns how many.
+    async fn prune_expired_tokens(&self, before: Timestamp) -> Result<u64>;
 }
 
 /// The credentials kept at rest (endpoint secrets, previous secrets, headers) and the main
@@ -168,8 +200,6 @@ pub struct ResealStep {
 pub trait AdminStore {
     /// Succeeds when the store answers a trivial query.
     async fn ping(&self) -> Result<()>;
-    async fn insert_api_token(&self, token_hash: &str) -> Result<()>;
-    async fn api_token_exists(&self, token_hash: &str) -> Result<bool>;
     /// Claims an idempotency key for one request. See [`IdempotencyClaim`].
     async fn claim_idempotency_key(
         &self,

@@ -26,6 +26,8 @@ use crate::domain::{
 };
 use crate::store::{DeliveryState, Result, StoreError};
 
+pub const TOKEN_COLUMNS: &str = "id, name, kind, abilities, app_id, session_id, rate_limit, hint, \
+     expires_at, last_used_at, created_at";
 pub const APPLICATION_COLUMNS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at";
 pub const EVENT_TYPE_COLUMNS: &str = "name, description, archived, deprecated, feature_flags, group_name, schemas, created_at, \
      updated_at, validate_payloads, retry_policy";
@@ -149,6 +151,36 @@ pub fn application(row: &impl StoredRow) -> Result<Application> {
         metadata: json(row, "metadata")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub fn api_token(row: &impl StoredRow) -> Result<crate::domain::ApiToken> {
+    let kind = row.int("kind")?;
+    Ok(crate::domain::ApiToken {
+        id: crate::domain::TokenId::from_stored(row.text("id")?),
+        name: row.text("name")?,
+        kind: crate::domain::TokenKind::from_stored(kind).ok_or_else(|| corrupt("kind", kind))?,
+        abilities: crate::domain::Abilities::from_stored(&row.text("abilities")?)
+            .map_err(|name| corrupt("abilities", format!("unknown ability {name}")))?,
+        app_id: row.opt_text("app_id")?.map(AppId::from_stored),
+        session_id: row.opt_text("session_id")?,
+        rate_limit: row
+            .opt_int("rate_limit")?
+            .map(|v| u32::try_from(v).map_err(|e| corrupt("rate_limit", e)))
+            .transpose()?,
+        hint: row.text("hint")?,
+        expires_at: row.opt_int("expires_at")?.map(from_micros),
+        last_used_at: row.opt_int("last_used_at")?.map(from_micros),
+        created_at: time(row, "created_at")?,
+    })
+}
+
+pub fn token_state(row: &impl StoredRow) -> Result<crate::store::TokenState> {
+    Ok(crate::store::TokenState {
+        id: crate::domain::TokenId::from_stored(row.text("id")?),
+        expires_at: row.opt_int("expires_at")?.map(from_micros),
+        window_start: row.int("window_start")?,
+        window_count: u64::try_from(row.int("window_count")?).unwrap_or(0),
     })
 }
 

@@ -12,6 +12,42 @@ use crate::domain::{
     Timestamp, Trigger, Uid,
 };
 
+/// A token to store: its hash, never the token.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub name: String,
+    pub kind: crate::domain::TokenKind,
+    pub abilities: crate::domain::Abilities,
+    pub app_id: Option<AppId>,
+    pub session_id: Option<String>,
+    pub rate_limit: Option<u32>,
+    /// SHA-256 of the token, in hex.
+    pub token_hash: String,
+    pub hint: String,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Requests one node counted for a token since it last said so.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenUse {
+    pub id: crate::domain::TokenId,
+    /// The rate-limit window they fall in (unix seconds of its start).
+    pub window_start: i64,
+    pub count: u64,
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// What every node needs to know of a token it holds in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenState {
+    pub id: crate::domain::TokenId,
+    pub expires_at: Option<Timestamp>,
+    /// The window the count is of (unix seconds of its start), and the requests all nodes
+    /// have counted in it.
+    pub window_start: i64,
+    pub window_count: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewApplication {
     pub uid: Option<Uid>,

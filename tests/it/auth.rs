@@ -1,6 +1,6 @@
 //! Bearer-token authentication on every `/api/v1` route but health and the OpenAPI document.
 
-use hookd::api::{generate_token, hash_hex, hash_token};
+use hookd::api::generate_token;
 use reqwest::{Method, StatusCode, header};
 use serde_json::json;
 
@@ -84,18 +84,24 @@ async fn a_rejected_request_changes_nothing() {
 #[tokio::test]
 async fn tokens_created_in_the_store_are_accepted() {
     let app = TestApp::spawn().await;
-    let token = generate_token();
+    // What `hookd token create` does, against the running server's database.
+    let store = hookd::app::open_store(app.config()).await.unwrap();
+    let (new, token) = hookd::api::new_token(|hash, hint| {
+        hookd::api::NamedToken {
+            name: "cli".into(),
+            abilities: hookd::domain::Abilities::of([hookd::domain::Ability::Admin]),
+            app_id: None,
+            expires_at: None,
+            rate_limit: None,
+        }
+        .into_new(hash, hint)
+    });
     let bearer = format!("Bearer {token}");
     assert_eq!(
         list_apps_with(&app, Some(&bearer)).await,
         StatusCode::UNAUTHORIZED
     );
-    // What `hookd token create` does, against the running server's database.
-    let store = hookd::app::open_store(app.config()).await.unwrap();
-    store
-        .insert_api_token(&hash_hex(&hash_token(&token)))
-        .await
-        .unwrap();
+    store.insert_token(new).await.unwrap();
     assert_eq!(list_apps_with(&app, Some(&bearer)).await, StatusCode::OK);
 }
 

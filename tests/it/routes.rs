@@ -112,6 +112,14 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/environment/export"),
     ("POST", "/api/v1/environment/import"),
     ("POST", "/api/v1/hookd/reload"),
+    ("GET", "/api/v1/auth/token"),
+    ("POST", "/api/v1/auth/token"),
+    ("GET", "/api/v1/auth/token/{token_id}"),
+    ("DELETE", "/api/v1/auth/token/{token_id}"),
+    ("POST", "/api/v1/auth/app-portal-access/{app_id}"),
+    ("POST", "/api/v1/auth/app/{app_id}/expire-all"),
+    ("POST", "/api/v1/auth/logout"),
+    ("GET", "/api/v1/auth/whoami"),
 ];
 
 /// The operations that need no token.

@@ -1,4 +1,4 @@
-//! API tokens, idempotency keys and retention (pruning messages, expiring payloads).
+//! Idempotency keys and retention (pruning messages, expiring payloads).
 
 use async_trait::async_trait;
 
@@ -19,19 +19,6 @@ impl<E: Engine> AdminStore for E {
             .exec(&Sql::new("SELECT 1"))
             .await?;
         Ok(())
-    }
-
-    async fn insert_api_token(&self, token_hash: &str) -> Result<()> {
-        let insert = Sql::new("INSERT INTO api_token (token_hash, created_at) VALUES ($1, $2)")
-            .bind(token_hash)
-            .bind(now());
-        self.writes().acquire().await?.exec(&insert).await?;
-        Ok(())
-    }
-
-    async fn api_token_exists(&self, token_hash: &str) -> Result<bool> {
-        let find = Sql::new("SELECT 1 FROM api_token WHERE token_hash = $1").bind(token_hash);
-        Ok(self.reads().acquire().await?.row(&find).await?.is_some())
     }
 
     /// Requests (on several nodes, with PostgreSQL) may race for one key: the insert decides

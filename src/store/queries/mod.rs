@@ -13,6 +13,7 @@ mod replays;
 mod secrets;
 mod stats;
 mod tasks;
+mod tokens;
 
 pub(crate) use endpoints::PARK_OR_UNPARK;
 
