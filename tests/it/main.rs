@@ -54,6 +54,7 @@ mod signature_schemes;
 mod ssrf;
 mod store_errors;
 mod throttle;
+mod tokens;
 mod traces;
 mod trailing_slash;
 mod wal_sync;
