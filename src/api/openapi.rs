@@ -186,6 +186,13 @@ pub mod strings {
         "The producer's id for a message."
     );
     string_schema!(
+        SessionIdString,
+        "^[a-zA-Z0-9@_-]+$",
+        1,
+        64,
+        "An app portal session's id."
+    );
+    string_schema!(
         FeatureFlagString,
         NAME_PATTERN,
         1,

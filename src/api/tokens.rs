@@ -17,7 +17,7 @@ use super::auth::{Caller, generate_token, hash_hex, hash_token, token_hint};
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
 use super::fields::body_error;
-use super::openapi::strings::PathKeyString;
+use super::openapi::strings::{PathKeyString, SessionIdString};
 use super::pagination::{ListParams, ListResponse, list_response};
 use crate::domain::time::now;
 use crate::domain::{Abilities, Ability, ApiToken, AppId, AppKey, TokenId, TokenKind};
@@ -90,8 +90,9 @@ pub struct ApiTokenIn {
     /// What the token may do; `admin` is everything, including tokens.
     #[schema(min_items = 1)]
     pub abilities: Vec<AbilityName>,
-    /// The one application (id or uid) the token is limited to; absent: every one. A token
-    /// limited to an application cannot have `admin`.
+    /// The one application (id or uid) the token is limited to; absent: every one. With
+    /// `admin`, a limited token may do everything within its application (and nothing
+    /// outside it). An application that does not exist is a 404.
     #[schema(value_type = Option<PathKeyString>)]
     pub app: Option<String>,
     /// When the token stops working; absent: never. Must be in the future.
@@ -189,7 +190,7 @@ pub struct NamedToken {
 
 impl NamedToken {
     pub fn check(&self) -> Result<(), ApiError> {
-        if self.name.trim().is_empty() || self.name.chars().count() > 256 {
+        if self.name.is_empty() || self.name.chars().count() > 256 {
             return Err(body_error("name", "must be 1 to 256 characters"));
         }
         if self.abilities.is_empty() {
@@ -199,13 +200,6 @@ impl NamedToken {
                     "give at least one of: {}",
                     Ability::ALL.map(Ability::as_str).join(", ")
                 ),
-            ));
-        }
-        if self.app_id.is_some() && self.abilities.contains(Ability::Admin) {
-            return Err(body_error(
-                "abilities",
-                "a token limited to one application cannot have `admin`; give it the \
-                 abilities it needs (app:read, endpoint:write, ...)",
             ));
         }
         if self.expires_at.is_some_and(|at| at <= now()) {
@@ -241,7 +235,7 @@ pub async fn create(
         Some(app) => Some(
             applications::find(&state, app)
                 .await
-                .map_err(|_| body_error("app", format!("there is no application `{app}`")))?
+                .map_err(|_| ApiError::NotFound(format!("application `{app}` not found")))?
                 .id,
         ),
     };
@@ -336,6 +330,11 @@ pub enum AppPortalCapability {
 }
 
 impl AppPortalCapability {
+    /// Whether it only lets the token read (what `readOnly: true` keeps).
+    fn reads_only(self) -> bool {
+        matches!(self, Self::ViewBase | Self::ViewEndpointSecret)
+    }
+
     fn abilities(self) -> &'static [Ability] {
         use Ability::*;
         match self {
@@ -356,14 +355,15 @@ pub struct AppPortalAccessIn {
     /// uid, unless this names one); ignored when it exists.
     #[schema(nullable)]
     pub application: Option<ApplicationIn>,
-    /// Deprecated: `true` is `capabilities: ["ViewBase"]`.
+    /// Deprecated: `true` keeps only the capabilities that read (`ViewBase`,
+    /// `ViewEndpointSecret`).
     #[schema(nullable)]
     pub read_only: Option<bool>,
-    /// What the token may do; `ViewBase` is required. Absent: every capability.
+    /// What the token may do; `ViewBase` is always given. Absent: every capability.
     #[schema(nullable)]
     pub capabilities: Option<BTreeSet<AppPortalCapability>>,
-    /// hookd has no feature flags: refused when given.
-    #[schema(nullable)]
+    /// hookd has no feature flags: refused (422) when given, so it is not in the document.
+    #[schema(ignore)]
     pub feature_flags: Option<Vec<String>>,
     /// Seconds the token is valid for, 3600 to 604800 (the default).
     #[schema(nullable, minimum = 3600, maximum = 604800)]
@@ -441,32 +441,21 @@ pub async fn app_portal_access(
     if let Some(session) = &input.session_id {
         session_id("sessionId", session)?;
     }
-    let capabilities = match (input.read_only, input.capabilities) {
-        (Some(true), Some(_)) => {
-            return Err(body_error(
-                "readOnly",
-                "give either readOnly (deprecated) or capabilities, not both",
-            ));
-        }
-        (Some(true), None) => BTreeSet::from([AppPortalCapability::ViewBase]),
-        (_, None) => BTreeSet::from([
+    let mut capabilities = input.capabilities.unwrap_or_else(|| {
+        BTreeSet::from([
             AppPortalCapability::ViewBase,
             AppPortalCapability::ViewEndpointSecret,
             AppPortalCapability::ManageEndpointSecret,
             AppPortalCapability::ManageTransformations,
             AppPortalCapability::CreateAttempts,
             AppPortalCapability::ManageEndpoint,
-        ]),
-        (_, Some(given)) => {
-            if !given.contains(&AppPortalCapability::ViewBase) {
-                return Err(body_error(
-                    "capabilities",
-                    "the ViewBase capability is always required",
-                ));
-            }
-            given
-        }
-    };
+        ])
+    });
+    // "The ViewBase capability is always required": it is always given.
+    capabilities.insert(AppPortalCapability::ViewBase);
+    if input.read_only == Some(true) {
+        capabilities.retain(|c| c.reads_only());
+    }
     let app = match (applications::find(&state, &app_id).await, input.application) {
         (Ok(app), _) => app,
         (Err(ApiError::NotFound(_)), Some(application)) => {
@@ -515,7 +504,7 @@ pub struct ApplicationTokenExpireIn {
     #[schema(nullable, minimum = 0, maximum = 259200)]
     pub expiry: Option<i64>,
     /// Only the tokens made with one of these `sessionId`s; absent or empty: all of them.
-    #[schema(max_items = 1000)]
+    #[schema(max_items = 1000, value_type = Option<Vec<SessionIdString>>)]
     pub session_ids: Option<Vec<String>>,
 }
 

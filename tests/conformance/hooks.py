@@ -142,6 +142,8 @@ def map_body(context, body):
         body["key"] = _secret(body["key"])
     if isinstance(body.get("deliverAt"), str):
         body["deliverAt"] = _deliver_at(body["deliverAt"])
+    if path.startswith("/api/v1/auth/app-portal-access/"):
+        body.pop("featureFlags", None)
     return body
 
 
@@ -294,8 +296,24 @@ def _narrow_retry_policy(raw_schema):
         exponential["properties"]["maxDelay"] = {"type": "integer", "const": 2592000}
 
 
+# Tokens: hookd has no feature flags and refuses `featureFlags` on app portal access (422)
+# rather than ignore it, and a named token's `expiresAt` must be in the future: a rule no
+# document can state. The generated requests leave `featureFlags` out and give tokens a
+# real date decades ahead (tests/it/tokens.rs covers both refusals).
+_FUTURE_DATE_TIME = r"^(20[4-9]\d)-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$"
+
+
+def _narrow_tokens(raw_schema):
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    schemas.get("AppPortalAccessIn", {}).get("properties", {}).pop("featureFlags", None)
+    token_in = schemas.get("ApiTokenIn", {}).get("properties", {})
+    if "expiresAt" in token_in:
+        token_in["expiresAt"] = {"type": ["string", "null"], "pattern": _FUTURE_DATE_TIME}
+
+
 @schemathesis.hook
 def before_load_schema(context, raw_schema):
+    _narrow_tokens(raw_schema)
     _narrow_deliver_at(raw_schema)
     _narrow_import(raw_schema)
     _narrow_retry_policy(raw_schema)

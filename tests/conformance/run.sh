@@ -65,9 +65,10 @@ echo "== hookd's OpenAPI document: openapi-spec-validator"
 # Both documents: never a 5xx; a request the document allows is accepted; each response
 # conforms to the documented schema and content type for its status.
 checks=not_a_server_error,positive_data_acceptance,response_schema_conformance,content_type_conformance
-# Operations of the reference document that hookd does not serve, deliberately (see the
-# README: there is no app portal, and no login session to end); they answer 404.
-not_served='^/api/v1/auth/'
+# Logout revokes the token it is sent with, and the run's token is the configuration's
+# admin token, which cannot log out (403, by design: see the README's API tokens).
+# tests/it/tokens.rs and tests/sdk/test_tokens.py log stored tokens out.
+not_served='^/api/v1/auth/logout$'
 
 run() {
     local name="$1" document="$2"
@@ -87,5 +88,6 @@ run "the reference document" "$here/svix-server-openapi.json" \
     --exclude-path-regex "$not_served" || status=1
 # hookd's own document also states every status hookd answers.
 checks="$checks,status_code_conformance"
-run "hookd's own document" "$work/hookd-openapi.json" || status=1
+run "hookd's own document" "$work/hookd-openapi.json" \
+    --exclude-path-regex "$not_served" || status=1
 exit "$status"
