@@ -16,7 +16,7 @@ use super::applications::{self, ApplicationIn};
 use super::auth::{Caller, generate_token, hash_hex, hash_token, token_hint};
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
-use super::fields::body_error;
+use super::fields::{self, body_error};
 use super::openapi::strings::{PathKeyString, SessionIdString};
 use super::pagination::{ListParams, ListResponse, list_response};
 use crate::domain::time::now;
@@ -99,6 +99,7 @@ pub struct ApiTokenIn {
     pub expires_at: Option<DateTime<Utc>>,
     /// Requests per hour, counted by all nodes together; 0: no limit; absent: the
     /// `token_rate_limit` option.
+    #[serde(default, deserialize_with = "fields::whole")]
     pub rate_limit: Option<u32>,
 }
 
@@ -366,6 +367,7 @@ pub struct AppPortalAccessIn {
     #[schema(ignore)]
     pub feature_flags: Option<Vec<String>>,
     /// Seconds the token is valid for, 3600 to 604800 (the default).
+    #[serde(default, deserialize_with = "fields::whole")]
     #[schema(nullable, minimum = 3600, maximum = 604800)]
     pub expiry: Option<u64>,
     /// A session the token belongs to, for `expire-all` with `sessionIds`.
@@ -501,6 +503,7 @@ pub async fn app_portal_access(
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationTokenExpireIn {
     /// Seconds until the tokens expire, 0 (now, the default) to 259200.
+    #[serde(default, deserialize_with = "fields::whole")]
     #[schema(nullable, minimum = 0, maximum = 259200)]
     pub expiry: Option<i64>,
     /// Only the tokens made with one of these `sessionId`s; absent or empty: all of them.
