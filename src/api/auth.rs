@@ -121,6 +121,9 @@ struct Usage {
     counted: u64,
     /// Requests this node counted since the last sync.
     pending: u64,
+    /// Requests a sync in flight is telling the store: not yet in `counted`, no longer in
+    /// `pending`, still counted against the limit.
+    syncing: u64,
     last_used: Option<Timestamp>,
     last_request: Instant,
 }
@@ -158,6 +161,7 @@ impl Held {
             usage.window_start = window;
             usage.counted = 0;
             usage.pending = 0;
+            usage.syncing = 0;
         }
         usage.last_used = Some(now);
         usage.last_request = Instant::now();
@@ -165,7 +169,7 @@ impl Held {
             usage.pending += 1;
             return Ok(None);
         };
-        let used = usage.counted + usage.pending;
+        let used = usage.counted + usage.syncing + usage.pending;
         let reset = usage.window_start + RATE_WINDOW_SECS;
         let mut info = RateInfo {
             limit,
@@ -185,6 +189,7 @@ impl Held {
     fn take_use(&self) -> TokenUse {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         let count = std::mem::take(&mut usage.pending);
+        usage.syncing = count;
         TokenUse {
             id: self.token.id.clone(),
             window_start: usage.window_start,
@@ -196,6 +201,7 @@ impl Held {
     /// Gives back requests a failed sync could not tell the store.
     fn give_back(&self, taken: &TokenUse) {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        usage.syncing = 0;
         if usage.window_start == taken.window_start {
             usage.pending += taken.count;
         }
@@ -205,6 +211,8 @@ impl Held {
     fn update(&self, state: &TokenState) {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
         usage.expires_at = state.expires_at;
+        // The store's count now has what the sync told it (or that window is over).
+        usage.syncing = 0;
         if state.window_start >= usage.window_start {
             if state.window_start > usage.window_start {
                 usage.pending = 0;
@@ -278,6 +286,7 @@ impl Authenticator {
                 window_start: state.window_start,
                 counted: state.window_count,
                 pending: 0,
+                syncing: 0,
                 last_used: None,
                 last_request: Instant::now(),
             }),
@@ -510,6 +519,7 @@ mod tests {
                 window_start: 0,
                 counted: 0,
                 pending: 0,
+                syncing: 0,
                 last_used: None,
                 last_request: Instant::now(),
             }),
@@ -550,6 +560,34 @@ mod tests {
         let taken = h.take_use();
         h.give_back(&taken);
         assert_eq!(h.take_use().count, 1);
+    }
+
+    #[test]
+    fn requests_a_sync_is_telling_the_store_still_count() {
+        let h = held(Some(2));
+        let at = chrono::Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        h.take(at).unwrap();
+        h.take(at).unwrap();
+        // A sync takes the two requests to tell the store; until the store answers, they
+        // are still counted.
+        let taken = h.take_use();
+        assert_eq!(taken.count, 2);
+        assert!(matches!(h.take(at), Err(ApiError::RateLimited(_))));
+        // The store answers with them in its count.
+        h.update(&TokenState {
+            id: h.token.id.clone(),
+            expires_at: None,
+            window_start: taken.window_start,
+            window_count: 2,
+        });
+        assert!(matches!(h.take(at), Err(ApiError::RateLimited(_))));
+        // A failed sync gives them back once, not twice.
+        let h = held(Some(2));
+        h.take(at).unwrap();
+        let taken = h.take_use();
+        h.give_back(&taken);
+        assert_eq!(h.take(at).unwrap().unwrap().remaining, 0);
+        assert!(matches!(h.take(at), Err(ApiError::RateLimited(_))));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod nodes;
 mod pg;
 mod receiver;
 mod takeover;
+mod tokens;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
