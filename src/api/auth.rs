@@ -240,6 +240,9 @@ pub struct Authenticator {
     /// `token_rate_limit`: requests per hour for stored tokens without their own; 0: none.
     default_limit: u32,
     held: RwLock<HashMap<TokenHash, Arc<Held>>>,
+    /// Counts of tokens let go of before they were told to the store (`forget_app`): the
+    /// next sync tells them.
+    orphans: Mutex<Vec<TokenUse>>,
 }
 
 impl Authenticator {
@@ -248,6 +251,7 @@ impl Authenticator {
             admin: admin_token.filter(|t| !t.is_empty()).map(hash_token),
             default_limit,
             held: RwLock::new(HashMap::new()),
+            orphans: Mutex::new(Vec::new()),
         }
     }
 
@@ -278,14 +282,31 @@ impl Authenticator {
         let Some((token, state)) = store.token_by_hash(&hash_hex(hash)).await? else {
             return Ok(None);
         };
+        // Counts of this token not yet told to the store (it was let go of) are its own.
+        let (mut window_start, mut counted, mut pending) =
+            (state.window_start, state.window_count, 0);
+        {
+            let mut orphans = self.orphans.lock().unwrap_or_else(|e| e.into_inner());
+            orphans.retain(|u| {
+                let is_mine = u.id == token.id && u.window_start >= window_start;
+                if is_mine {
+                    if u.window_start > window_start {
+                        // A window the store has no count of yet.
+                        (window_start, counted, pending) = (u.window_start, 0, 0);
+                    }
+                    pending += u.count;
+                }
+                !is_mine
+            });
+        }
         let held = Arc::new(Held {
             limit: self.limit_of(&token),
             hash: *hash,
             usage: Mutex::new(Usage {
                 expires_at: state.expires_at,
-                window_start: state.window_start,
-                counted: state.window_count,
-                pending: 0,
+                window_start,
+                counted,
+                pending,
                 syncing: 0,
                 last_used: None,
                 last_request: Instant::now(),
@@ -309,10 +330,25 @@ impl Authenticator {
         all.retain(|_, h| h.token.id != *id);
     }
 
-    /// Lets go of every token limited to `app`, so their new expiry is read at once.
+    /// Lets go of every token limited to `app`, so their new expiry is read at once. What
+    /// they counted since the last sync is kept for the next one.
     pub fn forget_app(&self, app: &AppId) {
-        let mut all = self.held.write().unwrap_or_else(|e| e.into_inner());
-        all.retain(|_, h| h.token.app_id.as_ref() != Some(app));
+        let mut let_go = Vec::new();
+        {
+            let mut all = self.held.write().unwrap_or_else(|e| e.into_inner());
+            all.retain(|_, h| {
+                let keep = h.token.app_id.as_ref() != Some(app);
+                if !keep {
+                    let_go.push(h.take_use());
+                }
+                keep
+            });
+        }
+        let_go.retain(|u| u.count > 0);
+        if !let_go.is_empty() {
+            let mut orphans = self.orphans.lock().unwrap_or_else(|e| e.into_inner());
+            orphans.extend(let_go);
+        }
     }
 
     /// Once a second, until `shutdown`: tells the store what the held tokens did and reads
@@ -338,10 +374,12 @@ impl Authenticator {
             all.retain(|_, h| !h.is_idle());
             all.values().cloned().collect()
         };
-        if held.is_empty() {
+        let orphans = std::mem::take(&mut *self.orphans.lock().unwrap_or_else(|e| e.into_inner()));
+        if held.is_empty() && orphans.is_empty() {
             return;
         }
-        let uses: Vec<TokenUse> = held.iter().map(|h| h.take_use()).collect();
+        let mut uses: Vec<TokenUse> = held.iter().map(|h| h.take_use()).collect();
+        uses.extend(orphans.iter().cloned());
         match store.sync_token_usage(&uses).await {
             Ok(states) => {
                 let states: HashMap<&TokenId, &TokenState> =
@@ -365,6 +403,8 @@ impl Authenticator {
                 for (h, taken) in held.iter().zip(&uses) {
                     h.give_back(taken);
                 }
+                let mut kept = self.orphans.lock().unwrap_or_else(|e| e.into_inner());
+                kept.extend(orphans);
             }
         }
     }

@@ -776,3 +776,31 @@ async fn hookd_token_creates_lists_and_revokes() {
         assert!(!ok && !err.is_empty(), "{bad:?}");
     }
 }
+
+#[tokio::test]
+async fn expire_all_keeps_what_the_tokens_it_spares_have_counted() {
+    let app = TestApp::spawn().await;
+    app.create_app(json!({"name": "shop", "uid": "shop"})).await;
+    let (token, _) = named_token(
+        &app,
+        json!({"name": "n", "abilities": ["app:read"], "app": "shop", "rateLimit": 3}),
+    )
+    .await;
+    for _ in 0..2 {
+        let (status, ..) = call(&app, &token, "GET", "/api/v1/app/shop", None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // Expires no token, but lets go of the application's tokens held in memory.
+    let (status, _) = app
+        .post(
+            "/api/v1/auth/app/shop/expire-all",
+            Some(json!({"sessionIds": ["nobody"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, headers, _) = call(&app, &token, "GET", "/api/v1/app/shop", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    let (status, ..) = call(&app, &token, "GET", "/api/v1/app/shop", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
