@@ -222,6 +222,11 @@ impl Server {
         ));
         // Notified by the endpoint routes after they write operational events.
         let events_written = Arc::new(Notify::new());
+        tasks.spawn(crate::monitors::run(
+            store.clone(),
+            events_written.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(crate::events::run(
             store.clone(),
             crate::events::EventSettings {

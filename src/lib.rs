@@ -32,6 +32,7 @@ pub mod domain;
 pub mod events;
 pub mod main_key;
 pub mod metrics;
+pub mod monitors;
 pub mod nodes;
 pub mod replay;
 pub mod retention;

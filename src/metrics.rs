@@ -58,6 +58,8 @@ pub mod names {
     pub const PAYLOADS_EXPIRED: &str = "hookd_payloads_expired_total";
     pub const MESSAGES_PRUNED: &str = "hookd_messages_pruned_total";
     pub const NODES_LIVE: &str = "hookd_nodes_live";
+    pub const MONITOR_STALE: &str = "hookd_monitor_stale";
+    pub const MONITOR_LAST_SEEN: &str = "hookd_monitor_last_seen_timestamp_seconds";
     pub const CLAIMS_TAKEN_OVER: &str = "hookd_claims_taken_over_total";
     pub const TRACE_SPANS_EXPORTED: &str = "hookd_trace_spans_exported_total";
     pub const TRACE_SPANS_DROPPED: &str = "hookd_trace_spans_dropped_total";
@@ -257,7 +259,17 @@ impl Metrics {
                 g.store_up.set(0.0);
             }
         }
-        self.handle.render()
+        let mut text = self.handle.render();
+        let first = crate::store::PageQuery {
+            limit: MONITORS_SHOWN,
+            cursor: crate::store::Cursor::Start,
+            order: crate::store::Order::Ascending,
+        };
+        match store.list_monitors(&first).await {
+            Ok(monitors) => render_monitors(&mut text, &monitors),
+            Err(e) => tracing::warn!(error = %e, "reading the monitors for /metrics failed"),
+        }
+        text
     }
 
     /// Folds histograms into their buckets every few seconds until `shutdown`.
@@ -268,6 +280,44 @@ impl Metrics {
                 _ = shutdown.cancelled() => return,
                 _ = every.tick() => self.handle.run_upkeep(),
             }
+        }
+    }
+}
+
+/// Monitors shown in `/metrics` at most (the first by id).
+const MONITORS_SHOWN: usize = 1000;
+
+/// Each monitor's state and last message, read at the scrape (so a deleted monitor's series
+/// go with it): `hookd_monitor_stale` and `hookd_monitor_last_seen_timestamp_seconds`,
+/// labelled with the monitor's id and name.
+fn render_monitors(text: &mut String, monitors: &[crate::domain::Monitor]) {
+    use std::fmt::Write;
+    if monitors.is_empty() {
+        return;
+    }
+    let escape = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let label =
+        |m: &crate::domain::Monitor| format!("monitor=\"{}\",name=\"{}\"", m.id, escape(&m.name));
+    let _ = writeln!(
+        text,
+        "# HELP {MONITOR_STALE} 1 when the freshness monitor is stale (no message for longer than its maxSilence), 0 when ok.\n# TYPE {MONITOR_STALE} gauge"
+    );
+    for m in monitors {
+        let stale = u8::from(m.state == crate::domain::MonitorState::Stale);
+        let _ = writeln!(text, "{MONITOR_STALE}{{{}}} {stale}", label(m));
+    }
+    let _ = writeln!(
+        text,
+        "# HELP {MONITOR_LAST_SEEN} When the newest message the monitor watches was created (unix seconds; absent before the first).\n# TYPE {MONITOR_LAST_SEEN} gauge"
+    );
+    for m in monitors {
+        if let Some(at) = m.last_seen_at {
+            let secs = at.timestamp_micros() as f64 / 1e6;
+            let _ = writeln!(text, "{MONITOR_LAST_SEEN}{{{}}} {secs}", label(m));
         }
     }
 }

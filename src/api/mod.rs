@@ -21,6 +21,7 @@ mod idempotency;
 pub mod measure;
 mod message_batch;
 mod messages;
+mod monitors;
 mod openapi;
 mod operational;
 mod pagination;
@@ -203,6 +204,8 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(tokens::expire_all))
         .routes(routes!(tokens::logout))
         .routes(routes!(tokens::whoami))
+        .routes(routes!(monitors::list, monitors::create))
+        .routes(routes!(monitors::get, monitors::update, monitors::delete))
 }
 
 /// The route templates of the API's router, as `MatchedPath` gives them.

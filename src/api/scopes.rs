@@ -273,6 +273,11 @@ pub const RULES: &[(&str, &str, Need)] = &[
     ("DELETE", "/api/v1/auth/token/{token_id}", a(Admin)),
     ("POST", "/api/v1/auth/app-portal-access/{app_id}", a(Admin)),
     ("POST", "/api/v1/auth/app/{app_id}/expire-all", a(Admin)),
+    ("GET", "/api/v1/monitor", a(Admin)),
+    ("POST", "/api/v1/monitor", a(Admin)),
+    ("GET", "/api/v1/monitor/{monitor_id}", a(Admin)),
+    ("PUT", "/api/v1/monitor/{monitor_id}", a(Admin)),
+    ("DELETE", "/api/v1/monitor/{monitor_id}", a(Admin)),
     ("GET", "/api/v1/auth/whoami", AnyToken),
     ("POST", "/api/v1/auth/logout", AnyToken),
 ];

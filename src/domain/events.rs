@@ -145,6 +145,24 @@ pub struct HealthChangedData {
     pub consecutive_failures: u32,
 }
 
+/// `monitor.stale`'s and `monitor.recovered`'s data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitorEventData {
+    pub monitor_id: super::MonitorId,
+    pub name: String,
+    pub app_id: AppId,
+    pub app_uid: Option<Uid>,
+    /// The event type watched; `None`: any of the application's messages.
+    pub event_type: Option<String>,
+    /// Seconds of silence the monitor allows.
+    pub max_silence: i64,
+    /// The newest message it saw; `None`: none since it was created.
+    pub last_seen_at: Option<Timestamp>,
+    /// When the state changed (to stale: when the silence passed `maxSilence`).
+    pub since: Timestamp,
+}
+
 /// One operational event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OperationalEvent {
@@ -161,10 +179,14 @@ pub enum OperationalEvent {
     /// A success on an endpoint after a `message.attempt.failing` was sent for its streak.
     AttemptRecovered(AttemptEventData),
     HealthChanged(HealthChangedData),
+    /// A freshness monitor saw nothing for longer than its `maxSilence` (hookd's event).
+    MonitorStale(MonitorEventData),
+    /// A stale monitor saw an event again (hookd's event).
+    MonitorRecovered(MonitorEventData),
 }
 
 impl OperationalEvent {
-    pub const TYPES: [&'static str; 9] = [
+    pub const TYPES: [&'static str; 11] = [
         "endpoint.created",
         "endpoint.updated",
         "endpoint.deleted",
@@ -174,6 +196,8 @@ impl OperationalEvent {
         "message.attempt.failing",
         "message.attempt.recovered",
         "endpoint.health.changed",
+        "monitor.stale",
+        "monitor.recovered",
     ];
 
     /// The event type: the message's `eventType` and the payload's `type`.
@@ -188,6 +212,8 @@ impl OperationalEvent {
             OperationalEvent::AttemptFailing(_) => 6,
             OperationalEvent::AttemptRecovered(_) => 7,
             OperationalEvent::HealthChanged(_) => 8,
+            OperationalEvent::MonitorStale(_) => 9,
+            OperationalEvent::MonitorRecovered(_) => 10,
         };
         Self::TYPES[i]
     }
@@ -215,6 +241,9 @@ impl OperationalEvent {
             | OperationalEvent::AttemptFailing(a)
             | OperationalEvent::AttemptRecovered(a) => json(kind, a),
             OperationalEvent::HealthChanged(h) => json(kind, h),
+            OperationalEvent::MonitorStale(m) | OperationalEvent::MonitorRecovered(m) => {
+                json(kind, m)
+            }
         }
     }
 }

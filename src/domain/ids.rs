@@ -1,5 +1,5 @@
-//! Prefixed, time-sortable ids: `app_`, `ep_`, `msg_`, `atmpt_`, `qtask_`, `tok_` followed
-//! by a ULID.
+//! Prefixed, time-sortable ids: `app_`, `ep_`, `msg_`, `atmpt_`, `qtask_`, `mon_`, `tok_`
+//! followed by a ULID.
 //!
 //! ULIDs sort by creation time (millisecond resolution). Ids are drawn from one monotonic
 //! generator per process, so two ids made one after the other in this process always sort in
@@ -114,6 +114,11 @@ prefixed_id!(
     /// Identifies a background task (the contract's `QueueBackgroundTask` id).
     TaskId,
     "qtask_"
+);
+prefixed_id!(
+    /// Identifies a freshness monitor.
+    MonitorId,
+    "mon_"
 );
 prefixed_id!(
     /// Identifies a stored API token (never the token itself, which is only hashed).

@@ -15,6 +15,7 @@ mod headers;
 pub mod health;
 mod ids;
 mod message;
+mod monitor;
 mod names;
 pub mod payload_schema;
 pub mod retry;
@@ -30,8 +31,9 @@ pub use attempt::{Attempt, AttemptError, DeliveryCounts, DeliveryStatus, ErrorCl
 pub use endpoint::{DeliveryOrder, Endpoint, EndpointUrl, PreviousSecret, Subscription, UrlError};
 pub use event_type::EventType;
 pub use headers::{EndpointHeaders, HeaderError};
-pub use ids::{AppId, AttemptId, EndpointId, MessageId, TaskId, TokenId};
+pub use ids::{AppId, AttemptId, EndpointId, MessageId, MonitorId, TaskId, TokenId};
 pub use message::{Message, Payload, PayloadError};
+pub use monitor::{Monitor, MonitorState};
 pub use names::{Channel, EventId, EventTypeName, FeatureFlag, NameError, Uid};
 pub use retry::{Priority, RetryPolicy, RetryPolicySpec};
 pub use secret::{PublicKey, SecretError, SigningSecret};

@@ -86,7 +86,7 @@ pub use types::{
     NewEndpoint, NewMessage, NextStep, OutboxEvent, PurgeStep, StoredResponse, TaskFilter,
 };
 pub use types::{DeadLetter, FailedFilter, NodeBeat, NodeReport, ReplayFilter, ReplayStep};
-pub use types::{NewToken, TokenState, TokenUse};
+pub use types::{NewMonitor, NewToken, TokenState, TokenUse};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -106,6 +106,7 @@ pub trait Store:
     + NodeStore
     + SecretStore
     + TokenStore
+    + MonitorStore
     + Send
     + Sync
 {
@@ -126,9 +127,43 @@ impl<T> Store for T where
         + NodeStore
         + SecretStore
         + TokenStore
+        + MonitorStore
         + Send
         + Sync
 {
+}
+
+/// Freshness monitors (`crate::monitors`).
+#[async_trait]
+pub trait MonitorStore {
+    async fn insert_monitor(&self, new: NewMonitor) -> Result<crate::domain::Monitor>;
+    async fn get_monitor(
+        &self,
+        id: &crate::domain::MonitorId,
+    ) -> Result<Option<crate::domain::Monitor>>;
+    async fn list_monitors(&self, page: &PageQuery) -> Result<Vec<crate::domain::Monitor>>;
+    /// Saves a monitor's name, description and `max_silence`.
+    async fn update_monitor(
+        &self,
+        monitor: crate::domain::Monitor,
+    ) -> Result<crate::domain::Monitor>;
+    async fn delete_monitor(&self, id: &crate::domain::MonitorId) -> Result<bool>;
+    /// Monitors to check at `now`: those due (nothing seen for `max_silence`) and the stale
+    /// ones (to see them recover), soonest due first.
+    async fn monitors_to_check(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::MonitorId>>;
+    /// Looks at the messages the monitor has not seen yet and sets its state as at `at`,
+    /// writing `monitor.stale` or `monitor.recovered` when it changes (once, whatever the
+    /// number of nodes). The monitor as it is now, and whether this check changed its
+    /// state; `None` if it was deleted.
+    async fn check_monitor(
+        &self,
+        id: &crate::domain::MonitorId,
+        at: Timestamp,
+    ) -> Result<Option<(crate::domain::Monitor, bool)>>;
 }
 
 /// API tokens (`crate::api::auth`); only their hashes are stored.

@@ -12,6 +12,16 @@ use crate::domain::{
     Timestamp, Trigger, Uid,
 };
 
+/// A freshness monitor to store.
+#[derive(Debug, Clone)]
+pub struct NewMonitor {
+    pub name: String,
+    pub description: String,
+    pub app_id: AppId,
+    pub event_type: Option<crate::domain::EventTypeName>,
+    pub max_silence: chrono::TimeDelta,
+}
+
 /// A token to store: its hash, never the token.
 #[derive(Debug, Clone)]
 pub struct NewToken {

@@ -26,6 +26,7 @@ mod message_batches;
 mod message_log;
 mod messages;
 mod metrics;
+mod monitors;
 mod nodes;
 mod nulls;
 mod operational;

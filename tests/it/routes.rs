@@ -120,6 +120,11 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/app/{app_id}/expire-all"),
     ("POST", "/api/v1/auth/logout"),
     ("GET", "/api/v1/auth/whoami"),
+    ("GET", "/api/v1/monitor"),
+    ("POST", "/api/v1/monitor"),
+    ("GET", "/api/v1/monitor/{monitor_id}"),
+    ("PUT", "/api/v1/monitor/{monitor_id}"),
+    ("DELETE", "/api/v1/monitor/{monitor_id}"),
 ];
 
 /// The operations that need no token.

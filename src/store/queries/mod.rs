@@ -8,6 +8,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod messages;
+mod monitors;
 mod operational;
 mod replays;
 mod secrets;

@@ -1,0 +1,21 @@
+-- Freshness monitors (src/monitors.rs). state: 0 ok, 1 stale. event_type NULL: any message
+-- of the application. max_silence in seconds. due_at: when an ok monitor goes stale if
+-- nothing more comes (what the checker looks for). scanned_to: the greatest message id of
+-- the application already looked at, so each message is read at most once per monitor.
+CREATE TABLE monitor (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    name          TEXT NOT NULL,
+    description   TEXT NOT NULL,
+    app_id        TEXT COLLATE "C" NOT NULL REFERENCES application (id) ON DELETE CASCADE,
+    event_type    TEXT,
+    max_silence   BIGINT NOT NULL,
+    state         SMALLINT NOT NULL,
+    last_seen_at  BIGINT,
+    state_since   BIGINT NOT NULL,
+    due_at        BIGINT NOT NULL,
+    scanned_to    TEXT COLLATE "C",
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL
+);
+CREATE INDEX monitor_due ON monitor (due_at);
+CREATE INDEX monitor_app ON monitor (app_id);

@@ -1,0 +1,224 @@
+//! `/api/v1/monitor`: freshness monitors (hookd's routes; see `crate::monitors`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ApiState;
+use super::applications;
+use super::error::ApiError;
+use super::extract::{JsonBody, QueryParams};
+use super::fields::{self, body_error};
+use super::openapi::strings::{EventTypeNameString, PathKeyString};
+use super::pagination::{ListParams, ListResponse, list_response};
+use crate::domain::{EventTypeName, Monitor, MonitorId};
+use crate::store::{NewMonitor, Order};
+
+/// The longest silence a monitor may allow: a year.
+const MAX_SILENCE_SECS: i64 = 366 * 24 * 3600;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MonitorIn {
+    /// What the monitor watches, in words ("nightly scrape").
+    #[schema(min_length = 1, max_length = 256)]
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The application (id or uid) whose messages are watched. Cannot change.
+    #[schema(value_type = PathKeyString)]
+    pub app: String,
+    /// Only messages of this event type; absent: any of the application's messages.
+    /// Cannot change.
+    #[schema(value_type = Option<EventTypeNameString>)]
+    pub event_type: Option<String>,
+    /// Seconds without a message after which the monitor is stale (90000: 25 hours), 1 to
+    /// 31622400 (a year).
+    #[serde(deserialize_with = "fields::whole_required")]
+    #[schema(minimum = 1, maximum = 31622400)]
+    pub max_silence: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitorOut {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// The application's id.
+    pub app: String,
+    pub event_type: Option<String>,
+    /// Seconds.
+    pub max_silence: i64,
+    /// `ok` or `stale`.
+    pub state: String,
+    /// When the newest message watched was created (as the monitor last looked).
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// When the state last changed (creation, at first).
+    pub state_since: DateTime<Utc>,
+    /// When the monitor goes stale if no message comes.
+    pub due_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Monitor> for MonitorOut {
+    fn from(m: Monitor) -> Self {
+        Self {
+            due_at: m.due_at(),
+            id: m.id.to_string(),
+            name: m.name,
+            description: m.description,
+            app: m.app_id.to_string(),
+            event_type: m.event_type.map(|e| e.as_str().to_owned()),
+            max_silence: m.max_silence.num_seconds(),
+            state: m.state.as_str().to_owned(),
+            last_seen_at: m.last_seen_at,
+            state_since: m.state_since,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// The checked fields of a monitor.
+struct Checked {
+    name: String,
+    description: String,
+    event_type: Option<EventTypeName>,
+    max_silence: TimeDelta,
+}
+
+fn check(input: &MonitorIn) -> Result<Checked, ApiError> {
+    if input.name.is_empty() || input.name.chars().count() > 256 {
+        return Err(body_error("name", "must be 1 to 256 characters"));
+    }
+    if !(1..=MAX_SILENCE_SECS).contains(&input.max_silence) {
+        return Err(body_error(
+            "maxSilence",
+            "must be 1 to 31622400 seconds (a year); 90000 is 25 hours",
+        ));
+    }
+    let event_type = input
+        .event_type
+        .as_deref()
+        .map(EventTypeName::parse)
+        .transpose()
+        .map_err(|e| body_error("eventType", e))?;
+    Ok(Checked {
+        name: input.name.clone(),
+        description: input.description.clone().unwrap_or_default(),
+        event_type,
+        max_silence: TimeDelta::seconds(input.max_silence),
+    })
+}
+
+#[utoipa::path(post, operation_id = "hookd.monitor.create", path = "/api/v1/monitor", tag = "Monitor",
+    request_body = MonitorIn,
+    responses((status = 201, body = MonitorOut)))]
+pub async fn create(
+    State(state): State<ApiState>,
+    JsonBody(input): JsonBody<MonitorIn>,
+) -> Result<(StatusCode, Json<MonitorOut>), ApiError> {
+    let checked = check(&input)?;
+    let app = applications::find(&state, &input.app).await?;
+    let monitor = state
+        .store
+        .insert_monitor(NewMonitor {
+            name: checked.name,
+            description: checked.description,
+            app_id: app.id,
+            event_type: checked.event_type,
+            max_silence: checked.max_silence,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(monitor.into())))
+}
+
+#[utoipa::path(get, operation_id = "hookd.monitor.list", path = "/api/v1/monitor", tag = "Monitor",
+    params(ListParams),
+    responses((status = 200, body = ListResponse<MonitorOut>)))]
+pub async fn list(
+    State(state): State<ApiState>,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<ListResponse<MonitorOut>>, ApiError> {
+    let page = params.page(Order::Ascending)?;
+    let rows = state.store.list_monitors(&page).await?;
+    Ok(Json(list_response(
+        rows,
+        &page,
+        |m| m.id.to_string(),
+        MonitorOut::from,
+    )))
+}
+
+async fn find(state: &ApiState, id: &str) -> Result<Monitor, ApiError> {
+    let id = MonitorId::parse(id).ok_or_else(|| ApiError::not_found("monitor"))?;
+    state
+        .store
+        .get_monitor(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("monitor"))
+}
+
+#[utoipa::path(get, operation_id = "hookd.monitor.get", path = "/api/v1/monitor/{monitor_id}", tag = "Monitor",
+    params(("monitor_id" = String, Path, description = "The monitor's id (`mon_…`)")),
+    responses((status = 200, body = MonitorOut)))]
+pub async fn get(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<MonitorOut>, ApiError> {
+    Ok(Json(find(&state, &id).await?.into()))
+}
+
+/// Changes the name, description and `maxSilence` (the state follows at the next check);
+/// `app` and `eventType` must be the monitor's (422 otherwise: create another monitor).
+#[utoipa::path(put, operation_id = "hookd.monitor.update", path = "/api/v1/monitor/{monitor_id}", tag = "Monitor",
+    params(("monitor_id" = String, Path, description = "The monitor's id (`mon_…`)")),
+    request_body = MonitorIn,
+    responses((status = 200, body = MonitorOut)))]
+pub async fn update(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<MonitorIn>,
+) -> Result<Json<MonitorOut>, ApiError> {
+    let mut monitor = find(&state, &id).await?;
+    let checked = check(&input)?;
+    let app = applications::find(&state, &input.app)
+        .await
+        .map_err(|_| body_error("app", "is not this monitor's application"))?;
+    if app.id != monitor.app_id {
+        return Err(body_error(
+            "app",
+            "a monitor's application cannot change; create another monitor",
+        ));
+    }
+    if checked.event_type != monitor.event_type {
+        return Err(body_error(
+            "eventType",
+            "a monitor's event type cannot change; create another monitor",
+        ));
+    }
+    monitor.name = checked.name;
+    monitor.description = checked.description;
+    monitor.max_silence = checked.max_silence;
+    let monitor = state.store.update_monitor(monitor).await?;
+    Ok(Json(monitor.into()))
+}
+
+#[utoipa::path(delete, operation_id = "hookd.monitor.delete", path = "/api/v1/monitor/{monitor_id}", tag = "Monitor",
+    params(("monitor_id" = String, Path, description = "The monitor's id (`mon_…`)")),
+    responses((status = 204)))]
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let monitor = find(&state, &id).await?;
+    if !state.store.delete_monitor(&monitor.id).await? {
+        return Err(ApiError::not_found("monitor"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
