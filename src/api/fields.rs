@@ -64,16 +64,6 @@ where
     Option::<Whole<T>>::deserialize(deserializer).map(|n| n.map(|Whole(n)| n))
 }
 
-/// A required whole number (see [`Whole`]). Use with `#[serde(deserialize_with =
-/// "whole_required")]`.
-pub fn whole_required<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: TryFrom<i64>,
-{
-    Whole::<T>::deserialize(deserializer).map(|Whole(n)| n)
-}
-
 /// A PATCH field holding a whole number: see [`nullable`] and [`Whole`].
 pub fn nullable_whole<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where

@@ -14,7 +14,7 @@ use super::extract::{JsonBody, QueryParams};
 use super::fields::{self, body_error};
 use super::openapi::strings::{EventTypeNameString, PathKeyString};
 use super::pagination::{ListParams, ListResponse, list_response};
-use crate::domain::{EventTypeName, Monitor, MonitorId};
+use crate::domain::{Deadline, EventTypeName, Expectation, Monitor, MonitorId};
 use crate::store::{NewMonitor, Order};
 
 /// The longest silence a monitor may allow: a year.
@@ -36,10 +36,14 @@ pub struct MonitorIn {
     #[schema(value_type = Option<EventTypeNameString>)]
     pub event_type: Option<String>,
     /// Seconds without a message after which the monitor is stale (90000: 25 hours), 1 to
-    /// 31622400 (a year).
-    #[serde(deserialize_with = "fields::whole_required")]
+    /// 31622400 (a year). Give this or `deadline`.
+    #[serde(default, deserialize_with = "fields::whole")]
     #[schema(minimum = 1, maximum = 31622400)]
-    pub max_silence: i64,
+    pub max_silence: Option<i64>,
+    /// A cron schedule, in UTC, of times by which a message must have come since the time
+    /// before (`"0 3 * * *"`: by 03:00 every day): five fields, or six with seconds first.
+    /// Give this or `maxSilence`.
+    pub deadline: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,8 +55,10 @@ pub struct MonitorOut {
     /// The application's id.
     pub app: String,
     pub event_type: Option<String>,
-    /// Seconds.
-    pub max_silence: i64,
+    /// Seconds, when the monitor expects a message at most this long after the one before.
+    pub max_silence: Option<i64>,
+    /// The cron schedule (UTC), when the monitor expects a message before each of its times.
+    pub deadline: Option<String>,
     /// `ok` or `stale`.
     pub state: String,
     /// When the newest message watched was created (as the monitor last looked).
@@ -74,7 +80,14 @@ impl From<Monitor> for MonitorOut {
             description: m.description,
             app: m.app_id.to_string(),
             event_type: m.event_type.map(|e| e.as_str().to_owned()),
-            max_silence: m.max_silence.num_seconds(),
+            max_silence: match &m.expect {
+                Expectation::Silence(silence) => Some(silence.num_seconds()),
+                Expectation::Deadline(_) => None,
+            },
+            deadline: match &m.expect {
+                Expectation::Silence(_) => None,
+                Expectation::Deadline(deadline) => Some(deadline.as_str().to_owned()),
+            },
             state: m.state.as_str().to_owned(),
             last_seen_at: m.last_seen_at,
             state_since: m.state_since,
@@ -89,19 +102,39 @@ struct Checked {
     name: String,
     description: String,
     event_type: Option<EventTypeName>,
-    max_silence: TimeDelta,
+    expect: Expectation,
 }
 
 fn check(input: &MonitorIn) -> Result<Checked, ApiError> {
     if input.name.is_empty() || input.name.chars().count() > 256 {
         return Err(body_error("name", "must be 1 to 256 characters"));
     }
-    if !(1..=MAX_SILENCE_SECS).contains(&input.max_silence) {
-        return Err(body_error(
-            "maxSilence",
-            "must be 1 to 31622400 seconds (a year); 90000 is 25 hours",
-        ));
-    }
+    let expect = match (input.max_silence, &input.deadline) {
+        (Some(secs), None) => {
+            if !(1..=MAX_SILENCE_SECS).contains(&secs) {
+                return Err(body_error(
+                    "maxSilence",
+                    "must be 1 to 31622400 seconds (a year); 90000 is 25 hours",
+                ));
+            }
+            Expectation::Silence(TimeDelta::seconds(secs))
+        }
+        (None, Some(text)) => {
+            Expectation::Deadline(Deadline::parse(text).map_err(|e| body_error("deadline", e))?)
+        }
+        (Some(_), Some(_)) => {
+            return Err(body_error(
+                "deadline",
+                "give maxSilence or deadline, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(body_error(
+                "maxSilence",
+                "give maxSilence (seconds) or deadline (a cron schedule)",
+            ));
+        }
+    };
     let event_type = input
         .event_type
         .as_deref()
@@ -112,7 +145,7 @@ fn check(input: &MonitorIn) -> Result<Checked, ApiError> {
         name: input.name.clone(),
         description: input.description.clone().unwrap_or_default(),
         event_type,
-        max_silence: TimeDelta::seconds(input.max_silence),
+        expect,
     })
 }
 
@@ -132,7 +165,7 @@ pub async fn create(
             description: checked.description,
             app_id: app.id,
             event_type: checked.event_type,
-            max_silence: checked.max_silence,
+            expect: checked.expect,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(monitor.into())))
@@ -174,7 +207,8 @@ pub async fn get(
     Ok(Json(find(&state, &id).await?.into()))
 }
 
-/// Changes the name, description and `maxSilence` (the state follows at the next check);
+/// Changes the name, description and `maxSilence` or `deadline` (the state follows at the
+/// next check);
 /// `app` and `eventType` must be the monitor's (422 otherwise: create another monitor).
 #[utoipa::path(put, operation_id = "hookd.monitor.update", path = "/api/v1/monitor/{monitor_id}", tag = "Monitor",
     params(("monitor_id" = String, Path, description = "The monitor's id (`mon_…`)")),
@@ -204,7 +238,7 @@ pub async fn update(
     }
     monitor.name = checked.name;
     monitor.description = checked.description;
-    monitor.max_silence = checked.max_silence;
+    monitor.expect = checked.expect;
     let monitor = state.store.update_monitor(monitor).await?;
     Ok(Json(monitor.into()))
 }

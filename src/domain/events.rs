@@ -155,8 +155,10 @@ pub struct MonitorEventData {
     pub app_uid: Option<Uid>,
     /// The event type watched; `None`: any of the application's messages.
     pub event_type: Option<String>,
-    /// Seconds of silence the monitor allows.
-    pub max_silence: i64,
+    /// Seconds of silence the monitor allows, if that is what it expects.
+    pub max_silence: Option<i64>,
+    /// The cron schedule (UTC) it expects a message before, if that is what it expects.
+    pub deadline: Option<String>,
     /// The newest message it saw; `None`: none since it was created.
     pub last_seen_at: Option<Timestamp>,
     /// When the state changed (to stale: when the silence passed `maxSilence`).

@@ -33,7 +33,7 @@ pub use event_type::EventType;
 pub use headers::{EndpointHeaders, HeaderError};
 pub use ids::{AppId, AttemptId, EndpointId, MessageId, MonitorId, TaskId, TokenId};
 pub use message::{Message, Payload, PayloadError};
-pub use monitor::{Monitor, MonitorState};
+pub use monitor::{Deadline, Expectation, Monitor, MonitorState};
 pub use names::{Channel, EventId, EventTypeName, FeatureFlag, NameError, Uid};
 pub use retry::{Priority, RetryPolicy, RetryPolicySpec};
 pub use secret::{PublicKey, SecretError, SigningSecret};

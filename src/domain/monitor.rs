@@ -1,5 +1,8 @@
 //! Freshness monitors: an application (or one of its event types) is expected to produce a
-//! message at least every `max_silence`; a monitor says whether it does (`crate::monitors`).
+//! message at least every `max_silence`, or before each time of a cron `deadline`; a monitor
+//! says whether it does (`crate::monitors`).
+
+use std::str::FromStr;
 
 use chrono::TimeDelta;
 
@@ -37,6 +40,71 @@ impl MonitorState {
     }
 }
 
+/// A cron schedule (UTC) of times by which a message must have come: at each time, at least
+/// one message since the time before it.
+#[derive(Debug, Clone)]
+pub struct Deadline {
+    text: String,
+    cron: croner::Cron,
+}
+
+impl PartialEq for Deadline {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Deadline {
+    /// Five fields (minute hour day-of-month month day-of-week, as cron has them), or six with
+    /// seconds first; in UTC. A pattern that never comes (`0 0 30 2 *`) is refused.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let cron = croner::Cron::from_str(text.trim()).map_err(|e| {
+            format!("is not a cron expression ({e}); e.g. \"0 3 * * *\" is 03:00 UTC daily")
+        })?;
+        let deadline = Self {
+            text: text.trim().to_owned(),
+            cron,
+        };
+        if deadline.next(super::time::now(), true).is_none() {
+            return Err("never comes".into());
+        }
+        Ok(deadline)
+    }
+
+    /// Reads back a stored pattern (which [`Deadline::parse`] accepted).
+    pub fn from_stored(text: &str) -> Result<Self, String> {
+        croner::Cron::from_str(text)
+            .map(|cron| Self {
+                text: text.to_owned(),
+                cron,
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The first time of the schedule after `t` (or at `t`, when `inclusive`).
+    pub fn next(&self, t: Timestamp, inclusive: bool) -> Option<Timestamp> {
+        use chrono::SubsecRound;
+        // The schedule's times are whole seconds (the parser would keep `t`'s fraction).
+        let whole = t.trunc_subsecs(0);
+        self.cron
+            .find_next_occurrence(&whole, inclusive && whole == t)
+            .ok()
+    }
+}
+
+/// What a monitor expects.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expectation {
+    /// A message at most this long after the one before.
+    Silence(TimeDelta),
+    /// A message before each time of the schedule, since the time before it.
+    Deadline(Deadline),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Monitor {
     pub id: MonitorId,
@@ -45,7 +113,7 @@ pub struct Monitor {
     pub app_id: AppId,
     /// The event type watched; `None`: any of the application's messages.
     pub event_type: Option<EventTypeName>,
-    pub max_silence: TimeDelta,
+    pub expect: Expectation,
     pub state: MonitorState,
     /// The newest matching message seen (its creation time).
     pub last_seen_at: Option<Timestamp>,
@@ -56,13 +124,23 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// When the monitor goes stale if nothing more comes: `max_silence` after the newest
-    /// message seen, or after its creation when it has seen none.
+    /// When the monitor goes stale if nothing more comes, counted from the newest message
+    /// seen, or from its creation when it has seen none: `max_silence` after it; or, with a
+    /// deadline, at the deadline after the one that message counts for (the first at or
+    /// after it). A new monitor is so never stale at the first deadline after its creation.
     pub fn due_at(&self) -> Timestamp {
-        self.last_seen_at
+        let since = self
+            .last_seen_at
             .unwrap_or(self.created_at)
-            .max(self.created_at)
-            + self.max_silence
+            .max(self.created_at);
+        match &self.expect {
+            Expectation::Silence(silence) => since + *silence,
+            Expectation::Deadline(deadline) => deadline
+                .next(since, true)
+                .and_then(|first| deadline.next(first, false))
+                // A schedule with no time left (past its last year) never comes due.
+                .unwrap_or(since + TimeDelta::days(36_500)),
+        }
     }
 }
 
@@ -81,7 +159,7 @@ mod tests {
             description: String::new(),
             app_id: AppId::generate(),
             event_type: None,
-            max_silence: TimeDelta::hours(25),
+            expect: Expectation::Silence(TimeDelta::hours(25)),
             state: MonitorState::Ok,
             last_seen_at: None,
             state_since: created,
@@ -94,5 +172,39 @@ mod tests {
         // A message older than the monitor does not move its start back.
         m.last_seen_at = Some(created - TimeDelta::hours(3));
         assert_eq!(m.due_at(), created + TimeDelta::hours(25));
+    }
+
+    #[test]
+    fn a_deadline_monitor_is_due_at_the_deadline_after_the_one_its_last_message_met() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let deadline = Deadline::parse("0 3 * * *").unwrap();
+        let mut m = Monitor {
+            id: MonitorId::generate(),
+            name: "crawl".into(),
+            description: String::new(),
+            app_id: AppId::generate(),
+            event_type: None,
+            expect: Expectation::Deadline(deadline),
+            state: MonitorState::Ok,
+            last_seen_at: None,
+            state_since: at("2026-12-01T02:59:00Z"),
+            created_at: at("2026-12-01T02:59:00Z"),
+            updated_at: at("2026-12-01T02:59:00Z"),
+        };
+        // Created a minute before a deadline: that one is not held against it.
+        assert_eq!(m.due_at(), at("2026-12-02T03:00:00Z"));
+        // A run at 02:10 meets the 03:00 deadline of that day: due at the next one.
+        m.last_seen_at = Some(at("2026-12-02T02:10:00Z"));
+        assert_eq!(m.due_at(), at("2026-12-03T03:00:00Z"));
+        // A run exactly at 03:00 still meets that deadline; one at 03:00:00.5 meets the next.
+        m.last_seen_at = Some(at("2026-12-02T03:00:00.5Z"));
+        assert_eq!(m.due_at(), at("2026-12-04T03:00:00Z"));
+        m.last_seen_at = Some(at("2026-12-02T03:00:00Z"));
+        assert_eq!(m.due_at(), at("2026-12-03T03:00:00Z"));
+        m.last_seen_at = Some(at("2026-12-02T03:01:00Z"));
+        assert_eq!(m.due_at(), at("2026-12-04T03:00:00Z"));
+        assert!(Deadline::parse("0 0 30 2 *").is_err());
+        assert!(Deadline::parse("61 2 * * *").is_err());
+        assert!(Deadline::parse("daily").is_err());
     }
 }

@@ -142,7 +142,7 @@ pub trait MonitorStore {
         id: &crate::domain::MonitorId,
     ) -> Result<Option<crate::domain::Monitor>>;
     async fn list_monitors(&self, page: &PageQuery) -> Result<Vec<crate::domain::Monitor>>;
-    /// Saves a monitor's name, description and `max_silence`.
+    /// Saves a monitor's name, description and expectation.
     async fn update_monitor(
         &self,
         monitor: crate::domain::Monitor,

@@ -19,7 +19,7 @@ pub struct NewMonitor {
     pub description: String,
     pub app_id: AppId,
     pub event_type: Option<crate::domain::EventTypeName>,
-    pub max_silence: chrono::TimeDelta,
+    pub expect: crate::domain::Expectation,
 }
 
 /// A token to store: its hash, never the token.

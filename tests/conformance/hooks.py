@@ -305,6 +305,14 @@ _FUTURE_DATE_TIME = r"^(20[4-9]\d)-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])T([01]\d|2
 
 def _narrow_tokens(raw_schema):
     schemas = raw_schema.get("components", {}).get("schemas", {})
+    # A monitor takes `maxSilence` or `deadline` (a cron schedule), exactly one: the
+    # generated monitors take `maxSilence` (tests/it/monitors.rs covers deadlines and the
+    # refusals).
+    monitor_in = schemas.get("MonitorIn")
+    if monitor_in and "deadline" in monitor_in.get("properties", {}):
+        monitor_in["properties"].pop("deadline")
+        monitor_in["properties"]["maxSilence"] = {"type": "integer", "minimum": 1, "maximum": 31622400}
+        monitor_in["required"] = sorted(set(monitor_in.get("required", [])) | {"maxSilence"})
     schemas.get("AppPortalAccessIn", {}).get("properties", {}).pop("featureFlags", None)
     token_in = schemas.get("ApiTokenIn", {}).get("properties", {})
     if "expiresAt" in token_in:

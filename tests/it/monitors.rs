@@ -38,6 +38,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     monitors_are_created_listed_changed_and_deleted,
     a_silent_event_type_goes_stale_and_recovers_once_each,
+    a_missed_deadline_makes_a_monitor_stale,
 );
 
 async fn monitor(app: &TestApp, body: Value) -> Value {
@@ -70,6 +71,7 @@ async fn monitors_are_created_listed_changed_and_deleted(builder: TestAppBuilder
 
     let listed = app.list_all(MONITORS).await;
     assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["deadline"], Value::Null);
     let (status, updated) = app
         .put(
             &format!("{MONITORS}/{id}"),
@@ -117,6 +119,36 @@ async fn monitors_are_created_listed_changed_and_deleted(builder: TestAppBuilder
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
         assert!(answer.to_string().contains(loc), "{body}: {answer}");
     }
+    for (body, loc) in [
+        (json!({"name": "x", "app": "scraper"}), "maxSilence"),
+        (
+            json!({"name": "x", "app": "scraper", "maxSilence": 60, "deadline": "0 3 * * *"}),
+            "deadline",
+        ),
+        (
+            json!({"name": "x", "app": "scraper", "deadline": "at three"}),
+            "deadline",
+        ),
+        (
+            json!({"name": "x", "app": "scraper", "deadline": "0 0 30 2 *"}),
+            "deadline",
+        ),
+    ] {
+        let (status, answer) = app.post(MONITORS, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        assert_validation_error(&answer, &["body", loc]);
+    }
+    let daily = monitor(
+        &app,
+        json!({"name": "crawl", "app": "scraper", "deadline": "0 3 * * *"}),
+    )
+    .await;
+    assert_eq!(daily["deadline"], "0 3 * * *");
+    assert_eq!(daily["maxSilence"], Value::Null);
+    assert!(
+        daily["dueAt"].as_str().unwrap().ends_with("T03:00:00Z"),
+        "{daily}"
+    );
     let (status, _) = app
         .post(
             MONITORS,
@@ -308,4 +340,39 @@ async fn several_nodes_report_a_change_once() {
         .collect();
     expected.sort();
     assert_eq!(events, expected, "first seen: {events:?}");
+}
+
+async fn a_missed_deadline_makes_a_monitor_stale(builder: TestAppBuilder) {
+    let app = builder.spawn().await;
+    app.create_app(json!({"name": "Crawler", "uid": "crawler"}))
+        .await;
+    // A deadline every two seconds (six fields: seconds first).
+    let m = monitor(
+        &app,
+        json!({"name": "crawl", "app": "crawler", "eventType": "crawl.done", "deadline": "*/2 * * * * *"}),
+    )
+    .await;
+    let path = format!("{MONITORS}/{}", m["id"].as_str().unwrap());
+    let stale = eventually("a missed deadline", || async {
+        let m = app.get(&path).await.1;
+        (m["state"] == "stale").then_some(m)
+    })
+    .await;
+    let since =
+        chrono::DateTime::parse_from_rfc3339(stale["stateSince"].as_str().unwrap()).unwrap();
+    let created =
+        chrono::DateTime::parse_from_rfc3339(stale["createdAt"].as_str().unwrap()).unwrap();
+    // Not the first deadline after creation, the second (2 to 4 s later), seen within a second.
+    let after = (since - created).num_milliseconds();
+    assert!(
+        (2000..5500).contains(&after),
+        "stale {after} ms after creation"
+    );
+    app.create_message("crawler", json!({"eventType": "crawl.done", "payload": {}}))
+        .await;
+    eventually("the monitor to recover", || async {
+        let m = app.get(&path).await.1;
+        (m["state"] == "ok").then_some(())
+    })
+    .await;
 }

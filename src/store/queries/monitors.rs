@@ -11,15 +11,17 @@ use chrono::TimeDelta;
 use super::operational::write_events;
 use crate::domain::events::{MonitorEventData, OperationalEvent};
 use crate::domain::time::{from_micros, now};
-use crate::domain::{AppId, EventTypeName, Monitor, MonitorId, MonitorState, Timestamp, Uid};
+use crate::domain::{
+    AppId, Deadline, EventTypeName, Expectation, Monitor, MonitorId, MonitorState, Timestamp, Uid,
+};
 use crate::store::engine::Engine;
 use crate::store::page::push_page;
 use crate::store::rows::{self, StoredRow};
 use crate::store::sql::{Conn, Sql};
 use crate::store::{MonitorStore, NewMonitor, PageQuery, Result, StoreError};
 
-const COLUMNS: &str = "id, name, description, app_id, event_type, max_silence, state, \
-     last_seen_at, state_since, created_at, updated_at";
+const COLUMNS: &str = "id, name, description, app_id, event_type, max_silence, deadline, \
+     state, last_seen_at, state_since, created_at, updated_at";
 
 pub fn monitor(row: &impl StoredRow) -> Result<Monitor> {
     let state = row.int("state")?;
@@ -29,7 +31,14 @@ pub fn monitor(row: &impl StoredRow) -> Result<Monitor> {
         description: row.text("description")?,
         app_id: AppId::from_stored(row.text("app_id")?),
         event_type: row.opt_text("event_type")?.map(EventTypeName::from_stored),
-        max_silence: TimeDelta::seconds(row.int("max_silence")?),
+        expect: match (row.opt_int("max_silence")?, row.opt_text("deadline")?) {
+            (Some(secs), _) => Expectation::Silence(TimeDelta::seconds(secs)),
+            (None, Some(text)) => Expectation::Deadline(
+                Deadline::from_stored(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("monitor deadline {text}: {e}")))?,
+            ),
+            (None, None) => return Err(StoreError::Corrupt("monitor expects nothing".into())),
+        },
         state: MonitorState::from_stored(state)
             .ok_or_else(|| StoreError::Corrupt(format!("monitor state {state}")))?,
         last_seen_at: row.opt_int("last_seen_at")?.map(from_micros),
@@ -37,6 +46,20 @@ pub fn monitor(row: &impl StoredRow) -> Result<Monitor> {
         created_at: from_micros(row.int("created_at")?),
         updated_at: from_micros(row.int("updated_at")?),
     })
+}
+
+fn silence_secs(expect: &Expectation) -> Option<i64> {
+    match expect {
+        Expectation::Silence(silence) => Some(silence.num_seconds()),
+        Expectation::Deadline(_) => None,
+    }
+}
+
+fn deadline_text(expect: &Expectation) -> Option<String> {
+    match expect {
+        Expectation::Silence(_) => None,
+        Expectation::Deadline(deadline) => Some(deadline.as_str().to_owned()),
+    }
 }
 
 #[async_trait]
@@ -49,7 +72,7 @@ impl<E: Engine> MonitorStore for E {
             description: new.description,
             app_id: new.app_id,
             event_type: new.event_type,
-            max_silence: new.max_silence,
+            expect: new.expect,
             state: MonitorState::Ok,
             last_seen_at: None,
             state_since: at,
@@ -57,14 +80,16 @@ impl<E: Engine> MonitorStore for E {
             updated_at: at,
         };
         let insert = Sql::new(format!(
-            "INSERT INTO monitor ({COLUMNS}, due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $8, $8, $9)"
+            "INSERT INTO monitor ({COLUMNS}, due_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $9, $9, $10)"
         ))
         .bind(m.id.as_str())
         .bind(&m.name)
         .bind(&m.description)
         .bind(m.app_id.as_str())
         .bind(m.event_type.as_ref().map(|e| e.as_str()))
-        .bind(m.max_silence.num_seconds())
+        .bind(silence_secs(&m.expect))
+        .bind(deadline_text(&m.expect))
         .bind(m.state.to_stored())
         .bind(at)
         .bind(m.due_at());
@@ -89,13 +114,14 @@ impl<E: Engine> MonitorStore for E {
     async fn update_monitor(&self, mut m: Monitor) -> Result<Monitor> {
         m.updated_at = now();
         let update = Sql::new(
-            "UPDATE monitor SET name = $2, description = $3, max_silence = $4, due_at = $5,
-             updated_at = $6 WHERE id = $1",
+            "UPDATE monitor SET name = $2, description = $3, max_silence = $4, deadline = $5,
+             due_at = $6, updated_at = $7 WHERE id = $1",
         )
         .bind(m.id.as_str())
         .bind(&m.name)
         .bind(&m.description)
-        .bind(m.max_silence.num_seconds())
+        .bind(silence_secs(&m.expect))
+        .bind(deadline_text(&m.expect))
         .bind(m.due_at())
         .bind(m.updated_at);
         let changed = self.writes().acquire().await?.exec(&update).await?;
@@ -201,7 +227,8 @@ impl<E: Engine> MonitorStore for E {
                 app_id: m.app_id.clone(),
                 app_uid,
                 event_type: m.event_type.as_ref().map(|e| e.as_str().to_owned()),
-                max_silence: m.max_silence.num_seconds(),
+                max_silence: silence_secs(&m.expect),
+                deadline: deadline_text(&m.expect),
                 last_seen_at: m.last_seen_at,
                 since: at,
             };
