@@ -28,11 +28,11 @@ pub struct MonitorIn {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
-    /// The application (id or uid) whose messages are watched. Cannot change.
+    /// The application (id or uid) whose messages are watched; it cannot change.
     #[schema(value_type = PathKeyString)]
     pub app: String,
-    /// Only messages of this event type; absent: any of the application's messages.
-    /// Cannot change.
+    /// Only messages of this event type; absent: any of the application's messages. It
+    /// cannot change.
     #[schema(value_type = Option<EventTypeNameString>)]
     pub event_type: Option<String>,
     /// Seconds without a message after which the monitor is stale (90000: 25 hours), 1 to
@@ -43,6 +43,22 @@ pub struct MonitorIn {
     /// A cron schedule, in UTC, of times by which a message must have come since the time
     /// before (`"0 3 * * *"`: by 03:00 every day): five fields, or six with seconds first.
     /// Give this or `maxSilence`.
+    pub deadline: Option<String>,
+}
+
+/// A monitor's settings that can change (its application and event type cannot).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MonitorUpdate {
+    #[schema(min_length = 1, max_length = 256)]
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// As on creation: give this or `deadline`.
+    #[serde(default, deserialize_with = "fields::whole")]
+    #[schema(minimum = 1, maximum = 31622400)]
+    pub max_silence: Option<i64>,
+    /// As on creation: give this or `maxSilence`.
     pub deadline: Option<String>,
 }
 
@@ -208,34 +224,26 @@ pub async fn get(
 }
 
 /// Changes the name, description and `maxSilence` or `deadline` (the state follows at the
-/// next check);
-/// `app` and `eventType` must be the monitor's (422 otherwise: create another monitor).
+/// next check). The application and event type cannot change: a body naming them is a 422
+/// (create another monitor).
 #[utoipa::path(put, operation_id = "hookd.monitor.update", path = "/api/v1/monitor/{monitor_id}", tag = "Monitor",
     params(("monitor_id" = String, Path, description = "The monitor's id (`mon_…`)")),
-    request_body = MonitorIn,
+    request_body = MonitorUpdate,
     responses((status = 200, body = MonitorOut)))]
 pub async fn update(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    JsonBody(input): JsonBody<MonitorIn>,
+    JsonBody(input): JsonBody<MonitorUpdate>,
 ) -> Result<Json<MonitorOut>, ApiError> {
     let mut monitor = find(&state, &id).await?;
-    let checked = check(&input)?;
-    let app = applications::find(&state, &input.app)
-        .await
-        .map_err(|_| body_error("app", "is not this monitor's application"))?;
-    if app.id != monitor.app_id {
-        return Err(body_error(
-            "app",
-            "a monitor's application cannot change; create another monitor",
-        ));
-    }
-    if checked.event_type != monitor.event_type {
-        return Err(body_error(
-            "eventType",
-            "a monitor's event type cannot change; create another monitor",
-        ));
-    }
+    let checked = check(&MonitorIn {
+        name: input.name,
+        description: input.description,
+        app: monitor.app_id.to_string(),
+        event_type: monitor.event_type.as_ref().map(|e| e.as_str().to_owned()),
+        max_silence: input.max_silence,
+        deadline: input.deadline,
+    })?;
     monitor.name = checked.name;
     monitor.description = checked.description;
     monitor.expect = checked.expect;

@@ -45,7 +45,7 @@ impl MonitorState {
 #[derive(Debug, Clone)]
 pub struct Deadline {
     text: String,
-    cron: croner::Cron,
+    cron: Box<croner::Cron>,
 }
 
 impl PartialEq for Deadline {
@@ -63,7 +63,7 @@ impl Deadline {
         })?;
         let deadline = Self {
             text: text.trim().to_owned(),
-            cron,
+            cron: Box::new(cron),
         };
         if deadline.next(super::time::now(), true).is_none() {
             return Err("never comes".into());
@@ -76,7 +76,7 @@ impl Deadline {
         croner::Cron::from_str(text)
             .map(|cron| Self {
                 text: text.to_owned(),
-                cron,
+                cron: Box::new(cron),
             })
             .map_err(|e| e.to_string())
     }

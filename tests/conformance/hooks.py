@@ -308,11 +308,12 @@ def _narrow_tokens(raw_schema):
     # A monitor takes `maxSilence` or `deadline` (a cron schedule), exactly one: the
     # generated monitors take `maxSilence` (tests/it/monitors.rs covers deadlines and the
     # refusals).
-    monitor_in = schemas.get("MonitorIn")
-    if monitor_in and "deadline" in monitor_in.get("properties", {}):
-        monitor_in["properties"].pop("deadline")
-        monitor_in["properties"]["maxSilence"] = {"type": "integer", "minimum": 1, "maximum": 31622400}
-        monitor_in["required"] = sorted(set(monitor_in.get("required", [])) | {"maxSilence"})
+    for name in ("MonitorIn", "MonitorUpdate"):
+        monitor_in = schemas.get(name)
+        if monitor_in and "deadline" in monitor_in.get("properties", {}):
+            monitor_in["properties"].pop("deadline")
+            monitor_in["properties"]["maxSilence"] = {"type": "integer", "minimum": 1, "maximum": 31622400}
+            monitor_in["required"] = sorted(set(monitor_in.get("required", [])) | {"maxSilence"})
     schemas.get("AppPortalAccessIn", {}).get("properties", {}).pop("featureFlags", None)
     token_in = schemas.get("ApiTokenIn", {}).get("properties", {})
     if "expiresAt" in token_in:
