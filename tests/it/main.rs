@@ -9,6 +9,7 @@ mod connections;
 mod declare;
 mod delivery;
 mod delivery_api;
+mod dev_cli;
 mod ed25519;
 mod endpoint_headers;
 mod endpoint_secrets;

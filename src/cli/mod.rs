@@ -1,7 +1,11 @@
-//! The command line: `hookd serve`, `hookd migrate`, `hookd token create`, `hookd prune`,
-//! `hookd verify`, `hookd apply`, `hookd main-key generate`, `hookd rotate-main-key`.
+//! The command line: `hookd serve`, `hookd migrate`, `hookd token create|list|revoke`,
+//! `hookd prune`, `hookd verify`, `hookd apply`, `hookd main-key generate`,
+//! `hookd rotate-main-key`, and for developers `hookd listen`, `hookd send`, `hookd tail`
+//! ([`dev`]).
 
 use std::path::PathBuf;
+
+mod dev;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -83,6 +87,13 @@ pub enum Command {
     /// such as `POST /hook HTTP/1.1` is skipped), an empty line, and the body exactly as
     /// received. Exits 0 when it verifies, 1 when it does not.
     Verify(VerifyArgs),
+    /// A local receiver for developers: prints each request (headers, the body as pretty
+    /// JSON) and whether its signature verifies with --secret.
+    Listen(dev::ListenArgs),
+    /// Send one message (HOOKD_URL and HOOKD_TOKEN, or --url and --token).
+    Send(dev::SendArgs),
+    /// Follow an application's new messages and their attempts as they happen.
+    Tail(dev::TailArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,6 +110,16 @@ pub struct VerifyArgs {
     /// ignored.
     #[arg(long, value_name = "FILE", conflicts_with = "secret")]
     pub secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub check: SchemeArgs,
+    /// Check as of this unix time instead of now (for a request saved earlier).
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub now: Option<i64>,
+}
+
+/// How a receiver checks signatures: `hookd verify` and `hookd listen`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SchemeArgs {
     /// The endpoint's signature scheme: standard, stripe or hmac-sha256.
     #[arg(long, default_value = "standard")]
     pub scheme: String,
@@ -117,9 +138,19 @@ pub struct VerifyArgs {
     /// How far the signed timestamp may be from now, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub tolerance: i64,
-    /// Check as of this unix time instead of now (for a request saved earlier).
-    #[arg(long, value_name = "UNIX_SECONDS")]
-    pub now: Option<i64>,
+}
+
+impl SchemeArgs {
+    pub fn scheme(&self) -> anyhow::Result<crate::domain::SignatureScheme> {
+        crate::domain::SignatureScheme::parse(crate::domain::SignatureSpec {
+            scheme: self.scheme.clone(),
+            header: self.header.clone(),
+            prefix: self.prefix.clone(),
+            encoding: self.encoding.clone(),
+            timestamp_header: self.timestamp_header.clone(),
+        })
+        .map_err(|e| anyhow::anyhow!("--{}: {e}", kebab(e.field)))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -452,6 +483,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Verify(args) => verify(args),
+        Command::Listen(args) => dev::listen(args).await,
+        Command::Send(args) => {
+            let config = cli.load_config(None, None)?;
+            dev::send(args, dev::api_target(&args.api, &config)?).await
+        }
+        Command::Tail(args) => {
+            let config = cli.load_config(None, None)?;
+            dev::tail(args, dev::api_target(&args.api, &config)?).await
+        }
         Command::Apply(args) => apply(&cli, args).await,
     }
 }
@@ -470,19 +510,13 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> anyhow::Result<()> {
             declare::render_errors(&errors)
         )
     })?;
-    let url = args
-        .url
-        .clone()
-        .or_else(|| std::env::var("HOOKD_URL").ok())
-        .unwrap_or_else(|| format!("http://{}", config.listen));
-    let token = args
-        .token
-        .clone()
-        .or_else(|| std::env::var("HOOKD_TOKEN").ok())
-        .unwrap_or(config.admin_token);
-    if token.is_empty() {
-        anyhow::bail!("give an API token with --token, HOOKD_TOKEN or admin_token");
-    }
+    let (url, token) = dev::api_target(
+        &dev::ApiArgs {
+            url: args.url.clone(),
+            token: args.token.clone(),
+        },
+        &config,
+    )?;
     let client = declare::Client::new(&url, &token)?;
     let plan = declare::apply(&client, &desired, args.dry_run, args.prune).await?;
     println!("{}", declare::render(&plan, args.dry_run));
@@ -518,7 +552,6 @@ impl Hangups {
 fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     use std::io::Read;
 
-    use crate::domain::{SignatureScheme, SignatureSpec};
     use crate::signing::{VerifyKey, parse_saved_request, verify_request};
 
     let secret_text = match (&args.secret, &args.secret_file) {
@@ -528,14 +561,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give the secret with --secret or --secret-file"),
     };
     let secret = VerifyKey::parse(secret_text.trim()).context("--secret")?;
-    let scheme = SignatureScheme::parse(SignatureSpec {
-        scheme: args.scheme.clone(),
-        header: args.header.clone(),
-        prefix: args.prefix.clone(),
-        encoding: args.encoding.clone(),
-        timestamp_header: args.timestamp_header.clone(),
-    })
-    .map_err(|e| anyhow::anyhow!("--{}: {e}", kebab(e.field)))?;
+    let scheme = args.check.scheme()?;
     let mut raw = Vec::new();
     if args.request.as_os_str() == "-" {
         std::io::stdin().read_to_end(&mut raw)?;
@@ -548,7 +574,8 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     let now = args
         .now
         .unwrap_or_else(|| crate::domain::time::now().timestamp());
-    match verify_request(&scheme, &secret, &headers, body, now, args.tolerance) {
+    let tolerance = args.check.tolerance;
+    match verify_request(&scheme, &secret, &headers, body, now, tolerance) {
         Ok(how) => {
             println!("verified: {how}");
             Ok(())
@@ -558,8 +585,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
                 .strip_suffix(b"\n")
                 .map(|b| b.strip_suffix(b"\r").unwrap_or(b));
             if let Some(trimmed) = trimmed {
-                if verify_request(&scheme, &secret, &headers, trimmed, now, args.tolerance).is_ok()
-                {
+                if verify_request(&scheme, &secret, &headers, trimmed, now, tolerance).is_ok() {
                     anyhow::bail!(
                         "not verified as saved, but it verifies without the file's final newline: the body must be exactly the bytes received ({why})"
                     );
