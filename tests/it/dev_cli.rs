@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-use crate::helpers::{TestApp, eventually};
+use crate::helpers::{TestApp, eventually, free_port};
 use crate::receiver::Receiver;
 
 fn hookd() -> Command {
@@ -20,14 +20,6 @@ fn hookd() -> Command {
         .env("HOOKD_LOG_LEVEL", "warn")
         .kill_on_drop(true);
     command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A running command and its output, line by line.

@@ -404,3 +404,36 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Runs each check, an `async fn(TestAppBuilder)`, once on SQLite and once on PostgreSQL, as
+/// tests named `on_sqlite::<check>` and `on_postgres::<check>`.
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    super::$check(crate::helpers::TestApp::builder().with_sqlite()).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    super::$check(crate::helpers::TestApp::builder().with_postgres()).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// A port free on 127.0.0.1 (for a server a test starts in another process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -8,32 +8,13 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestAppBuilder, assert_validation_error, eventually};
+use crate::helpers::{
+    TestApp, TestAppBuilder, assert_validation_error, eventually, on_both_backends,
+};
 use crate::receiver::Receiver;
 
 const MONITORS: &str = "/api/v1/monitor";
 const OPS: &str = "/api/v1/operational-webhook/endpoint";
-
-macro_rules! on_both_backends {
-    ($($check:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::$check(crate::helpers::TestApp::builder().with_sqlite()).await;
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::$check(crate::helpers::TestApp::builder().with_postgres()).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     monitors_are_created_listed_changed_and_deleted,

@@ -14,31 +14,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::helpers::{TestApp, TestAppBuilder, assert_validation_error};
+use crate::helpers::{TestApp, TestAppBuilder, assert_validation_error, on_both_backends};
 use crate::receiver::{Received, Receiver};
 
 const OPS: &str = "/api/v1/operational-webhook/endpoint";
-
-macro_rules! on_both_backends {
-    ($($check:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::$check(crate::helpers::TestApp::builder().with_sqlite()).await;
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::$check(crate::helpers::TestApp::builder().with_postgres()).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     operational_endpoints_have_the_sdk_shapes,

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::helpers::free_port;
+
 const TOKEN: &str = "wal-sync-test-token";
 
 /// The hookd process, killed if the test ends (or fails) while it runs.
@@ -50,14 +52,6 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) {
         assert!(Instant::now() < deadline, "hookd did not become healthy");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]
