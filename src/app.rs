@@ -231,6 +231,17 @@ impl Server {
             wake.clone(),
             shutdown.clone(),
         ));
+        // Notified by the snapshot route after a snapshot fired events.
+        let entities_written = Arc::new(Notify::new());
+        tasks.spawn(crate::entities::run(
+            store.clone(),
+            crate::events::EventSettings {
+                payload_retention: payload_retention(&config),
+            },
+            entities_written.clone(),
+            wake.clone(),
+            shutdown.clone(),
+        ));
         let mut node = None;
         let dispatcher = if config.role.delivers() {
             let dispatcher = dispatcher(
@@ -313,6 +324,7 @@ impl Server {
             node,
             task_created: task_created.clone(),
             events_written,
+            entities_written,
             clock: clock.clone(),
             metrics: metrics.api(),
             traces,

@@ -10,6 +10,7 @@
 //! | [`delivery`] | dispatcher, HTTP sender, outcome classification, which retry policy applies to an attempt, SSRF guard | `domain`, `signing`, `store`, `telemetry::traces` (the tracer handle) |
 //! | [`retention`] | the payload expiry and message pruning jobs                        | `domain`, `store`, `delivery::clock` |
 //! | [`events`]  | operational webhooks: the internal application their endpoints live in, and the job that drains the `operational_event` outbox into its messages | `domain`, `store` |
+//! | [`entities`] | change detection: the job that drains the `entity_event` outbox (rules fired by entity snapshots) into messages of their applications | `domain`, `store`, `events` (its settings) |
 //! | [`tasks`]   | background tasks (purging an application's payloads, replays), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention`, `replay` |
 //! | [`replay`]  | replays, recoveries and dead-letter requeues: the steps of their tasks and their cursors | `domain`, `store`, `retention` (batch size), `tasks` (initial data) |
 //! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store`, `events`, `telemetry::traces` (the tracer handle), `declare::node` (YAML text of an OpenAPI import) |
@@ -29,6 +30,7 @@ pub mod config;
 pub mod declare;
 pub mod delivery;
 pub mod domain;
+pub mod entities;
 pub mod events;
 pub mod main_key;
 pub mod metrics;

@@ -68,18 +68,21 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
+use crate::domain::entity::{EntityType, EntityVersion};
 use crate::domain::events::HealthState;
 use crate::domain::events::OperationalEvent;
 use crate::domain::health::HealthCounters;
 use crate::domain::{
     AppId, AppKey, Application, Attempt, AttemptId, BackgroundTask, DeliveryCounts, DeliveryStatus,
-    Endpoint, EndpointId, EndpointKey, EventId, EventType, EventTypeName, Message, MessageId,
-    MessageKey, RetryPolicy, TaskId, TaskKind, Timestamp, TokenId,
+    Endpoint, EndpointId, EndpointKey, EntityKey, EntityTypeName, EventId, EventType,
+    EventTypeName, Message, MessageId, MessageKey, RetryPolicy, TaskId, TaskKind, Timestamp,
+    TokenId,
 };
 
 pub use error::{Conflict, StoreError};
 pub use page::{Cursor, Order, PageQuery};
 pub use stats::{BatchMetrics, EndpointCounts, PoolUsage, QueueStats, StoreMetrics};
+pub use types::{Applied, Snapshot};
 pub use types::{
     AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, Direct,
     DirectClaims, Enqueued, IdempotencyClaim, InlineApplication, MessageFilter, NewApplication,
@@ -106,6 +109,7 @@ pub trait Store:
     + NodeStore
     + SecretStore
     + TokenStore
+    + EntityStore
     + Send
     + Sync
 {
@@ -126,9 +130,47 @@ impl<T> Store for T where
         + NodeStore
         + SecretStore
         + TokenStore
+        + EntityStore
         + Send
         + Sync
 {
+}
+
+/// Change detection (`crate::entities`): entity types' rules, entities' states and
+/// histories, and the `entity_event` outbox their snapshots write.
+#[async_trait]
+pub trait EntityStore {
+    /// Creates or replaces an entity type (its `created_at` is kept when it exists).
+    async fn put_entity_type(&self, entity_type: EntityType) -> Result<EntityType>;
+    async fn get_entity_type(&self, name: &EntityTypeName) -> Result<Option<EntityType>>;
+    /// Up to `page.limit + 1` entity types in scan order, by name.
+    async fn list_entity_types(&self, page: &PageQuery) -> Result<Vec<EntityType>>;
+    /// `false` when there was none. The entities of the type stay.
+    async fn delete_entity_type(&self, name: &EntityTypeName) -> Result<bool>;
+    /// Applies a snapshot in one write transaction: locks the key's row (inserting it
+    /// first, so concurrent first snapshots of a key take turns), compares, and, if the
+    /// state differs, writes the new version, its history row and one `entity_event` row
+    /// per rule of the type that fires (see [`crate::domain::entity`]). An equal state
+    /// writes nothing. `NotFound` if the application does not exist.
+    async fn apply_snapshot(&self, snapshot: Snapshot) -> Result<Applied>;
+    async fn get_entity(
+        &self,
+        app: &AppId,
+        entity_type: &EntityTypeName,
+        key: &EntityKey,
+    ) -> Result<Option<EntityVersion>>;
+    /// Up to `page.limit + 1` versions of the key in scan order; the page's keys are
+    /// version numbers.
+    async fn list_entity_history(
+        &self,
+        app: &AppId,
+        entity_type: &EntityTypeName,
+        key: &EntityKey,
+        page: &PageQuery,
+    ) -> Result<Vec<EntityVersion>>;
+    /// Takes the `entity_event` drain job with its oldest `limit` rows, as
+    /// [`OperationalEventStore::take_operational_events`] does.
+    async fn take_entity_events(&self, limit: usize) -> Result<Option<Box<dyn OutboxBatch>>>;
 }
 
 /// API tokens (`crate::api::auth`); only their hashes are stored.

@@ -13,6 +13,7 @@ mod ed25519;
 mod endpoint_headers;
 mod endpoint_secrets;
 mod endpoints;
+mod entities;
 mod environment;
 mod errors;
 mod event_type_import;

@@ -120,6 +120,16 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/app/{app_id}/expire-all"),
     ("POST", "/api/v1/auth/logout"),
     ("GET", "/api/v1/auth/whoami"),
+    ("GET", "/api/v1/entity-type"),
+    ("GET", "/api/v1/entity-type/{entity_type}"),
+    ("PUT", "/api/v1/entity-type/{entity_type}"),
+    ("DELETE", "/api/v1/entity-type/{entity_type}"),
+    ("PUT", "/api/v1/app/{app_id}/entity/{entity_type}/{key}"),
+    ("GET", "/api/v1/app/{app_id}/entity/{entity_type}/{key}"),
+    (
+        "GET",
+        "/api/v1/app/{app_id}/entity/{entity_type}/{key}/history",
+    ),
 ];
 
 /// The operations that need no token.

@@ -1,0 +1,290 @@
+//! Change detection: entity types (`entity_type`), entities' current states (`entity`),
+//! their histories (`entity_history`) and the `entity_event` outbox (see
+//! [`EntityStore::apply_snapshot`] and `crate::entities`).
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+
+use super::operational::{Outbox, take_outbox};
+use crate::domain::entity::{self, EntityType, EntityVersion, FiredEvent, Rule};
+use crate::domain::time::from_micros;
+use crate::domain::{AppId, EntityKey, EntityTypeName};
+use crate::store::engine::Engine;
+use crate::store::page::push_page;
+use crate::store::rows::StoredRow;
+use crate::store::sql::{Conn, Sql};
+use crate::store::{Applied, EntityStore, OutboxBatch, PageQuery, Result, Snapshot, StoreError};
+
+const TYPE_COLUMNS: &str = "name, description, rules, created_at, updated_at";
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} is not what hookd writes"))
+}
+
+fn entity_type(row: &impl StoredRow) -> Result<EntityType> {
+    let rules: Value =
+        serde_json::from_str(&row.text("rules")?).map_err(|_| corrupt("entity_type.rules"))?;
+    let rules = rules
+        .as_array()
+        .ok_or_else(|| corrupt("entity_type.rules"))?
+        .iter()
+        .map(|r| Rule::from_json(r).ok_or_else(|| corrupt("entity_type.rules")))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(EntityType {
+        name: EntityTypeName::from_stored(row.text("name")?),
+        description: row.opt_text("description")?,
+        rules,
+        created_at: from_micros(row.int("created_at")?),
+        updated_at: from_micros(row.int("updated_at")?),
+    })
+}
+
+fn state(text: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(corrupt("entity state")),
+    }
+}
+
+fn events(text: &str) -> Result<Vec<FiredEvent>> {
+    let events: Value = serde_json::from_str(text).map_err(|_| corrupt("entity events"))?;
+    events
+        .as_array()
+        .ok_or_else(|| corrupt("entity events"))?
+        .iter()
+        .map(|e| FiredEvent::from_json(e).ok_or_else(|| corrupt("entity events")))
+        .collect()
+}
+
+fn version(
+    row: &impl StoredRow,
+    snapshot: (&AppId, &EntityTypeName, &EntityKey),
+    fired: Vec<FiredEvent>,
+) -> Result<EntityVersion> {
+    let (app, ty, key) = snapshot;
+    Ok(EntityVersion {
+        app_id: app.clone(),
+        entity_type: ty.clone(),
+        key: key.clone(),
+        version: row.int("version")?,
+        state: state(&row.text("state")?)?,
+        observed_at: from_micros(row.int("observed_at")?),
+        events: fired,
+    })
+}
+
+/// The message payload of `event`, fired by the snapshot `snap`.
+fn payload(snap: &Snapshot, event: &FiredEvent) -> String {
+    json!({
+        "key": snap.key.as_str(),
+        "entityType": snap.entity_type.as_str(),
+        "field": event.field,
+        "old": event.old,
+        "new": event.new,
+        "changePct": event.change_pct,
+        "observedAt": snap.observed_at,
+        "entity": snap.state,
+    })
+    .to_string()
+}
+
+#[async_trait]
+impl<E: Engine> EntityStore for E {
+    async fn put_entity_type(&self, ty: EntityType) -> Result<EntityType> {
+        let rules = Value::Array(ty.rules.iter().map(Rule::to_json).collect()).to_string();
+        let upsert = Sql::new(format!(
+            "INSERT INTO entity_type ({TYPE_COLUMNS}) VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT (name) DO UPDATE SET description = $2, rules = $3, updated_at = $4
+             RETURNING {TYPE_COLUMNS}"
+        ))
+        .bind(ty.name.as_str())
+        .bind(ty.description.as_deref())
+        .bind(rules)
+        .bind(ty.updated_at);
+        let row = self.writes().acquire().await?.row(&upsert).await?;
+        entity_type(&row.ok_or(StoreError::NotFound)?)
+    }
+
+    async fn get_entity_type(&self, name: &EntityTypeName) -> Result<Option<EntityType>> {
+        let get = Sql::new(format!(
+            "SELECT {TYPE_COLUMNS} FROM entity_type WHERE name = $1"
+        ))
+        .bind(name.as_str());
+        let row = self.reads().acquire().await?.row(&get).await?;
+        row.as_ref().map(entity_type).transpose()
+    }
+
+    async fn list_entity_types(&self, page: &PageQuery) -> Result<Vec<EntityType>> {
+        let mut list = Sql::new(format!(
+            "SELECT {TYPE_COLUMNS} FROM entity_type WHERE 1 = 1"
+        ));
+        push_page(&mut list, "name", page);
+        let rows = self.reads().acquire().await?.rows(&list).await?;
+        rows.iter().map(entity_type).collect()
+    }
+
+    async fn delete_entity_type(&self, name: &EntityTypeName) -> Result<bool> {
+        let delete = Sql::new("DELETE FROM entity_type WHERE name = $1").bind(name.as_str());
+        Ok(self.writes().acquire().await?.exec(&delete).await? > 0)
+    }
+
+    async fn apply_snapshot(&self, snap: Snapshot) -> Result<Applied> {
+        let id = (&snap.app_id, &snap.entity_type, &snap.key);
+        let mut tx = self.writes().begin().await?;
+        // A write first: on SQLite it takes the write lock before anything is read (a read
+        // transaction could not become a write one after another writer committed), and on
+        // PostgreSQL it gives concurrent first snapshots one row to lock.
+        let placeholder = Sql::new(
+            "INSERT INTO entity (app_id, entity_type, key, version) VALUES ($1, $2, $3, 0)
+             ON CONFLICT (app_id, entity_type, key) DO NOTHING",
+        )
+        .bind(snap.app_id.as_str())
+        .bind(snap.entity_type.as_str())
+        .bind(snap.key.as_str());
+        match tx.exec(&placeholder).await {
+            Ok(_) => {}
+            Err(e) if is_foreign_key(&e) => return Err(StoreError::NotFound),
+            Err(e) => return Err(e.into()),
+        }
+        let current = Sql::new(format!(
+            "SELECT version, state, observed_at FROM entity
+             WHERE app_id = $1 AND entity_type = $2 AND key = $3{}",
+            E::FOR_UPDATE
+        ))
+        .bind(snap.app_id.as_str())
+        .bind(snap.entity_type.as_str())
+        .bind(snap.key.as_str());
+        let row = tx.row(&current).await?.ok_or(StoreError::NotFound)?;
+        let old_version = row.int("version")?;
+        let old = row.opt_text("state")?.as_deref().map(state).transpose()?;
+        if old.as_ref() == Some(&snap.state) {
+            tx.commit().await?;
+            return Ok(Applied {
+                current: version(&row, id, Vec::new())?,
+                changed: false,
+            });
+        }
+        let rules = Sql::new("SELECT name, description, rules, created_at, updated_at FROM entity_type WHERE name = $1")
+            .bind(snap.entity_type.as_str());
+        let rules = match tx.row(&rules).await? {
+            Some(row) => entity_type(&row)?.rules,
+            None => Vec::new(),
+        };
+        let fired = entity::evaluate(&rules, old.as_ref(), &snap.state);
+        let new_version = old_version + 1;
+        let state_text = Value::Object(snap.state.clone()).to_string();
+        let events_text = Value::Array(fired.iter().map(FiredEvent::to_json).collect()).to_string();
+        let update = Sql::new(
+            "UPDATE entity SET version = $4, state = $5, observed_at = $6
+             WHERE app_id = $1 AND entity_type = $2 AND key = $3",
+        )
+        .bind(snap.app_id.as_str())
+        .bind(snap.entity_type.as_str())
+        .bind(snap.key.as_str())
+        .bind(new_version)
+        .bind(state_text.clone())
+        .bind(snap.observed_at);
+        tx.exec(&update).await?;
+        let history = Sql::new(
+            "INSERT INTO entity_history (app_id, entity_type, key, version, state, events,
+             observed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(snap.app_id.as_str())
+        .bind(snap.entity_type.as_str())
+        .bind(snap.key.as_str())
+        .bind(new_version)
+        .bind(state_text)
+        .bind(events_text)
+        .bind(snap.observed_at);
+        tx.exec(&history).await?;
+        for event in &fired {
+            let outbox = Sql::new(
+                "INSERT INTO entity_event (app_id, event_type, payload, created_at)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(snap.app_id.as_str())
+            .bind(event.event_type.as_str())
+            .bind(payload(&snap, event))
+            .bind(snap.observed_at);
+            tx.exec(&outbox).await?;
+        }
+        tx.commit().await?;
+        Ok(Applied {
+            current: EntityVersion {
+                app_id: snap.app_id,
+                entity_type: snap.entity_type,
+                key: snap.key,
+                version: new_version,
+                state: snap.state,
+                observed_at: snap.observed_at,
+                events: fired,
+            },
+            changed: true,
+        })
+    }
+
+    async fn get_entity(
+        &self,
+        app: &AppId,
+        entity_type: &EntityTypeName,
+        key: &EntityKey,
+    ) -> Result<Option<EntityVersion>> {
+        let get = Sql::new(
+            "SELECT version, state, observed_at FROM entity
+             WHERE app_id = $1 AND entity_type = $2 AND key = $3 AND version > 0",
+        )
+        .bind(app.as_str())
+        .bind(entity_type.as_str())
+        .bind(key.as_str());
+        let row = self.reads().acquire().await?.row(&get).await?;
+        row.map(|row| version(&row, (app, entity_type, key), Vec::new()))
+            .transpose()
+    }
+
+    async fn list_entity_history(
+        &self,
+        app: &AppId,
+        entity_type: &EntityTypeName,
+        key: &EntityKey,
+        page: &PageQuery,
+    ) -> Result<Vec<EntityVersion>> {
+        let mut list = Sql::new(
+            "SELECT version, state, events, observed_at FROM entity_history
+             WHERE app_id = $1 AND entity_type = $2 AND key = $3",
+        )
+        .bind(app.as_str())
+        .bind(entity_type.as_str())
+        .bind(key.as_str());
+        // The keys are numbers: compared as numbers, not as text.
+        if let Some((bound, greater)) = page.key_bound() {
+            let bound: i64 = bound.parse().unwrap_or(0);
+            list.push(if greater {
+                " AND version > "
+            } else {
+                " AND version < "
+            })
+            .push_bind(bound);
+        }
+        list.push(if page.scans_ascending() {
+            " ORDER BY version ASC LIMIT "
+        } else {
+            " ORDER BY version DESC LIMIT "
+        })
+        .push_bind(page.fetch());
+        let rows = self.reads().acquire().await?.rows(&list).await?;
+        rows.iter()
+            .map(|row| {
+                let fired = events(&row.text("events")?)?;
+                version(row, (app, entity_type, key), fired)
+            })
+            .collect()
+    }
+
+    async fn take_entity_events(&self, limit: usize) -> Result<Option<Box<dyn OutboxBatch>>> {
+        take_outbox(self, Outbox::ENTITY, limit).await
+    }
+}
+
+fn is_foreign_key(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}
