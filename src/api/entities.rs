@@ -73,7 +73,6 @@ pub struct EntityRule {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<Object>)]
     pub from: Option<Value>,
     /// `transition`: the new value it fires to.
     #[serde(
@@ -81,7 +80,6 @@ pub struct EntityRule {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<Object>)]
     pub to: Option<Value>,
 }
 
@@ -113,9 +111,7 @@ pub struct EntityTypeOut {
 pub struct EntityEventOut {
     pub event_type: String,
     pub field: String,
-    #[schema(value_type = Object)]
     pub old: Value,
-    #[schema(value_type = Object)]
     pub new: Value,
     /// `(new - old) / |old| * 100` when both are numbers and old is not 0; else null.
     pub change_pct: Option<f64>,
@@ -482,4 +478,19 @@ pub async fn list_history(
         |v| v.version.to_string(),
         version_out,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rule_and_event_values_may_be_any_json_in_the_document() {
+        let doc = serde_json::to_value(crate::api::openapi_document()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let rule = &schemas["EntityRule"]["properties"];
+        let event = &schemas["EntityEventOut"]["properties"];
+        for any in [&rule["from"], &rule["to"], &event["old"], &event["new"]] {
+            assert!(any.is_object() && any.get("type").is_none(), "{any}");
+        }
+        assert_eq!(rule["minPct"]["minimum"], 0.0);
+    }
 }
