@@ -242,6 +242,9 @@ impl Server {
             wake.clone(),
             shutdown.clone(),
         ));
+        let (snapshots, snapshot_writer) =
+            crate::entities::SnapshotWriter::new(store.clone(), shutdown.clone());
+        tasks.spawn(snapshot_writer);
         let mut node = None;
         let dispatcher = if config.role.delivers() {
             let dispatcher = dispatcher(
@@ -325,6 +328,7 @@ impl Server {
             task_created: task_created.clone(),
             events_written,
             entities_written,
+            snapshots,
             clock: clock.clone(),
             metrics: metrics.api(),
             traces,

@@ -6,11 +6,17 @@
 //! every application; see [`crate::domain::entity`] for what each rule compares). A type
 //! with no rules, or none defined, keeps states and histories and fires nothing.
 //!
-//! **Atomicity.** One write transaction per snapshot reads the key's state (locking its
-//! row), compares, and writes the new state, its history row and one row per fired event
-//! to the `entity_event` outbox ([`crate::store::EntityStore::apply_snapshot`]). So there
-//! is never a state without its events nor an event without its state; an equal state
-//! writes nothing; snapshots of one key sent at once are applied one after the other.
+//! **Atomicity.** One write transaction reads each snapshot's key state (locking its row),
+//! compares, and writes the new state, its history row and one row per fired event to the
+//! `entity_event` outbox ([`crate::store::EntityStore::apply_snapshots`]). So there is
+//! never a state without its events nor an event without its state; an equal state writes
+//! nothing; snapshots of one key sent at once are applied one after the other.
+//!
+//! **Group commit.** [`SnapshotWriter`] hands the snapshots that arrive while a transaction
+//! commits to the next one together (up to [`SNAPSHOT_BATCH`]): one commit, one fsync, for
+//! many snapshots. A lone snapshot waits for nothing. Snapshots of one key keep their
+//! arrival order within a batch, and a batch locks its keys in key order, so two nodes'
+//! batches never deadlock (PostgreSQL).
 //!
 //! **Delivery.** [`run`] drains the outbox as [`crate::events::run`] drains the operational
 //! one: woken right after a snapshot fired something, and every [`POLL`]; one node at a
@@ -28,9 +34,86 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::{mpsc, oneshot};
+
 use crate::domain::{EventId, Payload, ResourceKey};
 use crate::events::EventSettings;
-use crate::store::{Conflict, NewMessage, OutboxEvent, Store, StoreError};
+use crate::store::{Applied, Conflict, NewMessage, OutboxEvent, Snapshot, Store, StoreError};
+
+/// Most snapshots one transaction applies.
+pub const SNAPSHOT_BATCH: usize = 256;
+
+type Pending = (Snapshot, oneshot::Sender<Result<Applied, StoreError>>);
+
+/// Applies snapshots with group commit (see the module note). Cloned handles share one
+/// writer task, [`SnapshotWriter::run`].
+#[derive(Clone)]
+pub struct SnapshotWriter {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl SnapshotWriter {
+    /// The handle, and the task to run until `shutdown`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send) {
+        let (queue, pending) = mpsc::channel(SNAPSHOT_BATCH * 4);
+        (Self { queue }, Self::run(store, pending, shutdown))
+    }
+
+    /// Applies `snapshot`, durably, once its batch commits.
+    pub async fn apply(&self, snapshot: Snapshot) -> Result<Applied, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        self.queue
+            .send((snapshot, answer))
+            .await
+            .map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+
+    async fn run(
+        store: Arc<dyn Store>,
+        mut pending: mpsc::Receiver<Pending>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                first = pending.recv() => match first {
+                    Some(first) => first,
+                    None => return,
+                },
+            };
+            let mut batch = vec![first];
+            while batch.len() < SNAPSHOT_BATCH {
+                match pending.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let (snapshots, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            match store.apply_snapshots(snapshots).await {
+                Ok(results) => {
+                    for (answer, result) in answers.into_iter().zip(results) {
+                        let _ = answer.send(result);
+                    }
+                }
+                Err(e) => {
+                    let e = Arc::new(e);
+                    for answer in answers {
+                        let _ = answer.send(Err(StoreError::BatchFailed(e.clone())));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a snapshot gets when the writer stopped (shutdown) before answering.
+fn stopped() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::PoolClosed)
+}
 
 /// Outbox rows per batch.
 pub const BATCH: usize = 500;

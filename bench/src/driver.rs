@@ -186,7 +186,7 @@ async fn worker(
             ),
             Kind::Snapshots { keys, fire_every } => {
                 let (key, nth) = (seq % keys, seq / keys);
-                let price = 100 + 5 * (nth / fire_every.max(1));
+                let price = 100 + 5 * ((nth + 1) / fire_every.max(1));
                 (
                     Method::PUT,
                     format!("/api/v1/app/{app}/entity/product/k{key}"),

@@ -392,8 +392,8 @@ pub async fn put_snapshot(
         ));
     };
     let applied = state
-        .store
-        .apply_snapshot(Snapshot {
+        .snapshots
+        .apply(Snapshot {
             app_id: app.id,
             entity_type,
             key,

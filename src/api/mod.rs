@@ -83,6 +83,8 @@ pub struct ApiState {
     /// Notified after a snapshot fired entity events, to wake this node's drain
     /// (`crate::entities`).
     pub entities_written: Arc<Notify>,
+    /// Applies entity snapshots, many to a transaction.
+    pub snapshots: crate::entities::SnapshotWriter,
     /// The dispatcher's time, which readiness measures the queue's lag by.
     pub clock: Arc<dyn Clock>,
     pub metrics: ApiMetrics,

@@ -147,12 +147,14 @@ pub trait EntityStore {
     async fn list_entity_types(&self, page: &PageQuery) -> Result<Vec<EntityType>>;
     /// `false` when there was none. The entities of the type stay.
     async fn delete_entity_type(&self, name: &EntityTypeName) -> Result<bool>;
-    /// Applies a snapshot in one write transaction: locks the key's row (inserting it
-    /// first, so concurrent first snapshots of a key take turns), compares, and, if the
-    /// state differs, writes the new version, its history row and one `entity_event` row
-    /// per rule of the type that fires (see [`crate::domain::entity`]). An equal state
-    /// writes nothing. `NotFound` if the application does not exist.
-    async fn apply_snapshot(&self, snapshot: Snapshot) -> Result<Applied>;
+    /// Applies snapshots in one write transaction, one answer per snapshot, in order. Each
+    /// locks its key's row (inserting it first, so concurrent first snapshots of a key take
+    /// turns), compares, and, if the state differs, writes the new version, its history row
+    /// and one `entity_event` row per rule of the type that fires (see
+    /// [`crate::domain::entity`]); an equal state writes nothing. Snapshots of one key are
+    /// applied in the batch's order. A snapshot of an application that does not exist is
+    /// `NotFound` alone; any other error fails the whole batch (nothing is written).
+    async fn apply_snapshots(&self, batch: Vec<Snapshot>) -> Result<Vec<Result<Applied>>>;
     async fn get_entity(
         &self,
         app: &AppId,

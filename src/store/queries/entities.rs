@@ -2,6 +2,8 @@
 //! their histories (`entity_history`) and the `entity_event` outbox (see
 //! [`EntityStore::apply_snapshot`] and `crate::entities`).
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
@@ -9,7 +11,7 @@ use super::operational::{Outbox, take_outbox};
 use crate::domain::entity::{self, EntityType, EntityVersion, FiredEvent, Rule};
 use crate::domain::time::from_micros;
 use crate::domain::{AppId, EntityKey, EntityTypeName};
-use crate::store::engine::Engine;
+use crate::store::engine::{Engine, EngineConn};
 use crate::store::page::push_page;
 use crate::store::rows::StoredRow;
 use crate::store::sql::{Conn, Sql};
@@ -128,99 +130,35 @@ impl<E: Engine> EntityStore for E {
         Ok(self.writes().acquire().await?.exec(&delete).await? > 0)
     }
 
-    async fn apply_snapshot(&self, snap: Snapshot) -> Result<Applied> {
-        let id = (&snap.app_id, &snap.entity_type, &snap.key);
+    async fn apply_snapshots(&self, batch: Vec<Snapshot>) -> Result<Vec<Result<Applied>>> {
+        // Keys are locked in one order, so two nodes' batches never wait on each other in a
+        // cycle (PostgreSQL); the sort is stable, so snapshots of one key keep their order.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&a, &b| {
+            let key = |s: &Snapshot| (s.app_id.clone(), s.entity_type.clone(), s.key.clone());
+            key(&batch[a]).cmp(&key(&batch[b]))
+        });
+        let mut results: Vec<Option<Result<Applied>>> = batch.iter().map(|_| None).collect();
+        let mut rules = HashMap::new();
         let mut tx = self.writes().begin().await?;
-        // A write first: on SQLite it takes the write lock before anything is read (a read
-        // transaction could not become a write one after another writer committed), and on
-        // PostgreSQL it gives concurrent first snapshots one row to lock.
-        let placeholder = Sql::new(
-            "INSERT INTO entity (app_id, entity_type, key, version) VALUES ($1, $2, $3, 0)
-             ON CONFLICT (app_id, entity_type, key) DO NOTHING",
-        )
-        .bind(snap.app_id.as_str())
-        .bind(snap.entity_type.as_str())
-        .bind(snap.key.as_str());
-        match tx.exec(&placeholder).await {
-            Ok(_) => {}
-            Err(e) if is_foreign_key(&e) => return Err(StoreError::NotFound),
-            Err(e) => return Err(e.into()),
-        }
-        let current = Sql::new(format!(
-            "SELECT version, state, observed_at FROM entity
-             WHERE app_id = $1 AND entity_type = $2 AND key = $3{}",
-            E::FOR_UPDATE
-        ))
-        .bind(snap.app_id.as_str())
-        .bind(snap.entity_type.as_str())
-        .bind(snap.key.as_str());
-        let row = tx.row(&current).await?.ok_or(StoreError::NotFound)?;
-        let old_version = row.int("version")?;
-        let old = row.opt_text("state")?.as_deref().map(state).transpose()?;
-        if old.as_ref() == Some(&snap.state) {
-            tx.commit().await?;
-            return Ok(Applied {
-                current: version(&row, id, Vec::new())?,
-                changed: false,
-            });
-        }
-        let rules = Sql::new("SELECT name, description, rules, created_at, updated_at FROM entity_type WHERE name = $1")
-            .bind(snap.entity_type.as_str());
-        let rules = match tx.row(&rules).await? {
-            Some(row) => entity_type(&row)?.rules,
-            None => Vec::new(),
-        };
-        let fired = entity::evaluate(&rules, old.as_ref(), &snap.state);
-        let new_version = old_version + 1;
-        let state_text = Value::Object(snap.state.clone()).to_string();
-        let events_text = Value::Array(fired.iter().map(FiredEvent::to_json).collect()).to_string();
-        let update = Sql::new(
-            "UPDATE entity SET version = $4, state = $5, observed_at = $6
-             WHERE app_id = $1 AND entity_type = $2 AND key = $3",
-        )
-        .bind(snap.app_id.as_str())
-        .bind(snap.entity_type.as_str())
-        .bind(snap.key.as_str())
-        .bind(new_version)
-        .bind(state_text.clone())
-        .bind(snap.observed_at);
-        tx.exec(&update).await?;
-        let history = Sql::new(
-            "INSERT INTO entity_history (app_id, entity_type, key, version, state, events,
-             observed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(snap.app_id.as_str())
-        .bind(snap.entity_type.as_str())
-        .bind(snap.key.as_str())
-        .bind(new_version)
-        .bind(state_text)
-        .bind(events_text)
-        .bind(snap.observed_at);
-        tx.exec(&history).await?;
-        for event in &fired {
-            let outbox = Sql::new(
-                "INSERT INTO entity_event (app_id, event_type, payload, created_at)
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(snap.app_id.as_str())
-            .bind(event.event_type.as_str())
-            .bind(payload(&snap, event))
-            .bind(snap.observed_at);
-            tx.exec(&outbox).await?;
+        for i in order {
+            // A snapshot of an application deleted meanwhile fails alone.
+            tx.exec(&Sql::new("SAVEPOINT snapshot")).await?;
+            match apply_one::<E>(&mut tx, &batch[i], &mut rules).await {
+                Ok(applied) => results[i] = Some(Ok(applied)),
+                Err(StoreError::NotFound) => {
+                    tx.exec(&Sql::new("ROLLBACK TO SAVEPOINT snapshot")).await?;
+                    results[i] = Some(Err(StoreError::NotFound));
+                }
+                Err(e) => return Err(e),
+            }
+            tx.exec(&Sql::new("RELEASE SAVEPOINT snapshot")).await?;
         }
         tx.commit().await?;
-        Ok(Applied {
-            current: EntityVersion {
-                app_id: snap.app_id,
-                entity_type: snap.entity_type,
-                key: snap.key,
-                version: new_version,
-                state: snap.state,
-                observed_at: snap.observed_at,
-                events: fired,
-            },
-            changed: true,
-        })
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(StoreError::NotFound)))
+            .collect())
     }
 
     async fn get_entity(
@@ -283,6 +221,109 @@ impl<E: Engine> EntityStore for E {
     async fn take_entity_events(&self, limit: usize) -> Result<Option<Box<dyn OutboxBatch>>> {
         take_outbox(self, Outbox::ENTITY, limit).await
     }
+}
+
+/// Applies one snapshot in the batch's transaction (see
+/// [`EntityStore::apply_snapshots`]); `rules` caches each entity type's rules for the batch.
+async fn apply_one<E: Engine>(
+    tx: &mut EngineConn<E>,
+    snap: &Snapshot,
+    rules: &mut HashMap<EntityTypeName, Vec<Rule>>,
+) -> Result<Applied> {
+    let id = (&snap.app_id, &snap.entity_type, &snap.key);
+    // A write first: on SQLite it takes the write lock before anything is read (a read
+    // transaction could not become a write one after another writer committed), and on
+    // PostgreSQL it gives concurrent first snapshots one row to lock.
+    let placeholder = Sql::new(
+        "INSERT INTO entity (app_id, entity_type, key, version) VALUES ($1, $2, $3, 0)
+         ON CONFLICT (app_id, entity_type, key) DO NOTHING",
+    )
+    .bind(snap.app_id.as_str())
+    .bind(snap.entity_type.as_str())
+    .bind(snap.key.as_str());
+    match tx.exec(&placeholder).await {
+        Ok(_) => {}
+        Err(e) if is_foreign_key(&e) => return Err(StoreError::NotFound),
+        Err(e) => return Err(e.into()),
+    }
+    let current = Sql::new(format!(
+        "SELECT version, state, observed_at FROM entity
+         WHERE app_id = $1 AND entity_type = $2 AND key = $3{}",
+        E::FOR_UPDATE
+    ))
+    .bind(snap.app_id.as_str())
+    .bind(snap.entity_type.as_str())
+    .bind(snap.key.as_str());
+    let row = tx.row(&current).await?.ok_or(StoreError::NotFound)?;
+    let old_version = row.int("version")?;
+    let old = row.opt_text("state")?.as_deref().map(state).transpose()?;
+    if old.as_ref() == Some(&snap.state) {
+        return Ok(Applied {
+            current: version(&row, id, Vec::new())?,
+            changed: false,
+        });
+    }
+    if !rules.contains_key(&snap.entity_type) {
+        let read = Sql::new(format!(
+            "SELECT {TYPE_COLUMNS} FROM entity_type WHERE name = $1"
+        ))
+        .bind(snap.entity_type.as_str());
+        let found = match tx.row(&read).await? {
+            Some(row) => entity_type(&row)?.rules,
+            None => Vec::new(),
+        };
+        rules.insert(snap.entity_type.clone(), found);
+    }
+    let fired = entity::evaluate(&rules[&snap.entity_type], old.as_ref(), &snap.state);
+    let new_version = old_version + 1;
+    let state_text = Value::Object(snap.state.clone()).to_string();
+    let events_text = Value::Array(fired.iter().map(FiredEvent::to_json).collect()).to_string();
+    let update = Sql::new(
+        "UPDATE entity SET version = $4, state = $5, observed_at = $6
+         WHERE app_id = $1 AND entity_type = $2 AND key = $3",
+    )
+    .bind(snap.app_id.as_str())
+    .bind(snap.entity_type.as_str())
+    .bind(snap.key.as_str())
+    .bind(new_version)
+    .bind(state_text.clone())
+    .bind(snap.observed_at);
+    tx.exec(&update).await?;
+    let history = Sql::new(
+        "INSERT INTO entity_history (app_id, entity_type, key, version, state, events,
+         observed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(snap.app_id.as_str())
+    .bind(snap.entity_type.as_str())
+    .bind(snap.key.as_str())
+    .bind(new_version)
+    .bind(state_text)
+    .bind(events_text)
+    .bind(snap.observed_at);
+    tx.exec(&history).await?;
+    for event in &fired {
+        let outbox = Sql::new(
+            "INSERT INTO entity_event (app_id, event_type, payload, created_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(snap.app_id.as_str())
+        .bind(event.event_type.as_str())
+        .bind(payload(snap, event))
+        .bind(snap.observed_at);
+        tx.exec(&outbox).await?;
+    }
+    Ok(Applied {
+        current: EntityVersion {
+            app_id: snap.app_id.clone(),
+            entity_type: snap.entity_type.clone(),
+            key: snap.key.clone(),
+            version: new_version,
+            state: snap.state.clone(),
+            observed_at: snap.observed_at,
+            events: fired,
+        },
+        changed: true,
+    })
 }
 
 fn is_foreign_key(e: &sqlx::Error) -> bool {
