@@ -520,3 +520,82 @@ async fn another_applications_entity_is_not_visible_and_goes_with_its_applicatio
         "deleted with its application"
     );
 }
+
+// ---- The store's side, on both backends ----------------------------------------------
+
+mod store {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use hookd::domain::time::now;
+    use hookd::domain::{AppId, EntityKey, EntityTypeName};
+    use hookd::store::{NewApplication, Snapshot, Store, StoreError};
+    use serde_json::json;
+
+    use crate::queue::{postgres, sqlite};
+
+    conformance!(a_batch_applies_in_order_and_a_gone_application_fails_alone);
+
+    fn snapshot(app: &AppId, key: &str, price: i64) -> Snapshot {
+        Snapshot {
+            app_id: app.clone(),
+            entity_type: EntityTypeName::parse("product").unwrap(),
+            key: EntityKey::parse(key).unwrap(),
+            state: json!({"price": price}).as_object().unwrap().clone(),
+            observed_at: now(),
+        }
+    }
+
+    async fn a_batch_applies_in_order_and_a_gone_application_fails_alone(store: Arc<dyn Store>) {
+        let mut apps = Vec::new();
+        for name in ["kept", "gone"] {
+            let app = store
+                .insert_application(NewApplication {
+                    uid: None,
+                    name: name.into(),
+                    rate_limit: None,
+                    metadata: BTreeMap::new(),
+                })
+                .await
+                .unwrap();
+            apps.push(app.id);
+        }
+        store.delete_application(&apps[1]).await.unwrap();
+        let batch = vec![
+            snapshot(&apps[0], "b", 1),
+            snapshot(&apps[1], "a", 1),
+            snapshot(&apps[0], "a", 1),
+            snapshot(&apps[0], "b", 2),
+            snapshot(&apps[0], "b", 2),
+        ];
+        let results = store.apply_snapshots(batch).await.unwrap();
+        let summary: Vec<_> = results
+            .iter()
+            .map(|r| match r {
+                Ok(applied) => Some((applied.current.version, applied.changed)),
+                Err(StoreError::NotFound) => None,
+                Err(e) => panic!("{e}"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                Some((1, true)),
+                None,
+                Some((1, true)),
+                Some((2, true)),
+                Some((2, false))
+            ]
+        );
+        let b = store
+            .get_entity(
+                &apps[0],
+                &EntityTypeName::parse("product").unwrap(),
+                &EntityKey::parse("b").unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.state["price"], 2);
+    }
+}

@@ -13,7 +13,6 @@ mod ed25519;
 mod endpoint_headers;
 mod endpoint_secrets;
 mod endpoints;
-mod entities;
 mod environment;
 mod errors;
 mod event_type_import;
@@ -41,6 +40,8 @@ mod postgres;
 mod public;
 #[macro_use]
 mod queue;
+// After `queue`, whose `conformance!` it uses.
+mod entities;
 mod receiver;
 mod replay;
 mod retention;

@@ -142,17 +142,26 @@ impl<E: Engine> EntityStore for E {
         let mut rules = HashMap::new();
         let mut tx = self.writes().begin().await?;
         for i in order {
-            // A snapshot of an application deleted meanwhile fails alone.
-            tx.exec(&Sql::new("SAVEPOINT snapshot")).await?;
+            // A snapshot of an application deleted meanwhile fails alone: its first write
+            // (the key's row) is refused, and undone with a savepoint where the engine
+            // would otherwise abort the transaction.
+            let savepoint = E::FAILED_STATEMENT_ABORTS;
+            if savepoint {
+                tx.exec(&Sql::new("SAVEPOINT snapshot")).await?;
+            }
             match apply_one::<E>(&mut tx, &batch[i], &mut rules).await {
                 Ok(applied) => results[i] = Some(Ok(applied)),
                 Err(StoreError::NotFound) => {
-                    tx.exec(&Sql::new("ROLLBACK TO SAVEPOINT snapshot")).await?;
+                    if savepoint {
+                        tx.exec(&Sql::new("ROLLBACK TO SAVEPOINT snapshot")).await?;
+                    }
                     results[i] = Some(Err(StoreError::NotFound));
                 }
                 Err(e) => return Err(e),
             }
-            tx.exec(&Sql::new("RELEASE SAVEPOINT snapshot")).await?;
+            if savepoint {
+                tx.exec(&Sql::new("RELEASE SAVEPOINT snapshot")).await?;
+            }
         }
         tx.commit().await?;
         Ok(results
