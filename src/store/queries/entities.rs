@@ -240,30 +240,23 @@ async fn apply_one<E: Engine>(
     rules: &mut HashMap<EntityTypeName, Vec<Rule>>,
 ) -> Result<Applied> {
     let id = (&snap.app_id, &snap.entity_type, &snap.key);
-    // A write first: on SQLite it takes the write lock before anything is read (a read
-    // transaction could not become a write one after another writer committed), and on
-    // PostgreSQL it gives concurrent first snapshots one row to lock.
-    let placeholder = Sql::new(
+    // One statement inserts the key's row if it has none and locks it either way (an
+    // upsert's update locks the row as `FOR UPDATE` would, PostgreSQL; and on SQLite it
+    // takes the write lock before anything is read): concurrent snapshots of a key, first
+    // ones included, take turns on that row. Version 0 and no state: no snapshot yet.
+    let current = Sql::new(
         "INSERT INTO entity (app_id, entity_type, key, version) VALUES ($1, $2, $3, 0)
-         ON CONFLICT (app_id, entity_type, key) DO NOTHING",
+         ON CONFLICT (app_id, entity_type, key) DO UPDATE SET version = entity.version
+         RETURNING version, state, observed_at",
     )
     .bind(snap.app_id.as_str())
     .bind(snap.entity_type.as_str())
     .bind(snap.key.as_str());
-    match tx.exec(&placeholder).await {
-        Ok(_) => {}
+    let row = match tx.row(&current).await {
+        Ok(row) => row.ok_or(StoreError::NotFound)?,
         Err(e) if is_foreign_key(&e) => return Err(StoreError::NotFound),
         Err(e) => return Err(e.into()),
-    }
-    let current = Sql::new(format!(
-        "SELECT version, state, observed_at FROM entity
-         WHERE app_id = $1 AND entity_type = $2 AND key = $3{}",
-        E::FOR_UPDATE
-    ))
-    .bind(snap.app_id.as_str())
-    .bind(snap.entity_type.as_str())
-    .bind(snap.key.as_str());
-    let row = tx.row(&current).await?.ok_or(StoreError::NotFound)?;
+    };
     let old_version = row.int("version")?;
     let old = row.opt_text("state")?.as_deref().map(state).transpose()?;
     if old.as_ref() == Some(&snap.state) {
