@@ -92,7 +92,11 @@ impl SnapshotWriter {
                     Err(_) => break,
                 }
             }
-            let (snapshots, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let (mut snapshots, answers): (Vec<Snapshot>, Vec<_>) = batch.into_iter().unzip();
+            // Observed when applied, in queue order: a key's versions never go back in time.
+            for snapshot in &mut snapshots {
+                snapshot.observed_at = crate::domain::time::now();
+            }
             match store.apply_snapshots(snapshots).await {
                 Ok(results) => {
                     for (answer, result) in answers.into_iter().zip(results) {

@@ -1,10 +1,10 @@
 -- Change detection (src/entities.rs). entity_type: the rules of a type, shared by every
 -- application; rules is the JSON array the API shows. entity: the current state of each key
 -- (version 0 and a NULL state: a row inserted with the first snapshot's lock, before it is
--- applied, so concurrent first snapshots of a key lock one row). entity_history: every version, with the
--- events it fired (a JSON array). entity_event: the outbox of those events, written in the
--- snapshot's transaction and drained into messages of the application with the eventId
--- `hookd-ent-<id>`; payload is the message payload.
+-- applied, so concurrent first snapshots of a key lock one row). entity_history: every
+-- version, with the events it fired (a JSON array). entity_event: the outbox of those
+-- events, written in the snapshot's transaction and drained into messages of the
+-- application with the eventId `hookd-ent-<id>`; payload is the message payload.
 CREATE TABLE entity_type (
     name         TEXT PRIMARY KEY,
     description  TEXT,

@@ -398,6 +398,7 @@ pub async fn put_snapshot(
             entity_type,
             key,
             state: entity_state,
+            // Set again by the writer, when its batch is formed.
             observed_at: now(),
         })
         .await?;
