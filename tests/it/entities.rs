@@ -416,9 +416,14 @@ async fn concurrent_snapshots_of_one_key_apply_one_after_another() {
     for (i, entry) in history.iter().enumerate() {
         assert_eq!(entry["version"], 20 - i as i64, "newest first");
     }
-    // Each version's event goes from the previous version's price to its own.
+    // Each version's event goes from the previous version's price to its own, and no
+    // version was observed before the one it follows.
+    let at = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v["observedAt"].as_str().unwrap()).unwrap()
+    };
     for pair in history.windows(2) {
         let (newer, older) = (&pair[0], &pair[1]);
+        assert!(at(newer) >= at(older), "{newer} {older}");
         assert_eq!(newer["events"][0]["old"], older["state"]["price"]);
         assert_eq!(newer["events"][0]["new"], newer["state"]["price"]);
     }
