@@ -236,6 +236,20 @@ impl Server {
             wake.clone(),
             shutdown.clone(),
         ));
+        // Notified by the snapshot route after a snapshot fired events.
+        let entities_written = Arc::new(Notify::new());
+        tasks.spawn(crate::entities::run(
+            store.clone(),
+            crate::events::EventSettings {
+                payload_retention: payload_retention(&config),
+            },
+            entities_written.clone(),
+            wake.clone(),
+            shutdown.clone(),
+        ));
+        let (snapshots, snapshot_writer) =
+            crate::entities::SnapshotWriter::new(store.clone(), shutdown.clone());
+        tasks.spawn(snapshot_writer);
         let mut node = None;
         let dispatcher = if config.role.delivers() {
             let dispatcher = dispatcher(
@@ -318,6 +332,8 @@ impl Server {
             node,
             task_created: task_created.clone(),
             events_written,
+            entities_written,
+            snapshots,
             clock: clock.clone(),
             metrics: metrics.api(),
             traces,

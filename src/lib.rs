@@ -10,9 +10,10 @@
 //! | [`delivery`] | dispatcher, HTTP sender, outcome classification, which retry policy applies to an attempt, SSRF guard | `domain`, `signing`, `store`, `telemetry::traces` (the tracer handle) |
 //! | [`retention`] | the payload expiry and message pruning jobs                        | `domain`, `store`, `delivery::clock` |
 //! | [`events`]  | operational webhooks: the internal application their endpoints live in, and the job that drains the `operational_event` outbox into its messages | `domain`, `store` |
+//! | [`entities`] | change detection: the snapshot writer (group commit), and the job that drains the `entity_event` outbox (rules fired by entity snapshots) into messages of their applications | `domain`, `store`, `events` (its settings) |
 //! | [`tasks`]   | background tasks (purging an application's payloads, replays), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention`, `replay` |
 //! | [`replay`]  | replays, recoveries and dead-letter requeues: the steps of their tasks and their cursors | `domain`, `store`, `retention` (batch size), `tasks` (initial data) |
-//! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store`, `events`, `telemetry::traces` (the tracer handle), `declare::node` (YAML text of an OpenAPI import) |
+//! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store`, `events`, `entities` (the snapshot writer), `telemetry::traces` (the tracer handle), `declare::node` (YAML text of an OpenAPI import) |
 //! | [`declare`] | endpoints as code: the declarative file (YAML, TOML, JSON), checked with line numbers, and applied through the HTTP API (`hookd apply`, `serve --apply`) | `domain`, `api` (the reload hook) |
 //! | [`nodes`]   | heartbeats of the nodes sharing a PostgreSQL database; giving back a dead node's claims | `domain`, `store`, `delivery::clock` |
 //! | [`config`], [`app`], [`server`], [`cli`], [`main_key`], [`telemetry`], [`metrics`] | wiring: configuration, startup and shutdown, the main key of secrets at rest (start-up check, rotation), accepting connections (caps, timeouts), the command line, logs and OpenTelemetry traces (OTLP export), Prometheus metrics | everything |
@@ -29,6 +30,7 @@ pub mod config;
 pub mod declare;
 pub mod delivery;
 pub mod domain;
+pub mod entities;
 pub mod events;
 pub mod main_key;
 pub mod metrics;

@@ -1,5 +1,6 @@
-//! The sending side: posts messages to hookd's API over a fixed set of keep-alive
-//! connections, either as fast as they go (closed loop) or on a schedule (open loop).
+//! The sending side: posts messages (or puts entity snapshots) to hookd's API over a fixed
+//! set of keep-alive connections, either as fast as they go (closed loop) or on a schedule
+//! (open loop).
 //!
 //! In open loop each message carries its *scheduled* send time, so time spent queued behind
 //! a slow server counts as latency (no coordinated omission).
@@ -27,8 +28,20 @@ pub enum Mode {
     Open { rate: f64, duration: Duration },
 }
 
+/// What each request is.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// `POST /api/v1/app/{app}/msg`, answered 202.
+    Messages,
+    /// `PUT /api/v1/app/{app}/entity/product/k{seq % keys}`, answered 200. Every snapshot
+    /// changes the state (`seq`); every `fire_every`-th snapshot of a key also raises its
+    /// `price` by at least 5 %, which fires the bench's `price.changed` threshold rule (1 %).
+    Snapshots { keys: u64, fire_every: u64 },
+}
+
 #[derive(Debug, Clone)]
 pub struct Load {
+    pub kind: Kind,
     pub addr: SocketAddr,
     pub token: String,
     /// Message `seq` goes to `apps[seq % apps.len()]`.
@@ -45,6 +58,8 @@ pub struct Sent {
     pub accepted: u64,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// Snapshots whose answer lists events (fired a rule).
+    pub fired: u64,
     /// From the first request to the last answer.
     pub elapsed: Duration,
     pub start_micros: u64,
@@ -56,6 +71,7 @@ struct Counters {
     sent: AtomicU64,
     accepted: AtomicU64,
     errors: AtomicU64,
+    fired: AtomicU64,
     first_error: std::sync::Mutex<Option<String>>,
 }
 
@@ -124,6 +140,7 @@ async fn drive(load: Load) -> Sent {
         sent: counters.sent.load(Ordering::Relaxed),
         accepted: counters.accepted.load(Ordering::Relaxed),
         errors: counters.errors.load(Ordering::Relaxed),
+        fired: counters.fired.load(Ordering::Relaxed),
         first_error,
         elapsed: started.elapsed(),
         start_micros,
@@ -158,14 +175,36 @@ async fn worker(
             scheduled
         };
         let app = &load.apps[(seq % load.apps.len() as u64) as usize];
-        let body = format!(
-            r#"{{"eventType":"bench.event","payload":{{"seq":{seq},"sent":{sent},"pad":"{pad}"}}}}"#
-        );
+        let (method, uri, body, ok) = match load.kind {
+            Kind::Messages => (
+                Method::POST,
+                format!("/api/v1/app/{app}/msg"),
+                format!(
+                    r#"{{"eventType":"bench.event","payload":{{"seq":{seq},"sent":{sent},"pad":"{pad}"}}}}"#
+                ),
+                202,
+            ),
+            Kind::Snapshots { keys, fire_every } => {
+                let (key, nth) = (seq % keys, seq / keys);
+                let price = 100 + 5 * ((nth + 1) / fire_every.max(1));
+                (
+                    Method::PUT,
+                    format!("/api/v1/app/{app}/entity/product/k{key}"),
+                    format!(r#"{{"price":{price},"currency":"EUR","seq":{seq},"pad":"{pad}"}}"#),
+                    200,
+                )
+            }
+        };
         counters.sent.fetch_add(1, Ordering::Relaxed);
-        let outcome = post(&mut connection, &load, app, &auth, body).await;
+        let outcome = send(&mut connection, &load, method, &uri, &auth, body).await;
         match outcome {
-            Ok(202) => {
+            Ok((status, answer)) if status == ok => {
                 counters.accepted.fetch_add(1, Ordering::Relaxed);
+                let fired = matches!(load.kind, Kind::Snapshots { .. })
+                    && answer.windows(11).any(|w| w == br#""eventType""#);
+                if fired {
+                    counters.fired.fetch_add(1, Ordering::Relaxed);
+                }
             }
             other => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -177,13 +216,14 @@ async fn worker(
     }
 }
 
-async fn post(
+async fn send(
     connection: &mut Option<Connection>,
     load: &Load,
-    app: &str,
+    method: Method,
+    uri: &str,
     auth: &str,
     body: String,
-) -> anyhow::Result<u16> {
+) -> anyhow::Result<(u16, Bytes)> {
     if connection.as_ref().is_none_or(|c| c.is_closed()) {
         *connection = Some(connect(load.addr).await?);
     }
@@ -192,14 +232,14 @@ async fn post(
     };
     sender.ready().await?;
     let request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("/api/v1/app/{app}/msg"))
+        .method(method)
+        .uri(uri)
         .header("host", load.addr.to_string())
         .header("authorization", auth)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
-    response.into_body().collect().await?;
-    Ok(status)
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
 }

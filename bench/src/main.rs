@@ -11,6 +11,7 @@
 //!     cargo run --release -p hookd-bench -- all --smoke    # seconds-long check that it works
 
 mod driver;
+mod entities;
 mod hookd;
 mod procfs;
 mod receiver;
@@ -25,7 +26,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "hookd-bench", about = "Measure hookd end to end")]
 pub struct Args {
-    /// Scenarios to run: a, b, c, d, e, fifo (one FIFO endpoint), or all (a to e).
+    /// Scenarios to run: a, b, c, d, e, fifo (one FIFO endpoint), entities (snapshots, 10 %
+    /// firing a rule), or all (a to e).
     #[arg(required = true)]
     pub scenarios: Vec<String>,
     /// Run on PostgreSQL: an admin URL; each run gets a fresh database next to it.

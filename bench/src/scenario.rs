@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::driver::{self, Load, Mode};
+use crate::driver::{self, Kind, Load, Mode};
 use crate::hookd::{self, Hookd, Launch, ScratchDatabase};
 use crate::receiver::{self, Behaviour, Tally};
 use crate::report::{Latency, Run};
@@ -137,7 +137,7 @@ fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
             .into_iter()
             .flatten()
             .collect(),
-        other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, fifo or all)"),
+        other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, fifo, entities or all)"),
     })
 }
 
@@ -170,6 +170,16 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Run>> {
     };
     let mut runs = Vec::new();
     for name in &args.scenarios {
+        if name == "entities" {
+            eprintln!("running entities ({})", crate::entities::DESCRIPTION);
+            let run = crate::entities::execute(args, binary.as_deref()).await?;
+            eprintln!(
+                "  {:.0} snapshots/s, {} fired, {} delivered, {} missing",
+                run.accepted_per_s, run.deliveries_expected, run.delivered, run.missing_after_drain
+            );
+            runs.push(run);
+            continue;
+        }
         for spec in specs(name, args)? {
             eprintln!("running {} ({})", spec.name, spec.description);
             let run = execute(args, &spec, binary.as_deref()).await?;
@@ -246,6 +256,7 @@ async fn execute(
     let started = Instant::now();
 
     let load = Load {
+        kind: Kind::Messages,
         addr: hookd.addr,
         token: hookd.token.clone(),
         apps,

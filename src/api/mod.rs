@@ -10,6 +10,7 @@ mod attempts;
 mod auth;
 mod background_tasks;
 mod endpoints;
+mod entities;
 mod environment;
 pub mod error;
 mod event_type_import;
@@ -80,6 +81,11 @@ pub struct ApiState {
     /// Notified after a write that added operational events, to wake this node's drain
     /// (`crate::events`).
     pub events_written: Arc<Notify>,
+    /// Notified after a snapshot fired entity events, to wake this node's drain
+    /// (`crate::entities`).
+    pub entities_written: Arc<Notify>,
+    /// Applies entity snapshots, many to a transaction.
+    pub snapshots: crate::entities::SnapshotWriter,
     /// The dispatcher's time, which readiness measures the queue's lag by.
     pub clock: Arc<dyn Clock>,
     pub metrics: ApiMetrics,
@@ -206,6 +212,14 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(tokens::whoami))
         .routes(routes!(monitors::list, monitors::create))
         .routes(routes!(monitors::get, monitors::update, monitors::delete))
+        .routes(routes!(entities::list_types))
+        .routes(routes!(
+            entities::get_type,
+            entities::put_type,
+            entities::delete_type
+        ))
+        .routes(routes!(entities::get_entity, entities::put_snapshot))
+        .routes(routes!(entities::list_history))
 }
 
 /// The route templates of the API's router, as `MatchedPath` gives them.

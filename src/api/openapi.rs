@@ -23,6 +23,7 @@ use super::pagination::Ordering;
         Ordering,
         strings::PathKeyString,
         strings::EventTypeNameString,
+        strings::EntityNameString,
         strings::ChannelString,
         strings::DeliveryStatusCode,
         strings::StatusCodeClass,
@@ -170,6 +171,13 @@ pub mod strings {
         1,
         EventTypeName::MAX_LEN,
         "An event type's name."
+    );
+    string_schema!(
+        EntityNameString,
+        NAME_PATTERN,
+        1,
+        crate::domain::EntityTypeName::MAX_LEN,
+        "An entity type's name, or an entity's key."
     );
     string_schema!(
         ChannelString,

@@ -278,6 +278,33 @@ pub const RULES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/monitor/{monitor_id}", a(Admin)),
     ("PUT", "/api/v1/monitor/{monitor_id}", a(Admin)),
     ("DELETE", "/api/v1/monitor/{monitor_id}", a(Admin)),
+    ("GET", "/api/v1/entity-type", a(EventTypeRead)),
+    ("GET", "/api/v1/entity-type/{entity_type}", a(EventTypeRead)),
+    (
+        "PUT",
+        "/api/v1/entity-type/{entity_type}",
+        a(EventTypeWrite),
+    ),
+    (
+        "DELETE",
+        "/api/v1/entity-type/{entity_type}",
+        a(EventTypeWrite),
+    ),
+    (
+        "PUT",
+        "/api/v1/app/{app_id}/entity/{entity_type}/{key}",
+        a(MessageCreate),
+    ),
+    (
+        "GET",
+        "/api/v1/app/{app_id}/entity/{entity_type}/{key}",
+        a(MessageRead),
+    ),
+    (
+        "GET",
+        "/api/v1/app/{app_id}/entity/{entity_type}/{key}/history",
+        a(MessageRead),
+    ),
     ("GET", "/api/v1/auth/whoami", AnyToken),
     ("POST", "/api/v1/auth/logout", AnyToken),
 ];

@@ -9,6 +9,7 @@
 mod application;
 mod attempt;
 mod endpoint;
+pub mod entity;
 mod event_type;
 pub mod events;
 mod headers;
@@ -34,7 +35,9 @@ pub use headers::{EndpointHeaders, HeaderError};
 pub use ids::{AppId, AttemptId, EndpointId, MessageId, MonitorId, TaskId, TokenId};
 pub use message::{Message, Payload, PayloadError};
 pub use monitor::{Deadline, Expectation, Monitor, MonitorState};
-pub use names::{Channel, EventId, EventTypeName, FeatureFlag, NameError, Uid};
+pub use names::{
+    Channel, EntityKey, EntityTypeName, EventId, EventTypeName, FeatureFlag, NameError, Uid,
+};
 pub use retry::{Priority, RetryPolicy, RetryPolicySpec};
 pub use secret::{PublicKey, SecretError, SigningSecret};
 pub use signature::{MacEncoding, SignatureError, SignatureScheme, SignatureSpec};

@@ -88,6 +88,16 @@ name_type!(
     256
 );
 name_type!(
+    /// The name of an entity type whose snapshots hookd compares, such as `product`.
+    EntityTypeName,
+    256
+);
+name_type!(
+    /// The producer's key of one entity of a type, such as a SKU.
+    EntityKey,
+    256
+);
+name_type!(
     /// A feature flag gating who sees an event type.
     FeatureFlag,
     256

@@ -46,6 +46,11 @@ pub trait Engine: Send + Sync + 'static {
     /// Appended to a `SELECT` in a transaction to lock the rows it reads until it ends.
     const FOR_UPDATE: &'static str;
 
+    /// Whether a statement that fails (a constraint violated) leaves its transaction unable
+    /// to go on (PostgreSQL), so that a caller meaning to go on needs a savepoint; SQLite
+    /// undoes the failed statement alone.
+    const FAILED_STATEMENT_ABORTS: bool;
+
     /// Appends a condition: the JSON array stored as text in `column` holds `value`.
     fn push_array_holds(sql: &mut Sql, column: &str, value: &str);
 }

@@ -68,18 +68,21 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
+use crate::domain::entity::{EntityType, EntityVersion};
 use crate::domain::events::HealthState;
 use crate::domain::events::OperationalEvent;
 use crate::domain::health::HealthCounters;
 use crate::domain::{
     AppId, AppKey, Application, Attempt, AttemptId, BackgroundTask, DeliveryCounts, DeliveryStatus,
-    Endpoint, EndpointId, EndpointKey, EventId, EventType, EventTypeName, Message, MessageId,
-    MessageKey, RetryPolicy, TaskId, TaskKind, Timestamp, TokenId,
+    Endpoint, EndpointId, EndpointKey, EntityKey, EntityTypeName, EventId, EventType,
+    EventTypeName, Message, MessageId, MessageKey, RetryPolicy, TaskId, TaskKind, Timestamp,
+    TokenId,
 };
 
 pub use error::{Conflict, StoreError};
 pub use page::{Cursor, Order, PageQuery};
 pub use stats::{BatchMetrics, EndpointCounts, PoolUsage, QueueStats, StoreMetrics};
+pub use types::{Applied, Snapshot};
 pub use types::{
     AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, Direct,
     DirectClaims, Enqueued, IdempotencyClaim, InlineApplication, MessageFilter, NewApplication,
@@ -107,6 +110,7 @@ pub trait Store:
     + SecretStore
     + TokenStore
     + MonitorStore
+    + EntityStore
     + Send
     + Sync
 {
@@ -128,6 +132,7 @@ impl<T> Store for T where
         + SecretStore
         + TokenStore
         + MonitorStore
+        + EntityStore
         + Send
         + Sync
 {
@@ -164,6 +169,45 @@ pub trait MonitorStore {
         id: &crate::domain::MonitorId,
         at: Timestamp,
     ) -> Result<Option<(crate::domain::Monitor, bool)>>;
+}
+
+/// Change detection (`crate::entities`): entity types' rules, entities' states and
+/// histories, and the `entity_event` outbox their snapshots write.
+#[async_trait]
+pub trait EntityStore {
+    /// Creates or replaces an entity type (its `created_at` is kept when it exists).
+    async fn put_entity_type(&self, entity_type: EntityType) -> Result<EntityType>;
+    async fn get_entity_type(&self, name: &EntityTypeName) -> Result<Option<EntityType>>;
+    /// Up to `page.limit + 1` entity types in scan order, by name.
+    async fn list_entity_types(&self, page: &PageQuery) -> Result<Vec<EntityType>>;
+    /// `false` when there was none. The entities of the type stay.
+    async fn delete_entity_type(&self, name: &EntityTypeName) -> Result<bool>;
+    /// Applies snapshots in one write transaction, one answer per snapshot, in order. Each
+    /// locks its key's row (inserting it first, so concurrent first snapshots of a key take
+    /// turns), compares, and, if the state differs, writes the new version, its history row
+    /// and one `entity_event` row per rule of the type that fires (see
+    /// [`crate::domain::entity`]); an equal state writes nothing. Snapshots of one key are
+    /// applied in the batch's order. A snapshot of an application that does not exist is
+    /// `NotFound` alone; any other error fails the whole batch (nothing is written).
+    async fn apply_snapshots(&self, batch: Vec<Snapshot>) -> Result<Vec<Result<Applied>>>;
+    async fn get_entity(
+        &self,
+        app: &AppId,
+        entity_type: &EntityTypeName,
+        key: &EntityKey,
+    ) -> Result<Option<EntityVersion>>;
+    /// Up to `page.limit + 1` versions of the key in scan order; the page's keys are
+    /// version numbers.
+    async fn list_entity_history(
+        &self,
+        app: &AppId,
+        entity_type: &EntityTypeName,
+        key: &EntityKey,
+        page: &PageQuery,
+    ) -> Result<Vec<EntityVersion>>;
+    /// Takes the `entity_event` drain job with its oldest `limit` rows, as
+    /// [`OperationalEventStore::take_operational_events`] does.
+    async fn take_entity_events(&self, limit: usize) -> Result<Option<Box<dyn OutboxBatch>>>;
 }
 
 /// API tokens (`crate::api::auth`); only their hashes are stored.

@@ -85,14 +85,18 @@ pub struct NewEndpoint {
     pub ordering: DeliveryOrder,
 }
 
-/// One row of the operational events outbox: an event waiting to become a message of the
-/// operational application.
+/// One row of an outbox: an event waiting to become a message. Operational events
+/// (`operational_event`) become messages of the operational application; entity events
+/// (`entity_event`) messages of their own application, `app`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEvent {
-    /// The row's id: increasing, and the message's eventId is `hookd-op-<id>`.
+    /// The row's id: increasing, and the message's eventId is `hookd-op-<id>` (or
+    /// `hookd-ent-<id>`).
     pub id: i64,
+    /// The application of an entity event; `None` for operational events.
+    pub app: Option<crate::domain::AppId>,
     pub event_type: EventTypeName,
-    /// The event's JSON, `{"type": …, "data": …}`.
+    /// The message payload: for an operational event `{"type": …, "data": …}`.
     pub payload: String,
 }
 
@@ -460,4 +464,22 @@ pub struct DeadLetter {
     pub created_at: Timestamp,
     /// When it failed for good (a failed delivery is not changed again until requeued).
     pub failed_at: Timestamp,
+}
+
+/// A snapshot of one entity to apply ([`super::EntityStore::apply_snapshot`]).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub app_id: crate::domain::AppId,
+    pub entity_type: crate::domain::EntityTypeName,
+    pub key: crate::domain::EntityKey,
+    pub state: serde_json::Map<String, serde_json::Value>,
+    pub observed_at: crate::domain::Timestamp,
+}
+
+/// What a snapshot did: the key's current version (the new one when `changed`) and, in it,
+/// the events that fired.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub current: crate::domain::entity::EntityVersion,
+    pub changed: bool,
 }

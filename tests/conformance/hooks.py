@@ -320,8 +320,49 @@ def _narrow_tokens(raw_schema):
         token_in["expiresAt"] = {"type": ["string", "null"], "pattern": _FUTURE_DATE_TIME}
 
 
+# Change detection (hookd's entity routes): a rule's fields depend on its `when` (`minAbs` and
+# `minPct` belong to `threshold` rules, which need one of them; `from` and `to` to
+# `transition` rules), and `field` is a JSON pointer: rules its field descriptions state and
+# one object schema cannot. Each generated rule is one of the four kinds with its own fields,
+# and a JSON pointer from a few that exercise escapes. A history `iterator` is a version
+# number from an earlier page. (tests/it/entities.rs covers each refusal.)
+def _narrow_entities(raw_schema):
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    rule = schemas.get("EntityRule")
+    if rule and "properties" in rule:
+        props = rule["properties"]
+        pointer = {"type": "string", "enum": ["", "/price", "/a~1b/0", "/stock~0status"]}
+        bound = {"type": "number", "minimum": 0}
+
+        def variant(when, extra, required=()):
+            properties = {"eventType": props["eventType"], "field": pointer, "when": {"const": when}}
+            properties.update(extra)
+            return {
+                "type": "object",
+                "properties": properties,
+                "required": ["eventType", "field", "when", *required],
+                "additionalProperties": False,
+            }
+
+        schemas["EntityRule"] = {"anyOf": [
+            variant("changed", {}),
+            variant("created", {}),
+            variant("threshold", {"minAbs": bound, "minPct": bound}, ["minPct"]),
+            variant("threshold", {"minAbs": bound, "minPct": bound}, ["minAbs"]),
+            variant("transition", {"from": props.get("from", {}), "to": props.get("to", {})}),
+        ]}
+    for template, item in raw_schema.get("paths", {}).items():
+        if template.endswith("/history"):
+            for operation in item.values():
+                if isinstance(operation, dict) and "parameters" in operation:
+                    operation["parameters"] = [
+                        p for p in operation["parameters"] if p.get("name") != "iterator"
+                    ]
+
+
 @schemathesis.hook
 def before_load_schema(context, raw_schema):
+    _narrow_entities(raw_schema)
     _narrow_tokens(raw_schema)
     _narrow_deliver_at(raw_schema)
     _narrow_import(raw_schema)

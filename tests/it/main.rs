@@ -42,6 +42,8 @@ mod postgres;
 mod public;
 #[macro_use]
 mod queue;
+// After `queue`, whose `conformance!` it uses.
+mod entities;
 mod receiver;
 mod replay;
 mod retention;

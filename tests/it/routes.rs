@@ -125,6 +125,16 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/monitor/{monitor_id}"),
     ("PUT", "/api/v1/monitor/{monitor_id}"),
     ("DELETE", "/api/v1/monitor/{monitor_id}"),
+    ("GET", "/api/v1/entity-type"),
+    ("GET", "/api/v1/entity-type/{entity_type}"),
+    ("PUT", "/api/v1/entity-type/{entity_type}"),
+    ("DELETE", "/api/v1/entity-type/{entity_type}"),
+    ("PUT", "/api/v1/app/{app_id}/entity/{entity_type}/{key}"),
+    ("GET", "/api/v1/app/{app_id}/entity/{entity_type}/{key}"),
+    (
+        "GET",
+        "/api/v1/app/{app_id}/entity/{entity_type}/{key}/history",
+    ),
 ];
 
 /// The operations that need no token.

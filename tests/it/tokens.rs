@@ -86,6 +86,8 @@ fn fill_for(template: &str, app: &str, endpoint: &str, msg: &str) -> String {
         .replace("{event_type_name}", "a.b")
         .replace("{task_id}", "qtask_01HZZZZZZZZZZZZZZZZZZZZZZZ")
         .replace("{token_id}", "tok_01HZZZZZZZZZZZZZZZZZZZZZZZ")
+        .replace("{entity_type}", "product")
+        .replace("{key}", "sku-1")
 }
 
 #[tokio::test]

@@ -215,6 +215,7 @@ impl Engine for PgStore {
     }
 
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const FAILED_STATEMENT_ABORTS: bool = true;
     const FOR_UPDATE: &'static str = " FOR UPDATE";
 
     fn push_array_holds(sql: &mut Sql, column: &str, value: &str) {

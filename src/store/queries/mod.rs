@@ -6,6 +6,7 @@ mod admin;
 mod applications;
 mod deliveries;
 mod endpoints;
+mod entities;
 mod event_types;
 mod messages;
 mod monitors;

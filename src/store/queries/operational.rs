@@ -67,56 +67,96 @@ impl<E: Engine> OperationalEventStore for E {
         Ok(())
     }
 
-    /// The job is held by a transaction on the read pool (on PostgreSQL the one pool) that
-    /// takes the job lock and reads the rows, and stays open while the caller turns them into
-    /// messages through other connections; the rows are deleted through the write pool. On
-    /// SQLite the lock is a no-op (one process drains) and the transaction only reads, so
-    /// it never stands in the way of the one write connection the messages need.
     async fn take_operational_events(&self, limit: usize) -> Result<Option<Box<dyn OutboxBatch>>> {
-        let mut hold = self.reads().begin().await?;
-        if !E::try_lock_job(&mut hold, DRAIN_JOB).await? {
-            hold.rollback().await?;
-            return Ok(None);
-        }
-        let oldest =
-            Sql::new("SELECT id, event_type, payload FROM operational_event ORDER BY id LIMIT $1")
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        let rows = match hold.rows(&oldest).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                hold.rollback().await?;
-                return Err(e.into());
-            }
-        };
-        let events = rows
-            .iter()
-            .map(|row| {
-                Ok(OutboxEvent {
-                    id: row.int("id")?,
-                    event_type: EventTypeName::from_stored(row.text("event_type")?),
-                    payload: row.text("payload")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>();
-        let events = match events {
-            Ok(events) => events,
-            Err(e) => {
-                hold.rollback().await?;
-                return Err(e);
-            }
-        };
-        Ok(Some(Box::new(Held::<E> {
-            hold,
-            writes: self.writes().clone(),
-            events,
-        })))
+        take_outbox(self, Outbox::OPERATIONAL, limit).await
     }
+}
+
+/// An outbox table and the job lock its drain takes.
+pub(crate) struct Outbox {
+    table: &'static str,
+    job: &'static str,
+    /// Whether its rows name an application (`app_id`).
+    with_app: bool,
+}
+
+impl Outbox {
+    pub(crate) const OPERATIONAL: Outbox = Outbox {
+        table: "operational_event",
+        job: DRAIN_JOB,
+        with_app: false,
+    };
+    pub(crate) const ENTITY: Outbox = Outbox {
+        table: "entity_event",
+        job: "entity-events",
+        with_app: true,
+    };
+}
+
+/// Takes `outbox`'s drain job with its oldest `limit` rows.
+///
+/// The job is held by a transaction on the read pool (on PostgreSQL the one pool) that
+/// takes the job lock and reads the rows, and stays open while the caller turns them into
+/// messages through other connections; the rows are deleted through the write pool. On
+/// SQLite the lock is a no-op (one process drains) and the transaction only reads, so
+/// it never stands in the way of the one write connection the messages need.
+pub(crate) async fn take_outbox<E: Engine>(
+    engine: &E,
+    outbox: Outbox,
+    limit: usize,
+) -> Result<Option<Box<dyn OutboxBatch>>> {
+    let mut hold = engine.reads().begin().await?;
+    if !E::try_lock_job(&mut hold, outbox.job).await? {
+        hold.rollback().await?;
+        return Ok(None);
+    }
+    let app = if outbox.with_app { ", app_id" } else { "" };
+    let oldest = Sql::new(format!(
+        "SELECT id, event_type, payload{app} FROM {} ORDER BY id LIMIT $1",
+        outbox.table
+    ))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    let rows = match hold.rows(&oldest).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            hold.rollback().await?;
+            return Err(e.into());
+        }
+    };
+    let events = rows
+        .iter()
+        .map(|row| {
+            Ok(OutboxEvent {
+                id: row.int("id")?,
+                app: match outbox.with_app {
+                    true => Some(AppId::from_stored(row.text("app_id")?)),
+                    false => None,
+                },
+                event_type: EventTypeName::from_stored(row.text("event_type")?),
+                payload: row.text("payload")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>();
+    let events = match events {
+        Ok(events) => events,
+        Err(e) => {
+            hold.rollback().await?;
+            return Err(e);
+        }
+    };
+    Ok(Some(Box::new(Held::<E> {
+        hold,
+        writes: engine.writes().clone(),
+        table: outbox.table,
+        events,
+    })))
 }
 
 /// A batch of outbox rows with the drain job held by `hold`.
 struct Held<E: Engine> {
     hold: Transaction<'static, E::Db>,
     writes: Pool<E::Db>,
+    table: &'static str,
     events: Vec<OutboxEvent>,
 }
 
@@ -130,11 +170,12 @@ impl<E: Engine> OutboxBatch for Held<E> {
         let Held {
             hold,
             writes,
+            table,
             events,
         } = *self;
         let deleted: Result<()> = async {
             if !events.is_empty() {
-                let mut delete = Sql::new("DELETE FROM operational_event WHERE id IN (");
+                let mut delete = Sql::new(format!("DELETE FROM {table} WHERE id IN ("));
                 delete.push_list(events.iter().map(|e| e.id)).push(")");
                 writes.acquire().await?.exec(&delete).await?;
             }

@@ -273,6 +273,7 @@ impl Engine for SqliteStore {
 
     /// A write transaction already excludes every other writer.
     const SKIP_LOCKED: &'static str = "";
+    const FAILED_STATEMENT_ABORTS: bool = false;
     const FOR_UPDATE: &'static str = "";
 
     fn push_array_holds(sql: &mut Sql, column: &str, value: &str) {
