@@ -10,7 +10,7 @@ ALTER TABLE api_token
     ADD COLUMN abilities TEXT NOT NULL DEFAULT 'admin',
     ADD COLUMN app_id TEXT COLLATE "C" REFERENCES application (id) ON DELETE CASCADE,
     ADD COLUMN session_id TEXT,
-    ADD COLUMN rate_limit INTEGER,
+    ADD COLUMN rate_limit BIGINT,
     ADD COLUMN hint TEXT NOT NULL DEFAULT 'hk_',
     ADD COLUMN expires_at BIGINT,
     ADD COLUMN last_used_at BIGINT,

@@ -806,3 +806,16 @@ async fn expire_all_keeps_what_the_tokens_it_spares_have_counted() {
     let (status, ..) = call(&app, &token, "GET", "/api/v1/app/shop", None).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test]
+async fn the_largest_rate_limit_is_stored() {
+    let app = TestApp::spawn().await;
+    let (_, id) = named_token(
+        &app,
+        json!({"name": "big", "abilities": ["app:read"], "rateLimit": 4294967295u64}),
+    )
+    .await;
+    let (status, got) = app.get(&format!("/api/v1/auth/token/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["rateLimit"], 4294967295u64);
+}
