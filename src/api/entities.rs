@@ -381,16 +381,11 @@ pub async fn delete_type(
 pub async fn put_snapshot(
     State(state): State<ApiState>,
     Path((app_id, entity_type, key)): Path<(String, String, String)>,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(body): JsonBody<Box<serde_json::value::RawValue>>,
 ) -> Result<Json<SnapshotOut>, ApiError> {
     let app = applications::find(&state, &app_id).await?;
     let (entity_type, key) = (type_name(&entity_type)?, entity_key(&key)?);
-    let Value::Object(entity_state) = body else {
-        return Err(ApiError::invalid(
-            &["body"],
-            "the state must be a JSON object",
-        ));
-    };
+    let entity_state = checked_state(&state, &body)?;
     let applied = state
         .snapshots
         .apply(Snapshot {
@@ -414,6 +409,30 @@ pub async fn put_snapshot(
         events: current.events.into_iter().map(event_out).collect(),
         observed_at: current.observed_at,
     }))
+}
+
+/// A snapshot's state: a JSON object within `max_payload_bytes` (413 past it) and
+/// `max_payload_depth`, the limits of a message's payload. (The events it fires carry the
+/// state, and old and new values, so their payloads can be a few times larger.)
+fn checked_state(
+    state: &ApiState,
+    body: &serde_json::value::RawValue,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let limit = state.settings.max_payload_bytes;
+    if body.get().len() > limit {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the state is {} bytes; the limit is {limit} bytes (max_payload_bytes)",
+            body.get().len()
+        )));
+    }
+    let invalid = |msg: String| ApiError::invalid(&["body"], msg);
+    crate::domain::Payload::parse(body, state.settings.max_payload_depth).map_err(|e| {
+        invalid(match e {
+            crate::domain::PayloadError::NotAnObject => "the state must be a JSON object".into(),
+            other => format!("the state {other}"),
+        })
+    })?;
+    serde_json::from_str(body.get()).map_err(|e| invalid(format!("the state is not JSON: {e}")))
 }
 
 #[utoipa::path(get, operation_id = "hookd.entity.get", path = "/api/v1/app/{app_id}/entity/{entity_type}/{key}", tag = "Entity",

@@ -604,3 +604,38 @@ mod store {
         assert_eq!(b.state["price"], 2);
     }
 }
+
+#[tokio::test]
+async fn a_state_is_held_to_the_payload_limits() {
+    let app = TestApp::builder()
+        .with_config(|c| {
+            c.max_payload_bytes = 64;
+            c.max_payload_depth = 3;
+        })
+        .spawn()
+        .await;
+    let id = app_id(&app, "shop").await;
+    let path = format!("/api/v1/app/{id}/entity/product/p1");
+    let (status, body) = app
+        .put(&path, Some(json!({"description": "x".repeat(100)})))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_payload_bytes")
+    );
+    let (status, body) = app.put(&path, Some(json!({"a": {"b": {"c": {}}}}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("deeper"), "{body}");
+    let (status, body) = app.put(&path, Some(json!([1, 2]))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = app
+        .put(&path, Some(json!({"price": 10, "n": {"m": 1}})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], 1);
+    let (status, _) = app.get(&path).await;
+    assert_eq!(status, StatusCode::OK);
+}
