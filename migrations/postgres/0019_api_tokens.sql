@@ -1,5 +1,6 @@
 -- API tokens with abilities, an optional application, an expiry and a rate limit
--- (src/api/auth.rs). Tokens made before this migration become named admin tokens.
+-- (src/api/auth.rs). Tokens made before this migration become named admin tokens with no
+-- rate limit (rate_limit 0), as they had none.
 -- kind: 0 named, 1 app portal. abilities: names separated by spaces. hint: the token's
 -- first characters. window_start/window_count: the rate limit's current window (unix
 -- seconds) and the requests counted in it, by every node.
@@ -16,7 +17,7 @@ ALTER TABLE api_token
     ADD COLUMN last_used_at BIGINT,
     ADD COLUMN window_start BIGINT NOT NULL DEFAULT 0,
     ADD COLUMN window_count BIGINT NOT NULL DEFAULT 0;
-UPDATE api_token SET id = 'tok_0' || upper(substr(token_hash, 1, 25));
+UPDATE api_token SET id = 'tok_0' || upper(substr(token_hash, 1, 25)), rate_limit = 0;
 ALTER TABLE api_token DROP CONSTRAINT api_token_pkey;
 ALTER TABLE api_token ALTER COLUMN id SET NOT NULL;
 ALTER TABLE api_token ADD PRIMARY KEY (id);

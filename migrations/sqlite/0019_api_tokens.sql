@@ -1,5 +1,6 @@
 -- API tokens with abilities, an optional application, an expiry and a rate limit
--- (src/api/auth.rs). Tokens made before this migration become named admin tokens.
+-- (src/api/auth.rs). Tokens made before this migration become named admin tokens with no
+-- rate limit (rate_limit 0), as they had none.
 -- kind: 0 named, 1 app portal. abilities: names separated by spaces. hint: the token's
 -- first characters. window_start/window_count: the rate limit's current window (unix
 -- seconds) and the requests counted in it, by every node.
@@ -19,8 +20,8 @@ CREATE TABLE api_token_v2 (
     window_count  INTEGER NOT NULL DEFAULT 0,
     created_at    INTEGER NOT NULL
 );
-INSERT INTO api_token_v2 (id, token_hash, name, kind, abilities, hint, created_at)
-    SELECT 'tok_0' || upper(substr(token_hash, 1, 25)), token_hash, 'admin', 0, 'admin', 'hk_',
+INSERT INTO api_token_v2 (id, token_hash, name, kind, abilities, rate_limit, hint, created_at)
+    SELECT 'tok_0' || upper(substr(token_hash, 1, 25)), token_hash, 'admin', 0, 'admin', 0, 'hk_',
            created_at
     FROM api_token;
 DROP TABLE api_token;

@@ -819,3 +819,94 @@ async fn the_largest_rate_limit_is_stored() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got["rateLimit"], 4294967295u64);
 }
+
+/// A token made by `hookd token create` before tokens had abilities (migration 0019) stays
+/// an admin token without a rate limit, on both backends.
+#[tokio::test]
+async fn tokens_from_before_abilities_stay_unlimited_admin_tokens() {
+    use sqlx::Executor;
+    use std::borrow::Cow;
+
+    let token = hookd::api::generate_token();
+    let hash = hookd::api::hash_hex(&hookd::api::hash_token(&token));
+    let insert = format!("INSERT INTO api_token (token_hash, created_at) VALUES ('{hash}', 1)");
+    let before = |mut m: sqlx::migrate::Migrator| {
+        m.migrations = Cow::Owned(
+            m.migrations
+                .iter()
+                .filter(|m| m.version < 19)
+                .cloned()
+                .collect(),
+        );
+        m
+    };
+    // SQLite: a database migrated up to 0018, with a token in the old table.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("old.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    before(sqlx::migrate!("migrations/sqlite"))
+        .run(&pool)
+        .await
+        .unwrap();
+    pool.execute(insert.as_str()).await.unwrap();
+    pool.close().await;
+    let app = TestApp::builder()
+        .with_config({
+            let url = url.clone();
+            move |c| {
+                c.database_url = url;
+                c.token_rate_limit = 1;
+            }
+        })
+        .spawn()
+        .await;
+    check_legacy_token(&app, &token).await;
+
+    // PostgreSQL, the same.
+    let Some(database) = crate::pg::TestDatabase::create().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    before(sqlx::migrate!("migrations/postgres"))
+        .run(&pool)
+        .await
+        .unwrap();
+    pool.execute(insert.as_str()).await.unwrap();
+    pool.close().await;
+    let app = TestApp::builder()
+        .with_config({
+            let url = database.url.clone();
+            move |c| {
+                c.database_url = url;
+                c.token_rate_limit = 1;
+            }
+        })
+        .spawn()
+        .await;
+    check_legacy_token(&app, &token).await;
+}
+
+async fn check_legacy_token(app: &TestApp, token: &str) {
+    for _ in 0..3 {
+        let (status, headers, body) = call(
+            app,
+            token,
+            "POST",
+            "/api/v1/app",
+            Some(json!({"name": "a"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert!(!headers.contains_key("x-ratelimit-limit"));
+    }
+    let (_, _, who) = call(app, token, "GET", "/api/v1/auth/whoami", None).await;
+    assert_eq!(who["abilities"], json!(["admin"]));
+    let listed = app.list_all("/api/v1/auth/token").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["rateLimit"], 0);
+    assert_eq!(listed[0]["name"], "admin");
+    let id = listed[0]["id"].as_str().unwrap();
+    let (status, _) = app.get(&format!("/api/v1/auth/token/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+}
