@@ -23,11 +23,13 @@ pub struct Rotated {
 /// Re-encrypts under `main_key` every endpoint credential that is not (plaintext, or under a
 /// key of `previous_main_keys`), `batch` endpoints per short transaction, while the servers
 /// keep running. Idempotent: a second run rewrites nothing. Needs `main_key`, and refuses to
-/// start if any value is under a key the configuration does not have.
+/// start if any value is under a key the configuration does not have. `on_step` is told
+/// how many values each step rewrote (for a progress line).
 pub async fn rotate_main_key(
     store: &dyn Store,
     config: &Config,
     batch: usize,
+    mut on_step: impl FnMut(u64),
 ) -> anyhow::Result<Rotated> {
     let keyring = config.keyring()?;
     if keyring.current_key_id().is_none() {
@@ -46,6 +48,7 @@ pub async fn rotate_main_key(
             .context("re-encrypting the stored secrets failed")?;
         rotated.rewritten += step.rewritten;
         rotated.skipped += step.skipped;
+        on_step(step.rewritten);
         match step.last {
             Some(last) => after = last,
             None => return Ok(rotated),

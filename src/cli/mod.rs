@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 mod dev;
+mod progress;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -422,6 +423,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let store = open_store(&config).await?;
             let mut deleted = 0;
+            let mut progress = progress::Progress::on_terminal("messages deleted");
             loop {
                 let batch = store
                     .prune_messages(before, PRUNE_BATCH)
@@ -429,11 +431,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .context("pruning messages failed")?;
                 match batch {
                     Some(0) => break,
-                    Some(n) => deleted += n,
+                    Some(n) => {
+                        deleted += n;
+                        progress.add(n);
+                    }
                     // A serving node is pruning a batch (its `retention_days`): take turns.
                     None => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
                 }
             }
+            progress.finish();
             println!("deleted {deleted} messages created before {before}");
             Ok(())
         }
@@ -468,7 +474,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = cli.load_config(None, None)?;
             telemetry::init(&config);
             let store = open_store(&config).await?;
-            let rotated = crate::main_key::rotate_main_key(&*store, &config, *batch).await?;
+            let mut progress = progress::Progress::on_terminal("values re-encrypted");
+            let rotated =
+                crate::main_key::rotate_main_key(&*store, &config, *batch, |n| progress.add(n))
+                    .await?;
+            progress.finish();
             println!(
                 "re-encrypted {} values under the current main key",
                 rotated.rewritten

@@ -222,12 +222,18 @@ async fn rotate_main_key_re_encrypts_everything_while_deliveries_go_on() {
         })
     };
     let store = open_store(app.config()).await.unwrap();
-    let rotated = rotate_main_key(&*store, app.config(), 1).await.unwrap();
+    let mut steps = 0;
+    let rotated = rotate_main_key(&*store, app.config(), 1, |n| steps += n)
+        .await
+        .unwrap();
+    assert_eq!(steps, rotated.rewritten);
     sending.await.unwrap();
     // The plaintext endpoint's secret, previous secret and headers, the operational
     // endpoint's secret, and the other endpoint's secret and headers.
     assert_eq!(rotated.rewritten + rotated.skipped, 6, "{rotated:?}");
-    let again = rotate_main_key(&*store, app.config(), 100).await.unwrap();
+    let again = rotate_main_key(&*store, app.config(), 100, |_| {})
+        .await
+        .unwrap();
     assert_eq!(
         again.rewritten, 0,
         "a second run rewrites nothing: {again:?}"
