@@ -528,7 +528,19 @@ async fn apply(cli: &Cli, args: &ApplyArgs) -> anyhow::Result<()> {
         &config,
     )?;
     let client = declare::Client::new(&url, &token)?;
-    let plan = declare::apply(&client, &desired, args.dry_run, args.prune).await?;
+    let mut progress = progress::Progress::on_terminal("changes made");
+    let plan = declare::apply_reporting(
+        &client,
+        &desired,
+        args.dry_run,
+        args.prune,
+        &mut |done, total| progress.set(done as u64, Some(total as u64)),
+    )
+    .await;
+    if !args.dry_run {
+        progress.finish();
+    }
+    let plan = plan?;
     println!("{}", declare::render(&plan, args.dry_run));
     Ok(())
 }

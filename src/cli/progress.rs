@@ -1,7 +1,8 @@
-//! Progress of long commands (`hookd prune`, `hookd rotate-main-key`) on a terminal: one
-//! line on standard error, redrawn at most five times a second, with the count so far and
-//! the rate. When standard error is not a terminal (a log, CI) nothing is drawn, and the
-//! command's final line on standard output says what it did, as before.
+//! Progress of long commands (`hookd prune`, `hookd rotate-main-key`, `hookd apply`) on a
+//! terminal: one line on standard error, redrawn at most five times a second, with the
+//! count so far (of the total, when known) and the rate. When standard error is not a
+//! terminal (a log, CI) nothing is drawn, and the command's final line on standard output
+//! says what it did, as before.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ pub struct Progress<W: Write> {
     started: Instant,
     drawn: Option<Instant>,
     count: u64,
+    total: Option<u64>,
 }
 
 impl Progress<std::io::Stderr> {
@@ -34,6 +36,7 @@ impl<W: Write> Progress<W> {
             started: Instant::now(),
             drawn: None,
             count: 0,
+            total: None,
         }
     }
 
@@ -52,8 +55,9 @@ impl<W: Write> Progress<W> {
         } else {
             0.0
         };
+        let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();
         format!(
-            "\r{} {} ({:.0}/s, {:.1} s)\x1b[K",
+            "\r{}{of} {} ({:.0}/s, {:.1} s)\x1b[K",
             self.count, self.what, rate, secs
         )
     }
@@ -64,6 +68,16 @@ impl<W: Write> Progress<W> {
             let _ = out.write_all(line.as_bytes());
             let _ = out.flush();
             self.drawn = Some(Instant::now());
+        }
+    }
+
+    /// Sets the count (of `total`, when known) and redraws if the last drawing is old
+    /// enough.
+    pub fn set(&mut self, count: u64, total: Option<u64>) {
+        self.count = count;
+        self.total = total;
+        if self.drawn.is_none_or(|at| at.elapsed() >= REDRAW) {
+            self.draw();
         }
     }
 
@@ -94,6 +108,16 @@ mod tests {
         assert!((2..=4).contains(&draws), "{text:?}");
         assert!(text.contains("\r10000 messages deleted ("), "{text:?}");
         assert!(text.ends_with("\x1b[K\n"), "{text:?}");
+    }
+
+    #[test]
+    fn shows_the_total_when_known() {
+        let mut buffer = Vec::new();
+        let mut progress = Progress::new(Some(&mut buffer), "changes made");
+        progress.set(3, Some(7));
+        progress.finish();
+        let text = String::from_utf8(buffer).unwrap();
+        assert!(text.starts_with("\r3/7 changes made ("), "{text:?}");
     }
 
     #[test]

@@ -119,9 +119,21 @@ pub async fn apply(
     dry_run: bool,
     prune: bool,
 ) -> Result<Plan, ApplyError> {
+    apply_reporting(client, desired, dry_run, prune, &mut |_, _| {}).await
+}
+
+/// [`apply`], telling `on_change` how many of how many changes are made before each one and
+/// once at the end (for a progress line).
+pub async fn apply_reporting(
+    client: &Client,
+    desired: &Desired,
+    dry_run: bool,
+    prune: bool,
+    on_change: &mut (dyn FnMut(usize, usize) + Send),
+) -> Result<Plan, ApplyError> {
     let plan = plan::plan(client, desired, prune).await?;
     if !dry_run {
-        plan::execute(client, &plan).await?;
+        plan::execute(client, &plan, on_change).await?;
     }
     Ok(plan)
 }

@@ -345,8 +345,13 @@ pub struct Stopped {
 }
 
 /// Makes the changes in order, stopping at the first the API refuses.
-pub async fn execute(client: &Client, plan: &Plan) -> Result<(), Stopped> {
+pub async fn execute(
+    client: &Client,
+    plan: &Plan,
+    on_change: &mut (dyn FnMut(usize, usize) + Send),
+) -> Result<(), Stopped> {
     for (done, change) in plan.changes.iter().enumerate() {
+        on_change(done, plan.changes.len());
         for (method, path, body) in &change.calls {
             if let Err(error) = client.send(method.clone(), path, body.as_ref()).await {
                 return Err(Stopped {
@@ -358,5 +363,6 @@ pub async fn execute(client: &Client, plan: &Plan) -> Result<(), Stopped> {
             }
         }
     }
+    on_change(plan.changes.len(), plan.changes.len());
     Ok(())
 }
