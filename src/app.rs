@@ -227,22 +227,21 @@ impl Server {
             events_written.clone(),
             shutdown.clone(),
         ));
-        tasks.spawn(crate::events::run(
+        let event_settings = crate::events::EventSettings {
+            payload_retention: payload_retention(&config),
+        };
+        tasks.spawn(crate::outbox::run(
+            crate::events::OperationalEvents(event_settings),
             store.clone(),
-            crate::events::EventSettings {
-                payload_retention: payload_retention(&config),
-            },
             events_written.clone(),
             wake.clone(),
             shutdown.clone(),
         ));
         // Notified by the snapshot route after a snapshot fired events.
         let entities_written = Arc::new(Notify::new());
-        tasks.spawn(crate::entities::run(
+        tasks.spawn(crate::outbox::run(
+            crate::entities::EntityEvents(event_settings),
             store.clone(),
-            crate::events::EventSettings {
-                payload_retention: payload_retention(&config),
-            },
             entities_written.clone(),
             wake.clone(),
             shutdown.clone(),

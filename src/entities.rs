@@ -18,9 +18,9 @@
 //! arrival order within a batch, and a batch locks its keys in key order, so two nodes'
 //! batches never deadlock (PostgreSQL).
 //!
-//! **Delivery.** [`run`] drains the outbox as [`crate::events::run`] drains the operational
-//! one: woken right after a snapshot fired something, and every [`POLL`]; one node at a
-//! time on PostgreSQL (a job lock not waited for). Each row becomes a message of its
+//! **Delivery.** [`crate::outbox::run`] drains the outbox ([`EntityEvents`]) as it drains
+//! the operational one: woken right after a snapshot fired something, and every
+//! [`crate::outbox::POLL`]; one node at a time on PostgreSQL (a job lock not waited for). Each row becomes a message of its
 //! application with the eventId `hookd-ent-<row id>`, the rule's event type and the payload
 //! `{key, entityType, field, old, new, changePct, observedAt, entity}`, then the rows are
 //! deleted. A row whose message exists already (a drain stopped before deleting it) is not
@@ -29,9 +29,7 @@
 //! `eventTypes` apply).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use tokio::sync::{mpsc, oneshot};
@@ -121,76 +119,30 @@ fn stopped() -> StoreError {
 
 /// Outbox rows per batch.
 pub const BATCH: usize = 500;
-/// How often a node looks for events it was not told about.
-pub const POLL: Duration = Duration::from_secs(1);
 
 /// The message eventId of outbox row `id`.
 pub fn event_id(id: i64) -> String {
     format!("hookd-ent-{id}")
 }
 
-/// Drains the outbox until `shutdown`: now, whenever `wake` is notified, and every
-/// [`POLL`]. `dispatcher` is woken when messages were written.
-pub async fn run(
-    store: Arc<dyn Store>,
-    settings: EventSettings,
-    wake: Arc<Notify>,
-    dispatcher: Arc<Notify>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let drained = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            drained = drain(&*store, settings, &dispatcher) => drained,
-        };
-        match drained {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(messages = n, "entity events sent"),
-            Err(e) => tracing::warn!(error = %e, "draining entity events failed; will retry"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
-        }
-    }
-}
+/// The entity events' outbox (see [`crate::outbox`]).
+pub struct EntityEvents(pub EventSettings);
 
-/// Drains every row there is, batch by batch, unless another node holds the job; returns
-/// how many messages were written.
-pub async fn drain(
-    store: &dyn Store,
-    settings: EventSettings,
-    dispatcher: &Notify,
-) -> Result<usize, StoreError> {
-    let mut written = 0;
-    loop {
-        let Some(batch) = store.take_entity_events(BATCH).await? else {
-            return Ok(written);
-        };
-        let taken = batch.events().len();
-        if taken == 0 {
-            batch.finish().await?;
-            return Ok(written);
-        }
-        match send(store, settings, batch.events()).await {
-            Ok(n) => {
-                batch.finish().await?;
-                written += n;
-                if n > 0 {
-                    dispatcher.notify_one();
-                }
-            }
-            Err(e) => {
-                if let Err(released) = batch.release().await {
-                    tracing::warn!(error = %released, "cannot release the entity events job");
-                }
-                return Err(e);
-            }
-        }
-        if taken < BATCH {
-            return Ok(written);
-        }
+#[async_trait::async_trait]
+impl crate::outbox::Outbox for EntityEvents {
+    const WHAT: &'static str = "entity events";
+    const BATCH: usize = BATCH;
+
+    async fn take(
+        &self,
+        store: &dyn Store,
+        limit: usize,
+    ) -> Result<Option<Box<dyn crate::store::OutboxBatch>>, StoreError> {
+        store.take_entity_events(limit).await
+    }
+
+    async fn send(&self, store: &dyn Store, events: &[OutboxEvent]) -> Result<usize, StoreError> {
+        send(store, self.0, events).await
     }
 }
 

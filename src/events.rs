@@ -7,9 +7,9 @@
 //! no application list shows it and `/api/v1/app/hookd-operational/…` answers 404.
 //!
 //! Events wait in the `operational_event` outbox, written in the transaction of the change
-//! they report. [`run`] drains it, on every node:
+//! they report. [`crate::outbox::run`] drains it ([`OperationalEvents`]), on every node:
 //! - **Woken** by `wake` right after this node writes events (the endpoint routes notify it),
-//!   and every [`POLL`] for events other nodes (or the delivery engine) wrote.
+//!   and every [`crate::outbox::POLL`] for events other nodes (or the delivery engine) wrote.
 //! - **In id order**, a batch of at most [`BATCH`] rows at a time: each row becomes a message
 //!   of the internal application with the eventId `hookd-op-<row id>`, then the batch's rows
 //!   are deleted. A row whose message exists already (the application's eventIds are
@@ -22,12 +22,7 @@
 //!   message; an event no endpoint subscribes to (`eventTypes`) makes no message either.
 //!   Events that happened before an endpoint existed are not sent to it later.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use chrono::TimeDelta;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::domain::events::OPERATIONAL_APP_UID;
 use crate::domain::{AppKey, Application, Endpoint, EventId, Payload, ResourceKey, Uid};
@@ -37,8 +32,6 @@ use crate::store::{
 
 /// Outbox rows per batch: one short read, up to this many messages, one delete.
 pub const BATCH: usize = 100;
-/// How often a node looks for events it was not told about.
-pub const POLL: Duration = Duration::from_secs(1);
 /// Operational endpoints read per page when matching events to subscriptions.
 const ENDPOINT_PAGE: usize = 250;
 
@@ -84,68 +77,24 @@ pub async fn operational_app_or_create(store: &dyn Store) -> Result<Application,
     }
 }
 
-/// Drains the outbox until `shutdown`: now, whenever `wake` is notified, and every
-/// [`POLL`]. `dispatcher` is woken when messages with deliveries were written.
-pub async fn run(
-    store: Arc<dyn Store>,
-    settings: EventSettings,
-    wake: Arc<Notify>,
-    dispatcher: Arc<Notify>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let drained = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            drained = drain(&*store, settings, &dispatcher) => drained,
-        };
-        match drained {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(messages = n, "operational events sent"),
-            Err(e) => tracing::warn!(error = %e, "draining operational events failed; will retry"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
-        }
-    }
-}
+/// The operational events' outbox (see [`crate::outbox`]).
+pub struct OperationalEvents(pub EventSettings);
 
-/// Drains every row there is, batch by batch, unless another node holds the job; returns
-/// how many messages were written.
-pub async fn drain(
-    store: &dyn Store,
-    settings: EventSettings,
-    dispatcher: &Notify,
-) -> Result<usize, StoreError> {
-    let mut written = 0;
-    loop {
-        let Some(batch) = store.take_operational_events(BATCH).await? else {
-            return Ok(written);
-        };
-        let taken = batch.events().len();
-        if taken == 0 {
-            batch.finish().await?;
-            return Ok(written);
-        }
-        match send(store, settings, batch.events()).await {
-            Ok(n) => {
-                batch.finish().await?;
-                written += n;
-                if n > 0 {
-                    dispatcher.notify_one();
-                }
-            }
-            Err(e) => {
-                if let Err(released) = batch.release().await {
-                    tracing::warn!(error = %released, "cannot release the operational events job");
-                }
-                return Err(e);
-            }
-        }
-        if taken < BATCH {
-            return Ok(written);
-        }
+#[async_trait::async_trait]
+impl crate::outbox::Outbox for OperationalEvents {
+    const WHAT: &'static str = "operational events";
+    const BATCH: usize = BATCH;
+
+    async fn take(
+        &self,
+        store: &dyn Store,
+        limit: usize,
+    ) -> Result<Option<Box<dyn crate::store::OutboxBatch>>, StoreError> {
+        store.take_operational_events(limit).await
+    }
+
+    async fn send(&self, store: &dyn Store, events: &[OutboxEvent]) -> Result<usize, StoreError> {
+        send(store, self.0, events).await
     }
 }
 

@@ -36,6 +36,7 @@ pub mod main_key;
 pub mod metrics;
 pub mod monitors;
 pub mod nodes;
+pub mod outbox;
 pub mod replay;
 pub mod retention;
 pub mod server;
