@@ -29,57 +29,6 @@ const PORTAL_EXPIRY_MIN: u64 = 3600;
 /// The furthest `expire-all` may set an expiry.
 const EXPIRE_ALL_MAX: i64 = 259_200;
 
-/// An ability, as the API names it.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-pub enum AbilityName {
-    #[serde(rename = "admin")]
-    Admin,
-    #[serde(rename = "app:read")]
-    AppRead,
-    #[serde(rename = "app:write")]
-    AppWrite,
-    #[serde(rename = "event-type:read")]
-    EventTypeRead,
-    #[serde(rename = "event-type:write")]
-    EventTypeWrite,
-    #[serde(rename = "endpoint:read")]
-    EndpointRead,
-    #[serde(rename = "endpoint:write")]
-    EndpointWrite,
-    #[serde(rename = "secret:read")]
-    SecretRead,
-    #[serde(rename = "secret:rotate")]
-    SecretRotate,
-    #[serde(rename = "message:read")]
-    MessageRead,
-    #[serde(rename = "message:create")]
-    MessageCreate,
-    #[serde(rename = "message:write")]
-    MessageWrite,
-    #[serde(rename = "attempt:create")]
-    AttemptCreate,
-}
-
-impl From<AbilityName> for Ability {
-    fn from(a: AbilityName) -> Self {
-        match a {
-            AbilityName::Admin => Ability::Admin,
-            AbilityName::AppRead => Ability::AppRead,
-            AbilityName::AppWrite => Ability::AppWrite,
-            AbilityName::EventTypeRead => Ability::EventTypeRead,
-            AbilityName::EventTypeWrite => Ability::EventTypeWrite,
-            AbilityName::EndpointRead => Ability::EndpointRead,
-            AbilityName::EndpointWrite => Ability::EndpointWrite,
-            AbilityName::SecretRead => Ability::SecretRead,
-            AbilityName::SecretRotate => Ability::SecretRotate,
-            AbilityName::MessageRead => Ability::MessageRead,
-            AbilityName::MessageCreate => Ability::MessageCreate,
-            AbilityName::MessageWrite => Ability::MessageWrite,
-            AbilityName::AttemptCreate => Ability::AttemptCreate,
-        }
-    }
-}
-
 /// A named token to create.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -89,7 +38,7 @@ pub struct ApiTokenIn {
     pub name: String,
     /// What the token may do; `admin` is everything, including tokens.
     #[schema(min_items = 1)]
-    pub abilities: Vec<AbilityName>,
+    pub abilities: Vec<Ability>,
     /// The one application (id or uid) the token is limited to; absent: every one. With
     /// `admin`, a limited token may do everything within its application (and nothing
     /// outside it). An application that does not exist is a 404.
@@ -111,7 +60,7 @@ pub struct ApiTokenOut {
     pub name: String,
     /// `named` (made by an administrator) or `portal` (made for the app portal).
     pub kind: String,
-    pub abilities: Vec<AbilityName>,
+    pub abilities: Vec<Ability>,
     /// The id of the one application the token is limited to.
     pub app: Option<String>,
     pub session_id: Option<String>,
@@ -135,31 +84,13 @@ pub struct ApiTokenCreatedOut {
     pub token: String,
 }
 
-fn ability_name(a: Ability) -> AbilityName {
-    match a {
-        Ability::Admin => AbilityName::Admin,
-        Ability::AppRead => AbilityName::AppRead,
-        Ability::AppWrite => AbilityName::AppWrite,
-        Ability::EventTypeRead => AbilityName::EventTypeRead,
-        Ability::EventTypeWrite => AbilityName::EventTypeWrite,
-        Ability::EndpointRead => AbilityName::EndpointRead,
-        Ability::EndpointWrite => AbilityName::EndpointWrite,
-        Ability::SecretRead => AbilityName::SecretRead,
-        Ability::SecretRotate => AbilityName::SecretRotate,
-        Ability::MessageRead => AbilityName::MessageRead,
-        Ability::MessageCreate => AbilityName::MessageCreate,
-        Ability::MessageWrite => AbilityName::MessageWrite,
-        Ability::AttemptCreate => AbilityName::AttemptCreate,
-    }
-}
-
 impl From<ApiToken> for ApiTokenOut {
     fn from(t: ApiToken) -> Self {
         Self {
             id: t.id.to_string(),
             name: t.name,
             kind: t.kind.as_str().to_owned(),
-            abilities: t.abilities.iter().map(ability_name).collect(),
+            abilities: t.abilities.iter().collect(),
             app: t.app_id.map(|a| a.to_string()),
             session_id: t.session_id,
             rate_limit: t.rate_limit,
@@ -242,7 +173,7 @@ pub async fn create(
     };
     let named = NamedToken {
         name: input.name,
-        abilities: Abilities::of(input.abilities.into_iter().map(Ability::from)),
+        abilities: Abilities::of(input.abilities),
         app_id,
         expires_at: input.expires_at,
         rate_limit: input.rate_limit,
@@ -574,7 +505,7 @@ pub struct WhoamiOut {
     /// hookd: the stored token's id (absent for the admin token).
     pub token_id: Option<String>,
     /// hookd: what the token may do.
-    pub abilities: Vec<AbilityName>,
+    pub abilities: Vec<Ability>,
 }
 
 #[utoipa::path(get, operation_id = "v1.authentication.whoami", path = "/api/v1/auth/whoami", tag = "Authentication",
@@ -586,14 +517,14 @@ pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<WhoamiOut> {
             permission_source: "GlobalAuthToken".into(),
             session_id: None,
             token_id: None,
-            abilities: vec![AbilityName::Admin],
+            abilities: vec![Ability::Admin],
         },
         Some(t) => WhoamiOut {
             app_id: t.app_id.as_ref().map(|a| a.to_string()),
             permission_source: "RegionalAuthToken".into(),
             session_id: t.session_id.clone(),
             token_id: Some(t.id.to_string()),
-            abilities: t.abilities.iter().map(ability_name).collect(),
+            abilities: t.abilities.iter().collect(),
         },
     })
 }

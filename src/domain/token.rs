@@ -10,35 +10,60 @@ use std::fmt;
 
 use super::{AppId, Timestamp, TokenId};
 
-/// One thing a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One thing a token may do; the API names it as [`Ability::as_str`] does.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum Ability {
     /// Everything, including tokens and the environment.
+    #[serde(rename = "admin")]
     Admin,
     /// Read applications.
+    #[serde(rename = "app:read")]
     AppRead,
     /// Create, change and delete applications.
+    #[serde(rename = "app:write")]
     AppWrite,
     /// Read event types and their retry schedules.
+    #[serde(rename = "event-type:read")]
     EventTypeRead,
     /// Create, change, import and archive event types.
+    #[serde(rename = "event-type:write")]
     EventTypeWrite,
     /// Read endpoints, their headers and statistics (not their secrets).
+    #[serde(rename = "endpoint:read")]
     EndpointRead,
     /// Create, change and delete endpoints and their headers.
+    #[serde(rename = "endpoint:write")]
     EndpointWrite,
     /// Read endpoint secrets (and ed25519 public keys).
+    #[serde(rename = "secret:read")]
     SecretRead,
     /// Rotate endpoint secrets.
+    #[serde(rename = "secret:rotate")]
     SecretRotate,
     /// Read messages, attempts, scheduled messages and dead letters.
+    #[serde(rename = "message:read")]
     MessageRead,
     /// Send messages (one, a batch, a precheck).
+    #[serde(rename = "message:create")]
     MessageCreate,
     /// Expunge message contents and cancel scheduled messages.
+    #[serde(rename = "message:write")]
     MessageWrite,
     /// Make attempts happen again: resend, recover, replay, requeue dead letters, send an
     /// example.
+    #[serde(rename = "attempt:create")]
     AttemptCreate,
 }
 
@@ -212,5 +237,9 @@ mod tests {
         let admin = Abilities::of([Ability::Admin]);
         assert!(Ability::ALL.iter().all(|a| admin.allow(*a)));
         assert_eq!(Abilities::from_stored("app:read fly"), Err("fly".into()));
+        // The API's names are the stored ones.
+        for a in Ability::ALL {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
     }
 }
