@@ -11,7 +11,6 @@ use std::time::Instant;
 use hyper::Method;
 
 use crate::driver::{self, Kind, Load, Mode};
-use crate::hookd::{Hookd, Launch, ScratchDatabase};
 use crate::receiver::{self, Behaviour, Tally};
 use crate::report::{Latency, Run};
 use crate::{Args, procfs};
@@ -23,29 +22,7 @@ const KEYS: u64 = 1000;
 const FIRE_EVERY: u64 = 10;
 
 pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::Result<Run> {
-    let scratch = args
-        .database_url
-        .as_deref()
-        .map(|url| ScratchDatabase::create(url, "entities"))
-        .transpose()?;
-    let hookd = match (&args.url, binary) {
-        (Some(url), _) => {
-            let addr = url
-                .trim_start_matches("http://")
-                .trim_end_matches('/')
-                .parse()?;
-            Hookd::remote(addr, args.token.clone().unwrap_or_default(), args.pid).await?
-        }
-        (None, Some(binary)) => {
-            Hookd::launch(Launch {
-                binary,
-                database_url: scratch.as_ref().map(|s| s.url.clone()),
-                retry_schedule: "5,300",
-            })
-            .await?
-        }
-        (None, None) => anyhow::bail!("no hookd to measure"),
-    };
+    let (scratch, hookd) = crate::scenario::start_hookd(args, binary, "entities", "5,300").await?;
     let (status, body) = hookd
         .call(
             Method::PUT,

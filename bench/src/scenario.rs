@@ -196,15 +196,19 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Run>> {
     Ok(runs)
 }
 
-async fn execute(
+/// The hookd a scenario measures: the one at `--url`, or `binary` started on a fresh data
+/// directory (or a fresh PostgreSQL database named after `name`, kept while the returned
+/// guard lives).
+pub async fn start_hookd(
     args: &Args,
-    spec: &Spec,
     binary: Option<&std::path::Path>,
-) -> anyhow::Result<Run> {
+    name: &str,
+    retry_schedule: &'static str,
+) -> anyhow::Result<(Option<ScratchDatabase>, Hookd)> {
     let scratch = args
         .database_url
         .as_deref()
-        .map(|url| ScratchDatabase::create(url, &spec.name.replace('-', "_")))
+        .map(|url| ScratchDatabase::create(url, name))
         .transpose()?;
     let hookd = match (&args.url, binary) {
         (Some(url), _) => {
@@ -218,12 +222,27 @@ async fn execute(
             Hookd::launch(Launch {
                 binary,
                 database_url: scratch.as_ref().map(|s| s.url.clone()),
-                retry_schedule: spec.retry_schedule,
+                retry_schedule,
             })
             .await?
         }
         (None, None) => anyhow::bail!("no hookd to measure"),
     };
+    Ok((scratch, hookd))
+}
+
+async fn execute(
+    args: &Args,
+    spec: &Spec,
+    binary: Option<&std::path::Path>,
+) -> anyhow::Result<Run> {
+    let (scratch, hookd) = start_hookd(
+        args,
+        binary,
+        &spec.name.replace('-', "_"),
+        spec.retry_schedule,
+    )
+    .await?;
     let messages = match spec.mode {
         Mode::Closed { messages } => messages,
         Mode::Open { rate, duration } => (rate * duration.as_secs_f64()) as u64,
