@@ -230,6 +230,12 @@ impl Server {
         let event_settings = crate::events::EventSettings {
             payload_retention: payload_retention(&config),
         };
+        tasks.spawn(crate::ingest::run_cron(
+            store.clone(),
+            event_settings.payload_retention,
+            wake.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(crate::outbox::run(
             crate::events::OperationalEvents(event_settings),
             store.clone(),

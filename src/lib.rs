@@ -32,6 +32,7 @@ pub mod delivery;
 pub mod domain;
 pub mod entities;
 pub mod events;
+pub mod ingest;
 pub mod main_key;
 pub mod metrics;
 pub mod monitors;

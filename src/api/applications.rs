@@ -21,6 +21,7 @@ use super::openapi::strings::PathKeyString;
 use super::openapi::strings::UidString;
 use super::pagination::{ListParams, ListResponse, list_response};
 use crate::domain::events::OPERATIONAL_APP_UID;
+use crate::domain::ingest::{INGEST_APP_UID_PREFIX, is_internal_app_uid};
 use crate::domain::{AppId, AppKey, Application, Metadata, ResourceKey, Uid};
 use crate::store::{NewApplication, Order};
 
@@ -102,23 +103,27 @@ fn is_app_id(s: &str) -> bool {
 /// An application uid from a body: as any uid, but not the operational application's.
 fn app_uid(value: Option<String>) -> Result<Option<Uid>, ApiError> {
     let uid = fields::uid("uid", value, is_app_id)?;
-    if uid.as_ref().is_some_and(is_operational) {
+    if uid.as_ref().is_some_and(is_internal) {
         return Err(fields::body_error(
             "uid",
-            format!("{OPERATIONAL_APP_UID} is reserved for hookd's operational webhooks"),
+            format!(
+                "{OPERATIONAL_APP_UID} and uids starting with {INGEST_APP_UID_PREFIX} are \
+                 reserved for hookd's operational webhooks and ingest sources"
+            ),
         ));
     }
     Ok(uid)
 }
 
-fn is_operational(uid: &Uid) -> bool {
-    uid.as_str() == OPERATIONAL_APP_UID
+fn is_internal(uid: &Uid) -> bool {
+    is_internal_app_uid(uid.as_str())
 }
 
-/// An application key from a path; the operational application's uid is unknown here.
+/// An application key from a path; the uids of hookd's internal applications (operational
+/// webhooks, ingest sources) are unknown here.
 pub fn app_key(value: &str) -> Result<AppKey, ApiError> {
     match fields::app_key(value)? {
-        AppKey::Uid(uid) if is_operational(&uid) => Err(ApiError::not_found("application")),
+        AppKey::Uid(uid) if is_internal(&uid) => Err(ApiError::not_found("application")),
         key => Ok(key),
     }
 }
@@ -140,7 +145,7 @@ pub async fn find(state: &ApiState, app_id: &str) -> Result<Application, ApiErro
         .store
         .get_application(&key)
         .await?
-        .filter(|app| !app.uid.as_ref().is_some_and(is_operational))
+        .filter(|app| !app.uid.as_ref().is_some_and(is_internal))
         .ok_or_else(|| ApiError::not_found("application"))
 }
 
@@ -208,7 +213,7 @@ pub async fn update(
     let existing = state.store.get_application(&key).await?;
     if existing
         .as_ref()
-        .is_some_and(|app| app.uid.as_ref().is_some_and(is_operational))
+        .is_some_and(|app| app.uid.as_ref().is_some_and(is_internal))
     {
         return Err(ApiError::not_found("application"));
     }

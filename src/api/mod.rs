@@ -19,6 +19,7 @@ mod extract;
 mod fields;
 mod health;
 mod idempotency;
+mod ingest;
 pub mod measure;
 mod message_batch;
 mod messages;
@@ -220,6 +221,27 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         ))
         .routes(routes!(entities::get_entity, entities::put_snapshot))
         .routes(routes!(entities::list_history))
+        .routes(routes!(ingest::list, ingest::create))
+        .routes(routes!(
+            ingest::get,
+            ingest::upsert,
+            ingest::patch,
+            ingest::delete
+        ))
+        .routes(routes!(ingest::rotate_token))
+        .routes(routes!(ingest::list_logs))
+        .routes(routes!(ingest::list_endpoints, ingest::create_endpoint))
+        .routes(routes!(
+            ingest::get_endpoint,
+            ingest::upsert_endpoint,
+            ingest::delete_endpoint
+        ))
+        .routes(routes!(
+            ingest::get_endpoint_headers,
+            ingest::set_endpoint_headers
+        ))
+        .routes(routes!(ingest::get_endpoint_secret))
+        .routes(routes!(ingest::rotate_endpoint_secret))
 }
 
 /// The route templates of the API's router, as `MatchedPath` gives them.
@@ -243,6 +265,7 @@ fn public_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(health::get))
         .routes(routes!(health::ping))
         .routes(routes!(health::ready))
+        .routes(routes!(ingest::receive))
 }
 
 /// The largest request body accepted: the payload limit and room for the rest of a message.

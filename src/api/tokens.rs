@@ -335,7 +335,7 @@ fn session_id(field: &str, s: &str) -> Result<(), ApiError> {
 }
 
 /// Where people reach this hookd: `public_url`, else the request's `Host`.
-fn base_url(state: &ApiState, headers: &HeaderMap) -> String {
+pub(super) fn base_url(state: &ApiState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.settings.public_url {
         return url.clone();
     }

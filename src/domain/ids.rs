@@ -121,6 +121,16 @@ prefixed_id!(
     "mon_"
 );
 prefixed_id!(
+    /// Identifies an ingest source (`crate::ingest`).
+    SourceId,
+    "src_"
+);
+prefixed_id!(
+    /// Identifies one request an ingest source received (its log entry).
+    IngestLogId,
+    "log_"
+);
+prefixed_id!(
     /// Identifies a stored API token (never the token itself, which is only hashed).
     TokenId,
     "tok_"

@@ -15,6 +15,7 @@ pub mod events;
 mod headers;
 pub mod health;
 mod ids;
+pub mod ingest;
 mod message;
 mod monitor;
 mod names;
@@ -32,7 +33,9 @@ pub use attempt::{Attempt, AttemptError, DeliveryCounts, DeliveryStatus, ErrorCl
 pub use endpoint::{DeliveryOrder, Endpoint, EndpointUrl, PreviousSecret, Subscription, UrlError};
 pub use event_type::EventType;
 pub use headers::{EndpointHeaders, HeaderError};
-pub use ids::{AppId, AttemptId, EndpointId, MessageId, MonitorId, TaskId, TokenId};
+pub use ids::{
+    AppId, AttemptId, EndpointId, IngestLogId, MessageId, MonitorId, SourceId, TaskId, TokenId,
+};
 pub use message::{Message, Payload, PayloadError};
 pub use monitor::{Deadline, Expectation, Monitor, MonitorState};
 pub use names::{

@@ -20,11 +20,16 @@
 //! check (±5 minutes) belongs to whoever owns the clock.
 
 pub mod at_rest;
+mod inbound;
 mod request;
 mod schemes;
 
+pub use inbound::verify_inbound;
 pub use request::{Verdict, VerifyKey, parse_saved_request, verify_request};
-pub use schemes::{hmac_header, stripe_header, verify_hmac, verify_stripe};
+pub use schemes::{
+    hmac_header, key_mac, stripe_header, verify_hmac, verify_hmac_key, verify_stripe,
+    verify_stripe_key,
+};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

@@ -56,7 +56,7 @@ fn standard_mismatch(key: &VerifyKey, family: &str, signatures: &str, body: &[u8
     )
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, String> {
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, String> {
     let value = headers
         .get(name)
         .ok_or_else(|| format!("the request has no {name} header"))?;
@@ -65,7 +65,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, String> {
         .map_err(|_| format!("the {name} header is not ASCII"))
 }
 
-fn fresh(timestamp: i64, now: i64, tolerance: i64) -> Result<(), String> {
+pub(crate) fn fresh(timestamp: i64, now: i64, tolerance: i64) -> Result<(), String> {
     let age = now - timestamp;
     if age.abs() > tolerance {
         let when = if age > 0 { "old" } else { "in the future" };

@@ -15,9 +15,12 @@ use crate::domain::{MacEncoding, SigningSecret};
 
 /// HMAC-SHA256 under the secret's text of `"{timestamp}."` (when given) followed by `body`.
 fn text_mac(secret: &SigningSecret, timestamp: Option<i64>, body: &[u8]) -> [u8; 32] {
-    let key = secret.expose();
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of every length");
+    key_mac(secret.expose().as_bytes(), timestamp, body)
+}
+
+/// HMAC-SHA256 under `key` of `"{timestamp}."` (when given) followed by `body`.
+pub fn key_mac(key: &[u8], timestamp: Option<i64>, body: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of every length");
     if let Some(t) = timestamp {
         mac.update(t.to_string().as_bytes());
         mac.update(b".");
@@ -43,6 +46,11 @@ pub fn stripe_header<'a>(
 /// Whether a `stripe` header holds a `v1` signature of `body` under `secret`; `Ok` carries
 /// the header's timestamp for the caller's freshness check.
 pub fn verify_stripe(secret: &SigningSecret, body: &[u8], header: &str) -> Result<i64, String> {
+    verify_stripe_key(secret.expose().as_bytes(), body, header)
+}
+
+/// [`verify_stripe`] keyed with any bytes (an ingest source's secret as its sender gave it).
+pub fn verify_stripe_key(key: &[u8], body: &[u8], header: &str) -> Result<i64, String> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for item in header.split(',') {
@@ -56,7 +64,7 @@ pub fn verify_stripe(secret: &SigningSecret, body: &[u8], header: &str) -> Resul
     if signatures.is_empty() {
         return Err("the header has no v1= signature".into());
     }
-    let expected = text_mac(secret, Some(timestamp), body);
+    let expected = key_mac(key, Some(timestamp), body);
     let matched = signatures.iter().any(|sig| {
         hex::decode(sig).is_ok_and(|candidate| bool::from(candidate.as_slice().ct_eq(&expected)))
     });
@@ -98,6 +106,25 @@ pub fn verify_hmac(
     body: &[u8],
     header: &str,
 ) -> Result<(), String> {
+    verify_hmac_key(
+        secret.expose().as_bytes(),
+        prefix,
+        encoding,
+        timestamp,
+        body,
+        header,
+    )
+}
+
+/// [`verify_hmac`] keyed with any bytes (an ingest source's secret as its sender gave it).
+pub fn verify_hmac_key(
+    key: &[u8],
+    prefix: &str,
+    encoding: MacEncoding,
+    timestamp: Option<i64>,
+    body: &[u8],
+    header: &str,
+) -> Result<(), String> {
     let encoded = header
         .strip_prefix(prefix)
         .ok_or_else(|| format!("the header does not start with {prefix:?}"))?;
@@ -107,7 +134,7 @@ pub fn verify_hmac(
             .decode(encoded)
             .map_err(|e| format!("not base64: {e}"))?,
     };
-    let expected = text_mac(secret, timestamp, body);
+    let expected = key_mac(key, timestamp, body);
     if bool::from(candidate.as_slice().ct_eq(&expected)) {
         Ok(())
     } else {

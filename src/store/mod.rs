@@ -111,6 +111,7 @@ pub trait Store:
     + TokenStore
     + MonitorStore
     + EntityStore
+    + SourceStore
     + Send
     + Sync
 {
@@ -133,9 +134,72 @@ impl<T> Store for T where
         + TokenStore
         + MonitorStore
         + EntityStore
+        + SourceStore
         + Send
         + Sync
 {
+}
+
+/// How a path names an ingest source: its id or its uid.
+pub type SourceKey = crate::domain::ResourceKey<crate::domain::SourceId>;
+
+/// Ingest sources, their URL tokens and logs (`crate::ingest`).
+#[async_trait]
+pub trait SourceStore {
+    /// `Conflict::Uid` if the uid is taken. The source's application must exist.
+    async fn insert_source(&self, source: &crate::domain::ingest::IngestSource) -> Result<()>;
+    async fn get_source(
+        &self,
+        key: &SourceKey,
+    ) -> Result<Option<crate::domain::ingest::IngestSource>>;
+    /// The source whose ingest URL has this token: its current one, or an earlier one still
+    /// valid at `now`.
+    async fn source_by_token(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<Option<crate::domain::ingest::IngestSource>>;
+    /// Up to `page.limit + 1` sources in scan order, by id.
+    async fn list_sources(
+        &self,
+        page: &PageQuery,
+    ) -> Result<Vec<crate::domain::ingest::IngestSource>>;
+    /// Saves every field but `id`, `app_id` and `created_at`; `Conflict::Uid`, `NotFound`.
+    async fn update_source(&self, source: &crate::domain::ingest::IngestSource) -> Result<()>;
+    /// Makes `new_token` the source's token; the current one stays valid until
+    /// `old_valid_until`. `false` (and nothing changed) when `max_valid_old` earlier tokens
+    /// are still valid at `now`. `NotFound` for a source without a URL (cron).
+    async fn rotate_source_token(
+        &self,
+        id: &crate::domain::SourceId,
+        new_token: &str,
+        now: Timestamp,
+        old_valid_until: Timestamp,
+        max_valid_old: usize,
+    ) -> Result<bool>;
+    async fn insert_ingest_log(&self, entry: &crate::domain::ingest::IngestLog) -> Result<()>;
+    /// Up to `page.limit + 1` log entries of the source in scan order, by id.
+    async fn list_ingest_logs(
+        &self,
+        source: &crate::domain::SourceId,
+        page: &PageQuery,
+    ) -> Result<Vec<crate::domain::ingest::IngestLog>>;
+    /// Cron sources whose next run is due at `now`, earliest first.
+    async fn due_cron_sources(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::ingest::IngestSource>>;
+    /// Moves a cron source's next run from `from` to `to`; `false` if it was not at `from`
+    /// (another node advanced it first, or the source changed).
+    async fn advance_cron(
+        &self,
+        id: &crate::domain::SourceId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<bool>;
+    /// Deletes up to `limit` log entries older than `before`; how many.
+    async fn prune_ingest_logs(&self, before: Timestamp, limit: usize) -> Result<u64>;
 }
 
 /// Freshness monitors (`crate::monitors`).

@@ -22,6 +22,7 @@ mod fifo;
 mod health;
 mod helpers;
 mod idempotency;
+mod ingest;
 mod isolation;
 mod message_batches;
 mod message_log;

@@ -4,7 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, send};
-use crate::routes::{PROTECTED_ROUTES, PUBLIC_ROUTES, READY_ROUTE};
+use crate::routes::{INGEST_RECEIVE_ROUTE, PROTECTED_ROUTES, PUBLIC_ROUTES, READY_ROUTE};
 
 #[tokio::test]
 async fn health_answers_204_without_a_token() {
@@ -45,7 +45,7 @@ async fn the_openapi_document_lists_every_route() {
     let paths = doc["paths"].as_object().expect("paths");
     let mut expected = 0;
     let every = PROTECTED_ROUTES.iter().chain(PUBLIC_ROUTES);
-    for (method, path) in every.chain([&READY_ROUTE]) {
+    for (method, path) in every.chain([&READY_ROUTE, &INGEST_RECEIVE_ROUTE]) {
         let operation = &paths
             .get(*path)
             .unwrap_or_else(|| panic!("{path} is missing"))[method.to_lowercase()];

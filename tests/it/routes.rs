@@ -120,6 +120,44 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/app/{app_id}/expire-all"),
     ("POST", "/api/v1/auth/logout"),
     ("GET", "/api/v1/auth/whoami"),
+    ("GET", "/ingest/api/v1/source"),
+    ("POST", "/ingest/api/v1/source"),
+    ("GET", "/ingest/api/v1/source/{source_id}"),
+    ("PUT", "/ingest/api/v1/source/{source_id}"),
+    ("PATCH", "/ingest/api/v1/source/{source_id}"),
+    ("DELETE", "/ingest/api/v1/source/{source_id}"),
+    ("POST", "/ingest/api/v1/source/{source_id}/token/rotate"),
+    ("GET", "/ingest/api/v1/source/{source_id}/log"),
+    ("GET", "/ingest/api/v1/source/{source_id}/endpoint"),
+    ("POST", "/ingest/api/v1/source/{source_id}/endpoint"),
+    (
+        "GET",
+        "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}",
+    ),
+    (
+        "PUT",
+        "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}",
+    ),
+    (
+        "DELETE",
+        "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}",
+    ),
+    (
+        "GET",
+        "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/headers",
+    ),
+    (
+        "PUT",
+        "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/headers",
+    ),
+    (
+        "GET",
+        "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/secret",
+    ),
+    (
+        "POST",
+        "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/secret/rotate",
+    ),
     ("GET", "/api/v1/monitor"),
     ("POST", "/api/v1/monitor"),
     ("GET", "/api/v1/monitor/{monitor_id}"),
@@ -140,6 +178,10 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
 /// The operations that need no token.
 pub const PUBLIC_ROUTES: &[(&str, &str)] =
     &[("GET", "/api/v1/health"), ("GET", "/api/v1/health/ping")];
+
+/// Where ingest sources' senders post: public, and 404 for a token no source has (tested
+/// in `ingest`).
+pub const INGEST_RECEIVE_ROUTE: (&str, &str) = ("POST", "/ingest/in/{token}");
 
 /// Readiness: public too, but it answers 200 with a JSON body (tested in `metrics`).
 pub const READY_ROUTE: (&str, &str) = ("GET", "/api/v1/health/ready");

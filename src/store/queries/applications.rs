@@ -1,12 +1,14 @@
 //! Applications. Inserts take the global `application` list lock and draw the id after the
 //! greatest stored one, so ids are in commit order. The operational application
-//! (`OPERATIONAL_APP_UID`) is stored like any other but never listed.
+//! (`OPERATIONAL_APP_UID`) and those of ingest sources (`INGEST_APP_UID_PREFIX`) are stored
+//! like any other but never listed.
 
 use async_trait::async_trait;
 
 use super::operational::{endpoint_ref, write_events};
 use super::{changed_one, greatest_id, key_column};
 use crate::domain::events::{EndpointRef, OPERATIONAL_APP_UID, OperationalEvent};
+use crate::domain::ingest::INGEST_APP_UID_PREFIX;
 use crate::domain::time::now;
 use crate::domain::{AppId, AppKey, Application, EndpointId, Uid};
 use crate::store::engine::Engine;
@@ -110,9 +112,11 @@ impl<E: Engine> ApplicationStore for E {
 
     async fn list_applications(&self, page: &PageQuery) -> Result<Vec<Application>> {
         let mut list = Sql::new(format!(
-            "SELECT {APPLICATION_COLUMNS} FROM application WHERE (uid IS NULL OR uid <> $1)"
+            "SELECT {APPLICATION_COLUMNS} FROM application
+             WHERE (uid IS NULL OR (uid <> $1 AND uid NOT LIKE $2))"
         ))
-        .bind(OPERATIONAL_APP_UID);
+        .bind(OPERATIONAL_APP_UID)
+        .bind(format!("{INGEST_APP_UID_PREFIX}%"));
         push_page(&mut list, "id", page);
         let found = self.reads().acquire().await?.rows(&list).await?;
         rows::all(&found, rows::application)

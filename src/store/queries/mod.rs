@@ -13,6 +13,7 @@ mod monitors;
 mod operational;
 mod replays;
 mod secrets;
+mod sources;
 mod stats;
 mod tasks;
 mod tokens;
