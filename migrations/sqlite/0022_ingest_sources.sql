@@ -39,3 +39,6 @@ CREATE TABLE ingest_log (
 );
 CREATE INDEX ingest_log_source ON ingest_log (source_id, id);
 CREATE INDEX ingest_log_created ON ingest_log (created_at);
+
+-- A monitor may watch an ingest source (its application is then the source's).
+ALTER TABLE monitor ADD COLUMN source_id TEXT;

@@ -28,9 +28,13 @@ pub struct MonitorIn {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
-    /// The application (id or uid) whose messages are watched; it cannot change.
-    #[schema(value_type = PathKeyString)]
-    pub app: String,
+    /// The application (id or uid) whose messages are watched; it cannot change. Give this
+    /// or `source`.
+    #[schema(value_type = Option<PathKeyString>)]
+    pub app: Option<String>,
+    /// The ingest source (id or uid) whose received requests (or cron runs) are watched;
+    /// it cannot change. Give this or `app`.
+    pub source: Option<String>,
     /// Only messages of this event type; absent: any of the application's messages. It
     /// cannot change.
     #[schema(value_type = Option<EventTypeNameString>)]
@@ -68,8 +72,10 @@ pub struct MonitorOut {
     pub id: String,
     pub name: String,
     pub description: String,
-    /// The application's id.
-    pub app: String,
+    /// The application's id; null when the monitor watches an ingest source.
+    pub app: Option<String>,
+    /// The ingest source's id, when the monitor watches one.
+    pub source: Option<String>,
     pub event_type: Option<String>,
     /// Seconds, when the monitor expects a message at most this long after the one before.
     pub max_silence: Option<i64>,
@@ -94,7 +100,8 @@ impl From<Monitor> for MonitorOut {
             id: m.id.to_string(),
             name: m.name,
             description: m.description,
-            app: m.app_id.to_string(),
+            app: m.source_id.is_none().then(|| m.app_id.to_string()),
+            source: m.source_id.map(|s| s.to_string()),
             event_type: m.event_type.map(|e| e.as_str().to_owned()),
             max_silence: match &m.expect {
                 Expectation::Silence(silence) => Some(silence.num_seconds()),
@@ -173,13 +180,27 @@ pub async fn create(
     JsonBody(input): JsonBody<MonitorIn>,
 ) -> Result<(StatusCode, Json<MonitorOut>), ApiError> {
     let checked = check(&input)?;
-    let app = applications::find(&state, &input.app).await?;
+    let (app_id, source_id) = match (&input.app, &input.source) {
+        (Some(app), None) => (applications::find(&state, app).await?.id, None),
+        (None, Some(source)) => {
+            let source = super::ingest::find_source(&state, source).await?;
+            (source.app_id, Some(source.id))
+        }
+        (Some(_), Some(_)) => return Err(body_error("source", "give app or source, not both")),
+        (None, None) => {
+            return Err(body_error(
+                "app",
+                "give app (an application's id or uid) or source (an ingest source's)",
+            ));
+        }
+    };
     let monitor = state
         .store
         .insert_monitor(NewMonitor {
             name: checked.name,
             description: checked.description,
-            app_id: app.id,
+            app_id,
+            source_id,
             event_type: checked.event_type,
             expect: checked.expect,
         })
@@ -239,7 +260,8 @@ pub async fn update(
     let checked = check(&MonitorIn {
         name: input.name,
         description: input.description,
-        app: monitor.app_id.to_string(),
+        app: Some(monitor.app_id.to_string()),
+        source: None,
         event_type: monitor.event_type.as_ref().map(|e| e.as_str().to_owned()),
         max_silence: input.max_silence,
         deadline: input.deadline,

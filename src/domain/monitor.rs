@@ -111,6 +111,9 @@ pub struct Monitor {
     pub name: String,
     pub description: String,
     pub app_id: AppId,
+    /// The ingest source watched, when the monitor watches one (`app_id` is then the
+    /// source's internal application).
+    pub source_id: Option<super::SourceId>,
     /// The event type watched; `None`: any of the application's messages.
     pub event_type: Option<EventTypeName>,
     pub expect: Expectation,
@@ -158,6 +161,7 @@ mod tests {
             name: "scraper".into(),
             description: String::new(),
             app_id: AppId::generate(),
+            source_id: None,
             event_type: None,
             expect: Expectation::Silence(TimeDelta::hours(25)),
             state: MonitorState::Ok,
@@ -183,6 +187,7 @@ mod tests {
             name: "crawl".into(),
             description: String::new(),
             app_id: AppId::generate(),
+            source_id: None,
             event_type: None,
             expect: Expectation::Deadline(deadline),
             state: MonitorState::Ok,

@@ -18,6 +18,7 @@ pub struct NewMonitor {
     pub name: String,
     pub description: String,
     pub app_id: AppId,
+    pub source_id: Option<crate::domain::SourceId>,
     pub event_type: Option<crate::domain::EventTypeName>,
     pub expect: crate::domain::Expectation,
 }

@@ -13,7 +13,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::helpers::{TestApp, TestAppBuilder, assert_validation_error, on_both_backends};
+use crate::helpers::{
+    TestApp, TestAppBuilder, assert_validation_error, eventually, on_both_backends,
+};
 use crate::receiver::Receiver;
 
 const SOURCES: &str = "/ingest/api/v1/source";
@@ -25,6 +27,7 @@ on_both_backends!(
     rotated_tokens_keep_working_for_a_while,
     cron_sources_post_on_schedule,
     a_cron_run_missed_while_down_runs_once_at_start,
+    a_monitor_watches_a_source,
 );
 
 fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
@@ -634,4 +637,61 @@ async fn a_cron_run_missed_while_down_runs_once_at_start(builder: TestAppBuilder
         .get(&format!("{SOURCES}/{}", created["id"].as_str().unwrap()))
         .await;
     assert_eq!(after["type"], "cron");
+}
+
+async fn a_monitor_watches_a_source(builder: TestAppBuilder) {
+    let app = builder.spawn().await;
+    let created = source(
+        &app,
+        json!({"name": "scraper runs", "uid": "scraper", "type": "hookd-bearer",
+               "config": {"token": "run-token"}}),
+    )
+    .await;
+    let (status, monitor) = app
+        .post(
+            "/api/v1/monitor",
+            Some(json!({"name": "scraper silent", "source": "scraper", "maxSilence": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{monitor}");
+    assert_eq!(monitor["source"], created["id"]);
+    assert_eq!(monitor["app"], Value::Null);
+    let path = format!("/api/v1/monitor/{}", monitor["id"].as_str().unwrap());
+    eventually("the monitor goes stale", || async {
+        let (_, m) = app.get(&path).await;
+        (m["state"] == "stale").then_some(())
+    })
+    .await;
+    // A refused request is not a run.
+    let (status, _) = post_to(&app, &created, &[], "{\"done\":true}").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(app.get(&path).await.1["state"], "stale");
+    let (status, _) = post_to(
+        &app,
+        &created,
+        &[("authorization", "Bearer run-token".to_owned())],
+        "{\"done\":true}",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    eventually("the monitor recovers", || async {
+        let (_, m) = app.get(&path).await;
+        (m["state"] == "ok").then_some(())
+    })
+    .await;
+    for body in [
+        json!({"name": "m", "maxSilence": 60}),
+        json!({"name": "m", "app": "x", "source": "scraper", "maxSilence": 60}),
+    ] {
+        let (status, error) = app.post("/api/v1/monitor", Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    }
+    let (status, _) = app
+        .post(
+            "/api/v1/monitor",
+            Some(json!({"name": "m", "source": "no-such-source", "maxSilence": 60})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

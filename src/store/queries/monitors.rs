@@ -12,7 +12,8 @@ use super::operational::write_events;
 use crate::domain::events::{MonitorEventData, OperationalEvent};
 use crate::domain::time::{from_micros, now};
 use crate::domain::{
-    AppId, Deadline, EventTypeName, Expectation, Monitor, MonitorId, MonitorState, Timestamp, Uid,
+    AppId, Deadline, EventTypeName, Expectation, Monitor, MonitorId, MonitorState, SourceId,
+    Timestamp, Uid,
 };
 use crate::store::engine::Engine;
 use crate::store::page::push_page;
@@ -20,8 +21,8 @@ use crate::store::rows::{self, StoredRow};
 use crate::store::sql::{Conn, Sql};
 use crate::store::{MonitorStore, NewMonitor, PageQuery, Result, StoreError};
 
-const COLUMNS: &str = "id, name, description, app_id, event_type, max_silence, deadline, \
-     state, last_seen_at, state_since, created_at, updated_at";
+const COLUMNS: &str = "id, name, description, app_id, source_id, event_type, max_silence, \
+     deadline, state, last_seen_at, state_since, created_at, updated_at";
 
 pub fn monitor(row: &impl StoredRow) -> Result<Monitor> {
     let state = row.int("state")?;
@@ -30,6 +31,7 @@ pub fn monitor(row: &impl StoredRow) -> Result<Monitor> {
         name: row.text("name")?,
         description: row.text("description")?,
         app_id: AppId::from_stored(row.text("app_id")?),
+        source_id: row.opt_text("source_id")?.map(SourceId::from_stored),
         event_type: row.opt_text("event_type")?.map(EventTypeName::from_stored),
         expect: match (row.opt_int("max_silence")?, row.opt_text("deadline")?) {
             (Some(secs), _) => Expectation::Silence(TimeDelta::seconds(secs)),
@@ -71,6 +73,7 @@ impl<E: Engine> MonitorStore for E {
             name: new.name,
             description: new.description,
             app_id: new.app_id,
+            source_id: new.source_id,
             event_type: new.event_type,
             expect: new.expect,
             state: MonitorState::Ok,
@@ -81,12 +84,13 @@ impl<E: Engine> MonitorStore for E {
         };
         let insert = Sql::new(format!(
             "INSERT INTO monitor ({COLUMNS}, due_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $9, $9, $10)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $10, $10, $11)"
         ))
         .bind(m.id.as_str())
         .bind(&m.name)
         .bind(&m.description)
         .bind(m.app_id.as_str())
+        .bind(m.source_id.as_ref().map(SourceId::as_str))
         .bind(m.event_type.as_ref().map(|e| e.as_str()))
         .bind(silence_secs(&m.expect))
         .bind(deadline_text(&m.expect))
