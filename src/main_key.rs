@@ -20,7 +20,7 @@ pub struct Rotated {
     pub skipped: u64,
 }
 
-/// Re-encrypts under `main_key` every endpoint credential that is not (plaintext, or under a
+/// Re-encrypts under `main_key` every endpoint credential (and ingest source config) that is not (plaintext, or under a
 /// key of `previous_main_keys`), `batch` endpoints per short transaction, while the servers
 /// keep running. Idempotent: a second run rewrites nothing. Needs `main_key`, and refuses to
 /// start if any value is under a key the configuration does not have. `on_step` is told
@@ -51,9 +51,16 @@ pub async fn rotate_main_key(
         on_step(step.rewritten);
         match step.last {
             Some(last) => after = last,
-            None => return Ok(rotated),
+            None => break,
         }
     }
+    let sources = store
+        .reseal_source_configs()
+        .await
+        .context("re-encrypting the ingest sources' configs failed")?;
+    rotated.rewritten += sources;
+    on_step(sources);
+    Ok(rotated)
 }
 
 /// Checks at start that every stored credential can be read with the configured main keys,

@@ -317,6 +317,10 @@ pub trait SecretStore {
     /// row only if unchanged since it was read. Nothing else in the row changes (not even
     /// `updated_at`). Calling it until `last` is `None` walks the whole table once.
     async fn reseal_secrets(&self, after: &str, limit: usize) -> Result<ResealStep>;
+    /// Re-encrypts under the current main key every ingest source's config that is not
+    /// (they hold their senders' secrets), each row only if unchanged since it was read;
+    /// how many were rewritten. Sources are few: one pass.
+    async fn reseal_source_configs(&self) -> Result<u64>;
 }
 
 /// See [`SecretStore::secrets_census`].

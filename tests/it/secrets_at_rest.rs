@@ -136,6 +136,20 @@ async fn store_known_credentials(
     );
     let events = receiver.wait_for("/ops", 1).await;
     assert!(signed_with(&events, ops), "operational event not signed");
+    // An ingest source holding its sender's secret.
+    let (status, body) = app
+        .post(
+            "/ingest/api/v1/source",
+            Some(json!({"name": "Stripe", "uid": "stripe", "type": "stripe",
+                        "config": {"secret": source_secret(token)}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// The secret of the ingest source [`store_known_credentials`] makes.
+fn source_secret(token: &str) -> String {
+    format!("whsec_stripe_{token}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +177,14 @@ async fn with_a_main_key_no_secret_or_header_is_in_the_database_in_the_clear() {
             contains(&bytes, &receiver.url("/hook")),
             "not the test's database"
         );
-        for needle in [key_part(&first), key_part(&second), key_part(&ops), token] {
+        let source = source_secret(token);
+        for needle in [
+            key_part(&first),
+            key_part(&second),
+            key_part(&ops),
+            token,
+            &source,
+        ] {
             // Without a key the same search finds every value: it can fail.
             assert_eq!(
                 contains(&bytes, needle),
@@ -229,8 +250,9 @@ async fn rotate_main_key_re_encrypts_everything_while_deliveries_go_on() {
     assert_eq!(steps, rotated.rewritten);
     sending.await.unwrap();
     // The plaintext endpoint's secret, previous secret and headers, the operational
-    // endpoint's secret, and the other endpoint's secret and headers.
-    assert_eq!(rotated.rewritten + rotated.skipped, 6, "{rotated:?}");
+    // endpoint's secret, the other endpoint's secret and headers, and the ingest source's
+    // config.
+    assert_eq!(rotated.rewritten + rotated.skipped, 7, "{rotated:?}");
     let again = rotate_main_key(&*store, app.config(), 100, |_| {})
         .await
         .unwrap();
@@ -286,6 +308,8 @@ async fn rotate_main_key_re_encrypts_everything_while_deliveries_go_on() {
     })
     .await;
     let (status, body) = app.get("/api/v1/app/acme/endpoint/other/headers").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.get("/ingest/api/v1/source/stripe").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.create_message(
         "acme",

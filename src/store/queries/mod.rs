@@ -13,7 +13,7 @@ mod monitors;
 mod operational;
 mod replays;
 mod secrets;
-mod sources;
+pub(crate) mod sources;
 mod stats;
 mod tasks;
 mod tokens;

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use crate::domain::sealed::sealed_key_id;
 use crate::store::engine::Engine;
+use crate::store::queries::sources::config_binding;
 use crate::store::rows::{
     SEALED_ENDPOINT_COLUMNS, StoredRow, endpoint_binding, holds_nothing, seal_endpoint_column,
 };
@@ -18,7 +19,8 @@ const CENSUS: &str = "SELECT CASE WHEN v LIKE 'enc:%' THEN substr(v, 1, 16) ELSE
        count(*) AS n
      FROM (SELECT secret AS v FROM endpoint
            UNION ALL SELECT previous_secrets FROM endpoint
-           UNION ALL SELECT headers FROM endpoint) AS s
+           UNION ALL SELECT headers FROM endpoint
+           UNION ALL SELECT config FROM ingest_source) AS s
      WHERE v NOT IN ('[]', '{}')
      GROUP BY 1";
 
@@ -105,5 +107,32 @@ impl<E: Engine> SecretStore for E {
         }
         tx.commit().await?;
         Ok(step)
+    }
+
+    async fn reseal_source_configs(&self) -> Result<u64> {
+        let read = Sql::new("SELECT id, config FROM ingest_source ORDER BY id");
+        let found = self.reads().acquire().await?.rows(&read).await?;
+        let mut rewritten = 0;
+        for row in &found {
+            let id = crate::domain::SourceId::from_stored(row.text("id")?);
+            let old = row.text("config")?;
+            if self.secrets().is_current(&old) {
+                continue;
+            }
+            let binding = config_binding(&id);
+            let plain = self
+                .secrets()
+                .open(&old, &binding)
+                .map_err(|e| StoreError::Sealed(format!("ingest source {id}: config {e}")))?;
+            let new = self.secrets().seal(&plain, &binding);
+            // Only if nobody wrote the row since it was read (see `reseal_secrets`).
+            let update =
+                Sql::new("UPDATE ingest_source SET config = $2 WHERE id = $1 AND config = $3")
+                    .bind(id.as_str())
+                    .bind(new)
+                    .bind(old);
+            rewritten += self.writes().acquire().await?.exec(&update).await?;
+        }
+        Ok(rewritten)
     }
 }
