@@ -10,18 +10,18 @@ use crate::receiver::{self, Behaviour, Tally};
 use crate::report::{Latency, Run};
 use crate::{Args, procfs};
 
-struct Spec {
-    name: String,
-    description: String,
-    apps: usize,
-    fanout: usize,
+pub struct Spec {
+    pub name: String,
+    pub description: String,
+    pub apps: usize,
+    pub fanout: usize,
     /// The first `slow_apps` applications' endpoints answer after [`SLOW_DELAY`].
-    slow_apps: usize,
-    mode: Mode,
-    fail_every: u64,
-    retry_schedule: &'static str,
+    pub slow_apps: usize,
+    pub mode: Mode,
+    pub fail_every: u64,
+    pub retry_schedule: &'static str,
     /// The endpoints are FIFO (`ordering: "fifo"`): one delivery at a time, in order.
-    fifo: bool,
+    pub fifo: bool,
 }
 
 const SLOW_DELAY: Duration = Duration::from_secs(2);
@@ -29,7 +29,7 @@ const SLOW_DELAY: Duration = Duration::from_secs(2);
 const DRAIN_IDLE: Duration = Duration::from_secs(20);
 const DRAIN_MAX: Duration = Duration::from_secs(300);
 
-fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
+pub fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
     let closed = Mode::Closed {
         messages: args.messages,
     };
@@ -137,7 +137,9 @@ fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
             .into_iter()
             .flatten()
             .collect(),
-        other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, fifo, entities or all)"),
+        other => anyhow::bail!(
+            "unknown scenario {other:?} (a, b, c, d, e, fifo, entities, all, g, h, i, j or k)"
+        ),
     })
 }
 
@@ -170,6 +172,23 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Run>> {
     };
     let mut runs = Vec::new();
     for name in &args.scenarios {
+        let grown = match name.as_str() {
+            "g" => Some(crate::large_store::execute(args, binary.as_deref()).await?),
+            _ => None,
+        };
+        if let Some(grown) = grown {
+            for run in &grown {
+                eprintln!(
+                    "  {}: {:.0} delivered/s, p99 {:.1} ms, {} figures",
+                    run.scenario,
+                    run.delivered_per_s,
+                    run.latency.p99_ms,
+                    run.figures.len()
+                );
+            }
+            runs.extend(grown);
+            continue;
+        }
         if name == "entities" {
             eprintln!("running entities ({})", crate::entities::DESCRIPTION);
             let run = crate::entities::execute(args, binary.as_deref()).await?;
@@ -223,6 +242,8 @@ pub async fn start_hookd(
                 binary,
                 database_url: scratch.as_ref().map(|s| s.url.clone()),
                 retry_schedule,
+                data_dir: None,
+                env: Vec::new(),
             })
             .await?
         }
@@ -243,6 +264,20 @@ async fn execute(
         spec.retry_schedule,
     )
     .await?;
+    let target = prepare(args, spec, &hookd).await?;
+    measure(args, spec, &[&hookd], scratch.is_some(), target).await
+}
+
+/// Where a spec's messages go: a receiver of its own and the applications made for it.
+pub struct Target {
+    pub tally: Arc<Tally>,
+    pub receiver_tid: String,
+    /// Message `seq` goes to `apps[seq % apps.len()]`.
+    pub apps: Vec<String>,
+}
+
+/// Starts the spec's receiver and makes its applications and endpoints on `hookd`.
+pub async fn prepare(args: &Args, spec: &Spec, hookd: &Hookd) -> anyhow::Result<Target> {
     let messages = match spec.mode {
         Mode::Closed { messages } => messages,
         Mode::Open { rate, duration } => (rate * duration.as_secs_f64()) as u64,
@@ -252,7 +287,7 @@ async fn execute(
         fail_every: spec.fail_every,
         slow_delay: SLOW_DELAY,
     };
-    let (receiver_addr, receiver_tid) = receiver::start(tally.clone(), behaviour)?;
+    let (receiver, receiver_tid) = receiver::start(tally.clone(), behaviour)?;
     let slow_apps = spec.slow_apps;
     let apps = hookd
         .setup(
@@ -261,27 +296,56 @@ async fn execute(
             &endpoint_fields(spec, args)?,
             |a, k| {
                 let slow = if a < slow_apps { "/slow" } else { "" };
-                format!("http://{receiver_addr}{slow}/{k}")
+                format!("http://{receiver}{slow}/{k}")
             },
         )
         .await?;
+    Ok(Target {
+        tally,
+        receiver_tid,
+        apps,
+    })
+}
 
-    let pid = hookd.pid;
+/// Sends the spec's load to `nodes` (spread over their connections), waits for the drain and
+/// measures. CPU time is the nodes' together; memory is the first node's.
+pub async fn measure(
+    args: &Args,
+    spec: &Spec,
+    nodes: &[&Hookd],
+    postgres: bool,
+    target: Target,
+) -> anyhow::Result<Run> {
+    let Target {
+        tally,
+        receiver_tid,
+        apps,
+        ..
+    } = target;
+    let slow_apps = spec.slow_apps;
+    let pid = nodes.first().and_then(|n| n.pid);
+    let pids: Vec<u32> = nodes.iter().filter_map(|n| n.pid).collect();
+    let nodes_cpu = || -> Option<f64> {
+        pids.iter()
+            .map(|&p| procfs::process_cpu(p).map(|d| d.as_secs_f64()))
+            .sum()
+    };
     let idle_rss = pid.and_then(|p| procfs::memory_mib(p, "VmRSS"));
-    let cpu_before = pid.and_then(procfs::process_cpu);
+    let cpu_before = nodes_cpu();
     let receiver_cpu_before = procfs::thread_cpu(&receiver_tid).unwrap_or_default();
     let steal_before = procfs::machine_steal();
-    let database_cpu_before = scratch.as_ref().and_then(|_| procfs::postgres_cpu());
+    let database_cpu_before = postgres.then(procfs::postgres_cpu).flatten();
     let started = Instant::now();
 
     let load = Load {
         kind: Kind::Messages,
-        addr: hookd.addr,
-        token: hookd.token.clone(),
+        addrs: nodes.iter().map(|n| n.addr).collect(),
+        token: nodes.first().map(|n| n.token.clone()).unwrap_or_default(),
         apps,
         mode: spec.mode.clone(),
         connections: args.connections,
         pad: args.pad,
+        stop: Default::default(),
     };
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = tokio::spawn(sample_rss(pid, sampling.clone()));
@@ -301,12 +365,7 @@ async fn execute(
     Ok(Run {
         scenario: spec.name.clone(),
         description: spec.description.clone(),
-        backend: if scratch.is_some() {
-            "postgres"
-        } else {
-            "sqlite"
-        }
-        .into(),
+        backend: if postgres { "postgres" } else { "sqlite" }.into(),
         offered_per_s: match spec.mode {
             Mode::Open { rate, .. } => Some(rate),
             Mode::Closed { .. } => None,
@@ -326,10 +385,9 @@ async fn execute(
         healthy_latency: (slow_apps > 0).then(|| Latency::of(tally.latencies(healthy))),
         missing_after_drain: expected.saturating_sub(delivered),
         duplicates: tally.duplicates.load(Ordering::Relaxed),
-        hookd_cpu_s: pid
-            .and_then(procfs::process_cpu)
+        hookd_cpu_s: nodes_cpu()
             .zip(cpu_before)
-            .map(|(after, before)| after.saturating_sub(before).as_secs_f64()),
+            .map(|(after, before)| after - before),
         worst_ms_by_second: match spec.mode {
             Mode::Open { rate, .. } => tally.worst_by_window((rate as usize) * spec.fanout),
             Mode::Closed { .. } => Vec::new(),
@@ -347,6 +405,7 @@ async fn execute(
             .saturating_sub(receiver_cpu_before)
             .as_secs_f64(),
         wall_s: started.elapsed().as_secs_f64(),
+        figures: Vec::new(),
     })
 }
 
