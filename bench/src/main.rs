@@ -10,6 +10,7 @@
 //!     cargo run --release -p hookd-bench -- a b --database-url postgres://postgres@127.0.0.1/postgres
 //!     cargo run --release -p hookd-bench -- all --smoke    # seconds-long check that it works
 
+mod backlog;
 mod driver;
 mod entities;
 mod fill;

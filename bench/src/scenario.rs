@@ -174,6 +174,9 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Run>> {
     for name in &args.scenarios {
         let grown = match name.as_str() {
             "g" => Some(crate::large_store::execute(args, binary.as_deref()).await?),
+            "h" => Some(vec![
+                crate::backlog::execute(args, binary.as_deref()).await?,
+            ]),
             _ => None,
         };
         if let Some(grown) = grown {
@@ -410,7 +413,7 @@ pub async fn measure(
 }
 
 /// Waits until every expected delivery arrived, or nothing has arrived for a while.
-async fn drain(tally: &Tally, expected: u64) {
+pub async fn drain(tally: &Tally, expected: u64) {
     let started = Instant::now();
     let mut last = tally.delivered.load(Ordering::Relaxed);
     let mut last_progress = Instant::now();
@@ -426,7 +429,7 @@ async fn drain(tally: &Tally, expected: u64) {
     }
 }
 
-async fn sample_rss(pid: Option<u32>, running: Arc<std::sync::atomic::AtomicBool>) -> Vec<f64> {
+pub async fn sample_rss(pid: Option<u32>, running: Arc<std::sync::atomic::AtomicBool>) -> Vec<f64> {
     let mut samples = Vec::new();
     let Some(pid) = pid else { return samples };
     while running.load(Ordering::Relaxed) {

@@ -49,6 +49,12 @@ pub fn history(store: &StoreAt, t: &Templates, m: &Messages<'_>) -> anyhow::Resu
     fill_messages(store, t, m, true)
 }
 
+/// A backlog: per message one delivery, pending and due since the message was created, as
+/// hookd writes a delivery it could not claim at once; no attempt yet.
+pub fn backlog(store: &StoreAt, t: &Templates, m: &Messages<'_>) -> anyhow::Result<Landmarks> {
+    fill_messages(store, t, m, false)
+}
+
 fn fill_messages(
     store: &StoreAt,
     t: &Templates,
