@@ -21,6 +21,7 @@ mod procfs;
 mod receiver;
 mod report;
 mod scenario;
+mod tenants;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -10,6 +10,7 @@ use crate::receiver::{self, Behaviour, Tally};
 use crate::report::{Latency, Run};
 use crate::{Args, procfs};
 
+#[derive(Clone)]
 pub struct Spec {
     pub name: String,
     pub description: String,
@@ -177,6 +178,9 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Run>> {
             "h" => Some(vec![
                 crate::backlog::execute(args, binary.as_deref()).await?,
             ]),
+            "i" => Some(vec![
+                crate::tenants::execute(args, binary.as_deref()).await?,
+            ]),
             _ => None,
         };
         if let Some(grown) = grown {
@@ -274,6 +278,7 @@ async fn execute(
 /// Where a spec's messages go: a receiver of its own and the applications made for it.
 pub struct Target {
     pub tally: Arc<Tally>,
+    pub receiver: std::net::SocketAddr,
     pub receiver_tid: String,
     /// Message `seq` goes to `apps[seq % apps.len()]`.
     pub apps: Vec<String>,
@@ -305,6 +310,7 @@ pub async fn prepare(args: &Args, spec: &Spec, hookd: &Hookd) -> anyhow::Result<
         .await?;
     Ok(Target {
         tally,
+        receiver,
         receiver_tid,
         apps,
     })

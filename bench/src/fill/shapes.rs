@@ -186,3 +186,62 @@ fn fill_messages(
     }
     Ok(landmarks)
 }
+
+/// Applications `uid_of(a)` for `a` in `apps`, each with one endpoint per URL of
+/// `urls`; returns their uids.
+pub fn tenants(
+    store: &StoreAt,
+    t: &Templates,
+    apps: std::ops::Range<usize>,
+    uid_of: impl Fn(usize) -> String,
+    urls: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let mut ids = Ids::new();
+    let now = crate::now_micros() as i64;
+    let at = now.to_string();
+    let mut uids = Vec::new();
+    let chunk = (CHUNK as usize / urls.len().max(1)).max(1);
+    let all: Vec<usize> = apps.collect();
+    for group in all.chunks(chunk) {
+        let mut applications = Vec::new();
+        let mut endpoints = Vec::new();
+        for &a in group {
+            let app_id = ids.next("app_", now);
+            let uid = uid_of(a);
+            applications.push(vec![
+                Some(app_id.clone()),
+                Some(uid.clone()),
+                Some(uid.clone()),
+                Some(at.clone()),
+                Some(at.clone()),
+            ]);
+            for url in urls {
+                endpoints.push(vec![
+                    Some(ids.next("ep_", now)),
+                    Some(app_id.clone()),
+                    None,
+                    Some(url.clone()),
+                    Some(at.clone()),
+                    Some(at.clone()),
+                ]);
+            }
+            uids.push(uid);
+        }
+        write(
+            store,
+            &[
+                Rows {
+                    template: &t.application,
+                    set: vec!["id", "uid", "name", "created_at", "updated_at"],
+                    rows: applications,
+                },
+                Rows {
+                    template: &t.endpoint,
+                    set: vec!["id", "app_id", "uid", "url", "created_at", "updated_at"],
+                    rows: endpoints,
+                },
+            ],
+        )?;
+    }
+    Ok(uids)
+}
