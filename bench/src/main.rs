@@ -20,6 +20,7 @@ mod prefill;
 mod procfs;
 mod receiver;
 mod report;
+mod retention;
 mod scenario;
 mod tenants;
 

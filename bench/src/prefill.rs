@@ -79,6 +79,11 @@ impl<'a> Bed<'a> {
         &self.nodes[0]
     }
 
+    /// Options the nodes started from now on get (`HOOKD_RETENTION_DAYS`, ...).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.into(), value.into()));
+    }
+
     /// Stops every node (SIGTERM), keeping the store.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         for node in self.nodes.drain(..) {

@@ -181,6 +181,9 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Run>> {
             "i" => Some(vec![
                 crate::tenants::execute(args, binary.as_deref()).await?,
             ]),
+            "j" => Some(vec![
+                crate::retention::execute(args, binary.as_deref()).await?,
+            ]),
             _ => None,
         };
         if let Some(grown) = grown {

@@ -183,6 +183,14 @@ pub fn payload(seq: u64, sent_micros: i64, pad: &str) -> String {
     format!(r#"{{"seq":{seq},"sent":{sent_micros},"pad":"{pad}"}}"#)
 }
 
+/// Runs a query returning one integer (a count, `EXISTS`) on the store.
+pub fn query_int(store: &StoreAt, sql: &str) -> anyhow::Result<i64> {
+    match store {
+        StoreAt::Sqlite(path) => sqlite::query_int(path, sql),
+        StoreAt::Postgres(url) => postgres::query_int(url, sql),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,6 +165,16 @@ fn escape_into(out: &mut String, value: &str) {
     }
 }
 
+pub fn query_int(url: &str, sql: &str) -> anyhow::Result<i64> {
+    let out = psql(url, sql)?;
+    let out = out.trim();
+    Ok(match out {
+        "t" => 1,
+        "f" => 0,
+        n => n.parse()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

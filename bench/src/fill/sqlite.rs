@@ -105,3 +105,9 @@ pub fn settle(path: &Path) -> anyhow::Result<u64> {
     }
     Ok(bytes)
 }
+
+pub fn query_int(path: &Path, sql: &str) -> anyhow::Result<i64> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    Ok(conn.query_row(sql, [], |row| row.get(0))?)
+}
