@@ -23,6 +23,7 @@ mod report;
 mod retention;
 mod scenario;
 mod tenants;
+mod two_nodes;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -184,6 +184,7 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Run>> {
             "j" => Some(vec![
                 crate::retention::execute(args, binary.as_deref()).await?,
             ]),
+            "k" => Some(crate::two_nodes::execute(args, binary.as_deref()).await?),
             _ => None,
         };
         if let Some(grown) = grown {
