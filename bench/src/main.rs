@@ -9,6 +9,10 @@
 //!     cargo run --release -p hookd-bench -- all            # every scenario, SQLite
 //!     cargo run --release -p hookd-bench -- a b --database-url postgres://postgres@127.0.0.1/postgres
 //!     cargo run --release -p hookd-bench -- all --smoke    # seconds-long check that it works
+//!     cargo run --release -p hookd-bench -- g --prefill 10000000   # (a), (b), listings on 10 M
+//!
+//! Scenarios (g) to (j) fill hookd's own tables with SQL (`fill`) between a first start,
+//! which makes the rows to copy through the API, and a second one on the grown store.
 
 mod backlog;
 mod driver;

@@ -100,7 +100,8 @@ pub fn markdown(runs: &[Run]) -> String {
         "| scenario | backend | offered/s | accepted/s | delivered/s | p50 ms | p90 ms | p99 ms | max ms | missing | dups | hookd CPU s | db CPU s | idle RSS MiB | peak RSS MiB | driver CPU s | receiver CPU s | steal s |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for r in runs {
+    // Runs that sent nothing (listings on a grown store) have only their figures.
+    for r in runs.iter().filter(|r| r.sent > 0 || r.figures.is_empty()) {
         let lat = r.healthy_latency.as_ref().unwrap_or(&r.latency);
         out.push_str(&format!(
             "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} |\n",
