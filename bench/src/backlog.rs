@@ -17,10 +17,11 @@ use serde_json::json;
 
 use crate::driver::{self, Kind, Load, Mode};
 use crate::fill::shapes::{self, Messages, Target};
+use crate::measure::{self, prepare};
 use crate::prefill::{self, Bed};
 use crate::receiver::{self, Behaviour, Tally};
 use crate::report::{Figure, Latency, Run};
-use crate::scenario::{self, Spec, prepare};
+use crate::scenario::Spec;
 use crate::{Args, fill, now_micros, procfs};
 
 pub const DEFAULT_PREFILL: u64 = 1_000_000;
@@ -112,7 +113,7 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
 
     let pid = hookd.pid;
     let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = tokio::spawn(scenario::sample_rss(pid, sampling.clone()));
+    let sampler = tokio::spawn(measure::sample_rss(pid, sampling.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let load = Load {
         kind: Kind::Messages,
@@ -128,7 +129,7 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
     wait_for_backlog(&backlog_tally, m).await;
     stop.store(true, Ordering::Relaxed);
     let sent = driver.await??;
-    scenario::drain(&target.tally, sent.accepted).await;
+    measure::drain(&target.tally, sent.accepted).await;
     sampling.store(false, Ordering::Relaxed);
     let rss_samples = sampler.await.unwrap_or_default();
 

@@ -9,10 +9,11 @@ use hyper::Method;
 use serde_json::json;
 
 use crate::fill::shapes::{self, Messages, Target};
+use crate::measure::{measure, prepare};
 use crate::prefill::{self, Bed};
 use crate::receiver::{self, Behaviour, Tally};
 use crate::report::{Figure, Latency, Run};
-use crate::scenario::{measure, prepare, specs};
+use crate::scenario::specs;
 use crate::{Args, fill};
 
 pub const DEFAULT_PREFILL: u64 = 10_000_000;

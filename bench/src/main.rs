@@ -20,6 +20,7 @@ mod entities;
 mod fill;
 mod hookd;
 mod large_store;
+mod measure;
 mod prefill;
 mod procfs;
 mod receiver;

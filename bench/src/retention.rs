@@ -12,9 +12,10 @@ use serde_json::json;
 
 use crate::fill::shapes::{self, Messages, Target};
 use crate::fill::{self, StoreAt};
+use crate::measure::{measure, prepare};
 use crate::prefill::{self, Bed};
 use crate::report::{Figure, Run};
-use crate::scenario::{measure, prepare, specs};
+use crate::scenario::specs;
 use crate::{Args, now_micros};
 
 pub const DEFAULT_PREFILL: u64 = 1_000_000;

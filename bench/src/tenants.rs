@@ -9,10 +9,11 @@ use serde_json::json;
 
 use crate::driver::Mode;
 use crate::fill::shapes;
+use crate::measure::{measure, prepare};
 use crate::prefill::{self, Bed};
 use crate::report::Figure;
 use crate::report::Run;
-use crate::scenario::{Spec, measure, prepare};
+use crate::scenario::Spec;
 use crate::{Args, fill};
 
 pub const DEFAULT_APPS: usize = 10_000;

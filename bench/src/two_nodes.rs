@@ -3,9 +3,10 @@
 //! of its own. Needs `--database-url`.
 
 use crate::hookd::Hookd;
+use crate::measure::{measure, prepare};
 use crate::prefill::Bed;
 use crate::report::{Figure, Run};
-use crate::scenario::{measure, prepare, specs};
+use crate::scenario::specs;
 use crate::{Args, procfs};
 
 pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::Result<Vec<Run>> {
