@@ -17,7 +17,8 @@ use serde_json::json;
 
 use crate::driver::{self, Kind, Load, Mode};
 use crate::fill::shapes::{self, Messages, Target};
-use crate::measure::{self, prepare};
+use crate::hookd::Hookd;
+use crate::measure::{self, Target as MeasureTarget, prepare};
 use crate::prefill::{self, Bed};
 use crate::receiver::{self, Behaviour, Tally};
 use crate::report::{Figure, Latency, Run};
@@ -36,50 +37,30 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
     let m = args.prefill_or(DEFAULT_PREFILL);
     let started = Instant::now();
     let mut bed = Bed::start(args, binary, "h", "5,300").await?;
-    let backlog_tally = Arc::new(Tally::new(m, 1));
-    let (backlog_rx, backlog_tid) = receiver::start(backlog_tally.clone(), Behaviour::default())?;
+    let backlog = Arc::new(Tally::new(m, 1));
+    let (backlog_rx, backlog_tid) = receiver::start(backlog.clone(), Behaviour::default())?;
     let backlog_url = format!("http://{backlog_rx}/0");
     let uid = format!("backlog-{}", now_micros());
-    let seeded = prefill::seed(
-        bed.hookd(),
-        &uid,
-        &[json!({ "url": backlog_url })],
-        "bench.event",
-    )
-    .await?;
-    let flow = Spec {
-        name: "h".into(),
-        description: format!(
-            "a backlog of {m} due deliveries to one endpoint drained while 500 msg/s go to \
-             {FLOW_APPS} others"
-        ),
-        apps: FLOW_APPS,
-        fanout: 1,
-        slow_apps: 0,
-        mode: Mode::Open {
-            rate: FLOW_RATE,
-            duration: FLOW_MAX,
-        },
-        fail_every: 0,
-        retry_schedule: "5,300",
-        fifo: false,
-    };
+    let endpoint = [json!({ "url": backlog_url })];
+    let seeded = prefill::seed(bed.hookd(), &uid, &endpoint, "bench.event").await?;
+    let flow = flow_spec(m);
     let target = prepare(args, &flow, bed.hookd()).await?;
     bed.stop().await?;
 
     let templates = seeded.templates(bed.store(), 0)?;
     let now = now_micros() as i64;
     eprintln!("  filling a backlog of {m} due deliveries");
+    let endpoints = [Target {
+        id: seeded.endpoint_ids[0].clone(),
+        url: backlog_url,
+        event_type: "bench.event".into(),
+    }];
     shapes::backlog(
         bed.store(),
         &templates,
         &Messages {
             app_id: &seeded.app_id,
-            endpoints: &[Target {
-                id: seeded.endpoint_ids[0].clone(),
-                url: backlog_url,
-                event_type: "bench.event".into(),
-            }],
+            endpoints: &endpoints,
             count: m,
             from_micros: now - 3_600_000_000,
             to_micros: now - 1_000_000,
@@ -88,60 +69,25 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
     )?;
     fill::settle(bed.store())?;
 
-    // The restart: from the process's start to its health check, then to a new message's
-    // delivery behind the backlog.
-    let restart_micros = now_micros();
-    let restarted = Instant::now();
-    let healthy_s = bed.start_node().await?.as_secs_f64();
+    let restart = restart(&mut bed, &target).await?;
     let hookd = bed.hookd();
-    let probes_before = target.tally.requests.load(Ordering::Relaxed);
-    prefill::call(
-        hookd,
-        Method::POST,
-        &format!("/api/v1/app/{}/msg", target.apps[0]),
-        json!({"eventType": "bench.probe", "payload": {"probe": true}}),
-    )
-    .await?;
-    while target.tally.requests.load(Ordering::Relaxed) == probes_before {
-        anyhow::ensure!(
-            restarted.elapsed() < Duration::from_secs(600),
-            "no new message delivered 10 minutes after the restart"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let ready_s = restarted.elapsed().as_secs_f64();
-
     let pid = hookd.pid;
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = tokio::spawn(measure::sample_rss(pid, sampling.clone()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = Load {
-        kind: Kind::Messages,
-        addrs: vec![hookd.addr],
-        token: hookd.token.clone(),
-        apps: target.apps.clone(),
-        mode: flow.mode.clone(),
-        connections: args.connections,
-        pad: args.pad,
-        stop: stop.clone(),
-    };
-    let driver = tokio::task::spawn_blocking(move || driver::run(load));
-    wait_for_backlog(&backlog_tally, m).await;
-    stop.store(true, Ordering::Relaxed);
-    let sent = driver.await??;
-    measure::drain(&target.tally, sent.accepted).await;
+    let sent = drain_with_flow(args, hookd, &flow, &target, &backlog, m).await?;
     sampling.store(false, Ordering::Relaxed);
     let rss_samples = sampler.await.unwrap_or_default();
 
-    let drained = backlog_tally.delivered.load(Ordering::Relaxed);
-    let drain_s = backlog_tally
-        .last_delivery
-        .load(Ordering::Relaxed)
-        .saturating_sub(restart_micros) as f64
-        / 1e6;
+    let drained = backlog.delivered.load(Ordering::Relaxed);
+    let last = backlog.last_delivery.load(Ordering::Relaxed);
+    let drain_s = last.saturating_sub(restart.at_micros) as f64 / 1e6;
     let drain_rate = drained as f64 / drain_s.max(1e-3);
     let flowed = target.tally.delivered.load(Ordering::Relaxed);
     let latency = Latency::of(target.tally.latencies(|_| true));
+    let receivers_cpu = [&backlog_tid, &target.receiver_tid]
+        .iter()
+        .map(|tid| procfs::thread_cpu(tid).unwrap_or_default().as_secs_f64())
+        .sum();
     Ok(Run {
         scenario: flow.name.clone(),
         description: flow.description.clone(),
@@ -155,15 +101,11 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
         deliveries_expected: m + sent.accepted,
         delivered: drained + flowed,
         delivered_per_s: drain_rate,
-        first_attempts_per_s: 0.0,
         latency: latency.clone(),
-        healthy_latency: None,
         missing_after_drain: (m + sent.accepted).saturating_sub(drained + flowed),
-        duplicates: backlog_tally.duplicates.load(Ordering::Relaxed)
+        duplicates: backlog.duplicates.load(Ordering::Relaxed)
             + target.tally.duplicates.load(Ordering::Relaxed),
         hookd_cpu_s: pid.and_then(procfs::process_cpu).map(|d| d.as_secs_f64()),
-        database_cpu_s: None,
-        hookd_idle_rss_mib: None,
         hookd_peak_rss_mib: pid.and_then(|p| procfs::memory_mib(p, "VmHWM")),
         worst_ms_by_second: target
             .tally
@@ -171,19 +113,20 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
             .into_iter()
             .take(sent.sent.div_ceil(FLOW_RATE as u64) as usize)
             .collect(),
-        machine_steal_s: None,
         hookd_rss_samples_mib: rss_samples,
         driver_cpu_s: sent.cpu.as_secs_f64(),
-        receiver_cpu_s: procfs::thread_cpu(&backlog_tid)
-            .unwrap_or_default()
-            .as_secs_f64(),
+        receiver_cpu_s: receivers_cpu,
         wall_s: started.elapsed().as_secs_f64(),
         figures: vec![
             Figure::new("backlog", m as f64, "deliveries"),
-            Figure::new("start with the backlog: health answers", healthy_s, "s"),
+            Figure::new(
+                "start with the backlog: health answers",
+                restart.healthy_s,
+                "s",
+            ),
             Figure::new(
                 "start with the backlog: a new message delivered",
-                ready_s,
+                restart.ready_s,
                 "s",
             ),
             Figure::new("backlog drained", drained as f64, "deliveries"),
@@ -191,7 +134,95 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
             Figure::new("drain rate", drain_rate, "deliveries/s"),
             Figure::new("new messages during the drain: p99", latency.p99_ms, "ms"),
         ],
+        ..Run::default()
     })
+}
+
+/// The new messages: an open loop to [`FLOW_APPS`] applications of one endpoint each.
+fn flow_spec(backlog: u64) -> Spec {
+    Spec {
+        name: "h".into(),
+        description: format!(
+            "a backlog of {backlog} due deliveries to one endpoint drained while 500 msg/s go \
+             to {FLOW_APPS} others"
+        ),
+        apps: FLOW_APPS,
+        fanout: 1,
+        slow_apps: 0,
+        mode: Mode::Open {
+            rate: FLOW_RATE,
+            duration: FLOW_MAX,
+        },
+        fail_every: 0,
+        retry_schedule: "5,300",
+        fifo: false,
+    }
+}
+
+/// What the start on the backlog took.
+struct Restart {
+    /// When the process was started (µs since the epoch).
+    at_micros: u64,
+    /// From then to the health check's answer.
+    healthy_s: f64,
+    /// From then to the delivery of a message sent once it was healthy.
+    ready_s: f64,
+}
+
+async fn restart(bed: &mut Bed<'_>, flow: &MeasureTarget) -> anyhow::Result<Restart> {
+    let at_micros = now_micros();
+    let restarted = Instant::now();
+    let healthy_s = bed.start_node().await?.as_secs_f64();
+    // The probe's payload has no `seq`: the receiver counts it as a request only.
+    let before = flow.tally.requests.load(Ordering::Relaxed);
+    prefill::call(
+        bed.hookd(),
+        Method::POST,
+        &format!("/api/v1/app/{}/msg", flow.apps[0]),
+        json!({"eventType": "bench.probe", "payload": {"probe": true}}),
+    )
+    .await?;
+    while flow.tally.requests.load(Ordering::Relaxed) == before {
+        anyhow::ensure!(
+            restarted.elapsed() < Duration::from_secs(600),
+            "no new message delivered 10 minutes after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(Restart {
+        at_micros,
+        healthy_s,
+        ready_s: restarted.elapsed().as_secs_f64(),
+    })
+}
+
+/// Sends the flow until the backlog is in (or stalls), then waits for the flow's last
+/// deliveries; returns what the driver sent.
+async fn drain_with_flow(
+    args: &Args,
+    hookd: &Hookd,
+    flow: &Spec,
+    target: &MeasureTarget,
+    backlog: &Tally,
+    m: u64,
+) -> anyhow::Result<driver::Sent> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = Load {
+        kind: Kind::Messages,
+        addrs: vec![hookd.addr],
+        token: hookd.token.clone(),
+        apps: target.apps.clone(),
+        mode: flow.mode.clone(),
+        connections: args.connections,
+        pad: args.pad,
+        stop: stop.clone(),
+    };
+    let driver = tokio::task::spawn_blocking(move || driver::run(load));
+    wait_for_backlog(backlog, m).await;
+    stop.store(true, Ordering::Relaxed);
+    let sent = driver.await??;
+    measure::drain(&target.tally, sent.accepted).await;
+    Ok(sent)
 }
 
 /// Waits until the whole backlog arrived, or nothing of it arrived for [`STALLED`].

@@ -55,6 +55,135 @@ pub fn backlog(store: &StoreAt, t: &Templates, m: &Messages<'_>) -> anyhow::Resu
     fill_messages(store, t, m, false)
 }
 
+type Row = Vec<Option<String>>;
+
+/// The columns each kind of row sets; the rest keep the template's values.
+const MESSAGE: &[&str] = &[
+    "id",
+    "app_id",
+    "event_type",
+    "event_id",
+    "payload",
+    "created_at",
+];
+const DELIVERED: &[&str] = &[
+    "msg_id",
+    "endpoint_id",
+    "app_id",
+    "created_at",
+    "updated_at",
+];
+/// As `INSERT_DELIVERY` in hookd's SQLite enqueue writes a delivery it does not claim.
+const PENDING: &[&str] = &[
+    "msg_id",
+    "endpoint_id",
+    "app_id",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "lease_until",
+    "trigger_type",
+    "created_at",
+    "updated_at",
+];
+const ATTEMPT: &[&str] = &["id", "msg_id", "endpoint_id", "app_id", "url", "created_at"];
+/// An attempt is recorded this long after its message was created (µs).
+const ATTEMPT_AFTER: i64 = 30_000;
+
+/// The rows of one chunk of messages, table by table.
+#[derive(Default)]
+struct Chunk {
+    messages: Vec<Row>,
+    deliveries: Vec<Row>,
+    attempts: Vec<Row>,
+}
+
+impl Chunk {
+    /// Message `i`'s rows; returns its id and its attempt's, if it has one.
+    fn push(
+        &mut self,
+        m: &Messages<'_>,
+        ids: &mut Ids,
+        i: u64,
+        pad: &str,
+        delivered: bool,
+    ) -> (String, Option<String>) {
+        let step = (m.to_micros - m.from_micros) / i64::try_from(m.count.max(1)).unwrap_or(1);
+        let created = m.from_micros + step * i64::try_from(i).unwrap_or(0);
+        let target = &m.endpoints[(i % m.endpoints.len() as u64) as usize];
+        let msg_id = ids.next("msg_", created);
+        let at = Some(created.to_string());
+        let (app, endpoint) = (Some(m.app_id.to_owned()), Some(target.id.clone()));
+        let msg = Some(msg_id.clone());
+        self.messages.push(vec![
+            msg.clone(),
+            app.clone(),
+            Some(target.event_type.clone()),
+            None,
+            Some(payload(i, created, pad)),
+            at.clone(),
+        ]);
+        if !delivered {
+            let (pending, none, zero) = (Some("1".to_owned()), None, Some("0".to_owned()));
+            self.deliveries.push(vec![
+                msg,
+                endpoint,
+                app,
+                pending,
+                zero.clone(),
+                at.clone(),
+                none,
+                zero,
+                at.clone(),
+                at,
+            ]);
+            return (msg_id, None);
+        }
+        let attempted = created + ATTEMPT_AFTER;
+        let attempt_id = ids.next("atmpt_", attempted);
+        let attempted = Some(attempted.to_string());
+        self.deliveries.push(vec![
+            msg.clone(),
+            endpoint.clone(),
+            app.clone(),
+            at,
+            attempted.clone(),
+        ]);
+        self.attempts.push(vec![
+            Some(attempt_id.clone()),
+            msg,
+            endpoint,
+            app,
+            Some(target.url.clone()),
+            attempted,
+        ]);
+        (msg_id, Some(attempt_id))
+    }
+
+    fn tables(self, t: &Templates, delivered: bool) -> Vec<Rows<'_>> {
+        let mut tables = vec![
+            Rows {
+                template: &t.message,
+                set: MESSAGE.to_vec(),
+                rows: self.messages,
+            },
+            Rows {
+                template: &t.delivery,
+                set: if delivered { DELIVERED } else { PENDING }.to_vec(),
+                rows: self.deliveries,
+            },
+        ];
+        if delivered {
+            tables.push(Rows {
+                template: &t.attempt,
+                set: ATTEMPT.to_vec(),
+                rows: self.attempts,
+            });
+        }
+        tables
+    }
+}
+
 fn fill_messages(
     store: &StoreAt,
     t: &Templates,
@@ -64,116 +193,21 @@ fn fill_messages(
     anyhow::ensure!(!m.endpoints.is_empty(), "no endpoint to fill messages for");
     let mut ids = Ids::new();
     let pad = "x".repeat(m.pad);
-    let step = (m.to_micros - m.from_micros) / i64::try_from(m.count.max(1)).unwrap_or(1);
     let mut landmarks = Landmarks::default();
     let started = Instant::now();
     let mut next_report = m.count / 10;
     let mut start = 0;
     while start < m.count {
         let end = (start + CHUNK).min(m.count);
-        let mut messages = Vec::new();
-        let mut deliveries = Vec::new();
-        let mut attempts = Vec::new();
+        let mut chunk = Chunk::default();
         for i in start..end {
-            let created = m.from_micros + step * i64::try_from(i).unwrap_or(0);
-            let target = &m.endpoints[(i % m.endpoints.len() as u64) as usize];
-            let msg_id = ids.next("msg_", created);
-            let at = created.to_string();
-            messages.push(vec![
-                Some(msg_id.clone()),
-                Some(m.app_id.to_owned()),
-                Some(target.event_type.clone()),
-                None,
-                Some(payload(i, created, &pad)),
-                Some(at.clone()),
-            ]);
-            if delivered {
-                let attempted = created + 30_000;
-                let attempt_id = ids.next("atmpt_", attempted);
-                if i == m.count / 2 {
-                    landmarks.middle_attempt = Some(attempt_id.clone());
-                }
-                deliveries.push(vec![
-                    Some(msg_id.clone()),
-                    Some(target.id.clone()),
-                    Some(m.app_id.to_owned()),
-                    Some(at.clone()),
-                    Some(attempted.to_string()),
-                ]);
-                attempts.push(vec![
-                    Some(attempt_id),
-                    Some(msg_id.clone()),
-                    Some(target.id.clone()),
-                    Some(m.app_id.to_owned()),
-                    Some(target.url.clone()),
-                    Some(attempted.to_string()),
-                ]);
-            } else {
-                deliveries.push(vec![
-                    Some(msg_id.clone()),
-                    Some(target.id.clone()),
-                    Some(m.app_id.to_owned()),
-                    Some("1".into()),
-                    Some("0".into()),
-                    Some(at.clone()),
-                    None,
-                    Some("0".into()),
-                    Some(at.clone()),
-                    Some(at),
-                ]);
-            }
+            let (msg_id, attempt_id) = chunk.push(m, &mut ids, i, &pad, delivered);
             if i == m.count / 2 {
                 landmarks.middle_msg = msg_id;
+                landmarks.middle_attempt = attempt_id;
             }
         }
-        let mut tables = vec![
-            Rows {
-                template: &t.message,
-                set: vec![
-                    "id",
-                    "app_id",
-                    "event_type",
-                    "event_id",
-                    "payload",
-                    "created_at",
-                ],
-                rows: messages,
-            },
-            Rows {
-                template: &t.delivery,
-                set: if delivered {
-                    vec![
-                        "msg_id",
-                        "endpoint_id",
-                        "app_id",
-                        "created_at",
-                        "updated_at",
-                    ]
-                } else {
-                    vec![
-                        "msg_id",
-                        "endpoint_id",
-                        "app_id",
-                        "status",
-                        "attempts",
-                        "next_attempt_at",
-                        "lease_until",
-                        "trigger_type",
-                        "created_at",
-                        "updated_at",
-                    ]
-                },
-                rows: deliveries,
-            },
-        ];
-        if delivered {
-            tables.push(Rows {
-                template: &t.attempt,
-                set: vec!["id", "msg_id", "endpoint_id", "app_id", "url", "created_at"],
-                rows: attempts,
-            });
-        }
-        write(store, &tables)?;
+        write(store, &chunk.tables(t, delivered))?;
         start = end;
         if start >= next_report || start == m.count {
             eprintln!(
