@@ -123,12 +123,34 @@ impl Templates {
     }
 }
 
-/// Writes `tables` in order, in one transaction (SQLite) or one COPY per table
-/// (PostgreSQL): rows that others refer to come in an earlier table.
-pub fn write(store: &StoreAt, tables: &[Rows<'_>]) -> anyhow::Result<()> {
-    match store {
-        StoreAt::Sqlite(path) => sqlite::write(path, tables),
-        StoreAt::Postgres(url) => postgres::write(url, tables),
+/// Writes chunks of rows into one store, each chunk's tables in order, in one transaction
+/// (SQLite) or one COPY per table (PostgreSQL): rows that others refer to come in an
+/// earlier table. SQLite's connection, and so its page cache, is kept from chunk to chunk.
+pub struct Writer {
+    store: StoreAt,
+    sqlite: Option<rusqlite::Connection>,
+}
+
+impl Writer {
+    pub fn open(store: &StoreAt) -> anyhow::Result<Self> {
+        let sqlite = match store {
+            StoreAt::Sqlite(path) => Some(sqlite::open(path)?),
+            StoreAt::Postgres(_) => None,
+        };
+        Ok(Self {
+            store: store.clone(),
+            sqlite,
+        })
+    }
+
+    pub fn write(&mut self, tables: &[Rows<'_>]) -> anyhow::Result<()> {
+        match (&mut self.sqlite, &self.store) {
+            (Some(conn), _) => sqlite::write(conn, tables),
+            (None, StoreAt::Postgres(url)) => postgres::write(url, tables),
+            (None, StoreAt::Sqlite(path)) => {
+                anyhow::bail!("no connection to {}", path.display())
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::{Ids, Rows, StoreAt, Templates, payload, write};
+use super::{Ids, Rows, StoreAt, Templates, Writer, payload};
 
 /// Messages per write: one SQLite transaction, or one COPY per table.
 const CHUNK: u64 = 50_000;
@@ -194,6 +194,7 @@ fn fill_messages(
     let mut ids = Ids::new();
     let pad = "x".repeat(m.pad);
     let mut landmarks = Landmarks::default();
+    let mut writer = Writer::open(store)?;
     let started = Instant::now();
     let mut next_report = m.count / 10;
     let mut start = 0;
@@ -207,7 +208,7 @@ fn fill_messages(
                 landmarks.middle_attempt = attempt_id;
             }
         }
-        write(store, &chunk.tables(t, delivered))?;
+        writer.write(&chunk.tables(t, delivered))?;
         start = end;
         if start >= next_report || start == m.count {
             eprintln!(
@@ -230,6 +231,7 @@ pub fn tenants(
     uid_of: impl Fn(usize) -> String,
     urls: &[String],
 ) -> anyhow::Result<Vec<String>> {
+    let mut writer = Writer::open(store)?;
     let mut ids = Ids::new();
     let now = crate::now_micros() as i64;
     let at = now.to_string();
@@ -261,21 +263,18 @@ pub fn tenants(
             }
             uids.push(uid);
         }
-        write(
-            store,
-            &[
-                Rows {
-                    template: &t.application,
-                    set: vec!["id", "uid", "name", "created_at", "updated_at"],
-                    rows: applications,
-                },
-                Rows {
-                    template: &t.endpoint,
-                    set: vec!["id", "app_id", "uid", "url", "created_at", "updated_at"],
-                    rows: endpoints,
-                },
-            ],
-        )?;
+        writer.write(&[
+            Rows {
+                template: &t.application,
+                set: vec!["id", "uid", "name", "created_at", "updated_at"],
+                rows: applications,
+            },
+            Rows {
+                template: &t.endpoint,
+                set: vec!["id", "app_id", "uid", "url", "created_at", "updated_at"],
+                rows: endpoints,
+            },
+        ])?;
     }
     Ok(uids)
 }

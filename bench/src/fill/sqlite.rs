@@ -8,7 +8,7 @@ use rusqlite::{Connection, params_from_iter};
 
 use super::{Rows, Template};
 
-fn open(path: &Path) -> anyhow::Result<Connection> {
+pub(super) fn open(path: &Path) -> anyhow::Result<Connection> {
     anyhow::ensure!(path.exists(), "no SQLite store at {}", path.display());
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
@@ -57,8 +57,7 @@ pub fn read_row(
     })
 }
 
-pub fn write(path: &Path, tables: &[Rows<'_>]) -> anyhow::Result<()> {
-    let mut conn = open(path)?;
+pub fn write(conn: &mut Connection, tables: &[Rows<'_>]) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     for rows in tables {
         let t = rows.template;
