@@ -31,6 +31,8 @@ pub struct Launch<'a> {
     pub data_dir: Option<tempfile::TempDir>,
     /// `HOOKD_*` options set besides the benchmark's own (`HOOKD_RETENTION_DAYS`, ...).
     pub env: Vec<(String, String)>,
+    /// The address to listen on (a restarted node keeps its own); `None`: a free port.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Hookd {
@@ -39,10 +41,10 @@ impl Hookd {
             Some(dir) => dir,
             None => tempfile::tempdir()?,
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let addr = match launch.listen {
+            Some(addr) => addr,
+            None => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?,
+        };
         let token = format!("hk_bench_{}", std::process::id());
         let log = std::fs::OpenOptions::new()
             .create(true)

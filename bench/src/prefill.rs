@@ -48,6 +48,7 @@ impl<'a> Bed<'a> {
             retry_schedule,
             data_dir: None,
             env: Vec::new(),
+            listen: None,
         })
         .await?;
         let store = match (&scratch, first.sqlite_path()) {
@@ -98,16 +99,39 @@ impl<'a> Bed<'a> {
     /// how long it took from the process's start to its health check answering.
     pub async fn start_node(&mut self) -> anyhow::Result<Duration> {
         let started = Instant::now();
-        let node = Hookd::launch(Launch {
+        let node = self.launch(None).await?;
+        self.nodes.push(node);
+        Ok(started.elapsed())
+    }
+
+    /// Restarts the first node as an operator would: SIGTERM, its exit, a new process on
+    /// the same store and address. Returns how long it took to exit, and from the new
+    /// process's start to its health check answering.
+    pub async fn restart_first(&mut self) -> anyhow::Result<(Duration, Duration)> {
+        anyhow::ensure!(!self.nodes.is_empty(), "no node to restart");
+        let node = self.nodes.remove(0);
+        let listen = node.addr;
+        let stopping = Instant::now();
+        if let Some(dir) = node.stop().await? {
+            self.data_dir.get_or_insert(dir);
+        }
+        let stopped = stopping.elapsed();
+        let started = Instant::now();
+        let node = self.launch(Some(listen)).await?;
+        self.nodes.insert(0, node);
+        Ok((stopped, started.elapsed()))
+    }
+
+    async fn launch(&mut self, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Hookd> {
+        Hookd::launch(Launch {
             binary: self.binary,
             database_url: self.scratch.as_ref().map(|s| s.url.clone()),
             retry_schedule: self.retry_schedule,
             data_dir: self.data_dir.take(),
             env: self.env.clone(),
+            listen,
         })
-        .await?;
-        self.nodes.push(node);
-        Ok(started.elapsed())
+        .await
     }
 }
 

@@ -249,6 +249,7 @@ pub async fn start_hookd(
                 retry_schedule,
                 data_dir: None,
                 env: Vec::new(),
+                listen: None,
             })
             .await?
         }
