@@ -14,7 +14,7 @@ use crate::measure::{measure, prepare};
 use crate::prefill::{self, Bed};
 use crate::receiver::{self, Behaviour, Tally};
 use crate::report::{Figure, Latency, Run};
-use crate::scenario::specs;
+use crate::scenario::grown_spec;
 use crate::{Args, fill};
 
 pub const DEFAULT_PREFILL: u64 = 10_000_000;
@@ -41,9 +41,8 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
         ..Run::default()
     }];
     for name in ["a", "b"] {
-        let mut spec = specs(name, args)?.remove(0);
-        spec.name = format!("g-{name}");
-        spec.description = format!("{} on a store of {n} messages", spec.description);
+        let context = format!(" on a store of {n} messages");
+        let spec = grown_spec(name, args, &format!("g-{name}"), &context)?;
         eprintln!("running {} ({})", spec.name, spec.description);
         let target = prepare(args, &spec, bed.hookd()).await?;
         runs.push(measure(args, &spec, &[bed.hookd()], bed.postgres(), target).await?);

@@ -15,7 +15,7 @@ use crate::fill::{self, StoreAt};
 use crate::measure::{measure, prepare};
 use crate::prefill::{self, Bed};
 use crate::report::{Figure, Run};
-use crate::scenario::specs;
+use crate::scenario::grown_spec;
 use crate::{Args, now_micros};
 
 pub const DEFAULT_PREFILL: u64 = 1_000_000;
@@ -25,12 +25,8 @@ const PRUNE_MAX: Duration = Duration::from_secs(1800);
 
 pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::Result<Run> {
     let n = args.prefill_or(DEFAULT_PREFILL);
-    let mut spec = specs("b", args)?.remove(0);
-    spec.name = "j".into();
-    spec.description = format!(
-        "{} while retention prunes {n} old messages",
-        spec.description
-    );
+    let context = format!(" while retention prunes {n} old messages");
+    let spec = grown_spec("b", args, "j", &context)?;
     let mut bed = Bed::start(args, binary, "j", spec.retry_schedule).await?;
     let target = prepare(args, &spec, bed.hookd()).await?;
     let url = format!("http://{}/0", target.receiver);

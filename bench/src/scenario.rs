@@ -138,6 +138,19 @@ pub fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
     })
 }
 
+/// `name`'s one spec, renamed, for a scenario that runs it on a grown store or on several
+/// nodes. In a smoke run its closed loop sends 500 messages: what such a run checks is the
+/// setup around the load, and the smoke as a whole stays near a minute.
+pub fn grown_spec(name: &str, args: &Args, new_name: &str, context: &str) -> anyhow::Result<Spec> {
+    let mut spec = specs(name, args)?.remove(0);
+    spec.name = new_name.into();
+    spec.description = format!("{}{context}", spec.description);
+    if let (true, Mode::Closed { messages }) = (args.smoke, &mut spec.mode) {
+        *messages = (*messages).min(500);
+    }
+    Ok(spec)
+}
+
 /// The endpoint fields a run sets besides the URL: `ordering` for FIFO scenarios, the
 /// `--signature` scheme and `--secret` if given.
 pub fn endpoint_fields(

@@ -6,7 +6,7 @@ use crate::hookd::Hookd;
 use crate::measure::{measure, prepare};
 use crate::prefill::Bed;
 use crate::report::{Figure, Run};
-use crate::scenario::specs;
+use crate::scenario::grown_spec;
 use crate::{Args, procfs};
 
 pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::Result<Vec<Run>> {
@@ -16,13 +16,9 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
     );
     let mut runs = Vec::new();
     for nodes in [1, 2] {
-        let mut spec = specs("a", args)?.remove(0);
-        spec.name = format!("k-{nodes}");
-        spec.description = format!(
-            "{}, {nodes} node{} on one PostgreSQL database",
-            spec.description,
-            if nodes == 1 { "" } else { "s" }
-        );
+        let plural = if nodes == 1 { "" } else { "s" };
+        let context = format!(", {nodes} node{plural} on one PostgreSQL database");
+        let spec = grown_spec("a", args, &format!("k-{nodes}"), &context)?;
         eprintln!("running {} ({})", spec.name, spec.description);
         let mut bed = Bed::start(args, binary, &spec.name.replace('-', "_"), "5,300").await?;
         while bed.nodes.len() < nodes {
