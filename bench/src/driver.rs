@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -42,7 +42,8 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 pub struct Load {
     pub kind: Kind,
-    pub addr: SocketAddr,
+    /// The nodes to send to: connection `i` goes to `addrs[i % addrs.len()]`.
+    pub addrs: Vec<SocketAddr>,
     pub token: String,
     /// Message `seq` goes to `apps[seq % apps.len()]`.
     pub apps: Vec<String>,
@@ -50,6 +51,9 @@ pub struct Load {
     pub connections: usize,
     /// Bytes of padding in each payload.
     pub pad: usize,
+    /// Set by the caller to end an open loop early (the messages scheduled so far are still
+    /// sent); never set, the loop runs its whole duration.
+    pub stop: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -102,9 +106,11 @@ async fn drive(load: Load) -> Sent {
     let (tx, rx) = mpsc::channel::<(u64, u64)>(1 << 16);
     let rx = Arc::new(Mutex::new(rx));
     let mut workers = Vec::new();
-    for _ in 0..load.connections.max(1) {
+    for i in 0..load.connections.max(1) {
+        let addr = load.addrs[i % load.addrs.len()];
         workers.push(tokio::spawn(worker(
             load.clone(),
+            addr,
             rx.clone(),
             counters.clone(),
         )));
@@ -122,6 +128,9 @@ async fn drive(load: Load) -> Sent {
             let total = (rate * duration.as_secs_f64()) as u64;
             let step = 1.0 / rate;
             for seq in 0..total {
+                if load.stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 let at = started + Duration::from_secs_f64(step * seq as f64);
                 tokio::time::sleep_until(at.into()).await;
                 let scheduled = start_micros + (step * seq as f64 * 1e6) as u64;
@@ -160,6 +169,7 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<Connection> {
 
 async fn worker(
     load: Arc<Load>,
+    addr: SocketAddr,
     queue: Arc<Mutex<mpsc::Receiver<(u64, u64)>>>,
     counters: Arc<Counters>,
 ) {
@@ -196,7 +206,7 @@ async fn worker(
             }
         };
         counters.sent.fetch_add(1, Ordering::Relaxed);
-        let outcome = send(&mut connection, &load, method, &uri, &auth, body).await;
+        let outcome = send(&mut connection, addr, method, &uri, &auth, body).await;
         match outcome {
             Ok((status, answer)) if status == ok => {
                 counters.accepted.fetch_add(1, Ordering::Relaxed);
@@ -218,14 +228,14 @@ async fn worker(
 
 async fn send(
     connection: &mut Option<Connection>,
-    load: &Load,
+    addr: SocketAddr,
     method: Method,
     uri: &str,
     auth: &str,
     body: String,
 ) -> anyhow::Result<(u16, Bytes)> {
     if connection.as_ref().is_none_or(|c| c.is_closed()) {
-        *connection = Some(connect(load.addr).await?);
+        *connection = Some(connect(addr).await?);
     }
     let Some(sender) = connection.as_mut() else {
         anyhow::bail!("no connection");
@@ -234,7 +244,7 @@ async fn send(
     let request = Request::builder()
         .method(method)
         .uri(uri)
-        .header("host", load.addr.to_string())
+        .header("host", addr.to_string())
         .header("authorization", auth)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))?;

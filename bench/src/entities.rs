@@ -55,7 +55,7 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
             keys: KEYS,
             fire_every: FIRE_EVERY,
         },
-        addr: hookd.addr,
+        addrs: vec![hookd.addr],
         token: hookd.token.clone(),
         apps,
         mode: Mode::Closed {
@@ -63,6 +63,7 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
         },
         connections: args.connections,
         pad: args.pad,
+        stop: Default::default(),
     };
     let sent = tokio::task::spawn_blocking(move || driver::run(load)).await??;
     // The receiver cannot read these payloads' sequence numbers: it counts requests.
@@ -115,5 +116,6 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
             .saturating_sub(receiver_cpu_before)
             .as_secs_f64(),
         wall_s: started.elapsed().as_secs_f64(),
+        figures: Vec::new(),
     })
 }

@@ -26,17 +26,30 @@ pub struct Launch<'a> {
     pub binary: &'a Path,
     pub database_url: Option<String>,
     pub retry_schedule: &'a str,
+    /// The data directory of a hookd stopped before ([`Hookd::stop`]), to start on its
+    /// store again; `None`: a fresh one.
+    pub data_dir: Option<tempfile::TempDir>,
+    /// `HOOKD_*` options set besides the benchmark's own (`HOOKD_RETENTION_DAYS`, ...).
+    pub env: Vec<(String, String)>,
+    /// The address to listen on (a restarted node keeps its own); `None`: a free port.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Hookd {
     pub async fn launch(launch: Launch<'_>) -> anyhow::Result<Self> {
-        let data_dir = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let data_dir = match launch.data_dir {
+            Some(dir) => dir,
+            None => tempfile::tempdir()?,
+        };
+        let addr = match launch.listen {
+            Some(addr) => addr,
+            None => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?,
+        };
         let token = format!("hk_bench_{}", std::process::id());
-        let log = std::fs::File::create(data_dir.path().join("hookd.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.path().join("hookd.log"))?;
         let mut command = Command::new(launch.binary);
         // hookd refuses HOOKD_* variables it does not know; start from a clean slate.
         for (key, _) in std::env::vars_os() {
@@ -56,8 +69,9 @@ impl Hookd {
         if let Some(url) = &launch.database_url {
             command.env("HOOKD_DATABASE_URL", url);
         }
+        command.envs(launch.env);
         let child = command.spawn()?;
-        let hookd = Self {
+        let mut hookd = Self {
             addr,
             token,
             pid: Some(child.id()),
@@ -69,7 +83,7 @@ impl Hookd {
     }
 
     pub async fn remote(addr: SocketAddr, token: String, pid: Option<u32>) -> anyhow::Result<Self> {
-        let hookd = Self {
+        let mut hookd = Self {
             addr,
             token,
             pid,
@@ -80,9 +94,40 @@ impl Hookd {
         Ok(hookd)
     }
 
-    async fn wait_healthy(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    /// Stops the process with SIGTERM (a graceful shutdown, as an operator's restart would)
+    /// and returns its data directory, whose store a later [`Hookd::launch`] can start on.
+    pub async fn stop(mut self) -> anyhow::Result<Option<tempfile::TempDir>> {
+        if let Some(mut child) = self.child.take() {
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()?;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while child.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    anyhow::bail!("hookd did not stop within a minute of SIGTERM");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(self._data_dir.take())
+    }
+
+    /// The store's file (SQLite) in the data directory of a hookd this benchmark started.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self._data_dir.as_ref().map(|d| d.path().join("hookd.db"))
+    }
+
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+        // Long enough for a start on a store of millions of rows.
+        let deadline = Instant::now() + Duration::from_secs(600);
         loop {
+            if let Some(child) = &mut self.child
+                && let Some(status) = child.try_wait()?
+            {
+                anyhow::bail!("hookd exited ({status}) before it was healthy");
+            }
             if let Ok((204, _)) = self.call(Method::GET, "/api/v1/health", None).await {
                 return Ok(());
             }

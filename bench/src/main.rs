@@ -9,14 +9,26 @@
 //!     cargo run --release -p hookd-bench -- all            # every scenario, SQLite
 //!     cargo run --release -p hookd-bench -- a b --database-url postgres://postgres@127.0.0.1/postgres
 //!     cargo run --release -p hookd-bench -- all --smoke    # seconds-long check that it works
+//!     cargo run --release -p hookd-bench -- g --prefill 10000000   # (a), (b), listings on 10 M
+//!
+//! Scenarios (g) to (j) fill hookd's own tables with SQL (`fill`) between a first start,
+//! which makes the rows to copy through the API, and a second one on the grown store.
 
+mod backlog;
 mod driver;
 mod entities;
+mod fill;
 mod hookd;
+mod large_store;
+mod measure;
+mod prefill;
 mod procfs;
 mod receiver;
 mod report;
+mod retention;
 mod scenario;
+mod tenants;
+mod two_nodes;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,7 +39,9 @@ use clap::Parser;
 #[command(name = "hookd-bench", about = "Measure hookd end to end")]
 pub struct Args {
     /// Scenarios to run: a, b, c, d, e, fifo (one FIFO endpoint), entities (snapshots, 10 %
-    /// firing a rule), or all (a to e).
+    /// firing a rule), all (a to e); and, on a grown store (docs/performance.md, "Cost as it
+    /// grows"): g (large store), h (backlog drain), i (many tenants), j (retention under
+    /// load), k (two nodes on PostgreSQL; needs --database-url).
     #[arg(required = true)]
     pub scenarios: Vec<String>,
     /// Run on PostgreSQL: an admin URL; each run gets a fresh database next to it.
@@ -67,6 +81,16 @@ pub struct Args {
     /// default: one hookd generates.
     #[arg(long)]
     pub secret: Option<String>,
+    /// Rows filled into the store before (g) (messages and attempts, default 10 M), (h)
+    /// (due deliveries, default 1 M) and (j) (old messages, default 1 M).
+    #[arg(long)]
+    pub prefill: Option<u64>,
+    /// Applications for (i) (default 10,000).
+    #[arg(long)]
+    pub apps: Option<usize>,
+    /// Endpoints per application for (i) (default 10).
+    #[arg(long)]
+    pub endpoints_per_app: Option<usize>,
     /// Tiny sizes: checks the benchmark works, measures nothing worth reading.
     #[arg(long)]
     pub smoke: bool,
@@ -76,6 +100,14 @@ pub struct Args {
     /// Where to write the results as a Markdown table.
     #[arg(long, default_value = "target/bench/results.md")]
     pub markdown: PathBuf,
+}
+
+impl Args {
+    /// `--prefill`, or the scenario's default; with `--smoke` at most 2,000.
+    pub fn prefill_or(&self, default: u64) -> u64 {
+        let n = self.prefill.unwrap_or(default);
+        if self.smoke { n.min(2_000) } else { n }
+    }
 }
 
 pub fn now_micros() -> u64 {

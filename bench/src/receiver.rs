@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::now_micros;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Behaviour {
     /// Messages with `seq % fail_every == 0` get a 500 on their first delivery (0: never).
     pub fail_every: u64,

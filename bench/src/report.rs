@@ -30,6 +30,25 @@ impl Latency {
     }
 }
 
+/// A figure a scenario measures besides the common columns (a listing's p99, the bytes on
+/// disk per message, a drain rate).
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+}
+
+impl Figure {
+    pub fn new(name: &str, value: f64, unit: &str) -> Self {
+        Self {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Run {
     pub scenario: String,
@@ -68,6 +87,8 @@ pub struct Run {
     pub driver_cpu_s: f64,
     pub receiver_cpu_s: f64,
     pub wall_s: f64,
+    /// The scenario's own figures, in the order measured.
+    pub figures: Vec<Figure>,
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -79,7 +100,8 @@ pub fn markdown(runs: &[Run]) -> String {
         "| scenario | backend | offered/s | accepted/s | delivered/s | p50 ms | p90 ms | p99 ms | max ms | missing | dups | hookd CPU s | db CPU s | idle RSS MiB | peak RSS MiB | driver CPU s | receiver CPU s | steal s |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for r in runs {
+    // Runs that sent nothing (listings on a grown store) have only their figures.
+    for r in runs.iter().filter(|r| r.sent > 0 || r.figures.is_empty()) {
         let lat = r.healthy_latency.as_ref().unwrap_or(&r.latency);
         out.push_str(&format!(
             "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} |\n",
@@ -103,7 +125,31 @@ pub fn markdown(runs: &[Run]) -> String {
             opt(r.machine_steal_s, 1),
         ));
     }
+    if runs.iter().any(|r| !r.figures.is_empty()) {
+        out.push_str("\n| scenario | backend | figure | value | unit |\n|---|---|---|---|---|\n");
+        for r in runs {
+            for f in &r.figures {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    r.scenario,
+                    r.backend,
+                    f.name,
+                    figure_value(f.value),
+                    f.unit
+                ));
+            }
+        }
+    }
     out
+}
+
+/// Whole numbers as they are, others with the digits that matter.
+fn figure_value(v: f64) -> String {
+    if (v.fract() == 0.0 && v.abs() < 1e15) || v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 #[cfg(test)]

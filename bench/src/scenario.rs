@@ -1,35 +1,30 @@
-//! The scenarios of the performance issue, and how one run is carried out and measured.
+//! The scenarios of the performance issue: what each one sends and where (its [`Spec`]s,
+//! or its own module for those on a grown store), and the hookd each run starts.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::driver::{self, Kind, Load, Mode};
+use crate::Args;
+use crate::driver::Mode;
 use crate::hookd::{self, Hookd, Launch, ScratchDatabase};
-use crate::receiver::{self, Behaviour, Tally};
-use crate::report::{Latency, Run};
-use crate::{Args, procfs};
+use crate::measure;
+use crate::report::Run;
 
-struct Spec {
-    name: String,
-    description: String,
-    apps: usize,
-    fanout: usize,
-    /// The first `slow_apps` applications' endpoints answer after [`SLOW_DELAY`].
-    slow_apps: usize,
-    mode: Mode,
-    fail_every: u64,
-    retry_schedule: &'static str,
+#[derive(Clone)]
+pub struct Spec {
+    pub name: String,
+    pub description: String,
+    pub apps: usize,
+    pub fanout: usize,
+    /// The first `slow_apps` applications' endpoints answer after `measure::SLOW_DELAY`.
+    pub slow_apps: usize,
+    pub mode: Mode,
+    pub fail_every: u64,
+    pub retry_schedule: &'static str,
     /// The endpoints are FIFO (`ordering: "fifo"`): one delivery at a time, in order.
-    fifo: bool,
+    pub fifo: bool,
 }
 
-const SLOW_DELAY: Duration = Duration::from_secs(2);
-/// The drain ends when nothing new has arrived for this long.
-const DRAIN_IDLE: Duration = Duration::from_secs(20);
-const DRAIN_MAX: Duration = Duration::from_secs(300);
-
-fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
+pub fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
     let closed = Mode::Closed {
         messages: args.messages,
     };
@@ -137,13 +132,28 @@ fn specs(name: &str, args: &Args) -> anyhow::Result<Vec<Spec>> {
             .into_iter()
             .flatten()
             .collect(),
-        other => anyhow::bail!("unknown scenario {other:?} (a, b, c, d, e, fifo, entities or all)"),
+        other => anyhow::bail!(
+            "unknown scenario {other:?} (a, b, c, d, e, fifo, entities, all, g, h, i, j or k)"
+        ),
     })
+}
+
+/// `name`'s one spec, renamed, for a scenario that runs it on a grown store or on several
+/// nodes. In a smoke run its closed loop sends 500 messages: what such a run checks is the
+/// setup around the load, and the smoke as a whole stays near a minute.
+pub fn grown_spec(name: &str, args: &Args, new_name: &str, context: &str) -> anyhow::Result<Spec> {
+    let mut spec = specs(name, args)?.remove(0);
+    spec.name = new_name.into();
+    spec.description = format!("{}{context}", spec.description);
+    if let (true, Mode::Closed { messages }) = (args.smoke, &mut spec.mode) {
+        *messages = (*messages).min(500);
+    }
+    Ok(spec)
 }
 
 /// The endpoint fields a run sets besides the URL: `ordering` for FIFO scenarios, the
 /// `--signature` scheme and `--secret` if given.
-fn endpoint_fields(
+pub fn endpoint_fields(
     spec: &Spec,
     args: &Args,
 ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
@@ -170,6 +180,33 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Vec<Run>> {
     };
     let mut runs = Vec::new();
     for name in &args.scenarios {
+        let grown = match name.as_str() {
+            "g" => Some(crate::large_store::execute(args, binary.as_deref()).await?),
+            "h" => Some(vec![
+                crate::backlog::execute(args, binary.as_deref()).await?,
+            ]),
+            "i" => Some(vec![
+                crate::tenants::execute(args, binary.as_deref()).await?,
+            ]),
+            "j" => Some(vec![
+                crate::retention::execute(args, binary.as_deref()).await?,
+            ]),
+            "k" => Some(crate::two_nodes::execute(args, binary.as_deref()).await?),
+            _ => None,
+        };
+        if let Some(grown) = grown {
+            for run in &grown {
+                eprintln!(
+                    "  {}: {:.0} delivered/s, p99 {:.1} ms, {} figures",
+                    run.scenario,
+                    run.delivered_per_s,
+                    run.latency.p99_ms,
+                    run.figures.len()
+                );
+            }
+            runs.extend(grown);
+            continue;
+        }
         if name == "entities" {
             eprintln!("running entities ({})", crate::entities::DESCRIPTION);
             let run = crate::entities::execute(args, binary.as_deref()).await?;
@@ -223,6 +260,9 @@ pub async fn start_hookd(
                 binary,
                 database_url: scratch.as_ref().map(|s| s.url.clone()),
                 retry_schedule,
+                data_dir: None,
+                env: Vec::new(),
+                listen: None,
             })
             .await?
         }
@@ -243,138 +283,6 @@ async fn execute(
         spec.retry_schedule,
     )
     .await?;
-    let messages = match spec.mode {
-        Mode::Closed { messages } => messages,
-        Mode::Open { rate, duration } => (rate * duration.as_secs_f64()) as u64,
-    };
-    let tally = Arc::new(Tally::new(messages, spec.fanout as u64));
-    let behaviour = Behaviour {
-        fail_every: spec.fail_every,
-        slow_delay: SLOW_DELAY,
-    };
-    let (receiver_addr, receiver_tid) = receiver::start(tally.clone(), behaviour)?;
-    let slow_apps = spec.slow_apps;
-    let apps = hookd
-        .setup(
-            spec.apps,
-            spec.fanout,
-            &endpoint_fields(spec, args)?,
-            |a, k| {
-                let slow = if a < slow_apps { "/slow" } else { "" };
-                format!("http://{receiver_addr}{slow}/{k}")
-            },
-        )
-        .await?;
-
-    let pid = hookd.pid;
-    let idle_rss = pid.and_then(|p| procfs::memory_mib(p, "VmRSS"));
-    let cpu_before = pid.and_then(procfs::process_cpu);
-    let receiver_cpu_before = procfs::thread_cpu(&receiver_tid).unwrap_or_default();
-    let steal_before = procfs::machine_steal();
-    let database_cpu_before = scratch.as_ref().and_then(|_| procfs::postgres_cpu());
-    let started = Instant::now();
-
-    let load = Load {
-        kind: Kind::Messages,
-        addr: hookd.addr,
-        token: hookd.token.clone(),
-        apps,
-        mode: spec.mode.clone(),
-        connections: args.connections,
-        pad: args.pad,
-    };
-    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = tokio::spawn(sample_rss(pid, sampling.clone()));
-    let sent = tokio::task::spawn_blocking(move || driver::run(load)).await??;
-    let expected = sent.accepted * spec.fanout as u64;
-    drain(&tally, expected).await;
-    sampling.store(false, Ordering::Relaxed);
-    let rss_samples = sampler.await.unwrap_or_default();
-    let database_cpu_s = procfs::postgres_cpu()
-        .zip(database_cpu_before)
-        .map(|(after, before)| after.saturating_sub(before).as_secs_f64());
-
-    let secs_since_start = |micros: u64| (micros.saturating_sub(sent.start_micros)) as f64 / 1e6;
-    let delivered = tally.delivered.load(Ordering::Relaxed);
-    let fanout = spec.fanout as u64;
-    let healthy = |slot: usize| ((slot as u64 / fanout) % spec.apps as u64) as usize >= slow_apps;
-    Ok(Run {
-        scenario: spec.name.clone(),
-        description: spec.description.clone(),
-        backend: if scratch.is_some() {
-            "postgres"
-        } else {
-            "sqlite"
-        }
-        .into(),
-        offered_per_s: match spec.mode {
-            Mode::Open { rate, .. } => Some(rate),
-            Mode::Closed { .. } => None,
-        },
-        sent: sent.sent,
-        accepted: sent.accepted,
-        ingest_errors: sent.errors,
-        first_ingest_error: sent.first_error.clone(),
-        accepted_per_s: sent.accepted as f64 / sent.elapsed.as_secs_f64(),
-        deliveries_expected: expected,
-        delivered,
-        delivered_per_s: delivered as f64
-            / secs_since_start(tally.last_delivery.load(Ordering::Relaxed)).max(1e-3),
-        first_attempts_per_s: tally.first_attempts.load(Ordering::Relaxed) as f64
-            / secs_since_start(tally.last_first_attempt.load(Ordering::Relaxed)).max(1e-3),
-        latency: Latency::of(tally.latencies(|_| true)),
-        healthy_latency: (slow_apps > 0).then(|| Latency::of(tally.latencies(healthy))),
-        missing_after_drain: expected.saturating_sub(delivered),
-        duplicates: tally.duplicates.load(Ordering::Relaxed),
-        hookd_cpu_s: pid
-            .and_then(procfs::process_cpu)
-            .zip(cpu_before)
-            .map(|(after, before)| after.saturating_sub(before).as_secs_f64()),
-        worst_ms_by_second: match spec.mode {
-            Mode::Open { rate, .. } => tally.worst_by_window((rate as usize) * spec.fanout),
-            Mode::Closed { .. } => Vec::new(),
-        },
-        database_cpu_s,
-        machine_steal_s: procfs::machine_steal()
-            .zip(steal_before)
-            .map(|(after, before)| after.saturating_sub(before).as_secs_f64()),
-        hookd_idle_rss_mib: idle_rss,
-        hookd_peak_rss_mib: pid.and_then(|p| procfs::memory_mib(p, "VmHWM")),
-        hookd_rss_samples_mib: rss_samples,
-        driver_cpu_s: sent.cpu.as_secs_f64(),
-        receiver_cpu_s: procfs::thread_cpu(&receiver_tid)
-            .unwrap_or_default()
-            .saturating_sub(receiver_cpu_before)
-            .as_secs_f64(),
-        wall_s: started.elapsed().as_secs_f64(),
-    })
-}
-
-/// Waits until every expected delivery arrived, or nothing has arrived for a while.
-async fn drain(tally: &Tally, expected: u64) {
-    let started = Instant::now();
-    let mut last = tally.delivered.load(Ordering::Relaxed);
-    let mut last_progress = Instant::now();
-    while tally.delivered.load(Ordering::Relaxed) < expected && started.elapsed() < DRAIN_MAX {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let now = tally.delivered.load(Ordering::Relaxed);
-        if now != last {
-            last = now;
-            last_progress = Instant::now();
-        } else if last_progress.elapsed() > DRAIN_IDLE {
-            break;
-        }
-    }
-}
-
-async fn sample_rss(pid: Option<u32>, running: Arc<std::sync::atomic::AtomicBool>) -> Vec<f64> {
-    let mut samples = Vec::new();
-    let Some(pid) = pid else { return samples };
-    while running.load(Ordering::Relaxed) {
-        if let Some(rss) = procfs::memory_mib(pid, "VmRSS") {
-            samples.push((rss * 10.0).round() / 10.0);
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    samples
+    let target = measure::prepare(args, spec, &hookd).await?;
+    measure::measure(args, spec, &[&hookd], scratch.is_some(), target).await
 }
