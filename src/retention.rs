@@ -27,6 +27,9 @@ const EVERY: Duration = Duration::from_secs(60);
 /// Background tasks that finished longer ago than this are deleted (the contract lists the
 /// tasks of the past 90 days).
 const TASKS_KEPT: TimeDelta = TimeDelta::days(90);
+/// Ingest sources' log entries older than this are deleted (the messages they became are
+/// kept as `retention_days` says).
+pub const INGEST_LOG_KEPT: TimeDelta = TimeDelta::days(30);
 
 /// The counters the jobs add to.
 #[derive(Debug, Clone)]
@@ -101,6 +104,20 @@ async fn run_once(
         tracing::info!(
             lines,
             "gave FIFO lines left without a head their next delivery"
+        );
+    }
+    let logged = batches(shutdown, || async {
+        Ok(Some(
+            store
+                .prune_ingest_logs(now - INGEST_LOG_KEPT, BATCH)
+                .await?,
+        ))
+    })
+    .await?;
+    if logged > 0 {
+        tracing::debug!(
+            entries = logged,
+            "deleted ingest log entries older than 30 days"
         );
     }
     let tasks = store.prune_tasks(now - TASKS_KEPT).await?;

@@ -106,6 +106,41 @@ async fn payloads_are_removed_when_their_retention_runs_out_and_attempts_stay() 
     );
 }
 
+#[tokio::test]
+async fn ingest_log_entries_go_after_thirty_days() {
+    let (app, clock) = with_manual_clock(|_| {}).await;
+    let (status, source) = app
+        .post(
+            "/ingest/api/v1/source",
+            Some(json!({"name": "any", "type": "generic-webhook"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{source}");
+    let url = source["ingestUrl"].as_str().unwrap();
+    let status = app
+        .client
+        .post(url)
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+    let log = format!(
+        "/ingest/api/v1/source/{}/log",
+        source["id"].as_str().unwrap()
+    );
+    assert_eq!(app.list_all(&log).await.len(), 1);
+    clock.advance(29 * DAY);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.list_all(&log).await.len(), 1, "kept for 30 days");
+    clock.advance(2 * DAY);
+    eventually("the log entry to go", || async {
+        app.list_all(&log).await.is_empty().then_some(())
+    })
+    .await;
+}
+
 /// The value of an unlabelled counter on this node's `/metrics` page.
 async fn counter(app: &TestApp, name: &str) -> f64 {
     let text = app
