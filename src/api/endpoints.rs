@@ -344,6 +344,23 @@ pub struct EndpointHeadersPatchIn {
     pub delete_headers: Vec<String>,
 }
 
+/// The endpoint's custom headers as the API shows them: credentials by name only.
+pub(super) fn headers_out(endpoint: &Endpoint) -> EndpointHeadersOut {
+    let (headers, sensitive) = endpoint.headers.split_sensitive();
+    EndpointHeadersOut { headers, sensitive }
+}
+
+/// Replaces all the endpoint's custom headers (not yet saved), refusing those the endpoint
+/// cannot send (422 naming `headers`).
+pub(super) fn replace_headers(
+    endpoint: &mut Endpoint,
+    headers: BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    endpoint.headers =
+        EndpointHeaders::parse(headers).map_err(|e| fields::body_error("headers", e))?;
+    check_headers(&endpoint.signature, &endpoint.headers, &["body", "headers"])
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EndpointHeadersOut {
     /// Headers whose values may be shown.
@@ -755,8 +772,7 @@ pub async fn get_headers(
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointHeadersOut>, ApiError> {
     let endpoint = find(&state, &app_id, &endpoint_id).await?;
-    let (headers, sensitive) = endpoint.headers.split_sensitive();
-    Ok(Json(EndpointHeadersOut { headers, sensitive }))
+    Ok(Json(headers_out(&endpoint)))
 }
 
 /// Replaces all custom headers.
@@ -769,9 +785,7 @@ pub async fn update_headers(
     JsonBody(input): JsonBody<EndpointHeadersIn>,
 ) -> Result<StatusCode, ApiError> {
     let mut endpoint = find(&state, &app_id, &endpoint_id).await?;
-    endpoint.headers =
-        EndpointHeaders::parse(input.headers).map_err(|e| fields::body_error("headers", e))?;
-    check_headers(&endpoint.signature, &endpoint.headers, &["body", "headers"])?;
+    replace_headers(&mut endpoint, input.headers)?;
     state.store.update_endpoint(endpoint).await?;
     state.events_written.notify_one();
     Ok(StatusCode::NO_CONTENT)

@@ -63,8 +63,8 @@ const DEFAULT_EVENT_TYPE: &str = "ingest.received";
 pub struct IngestSourceIn {
     #[schema(min_length = 2, max_length = 256)]
     pub name: String,
-    /// `^(?!src_)[a-zA-Z0-9_-]+$`, 1 to 60 characters.
-    #[schema(value_type = Option<String>)]
+    /// 1 to 60 letters, digits, `_` or `-`; not shaped like a source id (`src_` and a ULID).
+    #[schema(value_type = Option<String>, pattern = "^[a-zA-Z0-9_-]+$", min_length = 1, max_length = 60)]
     pub uid: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     #[schema(nullable)]
@@ -73,6 +73,7 @@ pub struct IngestSourceIn {
     /// `clerk`, `resend`, …), `stripe`, `github`, `shopify`, `slack`, or hookd's
     /// `hookd-hmac`, `hookd-basic`, `hookd-bearer`.
     #[serde(rename = "type")]
+    #[schema(schema_with = source_type_schema)]
     pub source_type: String,
     /// As the type says: `{secret}` for most; `cron`: `{schedule, payload, contentType}`;
     /// `hookd-hmac`: `{secret, header, prefix, encoding, timestampHeader,
@@ -89,7 +90,7 @@ pub struct IngestSourcePatch {
     pub name: Option<String>,
     /// null: removes the uid.
     #[serde(default, deserialize_with = "fields::nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^[a-zA-Z0-9_-]+$", min_length = 1, max_length = 60)]
     pub uid: Option<Option<String>>,
     pub metadata: Option<Metadata>,
 }
@@ -266,19 +267,33 @@ fn new_url_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }
 
-/// A source uid from a body: `^(?!src_)[a-zA-Z0-9_-]+$`, 1 to 60 characters.
+/// The source types hookd takes, as the document lists them.
+fn source_type_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(
+            ingest::supported_types().split(", ").map(str::to_owned),
+        ))
+        .build()
+}
+
+/// A source uid from a body: 1 to 60 letters, digits, `_` or `-` (the SDK's pattern, but for
+/// uids starting with `src_` that are not shaped like an id, which hookd tells apart).
 fn source_uid(value: Option<String>) -> Result<Option<Uid>, ApiError> {
     let Some(value) = value else { return Ok(None) };
     let ok = !value.is_empty()
         && value.len() <= 60
-        && !value.starts_with(SourceId::PREFIX)
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !ok {
+        return Err(body_error("uid", "must be 1 to 60 letters, digits, _ or -"));
+    }
+    if SourceId::parse(&value).is_some() {
         return Err(body_error(
             "uid",
-            "must be 1 to 60 letters, digits, _ or -, not starting with src_",
+            "must not have the shape of a source id (src_…)",
         ));
     }
     Ok(Some(Uid::from_stored(value)))
@@ -675,6 +690,7 @@ pub async fn create_endpoint(
         ..new_endpoint(&source, url, secret)
     };
     let endpoint = state.store.insert_endpoint(new).await?;
+    state.events_written.notify_one();
     Ok((StatusCode::CREATED, Json(endpoint.into())))
 }
 
@@ -718,6 +734,7 @@ pub async fn upsert_endpoint(
             endpoint.rate_limit = throttle_rate;
             endpoint.metadata = input.metadata;
             let endpoint = state.store.update_endpoint(endpoint).await?;
+            state.events_written.notify_one();
             Ok((StatusCode::OK, Json(endpoint.into())))
         }
         None => {
@@ -761,8 +778,7 @@ pub async fn get_endpoint_headers(
     Path((source_id, endpoint_id)): Path<(String, String)>,
 ) -> Result<Json<EndpointHeadersOut>, ApiError> {
     let (_, endpoint) = find_endpoint(&state, &source_id, &endpoint_id).await?;
-    let (headers, sensitive) = endpoint.headers.split_sensitive();
-    Ok(Json(EndpointHeadersOut { headers, sensitive }))
+    Ok(Json(endpoints::headers_out(&endpoint)))
 }
 
 /// Replaces all custom headers.
@@ -775,10 +791,9 @@ pub async fn set_endpoint_headers(
     JsonBody(input): JsonBody<IngestEndpointHeadersIn>,
 ) -> Result<StatusCode, ApiError> {
     let (_, mut endpoint) = find_endpoint(&state, &source_id, &endpoint_id).await?;
-    endpoint.headers =
-        EndpointHeaders::parse(input.headers).map_err(|e| body_error("headers", e))?;
-    endpoints::check_headers(&endpoint.signature, &endpoint.headers, &["body", "headers"])?;
+    endpoints::replace_headers(&mut endpoint, input.headers)?;
     state.store.update_endpoint(endpoint).await?;
+    state.events_written.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -805,6 +820,7 @@ pub async fn rotate_endpoint_secret(
     let (_, mut endpoint) = find_endpoint(&state, &source_id, &endpoint_id).await?;
     endpoints::rotate(&mut endpoint, input)?;
     state.store.update_endpoint(endpoint).await?;
+    state.events_written.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -34,6 +34,7 @@ pub struct MonitorIn {
     pub app: Option<String>,
     /// The ingest source (id or uid) whose received requests (or cron runs) are watched;
     /// it cannot change. Give this or `app`.
+    #[schema(value_type = Option<PathKeyString>)]
     pub source: Option<String>,
     /// Only messages of this event type; absent: any of the application's messages. It
     /// cannot change.

@@ -375,8 +375,7 @@ pub async fn get_headers(
     Path(endpoint_id): Path<String>,
 ) -> Result<Json<EndpointHeadersOut>, ApiError> {
     let (_, endpoint) = find(&state, &endpoint_id).await?;
-    let (headers, sensitive) = endpoint.headers.split_sensitive();
-    Ok(Json(EndpointHeadersOut { headers, sensitive }))
+    Ok(Json(endpoints::headers_out(&endpoint)))
 }
 
 /// Replaces all custom headers.
@@ -389,9 +388,7 @@ pub async fn update_headers(
     JsonBody(input): JsonBody<OperationalWebhookEndpointHeadersIn>,
 ) -> Result<StatusCode, ApiError> {
     let (_, mut endpoint) = find(&state, &endpoint_id).await?;
-    endpoint.headers =
-        EndpointHeaders::parse(input.headers).map_err(|e| fields::body_error("headers", e))?;
-    endpoints::check_headers(&endpoint.signature, &endpoint.headers, &["body", "headers"])?;
+    endpoints::replace_headers(&mut endpoint, input.headers)?;
     state.store.update_endpoint(endpoint).await?;
     Ok(StatusCode::NO_CONTENT)
 }

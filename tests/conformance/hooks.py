@@ -360,8 +360,55 @@ def _narrow_entities(raw_schema):
                     ]
 
 
+# Ingest sources: `config` holds what the source's `type` needs (a `secret` for most, a
+# schedule and a JSON-object payload for `cron`): one object schema per type that the
+# document's single `config` object cannot state. Generated sources are of four types with
+# their own configs; a monitor watches an application (`source` names a source that must
+# exist, and only one of the two may be given). tests/it/ingest.rs covers every type and
+# each refusal.
+def _narrow_ingest(raw_schema):
+    schemas = raw_schema.get("components", {}).get("schemas", {})
+    source_in = schemas.get("IngestSourceIn")
+    if source_in and "properties" in source_in:
+        common = {k: v for k, v in source_in["properties"].items() if k not in ("type", "config")}
+        secret = {"type": "string", "minLength": 1, "maxLength": 64}
+
+        def variant(kind, config):
+            return {
+                "type": "object",
+                "properties": {**common, "type": {"const": kind}, "config": config},
+                "required": ["name", "type", "config"],
+                "additionalProperties": False,
+            }
+
+        def closed(properties):
+            return {
+                "type": "object",
+                "properties": properties,
+                "required": sorted(properties),
+                "additionalProperties": False,
+            }
+
+        schemas["IngestSourceIn"] = {"anyOf": [
+            variant("generic-webhook", closed({})),
+            variant("stripe", closed({"secret": secret})),
+            variant("hookd-bearer", closed({"token": secret})),
+            variant("cron", closed({
+                "schedule": {"enum": ["0 2 * * *", "*/5 * * * *"]},
+                "payload": {"enum": ["{}", "{\"job\": \"crawl\"}"]},
+            })),
+        ]}
+    for name in ("MonitorIn",):
+        monitor_in = schemas.get(name)
+        if monitor_in and "source" in monitor_in.get("properties", {}):
+            monitor_in["properties"].pop("source")
+            monitor_in["required"] = sorted(set(monitor_in.get("required", [])) | {"app"})
+            monitor_in["properties"]["app"] = {"$ref": "#/components/schemas/PathKeyString"}
+
+
 @schemathesis.hook
 def before_load_schema(context, raw_schema):
+    _narrow_ingest(raw_schema)
     _narrow_entities(raw_schema)
     _narrow_tokens(raw_schema)
     _narrow_deliver_at(raw_schema)

@@ -234,7 +234,11 @@ async fn bad_sources_are_refused_naming_the_field(builder: TestAppBuilder) {
             "config.toleranceSeconds",
         ),
         (
-            json!({"name": "x1", "type": "generic-webhook", "uid": "src_mine"}),
+            json!({"name": "x1", "type": "generic-webhook", "uid": "src_01JEXAMPXE0000000000000000"}),
+            "uid",
+        ),
+        (
+            json!({"name": "x1", "type": "generic-webhook", "uid": "has.dot"}),
             "uid",
         ),
         (json!({"name": "x", "type": "generic-webhook"}), "name"),
