@@ -139,14 +139,20 @@ pub fn new_application(input: ApplicationIn) -> Result<NewApplication, ApiError>
 }
 
 /// The application a path names, or 404 (also for the operational application, by id).
+/// An ingest source's application is found by its id (the source's `appId`), so that what
+/// the source forwarded can be looked at like any message, attempts included.
 pub async fn find(state: &ApiState, app_id: &str) -> Result<Application, ApiError> {
     let key = app_key(app_id)?;
     state
         .store
         .get_application(&key)
         .await?
-        .filter(|app| !app.uid.as_ref().is_some_and(is_internal))
+        .filter(|app| !app.uid.as_ref().is_some_and(is_operational))
         .ok_or_else(|| ApiError::not_found("application"))
+}
+
+fn is_operational(uid: &Uid) -> bool {
+    uid.as_str() == OPERATIONAL_APP_UID
 }
 
 #[utoipa::path(get, operation_id = "v1.application.list", path = "/api/v1/app", tag = "Application", params(ListParams),

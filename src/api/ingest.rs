@@ -103,6 +103,9 @@ pub struct IngestSourceOut {
     pub name: String,
     /// Where the sender posts; null for a `cron` source.
     pub ingest_url: Option<String>,
+    /// hookd: the source's internal application, where what it forwarded is listed
+    /// (`/api/v1/app/{appId}/msg…`, attempts included).
+    pub app_id: String,
     #[serde(rename = "type")]
     pub source_type: String,
     /// The config without its credentials (`secret`, `password`, `token`).
@@ -243,6 +246,7 @@ pub struct IngestEndpointHeadersIn {
 fn source_out(state: &ApiState, headers: &HeaderMap, s: IngestSource) -> IngestSourceOut {
     IngestSourceOut {
         ingest_url: s.token.as_deref().map(|t| ingest_url(state, headers, t)),
+        app_id: s.app_id.to_string(),
         id: s.id.to_string(),
         uid: s.uid.map(|u| u.to_string()),
         name: s.name,

@@ -438,6 +438,24 @@ async fn signed_requests_are_forwarded_byte_for_byte_and_bad_ones_refused(builde
         assert_eq!(got[0].header("webhook-id"), msg_id, "{what}");
         assert!(got[0].header("webhook-signature").starts_with("v1,"));
 
+        // What was forwarded is a message of the source's application, attempts and all.
+        let app_id = created["appId"].as_str().unwrap();
+        let attempts = format!("/api/v1/app/{app_id}/attempt/msg/{msg_id}");
+        let listed = crate::helpers::eventually("the attempt to be recorded", || async {
+            let listed = app.list_all(&attempts).await;
+            (!listed.is_empty()).then_some(listed)
+        })
+        .await;
+        assert_eq!(listed[0]["responseStatusCode"], 200, "{what}");
+        // By its id only: the uid is hookd's, and no list shows the application.
+        let (status, _) = app
+            .get(&format!(
+                "/api/v1/app/hookd-ingest-{}",
+                created["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
         let entries = logs(&app, &created).await;
         assert_eq!(entries.len(), 2, "{what}: {entries:?}");
         // Newest first.
