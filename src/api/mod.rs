@@ -26,6 +26,7 @@ mod messages;
 mod monitors;
 mod openapi;
 mod operational;
+mod overview;
 mod pagination;
 pub mod payload_schemas;
 mod replays;
@@ -205,6 +206,7 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(environment::export))
         .routes(routes!(environment::import))
         .routes(routes!(environment::reload))
+        .routes(routes!(overview::get))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::get, tokens::revoke))
         .routes(routes!(tokens::app_portal_access))

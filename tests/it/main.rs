@@ -33,6 +33,7 @@ mod nodes;
 mod nulls;
 mod operational;
 mod overload;
+mod overview;
 mod pagination;
 mod pagination_concurrent;
 mod payload_validation;
