@@ -63,4 +63,5 @@ mod throttle;
 mod tokens;
 mod traces;
 mod trailing_slash;
+mod ui;
 mod wal_sync;
