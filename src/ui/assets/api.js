@@ -86,7 +86,8 @@ export function failure(error) {
 
 /**
  * Runs an action from a form or button: disables it while running, shows the API's error
- * (or `done`'s message) in `status`, and returns the result (undefined on error).
+ * (or `done`'s message) in `status`, and returns the result (`true` for an answer without
+ * a body, such as 204; undefined on error).
  */
 export async function act(control, status, run, done) {
   control.disabled = true;
@@ -94,7 +95,7 @@ export async function act(control, status, run, done) {
   try {
     const result = await run();
     if (done) fill(status, h("div", { class: "ok", role: "status" }, done));
-    return result;
+    return result ?? true;
   } catch (e) {
     fill(status, failure(e));
     return undefined;

@@ -9,7 +9,7 @@
 // application's pages, and the API refuses it everything else (404 for another
 // application, 403 for the admin pages), which the page then shows.
 
-import { h, fill, link } from "./dom.js";
+import { h, fill, link, field } from "./dom.js";
 import { api, token, signIn, signOut, failure, act, ApiError } from "./api.js";
 import * as admin from "./admin.js";
 import * as application from "./application.js";
@@ -117,7 +117,7 @@ function signInPage(message) {
     },
     h("h1", {}, "Sign in to hookd"),
     h("p", {}, "Use an API token: the admin token of the configuration, or one made with ", h("code", {}, "hookd token create"), ". It is kept in this tab only."),
-    h("label", { class: "field", for: "token" }, h("span", {}, "API token"), input),
+    field("API token", input),
     button,
     status,
     message ? failure({ message }) : null,

@@ -50,6 +50,7 @@ export function stackedBars(title, points, series) {
     { class: "figure" },
     h("figcaption", {}, title, " ", h("span", { class: "muted" }, `(peak ${max})`)),
     chart,
+    points.length ? h("div", { class: "axis", "aria-hidden": "true" }, h("span", {}, points[0].label), h("span", {}, points[points.length - 1].label)) : null,
     h(
       "div",
       { class: "legend" },

@@ -88,9 +88,18 @@ export function code(value) {
   return h("pre", { class: "code", tabindex: "0" }, text);
 }
 
-/** A label with its control. */
+let fieldCount = 0;
+
+/** A label with its control, and a hint the control is described by. */
 export function field(label, control, hint) {
-  return h("label", { class: "field" }, h("span", {}, label), control, hint ? h("small", {}, hint) : null);
+  const id = control.id || `f${++fieldCount}`;
+  control.id = id;
+  let note = null;
+  if (hint) {
+    note = h("small", { id: `${id}-hint` }, hint);
+    control.setAttribute("aria-describedby", note.id);
+  }
+  return h("div", { class: "field" }, h("label", { for: id }, label), control, note);
 }
 
 /** A definition list of [term, value] pairs. */

@@ -3,7 +3,7 @@
 // example). Each section is a form calling one API route.
 
 import { h, fill, link, table, time, field, facts, badge, pager, code, list as splitList } from "./dom.js";
-import { api, get, query, enc, act } from "./api.js";
+import { api, get, query, enc, act, failure } from "./api.js";
 import { stackedBars, meter } from "./charts.js";
 
 export async function show(ctx, view) {
@@ -164,8 +164,13 @@ function headers(path) {
   const list = h("div", {});
   const status = h("div", {});
   const load = async () => {
-    const got = await act(list, status, () => get(`${path}/headers`));
-    if (!got) return;
+    let got;
+    try {
+      got = await get(`${path}/headers`);
+    } catch (e) {
+      fill(list, failure(e));
+      return;
+    }
     const rows = [
       ...Object.entries(got.headers).map(([name, value]) => ({ name, value })),
       ...got.sensitive.map((name) => ({ name, value: "(hidden: holds a credential)" })),

@@ -32,7 +32,7 @@ export async function list(ctx, view) {
     : await get(`/app/${enc(appKey)}/msg${query(filters)}`);
   if (!ctx.alive()) return;
   const base = `/ui/app/${enc(app.id)}`;
-  const rows = byEndpoint ? page.data.map((d) => ({ ...d.message, delivery: d.statusText })) : page.data;
+  const rows = byEndpoint ? page.data.map((d) => ({ ...d, delivery: d.statusText })) : page.data;
   fill(
     view,
     h("p", { class: "crumbs" }, ctx.portal ? null : [link("/ui/apps", "Applications"), " / "], link(base, app.name), " / messages"),
@@ -154,7 +154,7 @@ export async function show(ctx, view) {
         type: "button",
         class: "secondary",
         onclick: async () => {
-          const done = await act(button, status, () => api("POST", `/app/${enc(app.id)}/msg/${enc(msg.id)}/endpoint/${enc(d.endpoint.id)}/resend`, {}), "Resent: a new attempt is on its way.");
+          const done = await act(button, status, () => api("POST", `/app/${enc(app.id)}/msg/${enc(msg.id)}/endpoint/${enc(d.id)}/resend`, {}), "Resent: a new attempt is on its way.");
           if (done) setTimeout(() => ctx.alive() && ctx.rerender(), 1000);
         },
       },
@@ -178,7 +178,7 @@ export async function show(ctx, view) {
     h("h2", {}, "Endpoints"),
     table(
       [
-        ["Endpoint", (d) => link(`${base}/endpoint/${enc(d.endpoint.id)}`, h("span", { class: "url" }, d.endpoint.url))],
+        ["Endpoint", (d) => link(`${base}/endpoint/${enc(d.id)}`, h("span", { class: "url" }, d.url))],
         ["Status", (d) => badge(d.statusText)],
         ["Next attempt", (d) => time(d.nextAttempt)],
         ["", resend],
