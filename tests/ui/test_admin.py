@@ -248,3 +248,41 @@ def test_long_urls_and_big_payloads_fit_desktop_and_phone(browser, base_url, adm
         finally:
             context.close()
         assert not errors, "\n".join(errors)
+
+
+def all_app_ids(api):
+    ids, iterator = [], None
+    while True:
+        page = api.ok("GET", "/app?limit=250" + (f"&iterator={iterator}" if iterator else ""))
+        ids += [a["id"] for a in page["data"]]
+        if page["done"]:
+            return ids
+        iterator = page["iterator"]
+
+
+def test_lists_page_through_the_api_iterators(page, base_url, admin_token, api):
+    for i in range(30):
+        api.ok("POST", "/app", {"name": f"Paged {i:02d} {uuid.uuid4().hex[:4]}"})
+    expected = all_app_ids(api)
+    sign_in(page, base_url, admin_token)
+    page.goto(f"{base_url}/ui/apps")
+    seen, first_page = [], None
+    while True:
+        expect(page.locator("tbody tr").first).to_be_visible()
+        ids = page.locator("tbody tr td:nth-child(3) code").all_inner_texts()
+        assert 0 < len(ids) <= 25
+        first_page = first_page or ids
+        seen += ids
+        following = page.get_by_role("link", name="Next →")
+        if following.count() == 0:
+            break
+        following.click()
+        expect(page).to_have_url(re.compile(r"iterator="))
+        expect(page.locator("tbody tr td:nth-child(3) code").first).not_to_have_text(ids[0])
+    assert seen == expected, "every application once, in the API's order"
+    # Back to the start.
+    while page.get_by_role("link", name="← Previous").count():
+        shown = page.locator("tbody tr td:nth-child(3) code").first.inner_text()
+        page.get_by_role("link", name="← Previous").click()
+        expect(page.locator("tbody tr td:nth-child(3) code").first).not_to_have_text(shown)
+    assert page.locator("tbody tr td:nth-child(3) code").all_inner_texts() == first_page

@@ -127,7 +127,8 @@ export function list(text) {
 
 /**
  * Links to the previous and next pages of a list answer ({data, iterator, prevIterator,
- * done}), keeping the page's other query parameters.
+ * done}), keeping the page's other query parameters. `done` speaks of the direction the
+ * page was fetched in: forwards (an iterator, or none) or backwards (a `-` iterator).
  */
 export function pager(search, page) {
   const at = (iterator) => {
@@ -135,8 +136,12 @@ export function pager(search, page) {
     q.set("iterator", iterator);
     return `${location.pathname}?${q}`;
   };
+  const current = search.get("iterator") || "";
+  const backwards = current.startsWith("-");
+  const hasPrevious = backwards ? !page.done : current !== "";
+  const hasNext = backwards ? true : !page.done;
   const links = [];
-  if (search.get("iterator") && page.prevIterator) links.push(link(at(page.prevIterator), "← Previous"));
-  if (!page.done && page.iterator) links.push(link(at(page.iterator), "Next →"));
+  if (hasPrevious && page.prevIterator) links.push(link(at(page.prevIterator), "← Previous"));
+  if (hasNext && page.iterator) links.push(link(at(page.iterator), "Next →"));
   return links.length ? h("nav", { class: "pager", "aria-label": "Pages" }, links) : null;
 }
