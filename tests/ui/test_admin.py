@@ -286,3 +286,42 @@ def test_lists_page_through_the_api_iterators(page, base_url, admin_token, api):
         page.get_by_role("link", name="← Previous").click()
         expect(page.locator("tbody tr td:nth-child(3) code").first).not_to_have_text(shown)
     assert page.locator("tbody tr td:nth-child(3) code").all_inner_texts() == first_page
+
+
+def test_usable_with_the_keyboard_alone(page, base_url, admin_token):
+    page.goto(f"{base_url}/ui")
+    # The token field has the focus: type and press Enter.
+    page.keyboard.type(admin_token)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    # Tab to the Applications link and follow it.
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Applications":
+            break
+    else:
+        raise AssertionError("the Applications link is not reachable with Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Applications")).to_be_visible()
+    # The new page has the focus, so Tab goes on from its start; the form can be filled
+    # and sent without a pointer.
+    page.get_by_label("Name").focus()
+    page.keyboard.type("Keyboard Co")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Keyboard Co")).to_be_visible()
+
+
+def test_a_named_token_sees_the_pages_its_abilities_allow(page, base_url, api):
+    made = api.ok("POST", "/auth/token", {"name": "reader", "abilities": ["app:read", "endpoint:read", "message:read"]})
+    page.goto(f"{base_url}/ui")
+    page.get_by_label("API token").fill(made["token"])
+    page.get_by_role("button", name="Sign in").click()
+    # No overview (admin only): it starts at the applications.
+    expect(page.get_by_role("heading", name="Applications")).to_be_visible()
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link")).to_have_text(["Applications"])
+    # An admin page it opens anyway is refused by the API.
+    page.expected_refusals = {403}
+    page.goto(f"{base_url}/ui/tokens")
+    expect(page.get_by_role("alert")).to_contain_text("lacks the `admin` ability")
+    expect(page.locator("table")).to_have_count(0)

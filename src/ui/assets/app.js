@@ -57,21 +57,28 @@ function takeFragmentToken() {
   history.replaceState(null, "", location.pathname + location.search);
 }
 
+/** Whether the signed-in token has `ability` (admin has them all). */
+function can(ability) {
+  return Boolean(caller) && caller.abilities.some((a) => a === "admin" || a === ability);
+}
+
 function drawNav() {
   const items = [];
   if (caller && caller.appId) {
     const app = encodeURIComponent(caller.appId);
     items.push(["Endpoints", `/ui/app/${app}`], ["Messages", `/ui/app/${app}/msg`], ["Event types", "/ui/event-types"]);
   } else if (caller) {
-    items.push(
-      ["Overview", "/ui"],
-      ["Applications", "/ui/apps"],
-      ["Event types", "/ui/event-types"],
-      ["Operational webhooks", "/ui/operational"],
-      ["Monitors", "/ui/monitors"],
-      ["Entity types", "/ui/entity-types"],
-      ["API tokens", "/ui/tokens"],
-    );
+    // Only the pages the token may read; the API refuses the others anyway.
+    const pages = [
+      ["Overview", "/ui", "admin"],
+      ["Applications", "/ui/apps", "app:read"],
+      ["Event types", "/ui/event-types", "event-type:read"],
+      ["Operational webhooks", "/ui/operational", "admin"],
+      ["Monitors", "/ui/monitors", "admin"],
+      ["Entity types", "/ui/entity-types", "event-type:read"],
+      ["API tokens", "/ui/tokens", "admin"],
+    ];
+    items.push(...pages.filter(([, , ability]) => can(ability)));
   }
   fill(
     nav,
@@ -155,6 +162,8 @@ async function render(moved) {
   const portal = path.match(/^\/ui\/portal\/([^/]+)$/);
   if (portal) return navigate(`/ui/app/${portal[1]}`, true);
   if (caller.appId && path === "/ui") return navigate(`/ui/app/${encodeURIComponent(caller.appId)}`, true);
+  // The overview is an admin's; another token starts at the applications.
+  if (path === "/ui" && !can("admin")) return navigate("/ui/apps", true);
   drawNav();
   const view = h("div", { class: "view" });
   fill(main, view);
