@@ -178,6 +178,23 @@ mod tests {
     }
 
     #[test]
+    fn the_scripts_never_write_html() {
+        // Data goes into the page as text (textContent, attribute values): a script that
+        // parses a string as HTML could run what an API answer holds.
+        for asset in ASSETS.iter().filter(|a| a.content_type == JS) {
+            let text = std::str::from_utf8(asset.body).unwrap();
+            for sink in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+            ] {
+                assert!(!text.contains(sink), "{} uses {sink}", asset.name);
+            }
+        }
+    }
+
+    #[test]
     fn every_module_the_scripts_import_is_embedded() {
         for asset in ASSETS.iter().filter(|a| a.content_type == JS) {
             let text = std::str::from_utf8(asset.body).unwrap();

@@ -325,3 +325,17 @@ def test_a_named_token_sees_the_pages_its_abilities_allow(page, base_url, api):
     page.goto(f"{base_url}/ui/tokens")
     expect(page.get_by_role("alert")).to_contain_text("lacks the `admin` ability")
     expect(page.locator("table")).to_have_count(0)
+
+
+def test_data_is_shown_as_text_never_run(page, base_url, admin_token, api, receiver):
+    evil = '<img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script>'
+    app = api.ok("POST", "/app", {"name": evil})
+    api.ok("POST", f"/app/{app['id']}/endpoint", {"url": receiver.url("/ok/evil"), "description": evil})
+    msg = api.ok("POST", f"/app/{app['id']}/msg", {"eventType": "evil.test", "payload": {"html": evil}})
+    sign_in(page, base_url, admin_token)
+    for path in [f"/ui/app/{app['id']}", f"/ui/app/{app['id']}/msg/{msg['id']}", f"/ui/app/{app['id']}/msg"]:
+        page.goto(base_url + path)
+        expect(page.locator(".view h1")).to_be_visible()
+        expect(page.get_by_text(evil).first).to_be_visible()
+        assert page.locator(".view img, .view script").count() == 0
+        assert page.title() == "hookd"
