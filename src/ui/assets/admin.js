@@ -233,7 +233,8 @@ export async function monitors(ctx, view) {
     table(
       [
         ["Name", (m) => m.name],
-        ["Application", (m) => link(`/ui/app/${enc(m.app)}`, h("code", {}, m.app))],
+        // A monitor watches an application's messages, or (newer hookd) an ingest source.
+        ["Watches", (m) => (m.app ? link(`/ui/app/${enc(m.app)}`, h("code", {}, m.app)) : m.source ? ["source ", h("code", {}, m.source)] : "—")],
         ["Event type", (m) => m.eventType || "any"],
         ["Expects", (m) => (m.deadline ? `by cron ${m.deadline} (UTC)` : `a message every ${duration(m.maxSilence)}`)],
         ["State", (m) => badge(m.state)],
