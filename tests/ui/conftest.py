@@ -51,8 +51,10 @@ class Api:
         self.token = token
 
     def call(self, method: str, path: str, body=None, token=None):
+        """`path` is under /api/v1, unless it is an ingest route (/ingest/api/v1/...)."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.base_url}/api/v1{path}", data=data, method=method)
+        url = self.base_url + (path if path.startswith("/ingest/") else f"/api/v1{path}")
+        request = urllib.request.Request(url, data=data, method=method)
         request.add_header("Authorization", f"Bearer {token or self.token}")
         if data is not None:
             request.add_header("Content-Type", "application/json")

@@ -206,7 +206,8 @@ export async function monitors(ctx, view) {
   if (!ctx.alive()) return;
   const status = h("div", {});
   const name = h("input", { name: "name", required: true, placeholder: "nightly import" });
-  const app = h("input", { name: "app", required: true, placeholder: "application id or uid" });
+  const app = h("input", { name: "app", placeholder: "application id or uid" });
+  const source = h("input", { name: "source", placeholder: "or an ingest source's id or uid" });
   const eventType = h("input", { name: "eventType", placeholder: "optional" });
   const silence = h("input", { name: "maxSilence", type: "number", min: 1, placeholder: "seconds, e.g. 90000" });
   const deadline = h("input", { name: "deadline", placeholder: "or a cron schedule, e.g. 0 3 * * *" });
@@ -253,7 +254,9 @@ export async function monitors(ctx, view) {
         class: "card",
         onsubmit: async (e) => {
           e.preventDefault();
-          const body = { name: name.value, app: app.value.trim() };
+          const body = { name: name.value };
+          if (app.value.trim()) body.app = app.value.trim();
+          if (source.value.trim()) body.source = source.value.trim();
           if (eventType.value.trim()) body.eventType = eventType.value.trim();
           if (silence.value) body.maxSilence = Number(silence.value);
           if (deadline.value.trim()) body.deadline = deadline.value.trim();
@@ -263,6 +266,7 @@ export async function monitors(ctx, view) {
       h("h2", {}, "New monitor"),
       field("Name", name),
       field("Application", app),
+      field("Ingest source", source, "Give an application or an ingest source."),
       field("Event type", eventType),
       field("Longest silence (seconds)", silence),
       field("Deadline (cron, UTC)", deadline, "Give the longest silence or a deadline."),

@@ -228,6 +228,12 @@ export async function attempt(ctx, view) {
       ["Timeout", a.timeoutMs ? `${a.timeoutMs} ms` : null],
       ["Trigger", TRIGGERS[a.triggerType] || String(a.triggerType)],
     ]),
+    h("h2", {}, "Request"),
+    facts([
+      ["Method and URL", h("span", { class: "url" }, `POST ${a.url}`)],
+      ["Body", link(`${base}/msg/${enc(a.msgId)}`, "the message's payload")],
+      ["Headers", "not recorded: hookd keeps the response of each attempt, not the headers it sent (their signatures are made per attempt)"],
+    ]),
     h("h2", {}, "Response headers"),
     table(
       [
