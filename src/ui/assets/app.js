@@ -165,6 +165,7 @@ async function render(moved) {
   // The overview is an admin's; another token starts at the applications.
   if (path === "/ui" && !can("admin")) return navigate("/ui/apps", true);
   drawNav();
+  document.title = "hookd";
   const view = h("div", { class: "view" });
   fill(main, view);
   if (moved) main.focus();
@@ -185,6 +186,9 @@ async function render(moved) {
   };
   try {
     await route[1](ctx, view);
+    // The tab and the history name the page (set as text: a title is never parsed).
+    const heading = view.querySelector("h1");
+    if (mine === generation && heading) document.title = `${heading.textContent} · hookd`;
   } catch (e) {
     if (mine !== generation) return;
     if (e instanceof ApiError && e.status === 401) {
