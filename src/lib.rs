@@ -14,6 +14,7 @@
 //! | [`tasks`]   | background tasks (purging an application's payloads, replays), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention`, `replay` |
 //! | [`replay`]  | replays, recoveries and dead-letter requeues: the steps of their tasks and their cursors | `domain`, `store`, `retention` (batch size), `tasks` (initial data) |
 //! | [`api`]     | axum routers, DTOs, auth, pagination, idempotency, error mapping, OpenAPI | `domain`, `store`, `events`, `entities` (the snapshot writer), `telemetry::traces` (the tracer handle), `declare::node` (YAML text of an OpenAPI import) |
+//! | [`ui`]      | the admin UI and customer portal at `/ui`: a single-page app in plain JavaScript, embedded, that works through the JSON API | nothing (static files) |
 //! | [`declare`] | endpoints as code: the declarative file (YAML, TOML, JSON), checked with line numbers, and applied through the HTTP API (`hookd apply`, `serve --apply`) | `domain`, `api` (the reload hook) |
 //! | [`nodes`]   | heartbeats of the nodes sharing a PostgreSQL database; giving back a dead node's claims | `domain`, `store`, `delivery::clock` |
 //! | [`config`], [`app`], [`server`], [`cli`], [`main_key`], [`telemetry`], [`metrics`] | wiring: configuration, startup and shutdown, the main key of secrets at rest (start-up check, rotation), accepting connections (caps, timeouts), the command line, logs and OpenTelemetry traces (OTLP export), Prometheus metrics | everything |
@@ -45,3 +46,4 @@ pub mod signing;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;
+pub mod ui;

@@ -26,6 +26,7 @@ mod messages;
 mod monitors;
 mod openapi;
 mod operational;
+mod overview;
 mod pagination;
 pub mod payload_schemas;
 mod replays;
@@ -205,6 +206,7 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(environment::export))
         .routes(routes!(environment::import))
         .routes(routes!(environment::reload))
+        .routes(routes!(overview::get))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::get, tokens::revoke))
         .routes(routes!(tokens::app_portal_access))
@@ -248,6 +250,7 @@ fn protected_routes() -> OpenApiRouter<ApiState> {
 pub fn route_templates() -> Vec<String> {
     let mut routes: Vec<String> = openapi_document().paths.paths.into_keys().collect();
     routes.extend(["/api/v1/openapi.json".to_owned(), "/metrics".to_owned()]);
+    routes.extend(crate::ui::ROUTES.iter().map(|r| (*r).to_owned()));
     routes
 }
 
@@ -303,6 +306,8 @@ pub fn router(state: ApiState, metrics: Option<Router>) -> ApiService {
     let router = Router::new()
         .merge(protected)
         .merge(public)
+        // The admin UI's static files: public, like health (its data comes from the API).
+        .merge(crate::ui::router())
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {

@@ -267,6 +267,7 @@ pub const RULES: &[(&str, &str, Need)] = &[
     ("POST", "/api/v1/environment/export", a(Admin)),
     ("POST", "/api/v1/environment/import", a(Admin)),
     ("POST", "/api/v1/hookd/reload", a(Admin)),
+    ("GET", "/api/v1/hookd/overview", a(Admin)),
     ("GET", "/api/v1/auth/token", a(Admin)),
     ("POST", "/api/v1/auth/token", a(Admin)),
     ("GET", "/api/v1/auth/token/{token_id}", a(Admin)),

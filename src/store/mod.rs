@@ -81,7 +81,10 @@ use crate::domain::{
 
 pub use error::{Conflict, StoreError};
 pub use page::{Cursor, Order, PageQuery};
-pub use stats::{BatchMetrics, EndpointCounts, PoolUsage, QueueStats, StoreMetrics};
+pub use stats::{
+    BatchMetrics, EndpointCounts, MinuteActivity, PoolUsage, QueueStats, StoreMetrics,
+    TroubledEndpoint,
+};
 pub use types::{Applied, Snapshot};
 pub use types::{
     AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, Direct,
@@ -470,6 +473,13 @@ pub trait StatsStore {
     /// When the longest-waiting delivery due at `now` came due: one index lookup.
     async fn oldest_due(&self, now: Timestamp) -> Result<Option<Timestamp>>;
     async fn endpoint_counts(&self) -> Result<EndpointCounts>;
+    /// Messages accepted and attempts recorded per minute from `since`'s minute on, oldest
+    /// first; minutes with nothing are left out. Reads the messages' `created_at` index and
+    /// the attempts' primary key (ids sort by creation time) over that range only.
+    async fn activity(&self, since: Timestamp) -> Result<Vec<MinuteActivity>>;
+    /// Up to `limit` enabled endpoints whose health is `failing` or `degraded`, failing
+    /// first, then by their run of failures.
+    async fn troubled_endpoints(&self, limit: usize) -> Result<Vec<TroubledEndpoint>>;
     /// This node's database connections, from its pools (no query).
     fn pool_usage(&self) -> PoolUsage;
 }

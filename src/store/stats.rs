@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use metrics::Histogram;
 
-use crate::domain::Timestamp;
+use crate::domain::{AppId, EndpointId, Timestamp};
 
 /// Unfinished deliveries, by where they stand at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,6 +41,32 @@ impl QueueStats {
 pub struct EndpointCounts {
     pub enabled: u64,
     pub disabled: u64,
+}
+
+/// What happened in one minute (UTC), for the UI's overview.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MinuteActivity {
+    /// Unix time of the minute's start, in minutes.
+    pub minute: i64,
+    /// Messages accepted (created) in it.
+    pub accepted: u64,
+    /// Attempts recorded in it that succeeded, and that failed.
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// An enabled endpoint whose health is `failing` or `degraded`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TroubledEndpoint {
+    pub app_id: AppId,
+    pub app_name: String,
+    pub endpoint_id: EndpointId,
+    pub url: String,
+    /// `failing` or `degraded`.
+    pub state: String,
+    pub consecutive_failures: u64,
+    pub failing_since: Option<Timestamp>,
+    pub last_failure_at: Option<Timestamp>,
 }
 
 /// Database connections of this node, over its pools (SQLite: the read pool and the

@@ -112,6 +112,7 @@ pub const PROTECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/environment/export"),
     ("POST", "/api/v1/environment/import"),
     ("POST", "/api/v1/hookd/reload"),
+    ("GET", "/api/v1/hookd/overview"),
     ("GET", "/api/v1/auth/token"),
     ("POST", "/api/v1/auth/token"),
     ("GET", "/api/v1/auth/token/{token_id}"),
