@@ -84,6 +84,30 @@ pub struct TailArgs {
     pub api: ApiArgs,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The application (id or uid).
+    #[arg(long, value_name = "APP")]
+    pub app: String,
+    /// The endpoint (id or uid).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub endpoint: String,
+    /// Messages created at or after this time (RFC 3339), or this long ago (`2h`, `3d`).
+    #[arg(long, value_name = "WHEN")]
+    pub since: String,
+    /// … and before this time (RFC 3339 or `1h` ago); default: now.
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Only the messages the endpoint never had a delivery for (replay-missing).
+    #[arg(long, conflicts_with = "failed")]
+    pub missing: bool,
+    /// Only the endpoint's failed deliveries (recover).
+    #[arg(long)]
+    pub failed: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
 /// The API's URL and token from the flags, the environment or the configuration.
 pub fn api_target(
     api: &ApiArgs,
@@ -248,6 +272,81 @@ pub async fn send(args: &SendArgs, target: (String, String)) -> anyhow::Result<(
         args.event_type
     );
     Ok(())
+}
+
+/// A time given as RFC 3339, or as an age (`90s`, `15m`, `2h`, `3d`) before now.
+fn parse_when(flag: &str, text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| {
+        anyhow::anyhow!("--{flag} {text:?}: give an RFC 3339 time or an age such as 2h or 3d")
+    })?;
+    let age = match unit {
+        "s" => chrono::TimeDelta::try_seconds(n),
+        "m" => chrono::TimeDelta::try_minutes(n),
+        "h" => chrono::TimeDelta::try_hours(n),
+        "d" => chrono::TimeDelta::try_days(n),
+        _ => None,
+    }
+    .ok_or_else(|| anyhow::anyhow!("--{flag} {text:?}: the unit is s, m, h or d"))?;
+    Ok(chrono::Utc::now() - age)
+}
+
+/// How often `replay` reads its task's progress.
+const TASK_POLL: Duration = Duration::from_millis(250);
+
+/// `hookd replay`: starts the background task, then follows its `messagesSent` on a
+/// terminal until it is done; prints what it did.
+pub async fn replay(args: &ReplayArgs, target: (String, String)) -> anyhow::Result<()> {
+    let since = parse_when("since", &args.since)?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|u| parse_when("until", u))
+        .transpose()?;
+    let route = if args.missing {
+        "replay-missing"
+    } else if args.failed {
+        "recover"
+    } else {
+        "bulk-replay"
+    };
+    let mut body = serde_json::json!({"since": since.to_rfc3339()});
+    if let Some(until) = until {
+        body["until"] = Value::String(until.to_rfc3339());
+    }
+    let http = reqwest::Client::new();
+    let path = format!(
+        "/api/v1/app/{}/endpoint/{}/{route}",
+        urlencode(&args.app),
+        urlencode(&args.endpoint)
+    );
+    let started = call(&http, &target, reqwest::Method::POST, &path, Some(&body)).await?;
+    let id = started["id"]
+        .as_str()
+        .context("hookd answered without a task id")?
+        .to_owned();
+    let mut progress = super::progress::Progress::on_terminal("messages sent");
+    let task_path = format!("/api/v1/background-task/{id}");
+    loop {
+        let task = call(&http, &target, reqwest::Method::GET, &task_path, None).await?;
+        let sent = task["data"][crate::replay::SENT].as_u64().unwrap_or(0);
+        progress.set(sent, None);
+        match task["status"].as_str() {
+            Some("running") => tokio::time::sleep(TASK_POLL).await,
+            Some("finished") => {
+                progress.finish();
+                println!("{id} finished: {sent} messages sent again ({route})");
+                return Ok(());
+            }
+            other => {
+                progress.finish();
+                anyhow::bail!("{id} ended {}: {}", other.unwrap_or("?"), task["data"]);
+            }
+        }
+    }
 }
 
 fn urlencode(s: &str) -> String {

@@ -95,6 +95,10 @@ pub enum Command {
     Send(dev::SendArgs),
     /// Follow an application's new messages and their attempts as they happen.
     Tail(dev::TailArgs),
+    /// Send an endpoint its messages of a time range again (bulk replay), or only those it
+    /// never had (--missing), or its failed deliveries (--failed), following the background
+    /// task until it is done.
+    Replay(dev::ReplayArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -501,6 +505,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tail(args) => {
             let config = cli.load_config(None, None)?;
             dev::tail(args, dev::api_target(&args.api, &config)?).await
+        }
+        Command::Replay(args) => {
+            let config = cli.load_config(None, None)?;
+            dev::replay(args, dev::api_target(&args.api, &config)?).await
         }
         Command::Apply(args) => apply(&cli, args).await,
     }

@@ -1,4 +1,5 @@
-//! Progress of long commands (`hookd prune`, `hookd rotate-main-key`, `hookd apply`) on a
+//! Progress of long commands (`hookd prune`, `hookd rotate-main-key`, `hookd apply`,
+//! `hookd replay`) on a
 //! terminal: one line on standard error, redrawn at most five times a second, with the
 //! count so far (of the total, when known) and the rate. When standard error is not a
 //! terminal (a log, CI) nothing is drawn, and the command's final line on standard output

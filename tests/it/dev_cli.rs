@@ -210,3 +210,71 @@ async fn hookd_tail_follows_messages_and_attempts() {
         tail.seen
     );
 }
+
+#[tokio::test]
+async fn hookd_replay_sends_an_endpoints_messages_again_and_waits_for_the_task() {
+    let app = TestApp::builder().delivering_to_loopback().spawn().await;
+    let receiver = Receiver::start().await;
+    app.create_app(json!({"name": "shop", "uid": "shop"})).await;
+    app.create_endpoint("shop", json!({"url": receiver.url("/r"), "uid": "ep"}))
+        .await;
+    for n in 0..3 {
+        app.create_message("shop", json!({"eventType": "a", "payload": {"n": n}}))
+            .await;
+    }
+    receiver.wait_for("/r", 3).await;
+    let replay = |extra: &[&str]| {
+        let mut command = hookd();
+        command
+            .args([
+                "replay",
+                "--app",
+                "shop",
+                "--endpoint",
+                "ep",
+                "--since",
+                "1h",
+            ])
+            .args(extra)
+            .args(["--url", &app.base_url(), "--token", &app.token]);
+        command
+    };
+    let out = replay(&[]).output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("finished: 3 messages sent again (bulk-replay)"),
+        "{printed}"
+    );
+    receiver.wait_for("/r", 6).await;
+    // Nothing is missing and nothing failed: both find nothing to send.
+    for (flag, route) in [("--missing", "replay-missing"), ("--failed", "recover")] {
+        let out = replay(&[flag]).output().await.unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            printed.contains(&format!("finished: 0 messages sent again ({route})")),
+            "{printed} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = hookd()
+        .args([
+            "replay",
+            "--app",
+            "shop",
+            "--endpoint",
+            "ep",
+            "--since",
+            "yesterday",
+        ])
+        .args(["--url", &app.base_url(), "--token", &app.token])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+}
