@@ -12,7 +12,7 @@ import uuid
 
 from playwright.sync_api import expect
 
-from conftest import sign_in
+from conftest import DESKTOP, PHONE, open_page, sign_in
 
 
 def post(url: str, body: bytes, token=None):
@@ -168,3 +168,30 @@ def test_ingest_list_shows_schedules_and_a_source_can_be_deleted(page, base_url,
     expect(page.get_by_role("link", name=doomed["name"])).to_have_count(0)
     status, _ = api.call("GET", f"/ingest/api/v1/source/{doomed['id']}")
     assert status == 404
+
+
+def test_ingest_pages_show_data_as_text_and_fit_a_phone(browser, base_url, admin_token, api, receiver, screens):
+    evil = '<img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script>'
+    source = api.ok("POST", "/ingest/api/v1/source", {"name": evil, "type": "generic-webhook"})
+    long_url = receiver.url("/ok/" + "segment-without-breaks" * 15)
+    api.ok("POST", f"/ingest/api/v1/source/{source['id']}/endpoint", {"url": long_url, "description": evil})
+    assert post(source["ingestUrl"], ('{"html": %s, "blob": "%s"}' % (json.dumps(evil), "y" * 10_000)).encode())[0] == 200
+    for name, viewport in [("desktop", DESKTOP), ("phone", PHONE)]:
+        context, page, errors = open_page(browser, viewport)
+        try:
+            sign_in(page, base_url, admin_token)
+            for path, label in [("/ui/ingest", "list"), (f"/ui/ingest/{source['id']}", "source")]:
+                page.goto(base_url + path)
+                expect(page.locator(".view h1")).to_be_visible()
+                expect(page.get_by_text(evil).first).to_be_visible()
+                if label == "source":
+                    page.locator("summary").first.click()
+                    expect(page.locator("pre.code").first).to_contain_text("yyyy")
+                assert page.locator(".view img, .view script").count() == 0
+                assert page.title() != "pwned" and page.title().endswith(" · hookd"), page.title()
+                width = page.evaluate("document.documentElement.scrollWidth")
+                assert width <= viewport["width"], f"{path}: {width}px wide at {viewport['width']}px"
+                screens.shot(page, f"layout-ingest-{label}-{name}")
+        finally:
+            context.close()
+        assert not errors, "\n".join(errors)
