@@ -131,15 +131,33 @@ def test_ingest_source_endpoint_log_message_and_attempt(page, base_url, admin_to
     expect(page.get_by_role("heading", name=re.compile("^Attempt atmpt_"))).to_be_visible()
     expect(page.locator(".facts").first).to_contain_text("200")
     screens.shot(page, "ingest-attempt")
+    # The crumbs lead back to the source (its application is not in the applications list).
+    page.locator(".crumbs").get_by_role("link", name=f"source {source_id}").click()
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
 
     # A new URL token: the page shows the new URL; the old one keeps working.
-    page.goto(f"{base_url}/ui/ingest/{source_id}")
     page.get_by_role("button", name="Rotate URL token").click()
     expect(page.get_by_role("status")).to_contain_text("Rotated")
     rotated = page.get_by_label("Ingest URL").input_value()
     assert rotated != ingest_url and rotated == api.ok("GET", f"/ingest/api/v1/source/{source_id}")["ingestUrl"]
     assert post(rotated, b'{"n": 1}', token)[0] == 200
     assert post(ingest_url, b'{"n": 2}', token)[0] == 200
+    # At most three previous URLs valid at once: the fourth rotation is refused (409), and
+    # the page keeps the URL it has.
+    for _ in range(2):
+        page.get_by_role("button", name="Rotate URL token").click()
+        expect(page.get_by_role("status")).to_contain_text("Rotated")
+    current = page.get_by_label("Ingest URL").input_value()
+    page.expected_refusals = {409, 422}
+    page.get_by_role("button", name="Rotate URL token").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    assert page.get_by_label("Ingest URL").input_value() == current
+    assert api.ok("GET", f"/ingest/api/v1/source/{source_id}")["ingestUrl"] == current
+
+    # Deleting the endpoint.
+    page.get_by_role("row").filter(has_text=target).get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("No endpoint yet")).to_be_visible()
+    assert api.ok("GET", f"/ingest/api/v1/source/{source_id}/endpoint")["data"] == []
 
 
 def test_ingest_list_shows_schedules_and_a_source_can_be_deleted(page, base_url, admin_token, api, screens):
