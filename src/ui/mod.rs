@@ -63,6 +63,7 @@ static ASSETS: &[Asset] = &[
     asset!("application.js", JS),
     asset!("endpoint.js", JS),
     asset!("messages.js", JS),
+    asset!("ingest.js", JS),
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
 ];

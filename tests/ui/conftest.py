@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -158,6 +158,14 @@ def open_page(browser, viewport=DESKTOP):
     # Destructive actions ask first; the tests say yes.
     page.on("dialog", lambda d: d.accept())
     return context, page, errors
+
+
+def sign_in(page, base_url, token):
+    """Signs in on the sign-in page with `token` (an admin's: it lands on the overview)."""
+    page.goto(f"{base_url}/ui")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
 
 REFUSED = re.compile(r"console error: Failed to load resource: the server responded with a status of (\d+)")

@@ -8,14 +8,7 @@ import uuid
 
 from playwright.sync_api import expect
 
-from conftest import PHONE, open_page
-
-
-def sign_in(page, base_url, token):
-    page.goto(f"{base_url}/ui")
-    page.get_by_label("API token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+from conftest import PHONE, open_page, sign_in
 
 
 def no_horizontal_overflow(page):

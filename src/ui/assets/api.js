@@ -37,7 +37,10 @@ function describe(status, body) {
   return `the server answered ${status}`;
 }
 
-/** Calls the API: `path` is under /api/v1. Resolves to the parsed answer (null for 204). */
+/**
+ * Calls the API: `path` is under /api/v1, unless it is an ingest route (`/ingest/api/v1/…`),
+ * which is taken as it is. Resolves to the parsed answer (null for 204).
+ */
 export async function api(method, path, body, tokenOverride) {
   const headers = { Authorization: `Bearer ${tokenOverride || token() || ""}` };
   const init = { method, headers };
@@ -47,7 +50,7 @@ export async function api(method, path, body, tokenOverride) {
   }
   let response;
   try {
-    response = await fetch(`/api/v1${path}`, init);
+    response = await fetch(path.startsWith("/ingest/") ? path : `/api/v1${path}`, init);
   } catch (e) {
     throw new ApiError(0, { detail: `hookd could not be reached (${e.message})` });
   }

@@ -15,6 +15,7 @@ import * as admin from "./admin.js";
 import * as application from "./application.js";
 import * as endpoint from "./endpoint.js";
 import * as messages from "./messages.js";
+import * as ingest from "./ingest.js";
 
 const ROUTES = [
   [/^\/ui\/?$/, admin.overview],
@@ -29,6 +30,8 @@ const ROUTES = [
   [/^\/ui\/monitors$/, admin.monitors],
   [/^\/ui\/entity-types$/, admin.entityTypes],
   [/^\/ui\/tokens$/, admin.tokens],
+  [/^\/ui\/ingest$/, ingest.list],
+  [/^\/ui\/ingest\/([^/]+)$/, ingest.show],
 ];
 
 const main = document.getElementById("main");
@@ -76,6 +79,7 @@ function drawNav() {
       ["Operational webhooks", "/ui/operational", "admin"],
       ["Monitors", "/ui/monitors", "admin"],
       ["Entity types", "/ui/entity-types", "event-type:read"],
+      ["Ingest sources", "/ui/ingest", "admin"],
       ["API tokens", "/ui/tokens", "admin"],
     ];
     items.push(...pages.filter(([, , ability]) => can(ability)));

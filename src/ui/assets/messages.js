@@ -11,6 +11,22 @@ function localInput(iso) {
   return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
 }
 
+/** The uid prefix of an ingest source's internal application, followed by the source's id. */
+const INGEST_APP = "hookd-ingest-";
+
+/**
+ * The crumbs to a message's application (`withList`: from the applications list). What an
+ * ingest source forwarded is in the source's internal application: its crumbs lead to the
+ * source instead.
+ */
+function appCrumbs(ctx, app, base, withList = true) {
+  if (!ctx.portal && app.uid && app.uid.startsWith(INGEST_APP)) {
+    const source = app.uid.slice(INGEST_APP.length);
+    return [link("/ui/ingest", "Ingest sources"), " / ", link(`/ui/ingest/${enc(source)}`, "source ", h("code", {}, source))];
+  }
+  return [withList && !ctx.portal ? [link("/ui/apps", "Applications"), " / "] : null, link(base, app.name)];
+}
+
 export async function list(ctx, view) {
   const [appKey] = ctx.params;
   const s = ctx.search;
@@ -35,7 +51,7 @@ export async function list(ctx, view) {
   const rows = byEndpoint ? page.data.map((d) => ({ ...d, delivery: d.statusText })) : page.data;
   fill(
     view,
-    h("p", { class: "crumbs" }, ctx.portal ? null : [link("/ui/apps", "Applications"), " / "], link(base, app.name), " / messages"),
+    h("p", { class: "crumbs" }, appCrumbs(ctx, app, base), " / messages"),
     h("h1", {}, "Messages"),
     filterForm(ctx, s, endpoints.data, base),
     table(
@@ -164,7 +180,7 @@ export async function show(ctx, view) {
   };
   fill(
     view,
-    h("p", { class: "crumbs" }, ctx.portal ? null : [link("/ui/apps", "Applications"), " / "], link(base, app.name), " / ", link(`${base}/msg`, "messages")),
+    h("p", { class: "crumbs" }, appCrumbs(ctx, app, base), " / ", link(`${base}/msg`, "messages")),
     h("h1", {}, "Message ", h("code", {}, msg.id)),
     facts([
       ["Event type", h("code", {}, msg.eventType)],
@@ -213,7 +229,7 @@ export async function attempt(ctx, view) {
   const base = `/ui/app/${enc(app.id)}`;
   fill(
     view,
-    h("p", { class: "crumbs" }, link(base, app.name), " / ", link(`${base}/msg/${enc(a.msgId)}`, "message"), " / attempt"),
+    h("p", { class: "crumbs" }, appCrumbs(ctx, app, base, false), " / ", link(`${base}/msg/${enc(a.msgId)}`, "message"), " / attempt"),
     h("h1", {}, "Attempt ", h("code", {}, a.id)),
     facts([
       ["Status", badge(a.statusText)],
