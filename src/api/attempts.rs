@@ -48,6 +48,12 @@ pub struct MessageAttemptOut {
     pub timestamp: DateTime<Utc>,
     /// hookd: the response headers.
     pub response_headers: BTreeMap<String, String>,
+    /// hookd: for a failed attempt, the headers hookd set on the request (the signature and
+    /// id headers, content type, the endpoint's custom headers with credentials as
+    /// `[redacted]`); the HTTP client adds `Host`, `Content-Length` and `User-Agent`. Empty
+    /// for an attempt that succeeded (kept only where someone looks into why), when no
+    /// request was made, and for attempts recorded before hookd kept them.
+    pub request_headers: BTreeMap<String, String>,
     /// hookd: why the attempt failed: timeout, connect, dns, tls, ssrf_refused, http_status.
     pub error_class: Option<String>,
     /// hookd: the failure in words.
@@ -75,6 +81,7 @@ impl From<Attempt> for MessageAttemptOut {
             trigger_type: a.trigger.code(),
             timestamp: a.created_at,
             response_headers: a.response_headers,
+            request_headers: a.request_headers,
             error_class: a.error.as_ref().map(|e| e.class.to_string()),
             error: a.error.map(|e| e.message),
             policy: a.policy.map(|p| p.as_str().to_owned()),

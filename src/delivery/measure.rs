@@ -92,6 +92,7 @@ mod tests {
     fn answered(status: u16) -> SendResult {
         SendResult {
             duration: Duration::from_millis(3),
+            request_headers: Default::default(),
             outcome: Ok(Response {
                 status,
                 headers: BTreeMap::new(),
@@ -104,6 +105,7 @@ mod tests {
     fn failed(class: ErrorClass) -> SendResult {
         SendResult {
             duration: Duration::from_millis(3),
+            request_headers: Default::default(),
             outcome: Err(AttemptError {
                 class,
                 message: String::new(),

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::policy::parse_retry_after;
 use super::ssrf::{AddressPolicy, GuardedResolver, Refusal};
+use crate::domain::EndpointHeaders;
 use crate::domain::{AttemptError, Endpoint, ErrorClass, SignatureScheme, Timestamp};
 use crate::signing;
 use crate::store::ClaimedDelivery;
@@ -66,10 +67,30 @@ pub struct Response {
 pub struct SendResult {
     pub duration: Duration,
     pub outcome: Result<Response, AttemptError>,
+    /// For an attempt that failed, the headers hookd set on the request (credentials among
+    /// the endpoint's custom headers as `[redacted]`); empty when it succeeded or no
+    /// request was made. The HTTP client adds `Host`, `Content-Length` and `User-Agent`.
+    pub request_headers: BTreeMap<String, String>,
 }
 
 /// The most response headers kept per attempt.
 const MAX_HEADERS: usize = 64;
+
+/// A request's headers as an attempt keeps them: credentials among the endpoint's custom
+/// headers as `[redacted]`.
+fn recorded_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let shown = if EndpointHeaders::is_sensitive(name.as_str()) {
+                "[redacted]".to_owned()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name.as_str().to_owned(), shown)
+        })
+        .collect()
+}
 
 pub struct Sender {
     client: reqwest::Client,
@@ -102,10 +123,14 @@ impl Sender {
         timeout: Duration,
     ) -> SendResult {
         let started = Instant::now();
-        let outcome = self.exchange(delivery, now, timeout).await;
+        let mut request_headers = BTreeMap::new();
+        let outcome = self
+            .exchange(delivery, now, timeout, &mut request_headers)
+            .await;
         SendResult {
             duration: started.elapsed(),
             outcome,
+            request_headers,
         }
     }
 
@@ -114,6 +139,7 @@ impl Sender {
         delivery: &ClaimedDelivery,
         now: Timestamp,
         timeout: Duration,
+        recorded: &mut BTreeMap<String, String>,
     ) -> Result<Response, AttemptError> {
         let endpoint = &delivery.endpoint;
         let url = endpoint.url.url();
@@ -140,12 +166,24 @@ impl Sender {
             .client
             .post(url.clone())
             .headers(headers)
-            .body(body)
+            .body(body.clone())
             .timeout(timeout.min(self.settings.timeout))
             .send()
             .await;
-        let response = sent.map_err(|e| classify(&e))?;
-        self.read(response).await
+        let answer = match sent {
+            Ok(response) => self.read(response).await,
+            Err(e) => Err(classify(&e)),
+        };
+        // Kept for the attempts people look into, those that failed; built again (the same
+        // time and secrets give the same values) so that a delivery that succeeds costs
+        // nothing more.
+        if !answer
+            .as_ref()
+            .is_ok_and(|r| (200..300).contains(&r.status))
+        {
+            *recorded = recorded_headers(&self.headers(delivery, now, &body));
+        }
+        answer
     }
 
     fn headers(&self, delivery: &ClaimedDelivery, now: Timestamp, body: &[u8]) -> HeaderMap {

@@ -127,6 +127,10 @@ pub struct Attempt {
     /// The start of the response body, capped at `max_response_body_bytes`.
     pub response_body: String,
     pub response_headers: BTreeMap<String, String>,
+    /// For a failed attempt, the headers hookd set on the request (see
+    /// `delivery::sender::SendResult`); empty for one that succeeded, when no request was
+    /// made, and for attempts recorded before hookd kept them.
+    pub request_headers: BTreeMap<String, String>,
     pub duration_ms: u64,
     pub trigger: Trigger,
     pub error: Option<AttemptError>,

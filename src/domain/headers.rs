@@ -81,6 +81,11 @@ impl EndpointHeaders {
         self.0.iter()
     }
 
+    /// Whether the API withholds the value of the header `name` (credentials).
+    pub fn is_sensitive(name: &str) -> bool {
+        SENSITIVE.iter().any(|s| s.eq_ignore_ascii_case(name))
+    }
+
     /// The headers whose values the API may show, and the names of those it withholds.
     pub fn split_sensitive(&self) -> (BTreeMap<String, String>, Vec<String>) {
         let mut shown = BTreeMap::new();

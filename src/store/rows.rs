@@ -38,7 +38,7 @@ pub const MESSAGE_COLUMNS: &str =
     "id, app_id, event_type, event_id, channels, payload, created_at, deliver_at, priority";
 pub const ATTEMPT_COLUMNS: &str = "id, msg_id, endpoint_id, app_id, url, status, \
      response_status_code, response, response_headers, duration_ms, trigger_type, error_class, \
-     error, created_at, policy, timeout_ms";
+     error, created_at, policy, timeout_ms, request_headers";
 pub const TASK_COLUMNS: &str =
     "id, kind, status, app_id, data, cursor, lease_until, created_at, updated_at";
 /// A delivery's state next to a joined message or endpoint (`d` is the delivery).
@@ -428,6 +428,7 @@ pub fn attempt(row: &impl StoredRow) -> Result<Attempt> {
             .map_err(|e| corrupt("response_status_code", e))?,
         response_body: row.text("response")?,
         response_headers: json(row, "response_headers")?,
+        request_headers: json(row, "request_headers")?,
         duration_ms: u64::try_from(row.int("duration_ms")?).unwrap_or(0),
         trigger: Trigger::from_code(row.int("trigger_type")?),
         error,

@@ -58,7 +58,7 @@ async fn a_delivery_is_the_payload_signed_with_standard_webhooks_headers() {
     let (status, _) = app
         .put(
             &format!("/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers"),
-            Some(json!({"headers": {"X-Tenant": "acme"}})),
+            Some(json!({"headers": {"X-Tenant": "acme", "Authorization": "Bearer s3cret"}})),
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -112,6 +112,10 @@ async fn a_delivery_is_the_payload_signed_with_standard_webhooks_headers() {
     assert_eq!(attempt["responseStatusCode"], 200);
     assert_eq!(attempt["triggerType"], 0);
     assert_eq!(attempt["endpointId"], endpoint_id.as_str());
+    // A successful attempt does not keep the request's headers (a failed one does).
+    assert_eq!(attempt["requestHeaders"], json!({}));
+    assert_eq!(delivery.header("authorization"), "Bearer s3cret");
+    assert!(!attempt.to_string().contains("s3cret"));
     delivery_state(&app, &app_id, msg_id, "success").await;
 }
 
@@ -251,7 +255,12 @@ async fn failures_are_classified_and_recorded() {
         (format!("http://{closed}/"), "connect", 0),
         ("http://no-such-host.invalid/".to_owned(), "dns", 0),
     ] {
-        let endpoint = app.create_endpoint(&app_id, json!({"url": url})).await;
+        let endpoint = app
+            .create_endpoint(
+                &app_id,
+                json!({"url": url, "headers": {"X-Tenant": "acme", "Authorization": "Bearer s3cret"}}),
+            )
+            .await;
         let endpoint_id = endpoint["id"].as_str().unwrap();
         let msg = app
             .create_message(&app_id, json!({"eventType": "a", "payload": {}}))
@@ -273,6 +282,20 @@ async fn failures_are_classified_and_recorded() {
         if code == 500 {
             assert_eq!(attempt["response"], "x".repeat(10), "the body is capped");
         }
+        // A failed attempt keeps the headers hookd set on its request, credentials
+        // redacted.
+        let sent = &attempt["requestHeaders"];
+        assert_eq!(sent["webhook-id"], msg_id, "{url}: {attempt}");
+        assert!(
+            sent["webhook-signature"]
+                .as_str()
+                .unwrap()
+                .starts_with("v1,"),
+            "{attempt}"
+        );
+        assert_eq!(sent["x-tenant"], "acme");
+        assert_eq!(sent["authorization"], "[redacted]");
+        assert!(!attempt.to_string().contains("s3cret"));
         app.delete(&format!("/api/v1/app/{app_id}/endpoint/{endpoint_id}"))
             .await;
     }

@@ -175,6 +175,7 @@ pub(crate) fn record(claim: &ClaimedDelivery, next: NextStep) -> AttemptRecord {
             response_status_code: 500,
             response_body: String::new(),
             response_headers: BTreeMap::new(),
+            request_headers: BTreeMap::new(),
             duration_ms: 1,
             trigger: Trigger::Scheduled,
             error: None,

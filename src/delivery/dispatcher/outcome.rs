@@ -83,6 +83,7 @@ pub(super) fn attempt(
         response_status_code: code,
         response_body: body,
         response_headers: headers,
+        request_headers: result.request_headers.clone(),
         duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
         trigger: delivery.trigger,
         error,
@@ -109,6 +110,7 @@ pub(super) mod tests {
     ) -> SendResult {
         SendResult {
             duration: Duration::from_millis(3),
+            request_headers: Default::default(),
             outcome: Ok(Response {
                 status,
                 headers: Default::default(),
@@ -121,6 +123,7 @@ pub(super) mod tests {
     fn failed(class: ErrorClass) -> SendResult {
         SendResult {
             duration: Duration::from_millis(3),
+            request_headers: Default::default(),
             outcome: Err(AttemptError {
                 class,
                 message: "x".into(),

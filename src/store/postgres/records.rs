@@ -133,15 +133,16 @@ async fn record(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<Hash
            WHERE d.id = u.id AND d.lease_until = u.lease)
          INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
            response, response_headers, duration_ms, trigger_type, error_class, error, created_at,
-           policy, timeout_ms)
+           policy, timeout_ms, request_headers)
          SELECT a.id, a.msg_id, a.endpoint_id, a.app_id, a.url, a.status, a.code, a.response,
            a.headers, a.duration, a.trigger_type, a.error_class, a.error, a.created_at,
-           a.policy, a.timeout_ms
+           a.policy, a.timeout_ms, a.request_headers
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
            $6::int8[], $7::int8[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::text[],
-           $13::text[], $14::int8[], $15::int8[], $19::text[], $20::int8[])
+           $13::text[], $14::int8[], $15::int8[], $19::text[], $20::int8[], $21::text[])
            AS a(id, msg_id, endpoint_id, app_id, url, status, code, response, headers, duration,
-                trigger_type, error_class, error, created_at, delivery_id, policy, timeout_ms)
+                trigger_type, error_class, error, created_at, delivery_id, policy, timeout_ms,
+                request_headers)
          -- A delivery deleted while its attempt was in flight has nothing to record against.
          WHERE EXISTS (SELECT 1 FROM delivery d WHERE d.id = a.delivery_id)
          ON CONFLICT (id) DO NOTHING
@@ -174,6 +175,7 @@ async fn record(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<Hash
             .map(|a| a.timeout_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX)))
             .collect::<Vec<_>>(),
     )
+    .bind(text(|a| to_json(&a.request_headers)))
     .fetch_all(conn)
     .await?;
     inserted

@@ -26,8 +26,8 @@ use crate::store::{AttemptRecord, Result};
 const DELIVERY_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM delivery WHERE id = ?1)";
 const INSERT_ATTEMPT: &str = "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, \
      response_status_code, response, response_headers, duration_ms, trigger_type, error_class, \
-     error, created_at, policy, timeout_ms) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+     error, created_at, policy, timeout_ms, request_headers) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 /// Fenced by the claim's lease.
 const MOVE_ON: &str = "UPDATE delivery SET status = ?3, next_attempt_at = ?4, \
      lease_until = NULL, attempts = attempts + 1, trigger_type = 0, updated_at = ?5 \
@@ -146,6 +146,7 @@ fn insert_attempt(
         to_micros(a.created_at),
         a.policy.map(|p| p.as_str()),
         a.timeout_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+        to_json(&a.request_headers),
     ])?;
     Ok(true)
 }

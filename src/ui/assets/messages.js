@@ -248,8 +248,19 @@ export async function attempt(ctx, view) {
     facts([
       ["Method and URL", h("span", { class: "url" }, `POST ${a.url}`)],
       ["Body", link(`${base}/msg/${enc(a.msgId)}`, "the message's payload")],
-      ["Headers", "not recorded: hookd keeps the response of each attempt, not the headers it sent (their signatures are made per attempt)"],
     ]),
+    h("h2", {}, "Request headers"),
+    table(
+      [
+        ["Name", ([name]) => h("code", {}, name)],
+        ["Value", ([, value]) => h("span", { class: "url" }, value)],
+      ],
+      Object.entries(a.requestHeaders || {}),
+      a.statusText === "success"
+        ? "Not kept for successful attempts: hookd keeps the request headers of those that failed."
+        : "None recorded (no request was made, or the attempt predates hookd keeping them).",
+    ),
+    h("p", { class: "muted" }, "As hookd set them on a failed attempt; the HTTP client adds Host, Content-Length and User-Agent. Credentials among the endpoint's custom headers are redacted."),
     h("h2", {}, "Response headers"),
     table(
       [
