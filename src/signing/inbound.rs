@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
-use super::request::{VerifyKey, fresh, header, verify_request};
+use super::request::{VerifyKey, fresh, header, timestamp_in, verify_request};
 use super::schemes::{key_mac, verify_hmac_key, verify_stripe_key};
 use crate::domain::ingest::Verification;
 use crate::domain::{SignatureScheme, SigningSecret};
@@ -49,18 +49,7 @@ pub fn verify_inbound(
             encoding,
             timestamp_header,
         } => {
-            let timestamp = match timestamp_header {
-                None => None,
-                Some(t) => {
-                    let value = header(headers, t.as_str())?;
-                    Some(
-                        value
-                            .trim()
-                            .parse::<i64>()
-                            .map_err(|_| format!("{t} {value:?} is not a unix time"))?,
-                    )
-                }
-            };
+            let timestamp = timestamp_in(headers, timestamp_header.as_ref())?;
             let value = header(headers, name.as_str())?;
             verify_hmac_key(
                 secret.as_bytes(),

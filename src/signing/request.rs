@@ -65,6 +65,20 @@ pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, 
         .map_err(|_| format!("the {name} header is not ASCII"))
 }
 
+/// The unix time in the header `name`, when there is one to read.
+pub(crate) fn timestamp_in(
+    headers: &HeaderMap,
+    name: Option<&http::HeaderName>,
+) -> Result<Option<i64>, String> {
+    let Some(name) = name else { return Ok(None) };
+    let value = header(headers, name.as_str())?;
+    value
+        .trim()
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| format!("{name} {value:?} is not a unix time"))
+}
+
 pub(crate) fn fresh(timestamp: i64, now: i64, tolerance: i64) -> Result<(), String> {
     let age = now - timestamp;
     if age.abs() > tolerance {
@@ -134,17 +148,7 @@ pub fn verify_request(
             encoding,
             timestamp_header,
         } => {
-            let timestamp = match timestamp_header {
-                None => None,
-                Some(t) => {
-                    let value = header(headers, t.as_str())?;
-                    Some(
-                        value
-                            .parse::<i64>()
-                            .map_err(|_| format!("{t} {value:?} is not a unix time"))?,
-                    )
-                }
-            };
+            let timestamp = timestamp_in(headers, timestamp_header.as_ref())?;
             let value = header(headers, name.as_str())?;
             let secret = symmetric(key)?;
             verify_hmac(secret, prefix, *encoding, timestamp, body, value).map_err(|why| {
