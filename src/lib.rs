@@ -5,11 +5,13 @@
 //! | module      | owns                                                                 | may use |
 //! | ----------- | -------------------------------------------------------------------- | ------- |
 //! | [`domain`]  | ids, names, Application, Endpoint, Message, EventType, signing secrets, retry policies | nothing else in the crate |
-//! | [`signing`] | Standard Webhooks signatures: signing deliveries, verifying them; the main-key envelope of secrets at rest | `domain` |
+//! | [`signing`] | Standard Webhooks signatures: signing deliveries, verifying them; checking what ingest sources receive (Stripe, GitHub, Shopify, Slack, HMAC, basic/bearer); the main-key envelope of secrets at rest | `domain` |
 //! | [`store`]   | SQLite and PostgreSQL, migrations, the delivery queue (with `throttleRate`'s token buckets, taken from by claims), retention; each query written once for both | `domain` |
 //! | [`delivery`] | dispatcher, HTTP sender, outcome classification, which retry policy applies to an attempt, SSRF guard | `domain`, `signing`, `store`, `telemetry::traces` (the tracer handle) |
 //! | [`retention`] | the payload expiry and message pruning jobs                        | `domain`, `store`, `delivery::clock` |
 //! | [`events`]  | operational webhooks: the internal application their endpoints live in, and the job that drains the `operational_event` outbox into its messages | `domain`, `store` |
+//! | [`ingest`]  | ingest sources' cron runner (what they receive comes in through `api`, verified by `signing::verify_inbound`) | `domain`, `store` |
+//! | [`monitors`] | freshness monitors: the checker that marks them stale or ok | `domain`, `store` |
 //! | [`entities`] | change detection: the snapshot writer (group commit), and the job that drains the `entity_event` outbox (rules fired by entity snapshots) into messages of their applications | `domain`, `store`, `events` (its settings) |
 //! | [`tasks`]   | background tasks (purging an application's payloads, replays), run in steps under a lease | `domain`, `store`, `delivery::clock`, `retention`, `replay` |
 //! | [`replay`]  | replays, recoveries and dead-letter requeues: the steps of their tasks and their cursors | `domain`, `store`, `retention` (batch size), `tasks` (initial data) |
