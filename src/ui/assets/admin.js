@@ -256,7 +256,18 @@ export async function monitors(ctx, view) {
       },
       "Delete",
     );
-    const edit = h("button", { type: "button", class: "link", onclick: () => fill(editing, editMonitor(ctx, m)) }, "Edit");
+    const edit = h(
+      "button",
+      {
+        type: "button",
+        class: "link",
+        onclick: () => {
+          fill(editing, editMonitor(ctx, m));
+          editing.querySelector("input").focus();
+        },
+      },
+      "Edit",
+    );
     return h("span", { class: "actions" }, edit, b);
   };
   const editing = h("div", {});

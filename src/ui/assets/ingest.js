@@ -334,7 +334,18 @@ function endpointList(ctx, path, page) {
       },
       "Delete",
     );
-    const edit = h("button", { type: "button", class: "link", onclick: () => fill(out, editEndpoint(ctx, at, ep)) }, "Edit");
+    const edit = h(
+      "button",
+      {
+        type: "button",
+        class: "link",
+        onclick: () => {
+          fill(out, editEndpoint(ctx, at, ep));
+          out.querySelector("input").focus();
+        },
+      },
+      "Edit",
+    );
     return h("span", { class: "actions" }, edit, reveal, rotate, remove);
   };
   return h(
