@@ -420,3 +420,13 @@ def test_edit_and_delete_an_application_an_endpoint_an_event_type_and_a_monitor(
     expect(row).to_contain_text("a message every 2 h")
     saved = api.ok("GET", f"/monitor/{monitor['id']}")
     assert saved["name"] == renamed and saved["maxSilence"] == 7200, saved
+    # A monitor of an ingest source keeps watching it.
+    source = api.ok("POST", "/ingest/api/v1/source", {"name": "Edited watch", "type": "generic-webhook"})
+    watch = api.ok("POST", "/monitor", {"name": f"watch {uuid.uuid4().hex[:6]}", "source": source["id"], "maxSilence": 600})
+    page.reload()
+    page.get_by_role("row").filter(has_text=watch["name"]).get_by_role("button", name="Edit").click()
+    form.get_by_label("Longest silence (seconds)").fill("1200")
+    form.get_by_role("button", name="Save monitor").click()
+    row = page.get_by_role("row").filter(has_text=watch["name"])
+    expect(row).to_contain_text("a message every 20 min")
+    expect(row).to_contain_text(f"source {source['id']}")
