@@ -342,3 +342,91 @@ def test_data_is_shown_as_text_never_run(page, base_url, admin_token, api, recei
         expect(page.get_by_text(evil).first).to_be_visible()
         assert page.locator(".view img, .view script").count() == 0
         assert page.title() != "pwned" and page.title().endswith(" · hookd"), page.title()
+
+
+def test_edit_and_delete_an_application_an_endpoint_an_event_type_and_a_monitor(page, base_url, admin_token, api, receiver, screens):
+    app = api.ok("POST", "/app", {"name": f"Renamed {uuid.uuid4().hex[:6]}"})
+    keep = api.ok("POST", f"/app/{app['id']}/endpoint", {"url": receiver.url("/ok/keep")})
+    doomed = api.ok("POST", f"/app/{app['id']}/endpoint", {"url": receiver.url("/ok/doomed")})
+    sign_in(page, base_url, admin_token)
+
+    # Rename the application and give it a UID.
+    page.goto(f"{base_url}/ui/app/{app['id']}")
+    form = page.locator("form").filter(has=page.get_by_role("heading", name="Edit application"))
+    new_name = f"Renamed to {uuid.uuid4().hex[:6]}"
+    form.get_by_label("Name").fill(new_name)
+    uid = f"ren-{uuid.uuid4().hex[:6]}"
+    form.get_by_label("UID").fill(uid)
+    form.get_by_role("button", name="Save application").click()
+    expect(page.get_by_role("heading", name=new_name, level=1)).to_be_visible()
+    expect(page.locator(".facts")).to_contain_text(uid)
+    screens.shot(page, "application-edit")
+    assert api.ok("GET", f"/app/{app['id']}")["name"] == new_name
+    # A bad UID gets the API's field error.
+    page.expected_refusals = {422, 404}
+    form.get_by_label("UID").fill("not a uid!")
+    form.get_by_role("button", name="Save application").click()
+    expect(form.locator(".error")).to_contain_text("uid")
+
+    # Delete an endpoint: back on the application, without it.
+    page.goto(f"{base_url}/ui/app/{app['id']}/endpoint/{doomed['id']}")
+    page.get_by_role("button", name="Delete endpoint").click()
+    expect(page.get_by_role("heading", name=new_name, level=1)).to_be_visible()
+    expect(page.get_by_role("link", name=keep["url"])).to_be_visible()
+    expect(page.get_by_role("link", name=doomed["url"])).to_have_count(0)
+    status, _ = api.call("GET", f"/app/{app['id']}/endpoint/{doomed['id']}")
+    assert status == 404
+
+    # Delete the application: off the list, and its page shows the API's 404.
+    page.get_by_role("button", name="Delete application").click()
+    expect(page.get_by_role("heading", name="Applications")).to_be_visible()
+    expect(page.get_by_role("link", name=new_name)).to_have_count(0)
+    page.goto(f"{base_url}/ui/app/{app['id']}")
+    expect(page.get_by_role("alert")).to_contain_text("application not found")
+    screens.shot(page, "application-deleted")
+
+    # Archive an event type, unarchive it, delete another.
+    kept = f"edit.kept.{uuid.uuid4().hex[:4]}"
+    gone = f"edit.gone.{uuid.uuid4().hex[:4]}"
+    api.ok("POST", "/event-type", {"name": kept, "description": "kept"})
+    api.ok("POST", "/event-type", {"name": gone, "description": "gone"})
+    nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_role("link", name="Event types").click()
+    row = page.get_by_role("row").filter(has_text=kept)
+    row.get_by_role("button", name="Archive").click()
+    expect(row).to_contain_text("archived")
+    expect(row.get_by_role("button", name="Unarchive")).to_be_visible()
+    assert api.ok("GET", f"/event-type/{kept}")["archived"] is True
+    screens.shot(page, "event-types-archived")
+    row.get_by_role("button", name="Unarchive").click()
+    expect(row).to_contain_text("active")
+    page.get_by_role("row").filter(has_text=gone).get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("row").filter(has_text=gone)).to_have_count(0)
+    status, _ = api.call("GET", f"/event-type/{gone}")
+    assert status == 404
+
+    # Edit a monitor's name and longest silence.
+    other = api.ok("POST", "/app", {"name": f"Watched {uuid.uuid4().hex[:6]}"})
+    monitor = api.ok("POST", "/monitor", {"name": f"quiet {uuid.uuid4().hex[:6]}", "app": other["id"], "maxSilence": 3600})
+    nav.get_by_role("link", name="Monitors").click()
+    page.get_by_role("row").filter(has_text=monitor["name"]).get_by_role("button", name="Edit").click()
+    form = page.locator("form").filter(has=page.get_by_role("heading", name=re.compile("^Edit monitor")))
+    renamed = f"louder {uuid.uuid4().hex[:6]}"
+    form.get_by_label("Name").fill(renamed)
+    form.get_by_label("Longest silence (seconds)").fill("7200")
+    screens.shot(page, "monitor-edit")
+    form.get_by_role("button", name="Save monitor").click()
+    row = page.get_by_role("row").filter(has_text=renamed)
+    expect(row).to_contain_text("a message every 2 h")
+    saved = api.ok("GET", f"/monitor/{monitor['id']}")
+    assert saved["name"] == renamed and saved["maxSilence"] == 7200, saved
+    # A monitor of an ingest source keeps watching it.
+    source = api.ok("POST", "/ingest/api/v1/source", {"name": "Edited watch", "type": "generic-webhook"})
+    watch = api.ok("POST", "/monitor", {"name": f"watch {uuid.uuid4().hex[:6]}", "source": source["id"], "maxSilence": 600})
+    page.reload()
+    page.get_by_role("row").filter(has_text=watch["name"]).get_by_role("button", name="Edit").click()
+    form.get_by_label("Longest silence (seconds)").fill("1200")
+    form.get_by_role("button", name="Save monitor").click()
+    row = page.get_by_role("row").filter(has_text=watch["name"])
+    expect(row).to_contain_text("a message every 20 min")
+    expect(row).to_contain_text(f"source {source['id']}")

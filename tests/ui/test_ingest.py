@@ -213,3 +213,46 @@ def test_ingest_pages_show_data_as_text_and_fit_a_phone(browser, base_url, admin
         finally:
             context.close()
         assert not errors, "\n".join(errors)
+
+
+def test_an_ingest_source_and_its_endpoint_can_be_edited(page, base_url, admin_token, api, receiver, screens):
+    source = api.ok(
+        "POST",
+        "/ingest/api/v1/source",
+        {"name": f"Editable {uuid.uuid4().hex[:6]}", "type": "hookd-bearer", "config": {"token": "first-token"}},
+    )
+    path = f"/ingest/api/v1/source/{source['id']}"
+    endpoint = api.ok("POST", f"{path}/endpoint", {"url": receiver.url("/ok/before"), "description": "before"})
+    sign_in(page, base_url, admin_token)
+    page.goto(f"{base_url}/ui/ingest/{source['id']}")
+
+    # The source: a new name, and the secret given again (it is not shown back).
+    form = page.locator("form").filter(has=page.get_by_role("heading", name="Edit source"))
+    expect(form).to_contain_text("give the secret again")
+    renamed = f"Edited {uuid.uuid4().hex[:6]}"
+    form.get_by_label("Name").fill(renamed)
+    form.get_by_label("Config (JSON)").fill('{"token": "second-token"}')
+    form.get_by_role("button", name="Save source").click()
+    expect(page.get_by_role("heading", name=renamed, level=1)).to_be_visible()
+    saved = api.ok("GET", path)
+    assert saved["name"] == renamed and saved["type"] == "hookd-bearer", saved
+    # The new token is the one the source checks.
+    assert post(saved["ingestUrl"], b'{"type": "t"}', token="second-token")[0] == 200
+    assert post(saved["ingestUrl"], b'{"type": "t"}', token="first-token")[0] == 401
+
+    # The endpoint: a new URL and description, and disabled.
+    row = page.get_by_role("row").filter(has_text=endpoint["url"])
+    row.get_by_role("button", name="Edit").click()
+    form = page.locator("form").filter(has=page.get_by_role("heading", name="Edit endpoint"))
+    target = receiver.url("/ok/after")
+    form.get_by_label("URL", exact=True).fill(target)
+    form.get_by_label("Description").fill("after")
+    form.get_by_label("Disabled").check()
+    screens.shot(page, "ingest-endpoint-edit")
+    form.get_by_role("button", name="Save endpoint").click()
+    row = page.get_by_role("row").filter(has_text=target)
+    expect(row).to_contain_text("after")
+    expect(row).to_contain_text("disabled")
+    saved = api.ok("GET", f"{path}/endpoint/{endpoint['id']}")
+    assert saved["url"] == target and saved["description"] == "after" and saved["disabled"] is True, saved
+    screens.shot(page, "ingest-source-edited")

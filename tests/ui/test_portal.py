@@ -70,6 +70,13 @@ def test_the_portal_shows_one_application_and_nothing_else(browser, base_url, ap
             expect(page.get_by_role("alert")).to_contain_text(f"limited to application {mine['id']}")
             expect(page.locator("table")).to_have_count(0)
         screens.shot(page, "portal-admin-refused")
+        # Event types are read, not changed, from a portal.
+        shared = f"portal.seen.{uuid.uuid4().hex[:4]}"
+        api.ok("POST", "/event-type", {"name": shared, "description": "seen from a portal"})
+        page.goto(f"{base_url}/ui/event-types")
+        expect(page.get_by_role("cell", name=shared)).to_be_visible()
+        expect(page.get_by_role("button", name="Archive")).to_have_count(0)
+        expect(page.get_by_role("button", name="Delete")).to_have_count(0)
         # The overview is not shown to it: the start page is its application.
         page.goto(f"{base_url}/ui")
         expect(page.get_by_role("heading", name=mine["name"])).to_be_visible()
@@ -87,12 +94,17 @@ def test_a_read_only_portal_link_cannot_change_anything(browser, base_url, api, 
     try:
         page.goto(base_url + access["url"][access["url"].index("/ui/portal/"):])
         expect(page.get_by_role("heading", name=app["name"])).to_be_visible()
+        # Renaming and deleting the application are an admin's; deleting an endpoint needs
+        # endpoint:write: none is offered.
+        expect(page.get_by_role("button", name="Save application")).to_have_count(0)
+        expect(page.get_by_role("button", name="Delete application")).to_have_count(0)
         page.get_by_label("URL").fill(receiver.url("/ok/sneaky"))
         page.get_by_role("button", name="Add endpoint").click()
         expect(page.get_by_role("alert")).to_contain_text("endpoint:write")
         page.goto(f"{base_url}/ui/app/{app['id']}/endpoint/{endpoint['id']}")
         page.get_by_role("button", name="Rotate secret").click()
         expect(page.get_by_role("alert")).to_contain_text("secret:rotate")
+        expect(page.get_by_role("button", name="Delete endpoint")).to_have_count(0)
         screens.shot(page, "portal-read-only")
     finally:
         context.close()

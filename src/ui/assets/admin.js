@@ -82,7 +82,7 @@ function tile(label, value) {
 }
 
 export async function eventTypes(ctx, view) {
-  const page = await get(`/event-type${query({ limit: 50, iterator: ctx.search.get("iterator"), with_content: true })}`);
+  const page = await get(`/event-type${query({ limit: 50, iterator: ctx.search.get("iterator"), with_content: true, include_archived: true })}`);
   if (!ctx.alive()) return;
   const name = h("input", { name: "name", required: true, placeholder: "invoice.paid" });
   const description = h("input", { name: "description", required: true });
@@ -90,6 +90,35 @@ export async function eventTypes(ctx, view) {
   const status = h("div", {});
   const button = h("button", { type: "submit" }, "Create event type");
   const admin = !ctx.portal;
+  const changes = h("div", {});
+  const actions = (t) => {
+    const at = `/event-type/${enc(t.name)}`;
+    const archive = h(
+      "button",
+      {
+        type: "button",
+        class: "link",
+        onclick: async () => {
+          if (await act(archive, changes, () => api("PATCH", at, { archived: !t.archived }))) ctx.rerender();
+        },
+      },
+      t.archived ? "Unarchive" : "Archive",
+    );
+    const remove = h(
+      "button",
+      {
+        type: "button",
+        class: "link",
+        onclick: async () => {
+          if (!window.confirm(`Delete the event type ${t.name} for good? Its schemas go too; archiving keeps them.`)) return;
+          // A DELETE alone archives; `expunge` removes it.
+          if (await act(remove, changes, () => api("DELETE", `${at}?expunge=true`))) ctx.rerender();
+        },
+      },
+      "Delete",
+    );
+    return h("span", { class: "actions" }, archive, remove);
+  };
   fill(
     view,
     h("h1", {}, "Event types"),
@@ -105,11 +134,13 @@ export async function eventTypes(ctx, view) {
               ? h("details", {}, h("summary", {}, `versions ${Object.keys(t.schemas).join(", ")}`), code(t.schemas))
               : "—",
         ],
-      ],
+        admin ? ["", actions] : null,
+      ].filter(Boolean),
       page.data,
       "No event type registered (messages may still use any).",
     ),
     pager(ctx.search, page),
+    changes,
     admin
       ? h(
           "form",
@@ -225,8 +256,21 @@ export async function monitors(ctx, view) {
       },
       "Delete",
     );
-    return b;
+    const edit = h(
+      "button",
+      {
+        type: "button",
+        class: "link",
+        onclick: () => {
+          fill(editing, editMonitor(ctx, m));
+          editing.querySelector("input").focus();
+        },
+      },
+      "Edit",
+    );
+    return h("span", { class: "actions" }, edit, b);
   };
+  const editing = h("div", {});
   fill(
     view,
     h("h1", {}, "Monitors"),
@@ -248,6 +292,7 @@ export async function monitors(ctx, view) {
     ),
     pager(ctx.search, page),
     status,
+    editing,
     h(
       "form",
       {
@@ -272,6 +317,34 @@ export async function monitors(ctx, view) {
       field("Deadline (cron, UTC)", deadline, "Give the longest silence or a deadline."),
       button,
     ),
+  );
+}
+
+/** The form that changes a monitor's name and what it expects (what it watches stays). */
+function editMonitor(ctx, m) {
+  const name = h("input", { name: "name", required: true, value: m.name });
+  const silence = h("input", { name: "maxSilence", type: "number", min: 1, value: m.maxSilence ?? "" });
+  const deadline = h("input", { name: "deadline", value: m.deadline || "" });
+  const status = h("div", {});
+  const button = h("button", { type: "submit" }, "Save monitor");
+  return h(
+    "form",
+    {
+      class: "card",
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const body = { name: name.value, description: m.description ?? null };
+        if (silence.value) body.maxSilence = Number(silence.value);
+        if (deadline.value.trim()) body.deadline = deadline.value.trim();
+        if (await act(button, status, () => api("PUT", `/monitor/${enc(m.id)}`, body))) ctx.rerender();
+      },
+    },
+    h("h2", {}, "Edit monitor ", m.name),
+    field("Name", name),
+    field("Longest silence (seconds)", silence),
+    field("Deadline (cron, UTC)", deadline, "Give the longest silence or a deadline."),
+    button,
+    status,
   );
 }
 

@@ -90,7 +90,50 @@ export async function show(ctx, view) {
     pager(ctx.search, page),
     newEndpoint(ctx, app),
     ctx.portal ? null : portalAccess(app),
+    ctx.portal ? null : editApp(ctx, app),
+    ctx.portal ? null : removeApp(ctx, app),
   );
+}
+
+/** Renames the application or changes its UID (admin only: a portal token keeps its app). */
+function editApp(ctx, app) {
+  const name = h("input", { name: "name", required: true, maxlength: 256, value: app.name });
+  const uid = h("input", { name: "uid", value: app.uid || "", placeholder: "empty: none" });
+  const status = h("div", {});
+  const button = h("button", { type: "submit" }, "Save application");
+  return h(
+    "form",
+    {
+      class: "card",
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const body = { name: name.value, uid: uid.value.trim() || null };
+        if (await act(button, status, () => api("PATCH", `/app/${enc(app.id)}`, body))) ctx.rerender();
+      },
+    },
+    h("h2", {}, "Edit application"),
+    field("Name", name),
+    field("UID", uid, "Letters, digits, _ or -; empty: none."),
+    button,
+    status,
+  );
+}
+
+function removeApp(ctx, app) {
+  const status = h("div", {});
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: "secondary",
+      onclick: async () => {
+        if (!window.confirm(`Delete the application ${app.name}? Its endpoints, messages and attempts go too.`)) return;
+        if (await act(button, status, () => api("DELETE", `/app/${enc(app.id)}`))) ctx.navigate("/ui/apps");
+      },
+    },
+    "Delete application",
+  );
+  return h("section", { class: "card" }, h("h2", {}, "Delete"), button, status);
 }
 
 function newEndpoint(ctx, app) {

@@ -50,7 +50,30 @@ export async function show(ctx, view) {
     secret(path),
     sendExample(ctx, path, appBase),
     replay(path),
+    mayChange(ctx) ? removeEndpoint(ctx, path, ep, appBase) : null,
   );
+}
+
+/** Whether the token may change endpoints (a read-only portal link may not). */
+function mayChange(ctx) {
+  return ctx.caller.abilities.some((a) => a === "admin" || a === "endpoint:write");
+}
+
+function removeEndpoint(ctx, path, ep, appBase) {
+  const status = h("div", {});
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: "secondary",
+      onclick: async () => {
+        if (!window.confirm(`Delete the endpoint ${ep.url}? It gets nothing more; its attempts go too.`)) return;
+        if (await act(button, status, () => api("DELETE", path))) ctx.navigate(appBase);
+      },
+    },
+    "Delete endpoint",
+  );
+  return h("section", { class: "card" }, h("h2", {}, "Delete"), button, status);
 }
 
 /** Attempts per hour over the last day, from the latest attempts (up to 250). */

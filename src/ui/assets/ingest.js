@@ -72,23 +72,48 @@ export async function list(ctx, view) {
   );
 }
 
-function newSource(ctx) {
-  const name = h("input", { name: "name", required: true, minlength: 2, maxlength: 256, placeholder: "Stripe payments" });
-  const uid = h("input", { name: "uid", placeholder: "optional, e.g. stripe" });
-  const type = h(
+/** The type select, `current` selected. */
+function typeSelect(current) {
+  return h(
     "select",
     { name: "type" },
-    TYPES.map(([t]) => h("option", { value: t, selected: t === "generic-webhook" }, t)),
-    h("optgroup", { label: "Standard Webhooks senders (config as svix)" }, STANDARD_WEBHOOKS.map((t) => h("option", { value: t }, t))),
+    TYPES.map(([t]) => h("option", { value: t, selected: t === current }, t)),
+    h(
+      "optgroup",
+      { label: "Standard Webhooks senders (config as svix)" },
+      STANDARD_WEBHOOKS.map((t) => h("option", { value: t, selected: t === current }, t)),
+    ),
   );
+}
+
+/** The config textarea with its hint, refilled with the type's template when it changes. */
+function configField(type, note) {
   const config = h("textarea", { name: "config", rows: 6 });
   const hint = h("span", {});
   const describe = () => {
     const [value, about] = template(type.value);
     config.value = JSON.stringify(value, null, 2);
-    fill(hint, about, " Changing the type puts that type's template here.");
+    fill(hint, about, note ? ` ${note}` : null, " Changing the type puts that type's template here.");
   };
   type.addEventListener("change", describe);
+  describe();
+  return [config, hint];
+}
+
+/** The textarea's JSON, or an error naming the field. */
+function parseConfig(config) {
+  try {
+    return JSON.parse(config.value || "{}");
+  } catch (err) {
+    throw new Error(`config: not JSON (${err.message})`);
+  }
+}
+
+function newSource(ctx) {
+  const name = h("input", { name: "name", required: true, minlength: 2, maxlength: 256, placeholder: "Stripe payments" });
+  const uid = h("input", { name: "uid", placeholder: "optional, e.g. stripe" });
+  const type = typeSelect("generic-webhook");
+  const [config, hint] = configField(type);
   const status = h("div", {});
   const button = h("button", { type: "submit" }, "Create source");
   const form = h(
@@ -98,13 +123,7 @@ function newSource(ctx) {
       onsubmit: async (e) => {
         e.preventDefault();
         const made = await act(button, status, async () => {
-          let parsed;
-          try {
-            parsed = JSON.parse(config.value || "{}");
-          } catch (err) {
-            throw new Error(`config: not JSON (${err.message})`);
-          }
-          const body = { name: name.value, type: type.value, config: parsed };
+          const body = { name: name.value, type: type.value, config: parseConfig(config) };
           if (uid.value.trim()) body.uid = uid.value.trim();
           return api("POST", BASE, body);
         });
@@ -119,8 +138,44 @@ function newSource(ctx) {
     button,
     status,
   );
-  describe();
   return form;
+}
+
+/**
+ * Changes a source: everything is given again (PUT), the config too, since its secrets are
+ * not shown back: the textarea starts from the type's template with the current config's
+ * other settings (a cron source's schedule, an HMAC header) in it.
+ */
+function editSource(ctx, path, source) {
+  const name = h("input", { name: "name", required: true, minlength: 2, maxlength: 256, value: source.name });
+  const uid = h("input", { name: "uid", value: source.uid || "", placeholder: "empty: none" });
+  const type = typeSelect(source.type);
+  const [config, hint] = configField(type, "Secrets are not shown back: give the secret again.");
+  config.value = JSON.stringify({ ...template(source.type)[0], ...(source.config || {}) }, null, 2);
+  const status = h("div", {});
+  const button = h("button", { type: "submit" }, "Save source");
+  return h(
+    "form",
+    {
+      class: "card",
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const saved = await act(button, status, async () => {
+          const body = { name: name.value, uid: uid.value.trim() || null, type: type.value, config: parseConfig(config) };
+          if (source.metadata) body.metadata = source.metadata;
+          return api("PUT", path, body);
+        });
+        if (saved) ctx.rerender();
+      },
+    },
+    h("h2", {}, "Edit source"),
+    field("Name", name),
+    field("UID", uid),
+    field("Type", type),
+    field("Config (JSON)", config, hint),
+    button,
+    status,
+  );
 }
 
 export async function show(ctx, view) {
@@ -168,6 +223,7 @@ export async function show(ctx, view) {
       cron ? "No run yet." : "No request received yet.",
     ),
     pager(ctx.search, log),
+    editSource(ctx, path, source),
     removeSource(ctx, path, source),
   );
 }
@@ -278,7 +334,19 @@ function endpointList(ctx, path, page) {
       },
       "Delete",
     );
-    return h("span", { class: "actions" }, reveal, rotate, remove);
+    const edit = h(
+      "button",
+      {
+        type: "button",
+        class: "link",
+        onclick: () => {
+          fill(out, editEndpoint(ctx, at, ep));
+          out.querySelector("input").focus();
+        },
+      },
+      "Edit",
+    );
+    return h("span", { class: "actions" }, edit, reveal, rotate, remove);
   };
   return h(
     "div",
@@ -297,6 +365,35 @@ function endpointList(ctx, path, page) {
     page.done ? null : h("p", { class: "muted" }, "The first 250 endpoints."),
     status,
     out,
+  );
+}
+
+/** Changes an endpoint's URL, description and state; the rest of it is sent back as it is. */
+function editEndpoint(ctx, at, ep) {
+  const url = h("input", { name: "url", type: "url", required: true, value: ep.url });
+  const description = h("input", { name: "description", value: ep.description || "" });
+  const disabled = h("input", { type: "checkbox", name: "disabled", checked: ep.disabled });
+  const status = h("div", {});
+  const button = h("button", { type: "submit" }, "Save endpoint");
+  return h(
+    "form",
+    {
+      class: "card",
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const body = { url: url.value.trim(), description: description.value, disabled: disabled.checked };
+        if (ep.uid) body.uid = ep.uid;
+        if (ep.throttleRate) body.throttleRate = ep.throttleRate;
+        if (ep.metadata) body.metadata = ep.metadata;
+        if (await act(button, status, () => api("PUT", at, body))) ctx.rerender();
+      },
+    },
+    h("h2", {}, "Edit endpoint"),
+    field("URL", url),
+    field("Description", description),
+    h("label", { class: "check" }, disabled, " Disabled"),
+    button,
+    status,
   );
 }
 
