@@ -47,7 +47,7 @@ use crate::domain::ingest::{self, IngestLog, IngestSource, SourceKind, public_co
 use crate::domain::time::now;
 use crate::domain::{
     DeliveryOrder, Endpoint, EndpointHeaders, EndpointId, EndpointKey, EventTypeName, IngestLogId,
-    Metadata, Payload, ResourceKey, SignatureScheme, SourceId, Subscription, Uid,
+    Metadata, Payload, PayloadError, ResourceKey, SignatureScheme, SourceId, Subscription, Uid,
 };
 use crate::store::{NewApplication, NewEndpoint, NewMessage, Order, SourceKey, StoreError};
 
@@ -856,10 +856,28 @@ fn logged_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
 }
 
 /// The event type of a received message (see the module's documentation).
+/// The top-level fields of a received body that hookd reads: its `type` (the event type,
+/// and Slack's `url_verification`) and Slack's `challenge`. A `type` that is not a string
+/// reads as none.
+#[derive(Debug, Default, Deserialize)]
+struct Envelope {
+    #[serde(rename = "type", default, deserialize_with = "string_or_none")]
+    kind: Option<String>,
+    #[serde(default)]
+    challenge: Option<serde_json::Value>,
+}
+
+fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
 fn event_type_of(
     source_type: &str,
     headers: &HeaderMap,
-    body: &serde_json::Value,
+    body_type: Option<String>,
 ) -> EventTypeName {
     let header_value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let named = match source_type {
@@ -867,7 +885,7 @@ fn event_type_of(
         "shopify" => header_value("x-shopify-topic").map(|t| t.replace('/', ".")),
         _ => None,
     }
-    .or_else(|| body.get("type").and_then(|t| t.as_str()).map(str::to_owned));
+    .or(body_type);
     named
         .and_then(|n| EventTypeName::parse(&n).ok())
         .unwrap_or_else(|| EventTypeName::from_stored(DEFAULT_EVENT_TYPE.to_owned()))
@@ -975,35 +993,34 @@ async fn handle(
             "the body is not UTF-8 text; hookd forwards JSON objects".into(),
         );
     };
-    let value: serde_json::Value = match serde_json::from_str(text) {
-        Ok(value @ serde_json::Value::Object(_)) => value,
-        Ok(_) => {
+    let Ok(raw) = serde_json::from_str::<&serde_json::value::RawValue>(text) else {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body is not JSON; hookd forwards JSON objects (form-encoded bodies are not supported)".into(),
+        );
+    };
+    match Payload::parse(raw, state.settings.max_payload_depth) {
+        Ok(_) => {}
+        Err(PayloadError::NotAnObject) => {
             return refuse(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
                 "the body is JSON but not an object; hookd forwards JSON objects".into(),
             );
         }
-        Err(_) => {
+        Err(e) => {
             return refuse(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body is not JSON; hookd forwards JSON objects (form-encoded bodies are not supported)".into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                e.to_string(),
             );
         }
-    };
-    if let Err(e) = serde_json::value::RawValue::from_string(text.trim().to_owned())
-        .map_err(|e| e.to_string())
-        .and_then(|raw| {
-            Payload::parse(&raw, state.settings.max_payload_depth).map_err(|e| e.to_string())
-        })
-    {
-        return refuse(StatusCode::UNPROCESSABLE_ENTITY, "validation", e);
     }
-    if source.source_type == "slack"
-        && value.get("type").and_then(|t| t.as_str()) == Some("url_verification")
-    {
-        let challenge = value.get("challenge").cloned().unwrap_or_default();
+    // Only the fields hookd reads; the rest is skipped, not built.
+    let envelope: Envelope = serde_json::from_str(raw.get()).unwrap_or_default();
+    if source.source_type == "slack" && envelope.kind.as_deref() == Some("url_verification") {
+        let challenge = envelope.challenge.unwrap_or_default();
         let response = answer(
             StatusCode::OK,
             serde_json::json!({ "challenge": challenge }),
@@ -1013,7 +1030,7 @@ async fn handle(
     let new = NewMessage {
         app: ResourceKey::Id(source.app_id.clone()),
         create_app: None,
-        event_type: event_type_of(&source.source_type, headers, &value),
+        event_type: event_type_of(&source.source_type, headers, envelope.kind),
         event_id: None,
         channels: None,
         // Byte for byte as received.
