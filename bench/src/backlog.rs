@@ -280,6 +280,7 @@ async fn drain_with_flow(
         mode: flow.mode.clone(),
         connections: args.connections,
         pad: args.pad,
+        idempotency_keys: args.idempotency_keys,
         stop: stop.clone(),
     };
     let pid = Arc::new(AtomicU32::new(hookd.pid.unwrap_or(0)));

@@ -51,6 +51,8 @@ pub struct Load {
     pub connections: usize,
     /// Bytes of padding in each payload.
     pub pad: usize,
+    /// A new `idempotency-key` on every POST, as the Svix SDKs send.
+    pub idempotency_keys: bool,
     /// Set by the caller to end an open loop early (the messages scheduled so far are still
     /// sent); never set, the loop runs its whole duration.
     pub stop: Arc<AtomicBool>,
@@ -175,6 +177,8 @@ async fn worker(
 ) {
     let pad = "x".repeat(load.pad);
     let auth = format!("Bearer {}", load.token);
+    // Unique per run and message: the SDKs' keys are `auto_` and a random UUID.
+    let nonce = now_micros();
     let mut connection: Option<Connection> = None;
     loop {
         let next = queue.lock().await.recv().await;
@@ -206,7 +210,9 @@ async fn worker(
             }
         };
         counters.sent.fetch_add(1, Ordering::Relaxed);
-        let outcome = send(&mut connection, addr, method, &uri, &auth, body).await;
+        let key = (load.idempotency_keys && method == Method::POST)
+            .then(|| format!("auto_{nonce:016x}-{:04x}-{seq:012x}", addr.port()));
+        let outcome = send(&mut connection, addr, method, &uri, &auth, key, body).await;
         match outcome {
             Ok((status, answer)) if status == ok => {
                 counters.accepted.fetch_add(1, Ordering::Relaxed);
@@ -232,6 +238,7 @@ async fn send(
     method: Method,
     uri: &str,
     auth: &str,
+    idempotency_key: Option<String>,
     body: String,
 ) -> anyhow::Result<(u16, Bytes)> {
     if connection.as_ref().is_none_or(|c| c.is_closed()) {
@@ -241,13 +248,16 @@ async fn send(
         anyhow::bail!("no connection");
     };
     sender.ready().await?;
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(method)
         .uri(uri)
         .header("host", addr.to_string())
         .header("authorization", auth)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))?;
+        .header("content-type", "application/json");
+    if let Some(key) = idempotency_key {
+        request = request.header("idempotency-key", key);
+    }
+    let request = request.body(Full::new(Bytes::from(body)))?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await?.to_bytes();

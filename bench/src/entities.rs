@@ -63,6 +63,7 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
         },
         connections: args.connections,
         pad: args.pad,
+        idempotency_keys: args.idempotency_keys,
         stop: Default::default(),
     };
     let sent = tokio::task::spawn_blocking(move || driver::run(load)).await??;

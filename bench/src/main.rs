@@ -73,6 +73,10 @@ pub struct Args {
     /// Bytes of padding in each payload.
     #[arg(long, default_value_t = 100)]
     pub pad: usize,
+    /// Send an `idempotency-key` header with every POST, a new key each time, as the Svix
+    /// SDKs do (`auto_` and a UUID) when the caller gives none.
+    #[arg(long)]
+    pub idempotency_keys: bool,
     /// The endpoints' signature scheme, as hookd's `signature` field (e.g.
     /// '{"scheme": "stripe"}'); default: hookd's (`standard`).
     #[arg(long)]

@@ -97,6 +97,7 @@ pub async fn measure(
         mode: spec.mode.clone(),
         connections: args.connections,
         pad: args.pad,
+        idempotency_keys: args.idempotency_keys,
         stop: Default::default(),
     };
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));

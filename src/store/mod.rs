@@ -7,12 +7,14 @@
 //! schemas' tables, columns and indexes the same by name (`tests/it/schema.rs`).
 //!
 //! ## Each query is written once
-//! Every trait but [`QueueStore`] is implemented once, in `queries`, for any [`engine::Engine`]:
-//! a query is a [`sql::Sql`] statement (the same text on both engines, `$n` parameters), run
-//! on a [`sql::Conn`] and decoded by `rows`. Where the engines differ, the query asks its
+//! Every trait but [`QueueStore`] and [`IdempotencyStore`] is implemented once, in
+//! `queries`, for any [`engine::Engine`]: a query is a [`sql::Sql`] statement (the same text
+//! on both engines, `$n` parameters), run on a [`sql::Conn`] and decoded by `rows`. Where the engines differ, the query asks its
 //! engine (`lock_lists`, `notify_due`, `FOR_UPDATE`, `push_array_holds`). [`QueueStore`], the
 //! hot path, is each backend's own: SQLite's batching writer, PostgreSQL's
-//! `FOR UPDATE SKIP LOCKED` claims and batched statements. Adding a table means a migration
+//! `FOR UPDATE SKIP LOCKED` claims and batched statements. So is [`IdempotencyStore`], which
+//! SDK clients put on the hot path too (a key on every POST): on SQLite its writes share the
+//! writer's batches. Adding a table means a migration
 //! for each backend (types differ) and its queries once, in `queries`:
 //!
 //! ```ignore
@@ -106,6 +108,7 @@ pub trait Store:
     + ReplayStore
     + QueueStore
     + AdminStore
+    + IdempotencyStore
     + TaskStore
     + StatsStore
     + OperationalEventStore
@@ -129,6 +132,7 @@ impl<T> Store for T where
         + ReplayStore
         + QueueStore
         + AdminStore
+        + IdempotencyStore
         + TaskStore
         + StatsStore
         + OperationalEventStore
@@ -346,10 +350,10 @@ pub struct ResealStep {
     pub skipped: u64,
 }
 
+/// The `Idempotency-Key` records of requests (`api::idempotency`). On SQLite they are
+/// written by the batching writer, as the Svix SDKs send a key with every POST.
 #[async_trait]
-pub trait AdminStore {
-    /// Succeeds when the store answers a trivial query.
-    async fn ping(&self) -> Result<()>;
+pub trait IdempotencyStore {
     /// Claims an idempotency key for one request. See [`IdempotencyClaim`].
     async fn claim_idempotency_key(
         &self,
@@ -360,6 +364,12 @@ pub trait AdminStore {
     async fn complete_idempotency_key(&self, key: &str, response: &StoredResponse) -> Result<()>;
     /// Releases a claimed key without a response, so a retry runs the request again.
     async fn release_idempotency_key(&self, key: &str) -> Result<()>;
+}
+
+#[async_trait]
+pub trait AdminStore {
+    /// Succeeds when the store answers a trivial query.
+    async fn ping(&self) -> Result<()>;
     /// Deletes idempotency records started before `before`; returns how many.
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
     /// Retention: deletes up to `limit` of the oldest messages created before `before` that

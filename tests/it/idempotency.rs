@@ -134,3 +134,131 @@ async fn any_key_is_usable_and_an_empty_one_is_none() {
     }
     assert_eq!(app.list_all("/api/v1/app").await.len(), 3);
 }
+
+/// The key records themselves, on both backends (SQLite writes them in its batching writer,
+/// PostgreSQL with statements of its own).
+mod store {
+    use std::sync::Arc;
+
+    use chrono::TimeDelta;
+    use hookd::domain::time::now;
+    use hookd::store::{IdempotencyClaim, Store, StoredResponse};
+
+    use crate::queue::{postgres, sqlite};
+
+    conformance!(
+        a_key_is_held_once_then_answers_with_its_response,
+        a_released_key_runs_again,
+        a_key_held_past_its_expiry_is_taken_over,
+        concurrent_claims_of_one_key_let_one_through,
+    );
+
+    fn a_minute_ago() -> hookd::domain::Timestamp {
+        now() - TimeDelta::minutes(1)
+    }
+
+    async fn a_key_is_held_once_then_answers_with_its_response(store: Arc<dyn Store>) {
+        let key = "/api/v1/app:k1";
+        let first = store.claim_idempotency_key(key, a_minute_ago()).await;
+        assert_eq!(first.unwrap(), IdempotencyClaim::Claimed);
+        let second = store.claim_idempotency_key(key, a_minute_ago()).await;
+        assert_eq!(second.unwrap(), IdempotencyClaim::InProgress);
+        let response = StoredResponse {
+            status: 201,
+            body: br#"{"id":"app_1"}"#.to_vec(),
+        };
+        store
+            .complete_idempotency_key(key, &response)
+            .await
+            .unwrap();
+        let third = store.claim_idempotency_key(key, a_minute_ago()).await;
+        assert_eq!(third.unwrap(), IdempotencyClaim::Completed(response));
+        // Another key is another request.
+        let other = store
+            .claim_idempotency_key("/api/v1/app:k2", a_minute_ago())
+            .await;
+        assert_eq!(other.unwrap(), IdempotencyClaim::Claimed);
+    }
+
+    async fn a_released_key_runs_again(store: Arc<dyn Store>) {
+        let key = "/api/v1/app:k1";
+        assert_eq!(
+            store
+                .claim_idempotency_key(key, a_minute_ago())
+                .await
+                .unwrap(),
+            IdempotencyClaim::Claimed
+        );
+        store.release_idempotency_key(key).await.unwrap();
+        assert_eq!(
+            store
+                .claim_idempotency_key(key, a_minute_ago())
+                .await
+                .unwrap(),
+            IdempotencyClaim::Claimed
+        );
+        // A completed key is not released by a late release.
+        let response = StoredResponse {
+            status: 202,
+            body: b"{}".to_vec(),
+        };
+        store
+            .complete_idempotency_key(key, &response)
+            .await
+            .unwrap();
+        store.release_idempotency_key(key).await.unwrap();
+        assert_eq!(
+            store
+                .claim_idempotency_key(key, a_minute_ago())
+                .await
+                .unwrap(),
+            IdempotencyClaim::Completed(response)
+        );
+    }
+
+    async fn a_key_held_past_its_expiry_is_taken_over(store: Arc<dyn Store>) {
+        let key = "/api/v1/app:k1";
+        assert_eq!(
+            store
+                .claim_idempotency_key(key, a_minute_ago())
+                .await
+                .unwrap(),
+            IdempotencyClaim::Claimed
+        );
+        // Every claim started before a second from now counts as expired: its request died.
+        let later = now() + TimeDelta::seconds(1);
+        assert_eq!(
+            store.claim_idempotency_key(key, later).await.unwrap(),
+            IdempotencyClaim::Claimed
+        );
+        // The new holder's claim is fresh.
+        assert_eq!(
+            store
+                .claim_idempotency_key(key, a_minute_ago())
+                .await
+                .unwrap(),
+            IdempotencyClaim::InProgress
+        );
+    }
+
+    async fn concurrent_claims_of_one_key_let_one_through(store: Arc<dyn Store>) {
+        let claims = (0..16).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .claim_idempotency_key("/api/v1/app:same", a_minute_ago())
+                    .await
+                    .unwrap()
+            })
+        });
+        let mut held = 0;
+        for claim in futures::future::join_all(claims).await {
+            match claim.unwrap() {
+                IdempotencyClaim::Claimed => held += 1,
+                IdempotencyClaim::InProgress => {}
+                IdempotencyClaim::Completed(_) => panic!("nothing completed the key"),
+            }
+        }
+        assert_eq!(held, 1);
+    }
+}

@@ -21,7 +21,6 @@ mod event_types;
 mod fifo;
 mod health;
 mod helpers;
-mod idempotency;
 mod ingest;
 mod isolation;
 mod message_batches;
@@ -44,8 +43,9 @@ mod postgres;
 mod public;
 #[macro_use]
 mod queue;
-// After `queue`, whose `conformance!` it uses.
+// After `queue`, whose `conformance!` they use.
 mod entities;
+mod idempotency;
 mod receiver;
 mod replay;
 mod retention;

@@ -20,6 +20,7 @@
 //! shutting down surface as [`StoreError::Unavailable`], which the API answers with 503.
 
 mod batch;
+mod idempotency;
 mod ingest;
 mod listener;
 mod nodes;

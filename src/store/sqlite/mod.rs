@@ -14,6 +14,7 @@
 mod claims;
 mod connection;
 mod enqueue;
+mod idempotency;
 mod queue;
 mod records;
 #[cfg(test)]

@@ -66,7 +66,7 @@ impl QueueStore for SqliteStore {
 }
 
 /// The writer's answer; a writer that went away without one was shut down.
-async fn answered<T>(answer: oneshot::Receiver<Result<T>>) -> Result<T> {
+pub(super) async fn answered<T>(answer: oneshot::Receiver<Result<T>>) -> Result<T> {
     answer
         .await
         .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?

@@ -1,5 +1,5 @@
 //! Group commit for the hot writes: accepting messages, recording attempts, claiming due
-//! deliveries.
+//! deliveries, and the idempotency keys of requests that carry one (`idempotency`).
 //!
 //! All three queue here; one task takes everything that is waiting (up to [`MAX_BATCH`])
 //! and hands it, as one batch, to a dedicated OS thread that owns its own SQLite connection
@@ -60,12 +60,13 @@ use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{claims, enqueue, records};
+use super::idempotency::KeyJob;
+use super::{claims, enqueue, idempotency, records};
 use crate::domain::Timestamp;
 use crate::domain::sealed::SecretsAtRest;
 use crate::store::{
-    AttemptRecord, BatchMetrics, ClaimLimits, ClaimedDelivery, Enqueued, NewMessage, Result,
-    StoreError,
+    AttemptRecord, BatchMetrics, ClaimLimits, ClaimedDelivery, Enqueued, IdempotencyClaim,
+    NewMessage, Result, StoreError,
 };
 
 /// The most jobs one transaction holds.
@@ -110,6 +111,7 @@ pub enum WriteJob {
         limits: ClaimLimits,
         reply: oneshot::Sender<Result<Vec<ClaimedDelivery>>>,
     },
+    Key(KeyJob),
 }
 
 /// The writer thread, as the async side sees it.
@@ -289,6 +291,7 @@ struct Jobs {
     batches: Vec<(BatchJob, BatchReply)>,
     records: Vec<(AttemptRecord, oneshot::Sender<Result<()>>)>,
     claims: Vec<(Claim, oneshot::Sender<Result<Vec<ClaimedDelivery>>>)>,
+    keys: Vec<KeyJob>,
 }
 
 /// Where a batch ingest request hears, per message, how it went.
@@ -307,16 +310,22 @@ struct Claim {
 
 /// What a committed batch produced: per enqueue, the message or why it was refused; per
 /// batch ingest request, the same for each of its messages; per claim, the deliveries
-/// claimed.
+/// claimed; per key job, the claim's outcome.
 struct Outcome {
     enqueued: Vec<Result<Enqueued>>,
     batches: Vec<Vec<Result<Enqueued>>>,
     claimed: Vec<Vec<ClaimedDelivery>>,
+    keys: Vec<Option<IdempotencyClaim>>,
 }
 
 /// Writes the batch in one transaction and commits it; on any error, rolls it back.
 fn commit(conn: &mut Connection, jobs: &Jobs, secrets: &dyn SecretsAtRest) -> Result<Outcome> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let keys = jobs
+        .keys
+        .iter()
+        .map(|job| idempotency::run(&tx, job))
+        .collect::<Result<Vec<_>>>()?;
     let news: Vec<&NewMessage> = jobs.enqueues.iter().map(|(new, _)| new).collect();
     let enqueued = enqueue::enqueue_all(&tx, &news, secrets)?;
     let mut batches = Vec::with_capacity(jobs.batches.len());
@@ -345,6 +354,7 @@ fn commit(conn: &mut Connection, jobs: &Jobs, secrets: &dyn SecretsAtRest) -> Re
         enqueued,
         batches,
         claimed,
+        keys,
     })
 }
 
@@ -355,6 +365,7 @@ impl Jobs {
             batches: Vec::new(),
             records: Vec::new(),
             claims: Vec::new(),
+            keys: Vec::new(),
         };
         for job in jobs {
             match job {
@@ -371,13 +382,18 @@ impl Jobs {
                     limits,
                     reply,
                 } => sorted.claims.push((Claim { now, lease, limits }, reply)),
+                WriteJob::Key(job) => sorted.keys.push(job),
             }
         }
         sorted
     }
 
     fn len(&self) -> usize {
-        self.enqueues.len() + self.batches.len() + self.records.len() + self.claims.len()
+        self.enqueues.len()
+            + self.batches.len()
+            + self.records.len()
+            + self.claims.len()
+            + self.keys.len()
     }
 
     /// Tells every caller how its job went. A caller that went away does not need to know.
@@ -398,6 +414,9 @@ impl Jobs {
         for ((_, reply), result) in self.claims.into_iter().zip(outcome.claimed) {
             let _ = reply.send(Ok(result));
         }
+        for (job, claim) in self.keys.into_iter().zip(outcome.keys) {
+            job.answer(claim);
+        }
     }
 
     /// Tells every caller that the batch failed with `e`.
@@ -416,6 +435,9 @@ impl Jobs {
         }
         for (_, reply) in self.claims {
             let _ = reply.send(Err(failed()));
+        }
+        for job in self.keys {
+            job.fail(failed());
         }
     }
 }
@@ -447,6 +469,7 @@ mod tests {
             batches: Vec::new(),
             records: Vec::new(),
             claims: vec![(claim, reply)],
+            keys: Vec::new(),
         };
         (jobs, answer)
     }
@@ -485,6 +508,7 @@ mod tests {
             enqueued: Vec::new(),
             batches: Vec::new(),
             claimed: vec![Vec::new()],
+            keys: Vec::new(),
         })
     }
 
