@@ -70,6 +70,34 @@ pub struct Sent {
     pub elapsed: Duration,
     pub start_micros: u64,
     pub cpu: Duration,
+    /// Each answered request's `seq` and its ingest latency (µs): from its send time (in
+    /// open loop, its scheduled time) to the answer.
+    pub answered: Vec<(u64, u64)>,
+}
+
+impl Sent {
+    /// The ingest latencies (µs) of every answered request.
+    pub fn ingest_micros(&self) -> Vec<u64> {
+        self.answered.iter().map(|&(_, micros)| micros).collect()
+    }
+
+    /// The worst ingest latency (ms) of the requests scheduled in each second of an open loop
+    /// at `rate`.
+    pub fn ingest_worst_by_second(&self, rate: f64) -> Vec<f64> {
+        let per_second = (rate as u64).max(1);
+        let mut worst: Vec<u64> = Vec::new();
+        for &(seq, micros) in &self.answered {
+            let second = usize::try_from(seq / per_second).unwrap_or(usize::MAX);
+            if worst.len() <= second {
+                worst.resize(second + 1, 0);
+            }
+            worst[second] = worst[second].max(micros);
+        }
+        worst
+            .into_iter()
+            .map(|w| (w as f64 / 100.0).round() / 10.0)
+            .collect()
+    }
 }
 
 #[derive(Default)]
@@ -79,6 +107,7 @@ struct Counters {
     errors: AtomicU64,
     fired: AtomicU64,
     first_error: std::sync::Mutex<Option<String>>,
+    answered: std::sync::Mutex<Vec<(u64, u64)>>,
 }
 
 /// Runs the load on a dedicated thread with a single-threaded runtime, and returns once every
@@ -156,6 +185,11 @@ async fn drive(load: Load) -> Sent {
         elapsed: started.elapsed(),
         start_micros,
         cpu: Duration::ZERO,
+        answered: counters
+            .answered
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap_or_default(),
     }
 }
 
@@ -213,6 +247,9 @@ async fn worker(
         let key = (load.idempotency_keys && method == Method::POST)
             .then(|| format!("auto_{nonce:016x}-{:04x}-{seq:012x}", addr.port()));
         let outcome = send(&mut connection, addr, method, &uri, &auth, key, body).await;
+        if let Ok(mut answered) = counters.answered.lock() {
+            answered.push((seq, now_micros().saturating_sub(sent)));
+        }
         match outcome {
             Ok((status, answer)) if status == ok => {
                 counters.accepted.fetch_add(1, Ordering::Relaxed);

@@ -109,6 +109,8 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
         hookd_idle_rss_mib: None,
         hookd_peak_rss_mib: pid.and_then(|p| procfs::memory_mib(p, "VmHWM")),
         worst_ms_by_second: Vec::new(),
+        ingest_latency: Some(Latency::of(sent.ingest_micros())),
+        ingest_worst_ms_by_second: Vec::new(),
         machine_steal_s: None,
         hookd_rss_samples_mib: Vec::new(),
         driver_cpu_s: sent.cpu.as_secs_f64(),

@@ -145,6 +145,11 @@ pub async fn measure(
             Mode::Open { rate, .. } => tally.worst_by_window((rate as usize) * spec.fanout),
             Mode::Closed { .. } => Vec::new(),
         },
+        ingest_latency: Some(Latency::of(sent.ingest_micros())),
+        ingest_worst_ms_by_second: match spec.mode {
+            Mode::Open { rate, .. } => sent.ingest_worst_by_second(rate),
+            Mode::Closed { .. } => Vec::new(),
+        },
         database_cpu_s,
         machine_steal_s: procfs::machine_steal()
             .zip(steal_before)

@@ -79,6 +79,10 @@ pub struct Run {
     pub hookd_peak_rss_mib: Option<f64>,
     /// Open loop: the worst ingest→receipt latency of the messages sent in each second (ms).
     pub worst_ms_by_second: Vec<f64>,
+    /// From sending each request to its answer (the 202), as a client sees it.
+    pub ingest_latency: Option<Latency>,
+    /// Open loop: the worst ingest latency of the requests sent in each second (ms).
+    pub ingest_worst_ms_by_second: Vec<f64>,
     /// CPU time the hypervisor took from this machine during the run (s): a tail that lines
     /// up with steal is the host's, not hookd's.
     pub machine_steal_s: Option<f64>,
@@ -97,14 +101,14 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 
 pub fn markdown(runs: &[Run]) -> String {
     let mut out = String::from(
-        "| scenario | backend | offered/s | accepted/s | delivered/s | p50 ms | p90 ms | p99 ms | max ms | missing | dups | hookd CPU s | db CPU s | idle RSS MiB | peak RSS MiB | driver CPU s | receiver CPU s | steal s |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | backend | offered/s | accepted/s | delivered/s | p50 ms | p90 ms | p99 ms | max ms | ingest p99 ms | missing | dups | hookd CPU s | db CPU s | idle RSS MiB | peak RSS MiB | driver CPU s | receiver CPU s | steal s |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     // Runs that sent nothing (listings on a grown store) have only their figures.
     for r in runs.iter().filter(|r| r.sent > 0 || r.figures.is_empty()) {
         let lat = r.healthy_latency.as_ref().unwrap_or(&r.latency);
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} |\n",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} |\n",
             r.scenario,
             r.backend,
             opt(r.offered_per_s, 0),
@@ -114,6 +118,7 @@ pub fn markdown(runs: &[Run]) -> String {
             lat.p90_ms,
             lat.p99_ms,
             lat.max_ms,
+            opt(r.ingest_latency.as_ref().map(|l| l.p99_ms), 1),
             r.missing_after_drain,
             r.duplicates,
             opt(r.hookd_cpu_s, 1),
