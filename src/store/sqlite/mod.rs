@@ -66,14 +66,19 @@ pub enum ClaimsAtOpen {
 const WRITE_QUEUE: usize = 8192;
 /// How long a connection waits for another one's write lock before failing as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// WAL pages after which a commit checkpoints them into the database file (SQLite's default
-/// is 1,000, 4 MiB). The hot pages (the ends of the tables and of each endpoint's index range)
-/// are rewritten by every batch; a longer WAL copies each of them once per checkpoint instead
-/// of once every few hundred batches. Measured with `hookd-bench c`: the writer's disk
-/// writes fell from 1.6 GiB to 0.96 GiB per 100,000 deliveries and its CPU by a quarter,
-/// with no change to the 1,000 msg/s tail. The price is a WAL file of up to about 128 MiB
-/// beside the database.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 32_768;
+/// WAL pages after which a commit checkpoints them into the database file: SQLite's default,
+/// 1,000 (4 MiB). A longer WAL (32,768 pages until this was measured) copies the hot pages
+/// (the ends of the tables and of each endpoint's index range) less often, but the commit
+/// that checkpoints is the writer thread's, and a long WAL makes it long: readers keep the
+/// WAL from restarting, so every commit past the threshold checkpoints again, each slower
+/// than the last, for seconds. `hookd-bench b --idempotency-keys --pad 256` (1,000 msg/s,
+/// three commits per message): ingest max 24–28 ms in a saw-tooth of about four seconds
+/// with 32,768 pages, 18 ms with 4,096, 11 ms with 1,000. Throughput did not move:
+/// `hookd-bench a` 13,063 and 13,155 delivered/s with 1,000 pages against 13,117 and 12,833,
+/// and `hookd-bench c` 15,299 and 14,212 deliveries/s with less CPU (7.6–8.1 s against
+/// 8.4–8.8 s; with 32,768 pages both runs fell into the regime where ingest outruns
+/// delivery).
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 1_000;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database named by a `sqlite://` URL and migrates it.
