@@ -122,6 +122,7 @@ impl PgStore {
             .run(&mut migrating)
             .await
             .map_err(|e| anyhow::anyhow!("cannot migrate the PostgreSQL database: {e}"))?;
+        warn_without_autovacuum(&mut migrating).await;
         migrating.close().await.map_err(cannot_connect)?;
         // A lock held by a node that vanished without closing its connection (a network
         // partition) fails requests waiting for it with 503 rather than hanging them, and the
@@ -269,4 +270,22 @@ async fn notify_due(conn: &mut PgConnection) -> Result<(), StoreError> {
 
 fn micros(t: Timestamp) -> i64 {
     crate::domain::time::to_micros(t)
+}
+
+/// The queue relies on autovacuum: every claim and record of a delivery leaves a dead entry
+/// in the due-deliveries indexes, which only a vacuum removes, and a claim walks over the
+/// entries of every delivery made since the last one. Without it a backlog of one endpoint
+/// drains at tens of deliveries a second after a few hundred thousand (`hookd-bench h`,
+/// docs/performance.md). Nothing fails, so the operator is told once at start.
+async fn warn_without_autovacuum(conn: &mut PgConnection) {
+    let setting: Result<String, _> = sqlx::query_scalar("SELECT current_setting('autovacuum')")
+        .fetch_one(&mut *conn)
+        .await;
+    if matches!(setting.as_deref(), Ok("off")) {
+        tracing::warn!(
+            "autovacuum is off on this PostgreSQL server: deliveries will be claimed more and \
+             more slowly as they are made; turn it on (the default), or VACUUM the delivery \
+             table often"
+        );
+    }
 }
