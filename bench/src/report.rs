@@ -7,6 +7,7 @@ pub struct Latency {
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
     pub max_ms: f64,
 }
 
@@ -25,6 +26,7 @@ impl Latency {
             p50_ms: at(0.50),
             p90_ms: at(0.90),
             p99_ms: at(0.99),
+            p999_ms: at(0.999),
             max_ms: at(1.0),
         }
     }

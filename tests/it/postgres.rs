@@ -220,3 +220,69 @@ async fn one_node_at_a_time_runs_a_retention_batch() {
     assert_eq!(node.expire_payloads(now, 10).await.unwrap(), Some(0));
     assert_eq!(node.prune_messages(now, 10).await.unwrap(), Some(0));
 }
+
+/// The claim's look past a crowded endpoint reads each other endpoint's due deliveries
+/// through the per-endpoint index, also when one endpoint holds nearly the whole queue:
+/// walking the queue in time order instead (`delivery_due`) read the whole backlog once per
+/// other endpoint, a second per claim at a million (`LOOK_PAST`'s docs). Checked with the
+/// plan PostgreSQL makes for one execution and the generic one it may cache.
+#[tokio::test]
+async fn looking_past_a_backlog_uses_the_per_endpoint_index() {
+    let database = TestDatabase::require().await;
+    let store = node(&database).await;
+    let app = store
+        .insert_application(NewApplication {
+            uid: None,
+            name: "backlog".into(),
+            rate_limit: None,
+            metadata: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    let mut endpoints = Vec::new();
+    for _ in 0..3 {
+        let endpoint = store
+            .insert_endpoint(crate::queue::new_endpoint(&app.id))
+            .await
+            .unwrap();
+        endpoints.push(endpoint.id.as_str().to_owned());
+    }
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    // The backlog: due deliveries of the first endpoint only (a delivery's message is not a
+    // foreign key, see migration 0004).
+    sqlx::query(
+        "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, next_attempt_at,
+            created_at, updated_at)
+         SELECT 'msg_backlog_' || g, $1, $2, 1, g, g, g FROM generate_series(1, 50000) g",
+    )
+    .bind(&endpoints[0])
+    .bind(app.id.as_str())
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE delivery")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query(&format!("SET plan_cache_mode = {mode}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let plan: Vec<String> =
+            sqlx::query_scalar(&format!("EXPLAIN {}", hookd::store::postgres::LOOK_PAST))
+                .bind(1_000_000_i64)
+                .bind(vec![endpoints[0].clone()])
+                .bind(10_i64)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("using delivery_due_by_endpoint on delivery"),
+            "{mode}:\n{plan}"
+        );
+        assert!(!plan.contains("using delivery_due on"), "{mode}:\n{plan}");
+    }
+}

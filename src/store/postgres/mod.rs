@@ -46,6 +46,7 @@ use crate::store::{AttemptRecord, Enqueued, NewMessage, StoreError, StoreMetrics
 use batch::{Batcher, Target};
 
 pub use listener::listen_for_deliveries;
+pub use queue::LOOK_PAST;
 
 /// The channel that tells worker nodes deliveries may have become due.
 pub const CHANNEL: &str = "hookd_deliveries";
