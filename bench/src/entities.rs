@@ -38,6 +38,7 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
     let behaviour = Behaviour {
         fail_every: 0,
         slow_delay: std::time::Duration::ZERO,
+        close_connections: args.receiver_closes,
     };
     let (receiver_addr, receiver_tid) = receiver::start(tally.clone(), behaviour)?;
     let mut fields = serde_json::Map::new();

@@ -77,6 +77,10 @@ pub struct Args {
     /// SDKs do (`auto_` and a UUID) when the caller gives none.
     #[arg(long)]
     pub idempotency_keys: bool,
+    /// The receiver answers every delivery with `Connection: close` (as an HTTP/1.0 server
+    /// does), so hookd opens a connection per delivery.
+    #[arg(long)]
+    pub receiver_closes: bool,
     /// The endpoints' signature scheme, as hookd's `signature` field (e.g.
     /// '{"scheme": "stripe"}'); default: hookd's (`standard`).
     #[arg(long)]

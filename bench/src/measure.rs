@@ -37,6 +37,7 @@ pub async fn prepare(args: &Args, spec: &Spec, hookd: &Hookd) -> anyhow::Result<
     let behaviour = Behaviour {
         fail_every: spec.fail_every,
         slow_delay: SLOW_DELAY,
+        close_connections: args.receiver_closes,
     };
     let (receiver, receiver_tid) = receiver::start(tally.clone(), behaviour)?;
     let slow_apps = spec.slow_apps;

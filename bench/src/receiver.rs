@@ -28,6 +28,9 @@ pub struct Behaviour {
     pub fail_every: u64,
     /// How long `/slow/...` endpoints take to answer.
     pub slow_delay: Duration,
+    /// Answer every request with `Connection: close`, as receivers that speak HTTP/1.0 or
+    /// close after each request do: hookd then connects anew for every delivery.
+    pub close_connections: bool,
 }
 
 /// What arrived, slot by slot (`seq * fanout + endpoint index`).
@@ -160,8 +163,11 @@ async fn answer(
     if slow {
         tokio::time::sleep(behaviour.slow_delay).await;
     }
-    Ok(Response::builder()
-        .status(status)
+    let mut response = Response::builder().status(status);
+    if behaviour.close_connections {
+        response = response.header("connection", "close");
+    }
+    Ok(response
         .body(Full::new(Bytes::new()))
         .expect("static response"))
 }
