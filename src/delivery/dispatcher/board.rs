@@ -48,7 +48,9 @@ pub(super) struct Board {
     max_in_flight: usize,
     /// A queued claim starts only with more than this left on its lease.
     min_lease_left: TimeDelta,
-    /// Deliveries held in all: in flight or queued.
+    /// Deliveries held in all: in flight, queued, or sent and waiting for their attempt to
+    /// be recorded ([`Board::recorded`]). It bounds what the node claims, so attempts that
+    /// the store records more slowly than they are sent wait in the store, not in memory.
     pub(super) held: usize,
     /// Attempts in flight in all.
     in_flight: usize,
@@ -291,8 +293,15 @@ impl Board {
         self.forget_if_resting(endpoint, now);
     }
 
-    /// An exchange with `endpoint` is over (`None`: it was abandoned). Returns what may start
-    /// in its place and what must be given back.
+    /// The attempt of a finished exchange is recorded (or will never be: the exchange was
+    /// abandoned): the node holds one delivery less.
+    pub(super) fn recorded(&mut self) {
+        self.held = self.held.saturating_sub(1);
+    }
+
+    /// An exchange with `endpoint` is over (`None`: it was abandoned): its slot is free, and
+    /// the delivery stays held until [`Board::recorded`]. Returns what may start in its
+    /// place and what must be given back.
     pub(super) fn finish(
         &mut self,
         endpoint: &EndpointId,
@@ -305,7 +314,6 @@ impl Board {
         };
         load.in_flight = load.in_flight.saturating_sub(1);
         self.in_flight = self.in_flight.saturating_sub(1);
-        self.held = self.held.saturating_sub(1);
         if let Some(result) = result {
             load.fast = result.duration <= SLOW;
         }

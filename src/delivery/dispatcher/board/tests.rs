@@ -67,6 +67,8 @@ fn overload_halves_the_limit_pauses_the_endpoint_and_gives_its_queue_back() {
     let (start, back) = board.finish(&ep.id, Some(&answered(429, Some(10))), t);
     assert!(start.is_empty());
     assert_eq!(back.len(), 4, "the queue goes back while paused");
+    assert_eq!(board.held, 8, "the finished attempt is held until recorded");
+    board.recorded();
     assert_eq!(board.held, 7);
     assert_eq!(board.loads[&ep.id].limit, 4);
     assert_eq!(board.next_resume(t), Some(t + TimeDelta::seconds(10)));
@@ -75,6 +77,7 @@ fn overload_halves_the_limit_pauses_the_endpoint_and_gives_its_queue_back() {
     assert_eq!(board.room(later)[&ep.id], 1, "7 held, two windows of 4");
     for _ in 0..7 {
         board.finish(&ep.id, Some(&answered(200, None)), later);
+        board.recorded();
     }
     assert!(board.loads.is_empty(), "back to rest after successes");
     assert_eq!(board.held, 0);
@@ -94,6 +97,11 @@ fn a_finished_attempt_starts_the_next_queued_one() {
     let (start, back) = board.finish(&ep.id, Some(&answered(200, None)), t);
     assert_eq!(start.iter().map(|d| d.id).collect::<Vec<_>>(), [8]);
     assert!(back.is_empty());
+    assert_eq!(
+        board.held, 10,
+        "nine, and the finished one until it is recorded"
+    );
+    board.recorded();
     assert_eq!(board.held, 9);
 }
 
@@ -114,7 +122,36 @@ fn a_queued_claim_with_too_little_lease_left_is_given_back() {
     );
     assert!(start.is_empty());
     assert_eq!(back, [(100, short)]);
-    assert_eq!(board.held, 7);
+    assert_eq!(board.held, 8, "seven in flight, one waiting for its record");
+}
+
+#[test]
+fn a_sent_attempt_holds_the_nodes_room_until_it_is_recorded() {
+    let t = now();
+    let lease = t + TimeDelta::seconds(45);
+    // A node of 4 attempts in flight (8 held), endpoints of 8.
+    let mut board = Board::new(8, 2, 4, TimeDelta::seconds(20));
+    let eps: Vec<_> = (0..8).map(|_| endpoint()).collect();
+    let (start, _) = board.admit(
+        eps.iter()
+            .enumerate()
+            .map(|(i, ep)| claimed(ep, i as i64, lease))
+            .collect(),
+        t,
+    );
+    assert_eq!(start.len(), 4, "4 in flight, 4 queued");
+    for d in &start {
+        board.finish(&d.endpoint.id, Some(&answered(200, None)), t);
+    }
+    // The queued four are in flight now; the four sent wait for their records.
+    assert_eq!(board.in_flight, 4);
+    assert_eq!(board.held, 8);
+    assert!(board.held >= board.max_held(), "no room to claim more");
+    for _ in 0..4 {
+        board.recorded();
+    }
+    assert_eq!(board.held, 4);
+    assert_eq!(board.max_held() - board.held, 4, "room for four more");
 }
 
 #[test]
