@@ -2,7 +2,7 @@
 // API tokens. A token without the ability gets the API's refusal, shown as the page.
 
 import { h, fill, link, table, time, field, badge, pager, code, list as splitList } from "./dom.js";
-import { api, get, query, enc, act, failure } from "./api.js";
+import { api, get, query, enc, act, failure, confirmed } from "./api.js";
 import { stackedBars } from "./charts.js";
 
 /** Seconds as a person reads them. */
@@ -104,19 +104,13 @@ export async function eventTypes(ctx, view) {
       },
       t.archived ? "Unarchive" : "Archive",
     );
-    const remove = h(
-      "button",
-      {
-        type: "button",
-        class: "link",
-        onclick: async () => {
-          if (!window.confirm(`Delete the event type ${t.name} for good? Its schemas go too; archiving keeps them.`)) return;
-          // A DELETE alone archives; `expunge` removes it.
-          if (await act(remove, changes, () => api("DELETE", `${at}?expunge=true`))) ctx.rerender();
-        },
-      },
-      "Delete",
-    );
+    const remove = confirmed("Delete", {
+      question: `Delete the event type ${t.name} for good? Its schemas go too; archiving keeps them.`,
+      status: changes,
+      // A DELETE alone archives; `expunge` removes it.
+      run: () => api("DELETE", `${at}?expunge=true`),
+      then: () => ctx.rerender(),
+    });
     return h("span", { class: "actions" }, archive, remove);
   };
   fill(
@@ -177,21 +171,13 @@ export async function operational(ctx, view) {
   const page = await get(`/operational-webhook/endpoint${query({ limit: 50, iterator: ctx.search.get("iterator") })}`);
   if (!ctx.alive()) return;
   const status = h("div", {});
-  const remove = (e) => {
-    const button = h(
-      "button",
-      {
-        type: "button",
-        class: "link",
-        onclick: async () => {
-          if (!window.confirm(`Delete the operational webhook endpoint ${e.url}?`)) return;
-          if (await act(button, status, () => api("DELETE", `/operational-webhook/endpoint/${enc(e.id)}`))) ctx.rerender();
-        },
-      },
-      "Delete",
-    );
-    return button;
-  };
+  const remove = (e) =>
+    confirmed("Delete", {
+      question: `Delete the operational webhook endpoint ${e.url}?`,
+      status,
+      run: () => api("DELETE", `/operational-webhook/endpoint/${enc(e.id)}`),
+      then: () => ctx.rerender(),
+    });
   const url = h("input", { name: "url", type: "url", required: true });
   const types = h("input", { name: "eventTypes", placeholder: "all; or endpoint.disabled, message.attempt.exhausted" });
   const button = h("button", { type: "submit" }, "Add endpoint");
@@ -244,18 +230,12 @@ export async function monitors(ctx, view) {
   const deadline = h("input", { name: "deadline", placeholder: "or a cron schedule, e.g. 0 3 * * *" });
   const button = h("button", { type: "submit" }, "Create monitor");
   const remove = (m) => {
-    const b = h(
-      "button",
-      {
-        type: "button",
-        class: "link",
-        onclick: async () => {
-          if (!window.confirm(`Delete the monitor ${m.name}?`)) return;
-          if (await act(b, status, () => api("DELETE", `/monitor/${enc(m.id)}`))) ctx.rerender();
-        },
-      },
-      "Delete",
-    );
+    const b = confirmed("Delete", {
+      question: `Delete the monitor ${m.name}?`,
+      status,
+      run: () => api("DELETE", `/monitor/${enc(m.id)}`),
+      then: () => ctx.rerender(),
+    });
     const edit = h(
       "button",
       {
@@ -412,21 +392,13 @@ export async function tokens(ctx, view) {
   const expires = h("input", { name: "expiresAt", type: "datetime-local" });
   const boxes = ABILITIES.map((a) => h("input", { type: "checkbox", name: "ability", value: a }));
   const button = h("button", { type: "submit" }, "Create token");
-  const revoke = (t) => {
-    const b = h(
-      "button",
-      {
-        type: "button",
-        class: "link",
-        onclick: async () => {
-          if (!window.confirm(`Revoke the token ${t.name}? It stops working at once.`)) return;
-          if (await act(b, status, () => api("DELETE", `/auth/token/${enc(t.id)}`))) ctx.rerender();
-        },
-      },
-      "Revoke",
-    );
-    return b;
-  };
+  const revoke = (t) =>
+    confirmed("Revoke", {
+      question: `Revoke the token ${t.name}? It stops working at once.`,
+      status,
+      run: () => api("DELETE", `/auth/token/${enc(t.id)}`),
+      then: () => ctx.rerender(),
+    });
   fill(
     view,
     h("h1", {}, "API tokens"),

@@ -106,3 +106,24 @@ export async function act(control, status, run, done) {
     control.disabled = false;
   }
 }
+
+/**
+ * A button for an action that cannot be undone (a delete, a revoke): asks `question` first,
+ * then runs `run` as [`act`] does, showing its error in `status`, and calls `then` once it
+ * succeeded. `kind` is the button's class ("link" in tables, "secondary" on cards).
+ */
+export function confirmed(label, { question, status, run, then, kind = "link" }) {
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: kind,
+      onclick: async () => {
+        if (!window.confirm(question)) return;
+        if (await act(button, status, run)) then();
+      },
+    },
+    label,
+  );
+  return button;
+}

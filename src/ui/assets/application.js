@@ -1,7 +1,7 @@
 // Applications: the list, and one application with its endpoints and their health.
 
 import { h, fill, link, table, time, field, facts, badge, pager, list as splitList, code } from "./dom.js";
-import { api, get, query, enc, act } from "./api.js";
+import { api, get, query, enc, act, confirmed } from "./api.js";
 import { meter } from "./charts.js";
 
 export async function list(ctx, view) {
@@ -121,18 +121,13 @@ function editApp(ctx, app) {
 
 function removeApp(ctx, app) {
   const status = h("div", {});
-  const button = h(
-    "button",
-    {
-      type: "button",
-      class: "secondary",
-      onclick: async () => {
-        if (!window.confirm(`Delete the application ${app.name}? Its endpoints, messages and attempts go too.`)) return;
-        if (await act(button, status, () => api("DELETE", `/app/${enc(app.id)}`))) ctx.navigate("/ui/apps");
-      },
-    },
-    "Delete application",
-  );
+  const button = confirmed("Delete application", {
+    question: `Delete the application ${app.name}? Its endpoints, messages and attempts go too.`,
+    status,
+    run: () => api("DELETE", `/app/${enc(app.id)}`),
+    then: () => ctx.navigate("/ui/apps"),
+    kind: "secondary",
+  });
   return h("section", { class: "card" }, h("h2", {}, "Delete"), button, status);
 }
 

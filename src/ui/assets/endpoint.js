@@ -3,7 +3,7 @@
 // example). Each section is a form calling one API route.
 
 import { h, fill, link, table, time, field, facts, badge, pager, code, list as splitList } from "./dom.js";
-import { api, get, query, enc, act, failure } from "./api.js";
+import { api, get, query, enc, act, failure, confirmed } from "./api.js";
 import { stackedBars, meter } from "./charts.js";
 
 export async function show(ctx, view) {
@@ -61,18 +61,13 @@ function mayChange(ctx) {
 
 function removeEndpoint(ctx, path, ep, appBase) {
   const status = h("div", {});
-  const button = h(
-    "button",
-    {
-      type: "button",
-      class: "secondary",
-      onclick: async () => {
-        if (!window.confirm(`Delete the endpoint ${ep.url}? It gets nothing more; its attempts go too.`)) return;
-        if (await act(button, status, () => api("DELETE", path))) ctx.navigate(appBase);
-      },
-    },
-    "Delete endpoint",
-  );
+  const button = confirmed("Delete endpoint", {
+    question: `Delete the endpoint ${ep.url}? It gets nothing more; its attempts go too.`,
+    status,
+    run: () => api("DELETE", path),
+    then: () => ctx.navigate(appBase),
+    kind: "secondary",
+  });
   return h("section", { class: "card" }, h("h2", {}, "Delete"), button, status);
 }
 

@@ -7,7 +7,7 @@
 // message's page there, attempts included.
 
 import { h, fill, link, table, time, field, facts, badge, pager, code } from "./dom.js";
-import { api, get, query, enc, act } from "./api.js";
+import { api, get, query, enc, act, confirmed } from "./api.js";
 
 const BASE = "/ingest/api/v1/source";
 
@@ -322,18 +322,12 @@ function endpointList(ctx, path, page) {
       },
       "Rotate secret",
     );
-    const remove = h(
-      "button",
-      {
-        type: "button",
-        class: "link",
-        onclick: async () => {
-          if (!window.confirm(`Delete the endpoint ${ep.url}? It gets nothing more from this source.`)) return;
-          if (await act(remove, status, () => api("DELETE", at))) ctx.rerender();
-        },
-      },
-      "Delete",
-    );
+    const remove = confirmed("Delete", {
+      question: `Delete the endpoint ${ep.url}? It gets nothing more from this source.`,
+      status,
+      run: () => api("DELETE", at),
+      then: () => ctx.rerender(),
+    });
     const edit = h(
       "button",
       {
@@ -422,17 +416,12 @@ function newEndpoint(ctx, path) {
 
 function removeSource(ctx, path, source) {
   const status = h("div", {});
-  const button = h(
-    "button",
-    {
-      type: "button",
-      class: "secondary",
-      onclick: async () => {
-        if (!window.confirm(`Delete the source ${source.name}? Its URL stops working; its endpoints, messages and log go too.`)) return;
-        if (await act(button, status, () => api("DELETE", path))) ctx.navigate("/ui/ingest");
-      },
-    },
-    "Delete source",
-  );
+  const button = confirmed("Delete source", {
+    question: `Delete the source ${source.name}? Its URL stops working; its endpoints, messages and log go too.`,
+    status,
+    run: () => api("DELETE", path),
+    then: () => ctx.navigate("/ui/ingest"),
+    kind: "secondary",
+  });
   return h("section", { class: "card" }, h("h2", {}, "Delete"), button, status);
 }
