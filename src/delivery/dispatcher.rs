@@ -120,10 +120,7 @@ impl Dispatcher {
     /// Runs until `shutdown` is cancelled, then drains as described in the module docs.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            let full = {
-                let board = self.lock_board();
-                board.held >= board.max_held()
-            };
+            let full = self.lock_board().claim_room() == 0;
             if full {
                 tokio::select! {
                     _ = self.wake.notified() => continue,
@@ -170,10 +167,7 @@ impl Dispatcher {
         let limits = {
             let board = self.lock_board();
             ClaimLimits {
-                total: board
-                    .max_held()
-                    .saturating_sub(board.held)
-                    .min(self.settings.claim_batch.max(1)),
+                total: board.claim_room().min(self.settings.claim_batch.max(1)),
                 per_endpoint: board.window_of_new(),
                 room: board.room(now),
             }
@@ -263,7 +257,7 @@ impl Dispatcher {
                 self.metrics.in_flight.decrement(1.0);
                 self.release(&[(delivery.id, delivery.lease)]).await;
                 self.finish(&delivery, None);
-                self.recorded();
+                self.recorded(delivery.direct);
                 return;
             }
         };
@@ -310,7 +304,7 @@ impl Dispatcher {
             // The claim's lease will expire and the delivery will be attempted again.
             tracing::error!(error = %e, msg_id = %delivery.message.id, "recording an attempt failed");
         }
-        self.recorded();
+        self.recorded(delivery.direct);
         if matches!(next, NextStep::RetryAt(_)) || delivery.endpoint.ordering.is_fifo() {
             // The retry may be due sooner than what the loop is sleeping for; a FIFO line's
             // next delivery is due now.
@@ -340,10 +334,10 @@ impl Dispatcher {
     /// the attempt counts against the node's room: when the store records attempts more
     /// slowly than they are sent, claims slow down to match instead of sent attempts piling
     /// up in memory (`hookd-bench i --database-url …`: 500 MiB with 100,000 of them).
-    fn recorded(&self) {
+    fn recorded(&self, direct: bool) {
         let more_waiting = {
             let mut board = self.lock_board();
-            board.recorded();
+            board.recorded(direct);
             board.more_waiting
         };
         if more_waiting {

@@ -286,6 +286,9 @@ pub struct ClaimedDelivery {
     pub trigger: Trigger,
     pub message: Message,
     pub endpoint: Endpoint,
+    /// Written claimed for a new message accepted on this node (a direct claim), rather than
+    /// claimed from the queue: it counts against the node's room kept for direct claims.
+    pub direct: bool,
 }
 
 /// What happens to a delivery after an attempt.

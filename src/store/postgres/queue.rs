@@ -207,6 +207,7 @@ impl QueueStore for PgStore {
                 trigger: Trigger::from_code(row.int("trigger_type")?),
                 message: message.clone(),
                 endpoint: endpoint.clone(),
+                direct: false,
             });
         }
         Ok(out)

@@ -272,6 +272,7 @@ fn mark_and_load(
         trigger: Trigger::from_code(trigger),
         message,
         endpoint,
+        direct: false,
     }))
 }
 

@@ -306,6 +306,7 @@ fn insert_deliveries(
             trigger: Trigger::Scheduled,
             message: message.clone(),
             endpoint,
+            direct: true,
         });
     }
     Ok((claimed, pending))

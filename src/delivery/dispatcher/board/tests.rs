@@ -24,6 +24,7 @@ fn claimed(endpoint: &crate::domain::Endpoint, id: i64, lease: Timestamp) -> Cla
             priority: None,
         },
         endpoint: endpoint.clone(),
+        direct: false,
     }
 }
 
@@ -68,7 +69,7 @@ fn overload_halves_the_limit_pauses_the_endpoint_and_gives_its_queue_back() {
     assert!(start.is_empty());
     assert_eq!(back.len(), 4, "the queue goes back while paused");
     assert_eq!(board.held, 8, "the finished attempt is held until recorded");
-    board.recorded();
+    board.recorded(false);
     assert_eq!(board.held, 7);
     assert_eq!(board.loads[&ep.id].limit, 4);
     assert_eq!(board.next_resume(t), Some(t + TimeDelta::seconds(10)));
@@ -77,7 +78,7 @@ fn overload_halves_the_limit_pauses_the_endpoint_and_gives_its_queue_back() {
     assert_eq!(board.room(later)[&ep.id], 1, "7 held, two windows of 4");
     for _ in 0..7 {
         board.finish(&ep.id, Some(&answered(200, None)), later);
-        board.recorded();
+        board.recorded(false);
     }
     assert!(board.loads.is_empty(), "back to rest after successes");
     assert_eq!(board.held, 0);
@@ -101,7 +102,7 @@ fn a_finished_attempt_starts_the_next_queued_one() {
         board.held, 10,
         "nine, and the finished one until it is recorded"
     );
-    board.recorded();
+    board.recorded(false);
     assert_eq!(board.held, 9);
 }
 
@@ -146,12 +147,102 @@ fn a_sent_attempt_holds_the_nodes_room_until_it_is_recorded() {
     // The queued four are in flight now; the four sent wait for their records.
     assert_eq!(board.in_flight, 4);
     assert_eq!(board.held, 8);
-    assert!(board.held >= board.max_held(), "no room to claim more");
+    assert_eq!(board.claim_room(), 0, "no room to claim more");
     for _ in 0..4 {
-        board.recorded();
+        board.recorded(false);
     }
     assert_eq!(board.held, 4);
-    assert_eq!(board.max_held() - board.held, 4, "room for four more");
+    assert_eq!(
+        board.claim_room(),
+        2,
+        "room for four more, two of them kept for direct claims"
+    );
+}
+
+fn claimed_directly(
+    endpoint: &crate::domain::Endpoint,
+    id: i64,
+    lease: Timestamp,
+) -> ClaimedDelivery {
+    ClaimedDelivery {
+        direct: true,
+        ..claimed(endpoint, id, lease)
+    }
+}
+
+#[test]
+fn a_node_full_of_claims_keeps_a_share_for_direct_claims() {
+    let t = now();
+    let lease = t + TimeDelta::seconds(45);
+    // 8 in flight, 16 held, 4 of them kept for direct claims; endpoints of 4.
+    let mut board = Board::new(4, 2, 8, TimeDelta::seconds(20));
+    assert_eq!(board.direct_share(), 4);
+    assert_eq!(board.claim_room(), 12, "claims leave the share free");
+    let backlog = endpoint();
+    board.admit((0..12).map(|i| claimed(&backlog, i, lease)).collect(), t);
+    board.note_claim(&[], &limits_of(&board, t), true);
+    assert_eq!(board.claim_room(), 0);
+    // As after a refusal while the node was full: what waits in the store goes first.
+    board.backlog = true;
+
+    // A backlog fills the node's claims; new messages to other endpoints still go direct.
+    let (a, b) = (endpoint(), endpoint());
+    assert!(board.takes_direct(), "the share is free");
+    assert!(board.reserve(&a.id, t));
+    assert!(board.reserve(&a.id, t));
+    assert!(board.reserve(&b.id, t));
+    assert!(
+        !board.reserve(&backlog.id, t),
+        "an endpoint with work in the store is claimed from it"
+    );
+    assert!(board.reserve(&b.id, t));
+    assert_eq!(board.held, 16);
+    assert!(!board.takes_direct(), "the share is used up");
+    assert!(!board.reserve(&a.id, t));
+    assert_eq!(board.claim_room(), 0);
+
+    // Handed over, sent and recorded, a direct claim's room is the share's again.
+    board.unreserve(&b.id);
+    let (start, _) = board.admit(vec![claimed_directly(&b, 100, lease)], t);
+    assert_eq!(start.len(), 1);
+    assert_eq!(board.held, 16);
+    assert!(!board.takes_direct());
+    board.finish(&b.id, Some(&answered(200, None)), t);
+    board.recorded(true);
+    assert!(board.takes_direct());
+    assert_eq!(board.claim_room(), 0, "freed room goes to the share first");
+    // Room freed by the backlog's attempts goes to claims.
+    board.finish(&backlog.id, Some(&answered(200, None)), t);
+    board.recorded(false);
+    assert_eq!(board.claim_room(), 1);
+}
+
+#[test]
+fn direct_claims_given_back_free_the_share() {
+    let t = now();
+    let lease = t + TimeDelta::seconds(45);
+    let short = t + TimeDelta::seconds(10);
+    let mut board = Board::new(1, 1, 8, TimeDelta::seconds(20));
+    let ep = endpoint();
+    let direct: Vec<_> = (0..4).map(|i| claimed_directly(&ep, i, lease)).collect();
+    board.admit(direct, t);
+    assert_eq!(board.direct_held, 4);
+    // Paused with three queued: they go back, and their share with them.
+    board.finish(&ep.id, Some(&answered(503, Some(5))), t);
+    assert_eq!(board.direct_held, 1, "the sent one waits for its record");
+    board.recorded(true);
+    assert_eq!(board.direct_held, 0);
+    // Queued with too little lease left: given back.
+    let later = t + TimeDelta::seconds(6);
+    let (_, stale) = board.admit(vec![claimed_directly(&ep, 10, short)], later);
+    assert_eq!(stale, [(10, short)]);
+    assert_eq!(board.direct_held, 0);
+    let (start, _) = board.admit(vec![claimed_directly(&ep, 11, lease)], later);
+    assert_eq!(start.len(), 1);
+    // Stopping gives back the rest.
+    board.admit(vec![claimed_directly(&ep, 12, lease)], later);
+    assert_eq!(board.stop().len(), 1);
+    assert_eq!(board.direct_held, 1, "the one in flight");
 }
 
 #[test]
