@@ -144,6 +144,8 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
             .into_iter()
             .take(sent.sent.div_ceil(FLOW_RATE as u64) as usize)
             .collect(),
+        ingest_latency: Some(Latency::of(sent.ingest_micros())),
+        ingest_worst_ms_by_second: sent.ingest_worst_by_second(FLOW_RATE),
         hookd_rss_samples_mib: d.rss_samples.clone(),
         driver_cpu_s: sent.cpu.as_secs_f64(),
         receiver_cpu_s: receivers_cpu,

@@ -226,6 +226,74 @@ async fn one_node_at_a_time_runs_a_retention_batch() {
 /// walking the queue in time order instead (`delivery_due`) read the whole backlog once per
 /// other endpoint, a second per claim at a million (`LOOK_PAST`'s docs). Checked with the
 /// plan PostgreSQL makes for one execution and the generic one it may cache.
+/// The last message id of an application whose messages are all older than another's: the
+/// lookup walks that application's own index, not the whole table from the newest message.
+#[tokio::test]
+async fn an_applications_last_message_id_is_read_from_its_own_index() {
+    let database = TestDatabase::require().await;
+    let store = node(&database).await;
+    let mut apps = Vec::new();
+    for name in ["quiet", "busy"] {
+        let app = store
+            .insert_application(NewApplication {
+                uid: None,
+                name: name.into(),
+                rate_limit: None,
+                metadata: BTreeMap::new(),
+            })
+            .await
+            .unwrap();
+        apps.push(app.id);
+    }
+    let (quiet, busy) = (&apps[0], &apps[1]);
+    let written = store.enqueue_message(message(quiet)).await.unwrap();
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    // The busy application's messages, all newer than the quiet one's.
+    sqlx::query(
+        "INSERT INTO message (id, app_id, event_type, created_at)
+         SELECT 'msg_~' || lpad(g::text, 8, '0'), $1, 'a.b', g FROM generate_series(1, 50000) g",
+    )
+    .bind(busy.as_str())
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE message").execute(&pool).await.unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query(&format!("SET plan_cache_mode = {mode}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let ids = vec![quiet.as_str().to_owned(), busy.as_str().to_owned()];
+        let plan: Vec<String> = sqlx::query_scalar(&format!(
+            "EXPLAIN {}",
+            hookd::store::postgres::LAST_MESSAGE_IDS
+        ))
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("using message_by_app on message"),
+            "{mode}:\n{plan}"
+        );
+        assert!(!plan.contains("message_pkey"), "{mode}:\n{plan}");
+        let last: Vec<(String, Option<String>)> =
+            sqlx::query_as(hookd::store::postgres::LAST_MESSAGE_IDS)
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        let last: BTreeMap<_, _> = last.into_iter().collect();
+        assert_eq!(
+            last[quiet.as_str()].as_deref(),
+            Some(written.message.id.as_str())
+        );
+        assert_eq!(last[busy.as_str()].as_deref(), Some("msg_~00050000"));
+    }
+}
+
 #[tokio::test]
 async fn looking_past_a_backlog_uses_the_per_endpoint_index() {
     let database = TestDatabase::require().await;

@@ -45,6 +45,7 @@ use crate::store::sql::Sql;
 use crate::store::{AttemptRecord, Enqueued, NewMessage, StoreError, StoreMetrics};
 use batch::{Batcher, Target};
 
+pub use ingest::LAST_MESSAGE_IDS;
 pub use listener::listen_for_deliveries;
 pub use queue::LOOK_PAST;
 
