@@ -214,24 +214,30 @@ impl Drop for Hookd {
     }
 }
 
-/// The release `hookd` binary next to this one, built first if `build` is set.
+/// The release `hookd` binary next to this one, built first if `build` is set: into this
+/// binary's own target directory, so that a benchmark run outside cargo, from another
+/// target directory than the checkout's, runs the hookd it has just built.
 pub fn binary(build: bool) -> anyhow::Result<PathBuf> {
-    if build {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "hookd",
-                "--bin",
-                "hookd",
-            ])
-            .status()?;
-        anyhow::ensure!(status.success(), "building hookd failed");
-    }
     let me = std::env::current_exe()?;
     let path = me.with_file_name("hookd");
+    if build {
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo.args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "hookd",
+            "--bin",
+            "hookd",
+        ]);
+        // <target>/release/hookd-bench
+        if let Some(target) = me.parent().and_then(|release| release.parent()) {
+            cargo.arg("--target-dir").arg(target);
+        }
+        let status = cargo.status()?;
+        anyhow::ensure!(status.success(), "building hookd failed");
+    }
     anyhow::ensure!(path.exists(), "no hookd binary at {}", path.display());
     Ok(path)
 }
