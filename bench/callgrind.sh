@@ -16,6 +16,7 @@
 # CALLGRIND_SIGNATURE='{"scheme": "stripe"}' signs with that scheme (hookd's `signature`).
 # CALLGRIND_SECRET=whsk_... gives the endpoint that secret (an ed25519 key signs v1a).
 # CALLGRIND_MAIN_KEY=1 runs hookd with a main key, so endpoint secrets are encrypted at rest.
+# CALLGRIND_KEYS=1 sends a new idempotency key with every message, as the Svix SDKs do.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +55,7 @@ fi
 run() {
     "$bench" a --messages "$1" --url "http://127.0.0.1:$port" --token callgrind --pid "$pid" \
         --pad "${CALLGRIND_PAD:-100}" ${CALLGRIND_SIGNATURE:+--signature "$CALLGRIND_SIGNATURE"} \
-        ${CALLGRIND_SECRET:+--secret "$CALLGRIND_SECRET"} \
+        ${CALLGRIND_SECRET:+--secret "$CALLGRIND_SECRET"} ${CALLGRIND_KEYS:+--idempotency-keys} \
         --json "$work/bench.json" --markdown "$work/bench.md"
 }
 # Warm up (applications, prepared statements, connections), then count a clean run only.

@@ -99,8 +99,7 @@ fn scoped_key(path: &str, key: &[u8]) -> String {
     hasher.update(path.as_bytes());
     hasher.update(b"\n");
     hasher.update(key);
-    let digest = hasher.finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hasher.finalize())
 }
 
 fn replay(stored: StoredResponse) -> Response {

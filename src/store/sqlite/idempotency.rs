@@ -6,7 +6,8 @@
 //! through the sqlx write connection, each was a transaction of its own with its own fsync,
 //! queued on the one write connection ahead of the batching writer: at 64 concurrent
 //! clients, 128 fsyncs in a row before each batch. In the writer's batch they share its
-//! commit and its fsync like any message.
+//! commit, and they are answered at commit, without waiting for its fsync (why that is safe
+//! is in `writer`).
 //!
 //! The statements are those of the generic implementation (`queries::admin`), run in arrival
 //! order within the batch, so two claims of one key in the same batch see each other: the

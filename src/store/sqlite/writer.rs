@@ -19,6 +19,16 @@
 //! readers on other connections may see such rows a moment early (a listing may show a
 //! message whose 202 has not been sent yet), nothing more.
 //!
+//! Idempotency keys are the exception: their callers are answered at commit, without
+//! waiting for the fsync ([`answer_keys`]). What a key's claim lets run is written by a
+//! later batch, whose 202 waits for its own fsync, and that fsync covers the claim's commit
+//! too: a power failure before it loses the claim together with everything that depended on
+//! it. A stored response (a key's completion) that a power failure loses leaves the key
+//! held, as a crash between the request's own write and its completion always could (see
+//! `api::idempotency`); its request has answered already. With the Svix SDKs, which send a
+//! key with every message, that is two of every message's three trips to the writer that
+//! no longer wait for the disk.
+//!
 //! A failed fsync is fatal: the sync thread logs it and exits the process with
 //! [`EXIT_WAL_SYNC_FAILED`], without answering anyone in the batches it covered. After a
 //! failed fsync nobody knows what is on disk: the kernel may have dropped the pages it could
@@ -218,18 +228,31 @@ fn serve(
 ) {
     while let Ok(Batch { jobs, ended }) = batches.recv() {
         let started = Instant::now();
-        let jobs = Jobs::sort(jobs);
-        let outcome = commit(&mut conn, &jobs, secrets);
+        let mut jobs = Jobs::sort(jobs);
+        let mut outcome = commit(&mut conn, &jobs, secrets);
         // The WAL's fsync, shared by the batches committed meanwhile, is the sync thread's.
         metrics.batch(jobs.len(), started);
         // The transaction is over: let management writes have the lock while this one syncs.
         let _ = ended.send(());
+        answer_keys(&mut jobs, &mut outcome);
         if let Err(std_mpsc::SendError((jobs, _))) = committed.send((jobs, outcome)) {
             jobs.fail(StoreError::Unavailable(sqlx::Error::WorkerCrashed));
         }
     }
     if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the SQLite writer connection failed");
+    }
+}
+
+/// Answers the idempotency key jobs of a committed batch now, before the WAL's fsync (see
+/// the module docs). Those of a batch that rolled back are told with the rest of it.
+fn answer_keys(jobs: &mut Jobs, outcome: &mut Result<Outcome>) {
+    let Ok(outcome) = outcome else {
+        return;
+    };
+    let keys = std::mem::take(&mut jobs.keys);
+    for (job, claim) in keys.into_iter().zip(std::mem::take(&mut outcome.keys)) {
+        job.answer(claim);
     }
 }
 
@@ -550,6 +573,58 @@ mod tests {
             matches!(&heard[0], Some(Err(StoreError::BatchFailed(e))) if matches!(**e, StoreError::Unavailable(_))),
             "{heard:?}"
         );
+    }
+
+    /// A batch of one claim and one idempotency key claim, and where the key's caller hears.
+    fn claim_and_key() -> (
+        Jobs,
+        ClaimReply,
+        oneshot::Receiver<Result<IdempotencyClaim>>,
+    ) {
+        let (mut jobs, answer) = one_claim();
+        let (reply, key_answer) = oneshot::channel();
+        jobs.keys.push(KeyJob::Claim {
+            key: "k".into(),
+            now: now(),
+            expired_before: now(),
+            reply,
+        });
+        (jobs, answer, key_answer)
+    }
+
+    #[test]
+    fn keys_are_answered_at_commit_before_the_sync() {
+        let (mut jobs, answer, mut key_answer) = claim_and_key();
+        let mut outcome = committed();
+        if let Ok(o) = &mut outcome {
+            o.keys.push(Some(IdempotencyClaim::Claimed));
+        }
+        answer_keys(&mut jobs, &mut outcome);
+        assert!(matches!(
+            key_answer.try_recv(),
+            Ok(Ok(IdempotencyClaim::Claimed))
+        ));
+        // The rest of the batch waits for the fsync, which here fails.
+        let (heard, failed) = sync(Path::new("/dev/null"), vec![(outcome, answer, jobs)]);
+        assert!(failed);
+        assert!(heard[0].is_none(), "a caller heard {:?}", heard[0]);
+    }
+
+    #[test]
+    fn keys_of_a_rolled_back_batch_hear_its_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut jobs, answer, mut key_answer) = claim_and_key();
+        let mut outcome = Err(StoreError::Corrupt("test".into()));
+        answer_keys(&mut jobs, &mut outcome);
+        assert!(key_answer.try_recv().is_err(), "not answered at commit");
+        sync(
+            &dir.path().join("gone.db-wal"),
+            vec![(outcome, answer, jobs)],
+        );
+        assert!(matches!(
+            key_answer.try_recv(),
+            Ok(Err(StoreError::BatchFailed(e))) if matches!(*e, StoreError::Corrupt(_))
+        ));
     }
 
     #[test]
