@@ -168,6 +168,7 @@ async fn send(
             priority: None,
             only_endpoint: None,
             direct: None,
+            key: None,
         };
         match store.enqueue_message(new).await {
             Ok(_) => written += 1,

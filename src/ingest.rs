@@ -95,6 +95,7 @@ async fn run_one(
         priority: None,
         only_endpoint: None,
         direct: None,
+        key: None,
     };
     let written = match store.enqueue_message(new).await {
         Ok(_) => true,

@@ -562,6 +562,7 @@ pub async fn send_example(
             priority: None,
             only_endpoint: Some(endpoint.id),
             direct: None,
+            key: None,
         },
     )
     .await?;

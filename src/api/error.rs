@@ -195,6 +195,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(c) => ApiError::Conflict(c.to_string()),
+            e @ StoreError::KeyTaken(_) => ApiError::Conflict(e.to_string()),
             e @ StoreError::Sealed(_) => ApiError::SecretUnreadable(e.to_string()),
             e if e.is_unavailable() => ApiError::Unavailable(e),
             e => ApiError::Internal(e.into()),

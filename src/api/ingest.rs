@@ -1040,6 +1040,7 @@ async fn handle(
         priority: None,
         only_endpoint: None,
         direct: None,
+        key: None,
     };
     match super::messages::accept(state, new).await {
         Ok(message) => {

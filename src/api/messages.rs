@@ -3,10 +3,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -17,6 +18,7 @@ use super::applications::{self, ApplicationIn};
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
 use super::fields;
+use super::idempotency::{self, FoldedKey};
 use super::openapi::strings::PathKeyString;
 use super::openapi::strings::{ChannelString, DateTimeString, EventIdString, EventTypeNameString};
 use super::pagination::{ListParams, ListResponse, Ordering, limit, list_response};
@@ -26,6 +28,7 @@ use crate::domain::{
 };
 use crate::store::{
     Direct, DirectClaims, InlineApplication, MessageFilter, NewMessage, Order, StoreError,
+    StoredResponse,
 };
 
 /// The most channels a message may carry.
@@ -97,6 +100,10 @@ pub struct MessageOut {
 
 impl MessageOut {
     pub fn new(m: Message, with_content: bool) -> Self {
+        Self::of(&m, with_content)
+    }
+
+    pub fn of(m: &Message, with_content: bool) -> Self {
         let payload = match (&m.payload, with_content) {
             (_, false) => raw("{}"),
             (None, true) => raw(r#"{"expired":true}"#),
@@ -104,12 +111,13 @@ impl MessageOut {
         };
         Self {
             id: m.id.to_string(),
-            event_id: m.event_id.map(|e| e.to_string()),
+            event_id: m.event_id.as_ref().map(|e| e.to_string()),
             event_type: m.event_type.to_string(),
             payload,
             channels: m
                 .channels
-                .map(|c| c.into_iter().map(|c| c.to_string()).collect()),
+                .as_ref()
+                .map(|c| c.iter().map(|c| c.to_string()).collect()),
             timestamp: m.created_at,
             deliver_at: m.deliver_at,
             priority: m.priority.map(|p| p.as_str().to_owned()),
@@ -300,6 +308,7 @@ pub(super) fn new_message(
         priority,
         only_endpoint: None,
         direct: None,
+        key: None,
     })
 }
 
@@ -328,7 +337,16 @@ fn payload_retention(days: Option<i64>, hours: Option<i64>) -> Result<Option<Tim
 /// Writes the message and hands its deliveries to this node's dispatcher: those it had room
 /// for directly, the rest by waking it. Runs as a task of its own, so a client that goes
 /// away mid-request cannot leave deliveries written claimed but never handed over.
-pub(super) async fn accept(state: &ApiState, mut new: NewMessage) -> Result<Message, StoreError> {
+pub(super) async fn accept(state: &ApiState, new: NewMessage) -> Result<Message, StoreError> {
+    accept_keyed(state, new).await.map(|(message, _)| message)
+}
+
+/// [`accept`], with the response stored for the message's idempotency key, if it had one
+/// ([`NewMessage::key`]).
+async fn accept_keyed(
+    state: &ApiState,
+    mut new: NewMessage,
+) -> Result<(Message, Option<StoredResponse>), StoreError> {
     // A scheduled message's deliveries are not due yet, so they are not taken directly; the
     // wake below has the dispatcher set its timer for them (and on PostgreSQL the
     // notification does the same on every node).
@@ -357,7 +375,7 @@ pub(super) async fn accept(state: &ApiState, mut new: NewMessage) -> Result<Mess
         if enqueued.pending > 0 {
             wake.notify_one();
         }
-        Ok(enqueued.message)
+        Ok((enqueued.message, enqueued.response))
     });
     written.await.map_err(|e| {
         StoreError::Corrupt(format!("accepting a message stopped unexpectedly: {e}"))
@@ -393,25 +411,47 @@ pub async fn create(
     Path(app_id): Path<String>,
     QueryParams(params): QueryParams<ContentParams>,
     _place: MessagePermit,
+    key: Option<Extension<FoldedKey>>,
     JsonBody(input): JsonBody<MessageIn>,
-) -> Result<(StatusCode, Json<MessageOut>), ApiError> {
+) -> Result<Response, ApiError> {
     // By uid, the operational application is unknown here. Its id is shown nowhere, so a
     // message is not sent to it by id either; looking it up would cost every message a read.
     let app = applications::app_key(&app_id)?;
-    let new = new_message(&state, app, input)?;
+    let mut new = new_message(&state, app, input)?;
     state
         .payload_schemas
         .check(&*state.store, &new.event_type, &new.payload, &["body"])
         .await?;
-    let message = accept(&state, new).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::not_found("application"),
-        other => other.into(),
-    })?;
     let with_content = params.with_content.unwrap_or(true);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(MessageOut::new(message, with_content)),
-    ))
+    // The request's idempotency key is claimed, and its response stored, with the message.
+    new.key = key.as_ref().map(|Extension(key)| {
+        key.write(move |message| StoredResponse {
+            status: StatusCode::ACCEPTED.as_u16(),
+            body: serde_json::to_vec(&MessageOut::of(message, with_content)).unwrap_or_default(),
+        })
+    });
+    match accept_keyed(&state, new).await {
+        Ok((_, Some(stored))) => {
+            if let Some(Extension(key)) = &key {
+                key.stored();
+            }
+            Ok(idempotency::replay(stored))
+        }
+        Ok((message, None)) => Ok((
+            StatusCode::ACCEPTED,
+            Json(MessageOut::new(message, with_content)),
+        )
+            .into_response()),
+        Err(StoreError::KeyTaken(claim)) => {
+            let answer = ApiError::Conflict("the idempotency key is taken".into());
+            if let Some(Extension(key)) = &key {
+                key.taken(claim);
+            }
+            Err(answer)
+        }
+        Err(StoreError::NotFound) => Err(ApiError::not_found("application")),
+        Err(other) => Err(other.into()),
+    }
 }
 
 #[utoipa::path(get, operation_id = "v1.message.list", path = "/api/v1/app/{app_id}/msg", tag = "Message",

@@ -41,6 +41,10 @@ pub enum StoreError {
     /// An error of the SQLite connection that the write batches run on (rusqlite, not sqlx).
     #[error("database error")]
     Sqlite(#[source] rusqlite::Error),
+    /// The message's idempotency key ([`super::KeyedWrite`]) is held by another request, or
+    /// was answered already: the message was not written.
+    #[error("the idempotency key is taken")]
+    KeyTaken(super::IdempotencyClaim),
     /// A batched write failed as a whole; every request in the batch gets this.
     #[error("the write batch holding this request failed")]
     BatchFailed(#[source] std::sync::Arc<StoreError>),
@@ -76,6 +80,7 @@ impl StoreError {
             | StoreError::NotFound
             | StoreError::Corrupt(_)
             | StoreError::Sealed(_)
+            | StoreError::KeyTaken(_)
             | StoreError::Database(_) => false,
         }
     }

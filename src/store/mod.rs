@@ -90,8 +90,9 @@ pub use stats::{
 pub use types::{Applied, Snapshot};
 pub use types::{
     AttemptFilter, AttemptRecord, ClaimLimits, ClaimedDelivery, DeliveryState, Direct,
-    DirectClaims, Enqueued, IdempotencyClaim, InlineApplication, MessageFilter, NewApplication,
-    NewEndpoint, NewMessage, NextStep, OutboxEvent, PurgeStep, StoredResponse, TaskFilter,
+    DirectClaims, Enqueued, IdempotencyClaim, InlineApplication, KeyedWrite, MessageFilter,
+    NewApplication, NewEndpoint, NewMessage, NextStep, OutboxEvent, PurgeStep, StoredResponse,
+    TaskFilter,
 };
 pub use types::{DeadLetter, FailedFilter, NodeBeat, NodeReport, ReplayFilter, ReplayStep};
 pub use types::{NewMonitor, NewToken, TokenState, TokenUse};
@@ -364,6 +365,42 @@ pub trait IdempotencyStore {
     async fn complete_idempotency_key(&self, key: &str, response: &StoredResponse) -> Result<()>;
     /// Releases a claimed key without a response, so a retry runs the request again.
     async fn release_idempotency_key(&self, key: &str) -> Result<()>;
+}
+
+/// A [`KeyedWrite`] in three steps: claim the key, write the message (`write`), then store
+/// its response, or let the key go if the message was refused. For a store whose message
+/// writes cannot hold the claim themselves (PostgreSQL's batched statements). Clients see
+/// what SQLite's one transaction gives them; a crash between the steps leaves the key held
+/// until its claim expires, as a crash of a request did before keys were folded into writes.
+pub async fn keyed_in_steps<S, W>(keys: &S, key: &KeyedWrite, write: W) -> Result<Enqueued>
+where
+    S: IdempotencyStore + Sync + ?Sized,
+    W: std::future::Future<Output = Result<Enqueued>>,
+{
+    match keys
+        .claim_idempotency_key(&key.key, key.expired_before)
+        .await?
+    {
+        IdempotencyClaim::Claimed => {}
+        taken => return Err(StoreError::KeyTaken(taken)),
+    }
+    match write.await {
+        Ok(mut enqueued) => {
+            let response = (key.respond)(&enqueued.message);
+            // The message is written: its answer stands even if it cannot be kept for replay.
+            if let Err(e) = keys.complete_idempotency_key(&key.key, &response).await {
+                tracing::error!(error = %e, "storing a response for idempotent replay failed");
+            }
+            enqueued.response = Some(response);
+            Ok(enqueued)
+        }
+        Err(refused) => {
+            if let Err(e) = keys.release_idempotency_key(&key.key).await {
+                tracing::warn!(error = %e, "releasing an idempotency key failed; it expires by itself");
+            }
+            Err(refused)
+        }
+    }
 }
 
 #[async_trait]

@@ -128,6 +128,36 @@ pub struct NewMessage {
     pub priority: Option<Priority>,
     /// The local dispatcher, if it may take the message's deliveries straight away.
     pub direct: Option<Direct>,
+    /// The request's idempotency key, to claim with the message and answer for it.
+    pub key: Option<KeyedWrite>,
+}
+
+/// An idempotency key claimed in the message's own write (`api::idempotency`): a message
+/// whose key another request holds or has answered is not written
+/// ([`StoreError::KeyTaken`](super::StoreError::KeyTaken)); a written one's response,
+/// made by `respond`, is stored for the key and returned in [`Enqueued::response`]; a
+/// refused one (an unknown application, a repeated `eventId`) leaves the key free.
+///
+/// On SQLite the claim, the message and the response are one transaction, in the writer's
+/// batch, so a message sent with a key (as the Svix SDKs send every one) costs one trip to
+/// the writer rather than three. PostgreSQL's message batches cannot hold a claim, so there
+/// it is claim, write, store, one after the other ([`super::keyed_in_steps`]).
+#[derive(Clone)]
+pub struct KeyedWrite {
+    /// The key as stored: scoped to the request path and hashed.
+    pub key: String,
+    /// A claim started before this, whose request never finished, is taken over.
+    pub expired_before: Timestamp,
+    pub respond: Arc<dyn Fn(&Message) -> StoredResponse + Send + Sync>,
+}
+
+impl fmt::Debug for KeyedWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedWrite")
+            .field("key", &self.key)
+            .field("expired_before", &self.expired_before)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A dispatcher ready to take a new message's deliveries as they are written, so that they
@@ -163,6 +193,8 @@ pub struct Enqueued {
     pub claimed: Vec<ClaimedDelivery>,
     /// How many of its deliveries were written pending, for a claim to find.
     pub pending: usize,
+    /// The response stored for [`NewMessage::key`], if it had one.
+    pub response: Option<StoredResponse>,
 }
 
 #[derive(Debug, Clone, Default)]

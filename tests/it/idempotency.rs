@@ -45,6 +45,41 @@ async fn without_a_key_every_request_runs() {
 }
 
 #[tokio::test]
+async fn concurrent_messages_with_one_key_are_written_once() {
+    let app = TestApp::spawn().await;
+    app.create_app(json!({"name": "Owner", "uid": "owner"}))
+        .await;
+    let body = json!({"eventType": "t", "payload": {"n": 1}});
+    let posts = (0..8).map(|_| post_with_key(&app, "/api/v1/app/owner/msg", "same", body.clone()));
+    let answers = futures::future::join_all(posts).await;
+    assert_eq!(answers[0].0, StatusCode::ACCEPTED, "{:?}", answers[0]);
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(
+        app.list_all("/api/v1/app/owner/msg").await,
+        [answers[0].1.clone()]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_message_is_replayed_and_its_key_stays_used() {
+    let app = TestApp::spawn().await;
+    let body = json!({"eventType": "t", "payload": {"n": 1}});
+    let refused = post_with_key(&app, "/api/v1/app/nobody/msg", "k", body.clone()).await;
+    assert_eq!(refused.0, StatusCode::NOT_FOUND);
+    // The application exists now, but the key's answer was the refusal.
+    app.create_app(json!({"name": "Nobody", "uid": "nobody"}))
+        .await;
+    let again = post_with_key(&app, "/api/v1/app/nobody/msg", "k", body.clone()).await;
+    assert_eq!(again, refused);
+    // An invalid message is answered before any write, and kept for its key the same way.
+    let invalid = post_with_key(&app, "/api/v1/app/nobody/msg", "v", json!({"payload": {}})).await;
+    assert_eq!(invalid.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let fixed = post_with_key(&app, "/api/v1/app/nobody/msg", "v", body).await;
+    assert_eq!(fixed, invalid);
+    assert!(app.list_all("/api/v1/app/nobody/msg").await.is_empty());
+}
+
+#[tokio::test]
 async fn a_replayed_message_is_not_enqueued_twice() {
     let app = TestApp::spawn().await;
     app.create_app(json!({"name": "Owner", "uid": "owner"}))
@@ -140,18 +175,149 @@ async fn any_key_is_usable_and_an_empty_one_is_none() {
 mod store {
     use std::sync::Arc;
 
+    use std::collections::BTreeMap;
+
     use chrono::TimeDelta;
     use hookd::domain::time::now;
-    use hookd::store::{IdempotencyClaim, Store, StoredResponse};
+    use hookd::domain::{AppId, Message};
+    use hookd::store::{
+        Cursor, IdempotencyClaim, KeyedWrite, MessageFilter, NewApplication, NewMessage, Order,
+        PageQuery, Store, StoreError, StoredResponse,
+    };
 
-    use crate::queue::{postgres, sqlite};
+    use crate::queue::{new_message, postgres, sqlite};
 
     conformance!(
         a_key_is_held_once_then_answers_with_its_response,
         a_released_key_runs_again,
         a_key_held_past_its_expiry_is_taken_over,
         concurrent_claims_of_one_key_let_one_through,
+        a_message_claims_its_key_and_stores_its_response,
+        a_message_whose_key_is_taken_is_not_written,
+        a_refused_message_leaves_its_key_free,
+        concurrent_messages_with_one_key_write_one,
     );
+
+    async fn app(store: &dyn Store) -> AppId {
+        store
+            .insert_application(NewApplication {
+                uid: None,
+                name: "keys".into(),
+                rate_limit: None,
+                metadata: BTreeMap::new(),
+            })
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// A message with `key`, whose stored response names the message.
+    fn keyed(app: &AppId, key: &str) -> NewMessage {
+        NewMessage {
+            key: Some(KeyedWrite {
+                key: key.into(),
+                expired_before: a_minute_ago(),
+                respond: Arc::new(|m: &Message| StoredResponse {
+                    status: 202,
+                    body: m.id.to_string().into_bytes(),
+                }),
+            }),
+            ..new_message(app, "{}", None)
+        }
+    }
+
+    async fn messages(store: &dyn Store, app: &AppId) -> usize {
+        let page = PageQuery {
+            limit: 100,
+            cursor: Cursor::Start,
+            order: Order::Descending,
+        };
+        store
+            .list_messages(app, &MessageFilter::default(), &page)
+            .await
+            .unwrap()
+            .len()
+    }
+
+    async fn a_message_claims_its_key_and_stores_its_response(store: Arc<dyn Store>) {
+        let app = app(&*store).await;
+        let written = store.enqueue_message(keyed(&app, "m:1")).await.unwrap();
+        let response = StoredResponse {
+            status: 202,
+            body: written.message.id.to_string().into_bytes(),
+        };
+        assert_eq!(written.response.as_ref(), Some(&response));
+        assert_eq!(
+            store
+                .claim_idempotency_key("m:1", a_minute_ago())
+                .await
+                .unwrap(),
+            IdempotencyClaim::Completed(response)
+        );
+        // Without a key, nothing is stored.
+        let plain = store
+            .enqueue_message(new_message(&app, "{}", None))
+            .await
+            .unwrap();
+        assert!(plain.response.is_none());
+    }
+
+    async fn a_message_whose_key_is_taken_is_not_written(store: Arc<dyn Store>) {
+        let app = app(&*store).await;
+        let first = store.enqueue_message(keyed(&app, "m:1")).await.unwrap();
+        match store.enqueue_message(keyed(&app, "m:1")).await {
+            Err(StoreError::KeyTaken(IdempotencyClaim::Completed(stored))) => {
+                assert_eq!(stored.body, first.message.id.to_string().into_bytes());
+            }
+            other => panic!("{other:?}"),
+        }
+        // Held by a request still running.
+        assert_eq!(
+            store
+                .claim_idempotency_key("m:2", a_minute_ago())
+                .await
+                .unwrap(),
+            IdempotencyClaim::Claimed
+        );
+        assert!(matches!(
+            store.enqueue_message(keyed(&app, "m:2")).await,
+            Err(StoreError::KeyTaken(IdempotencyClaim::InProgress))
+        ));
+        assert_eq!(messages(&*store, &app).await, 1);
+    }
+
+    async fn a_refused_message_leaves_its_key_free(store: Arc<dyn Store>) {
+        let unknown = AppId::generate();
+        assert!(matches!(
+            store.enqueue_message(keyed(&unknown, "m:1")).await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(
+            store
+                .claim_idempotency_key("m:1", a_minute_ago())
+                .await
+                .unwrap(),
+            IdempotencyClaim::Claimed
+        );
+    }
+
+    async fn concurrent_messages_with_one_key_write_one(store: Arc<dyn Store>) {
+        let app = app(&*store).await;
+        let writes = (0..16).map(|_| {
+            let (store, app) = (store.clone(), app.clone());
+            tokio::spawn(async move { store.enqueue_message(keyed(&app, "m:same")).await })
+        });
+        let mut written = 0;
+        for write in futures::future::join_all(writes).await {
+            match write.unwrap() {
+                Ok(_) => written += 1,
+                Err(StoreError::KeyTaken(_)) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(written, 1);
+        assert_eq!(messages(&*store, &app).await, 1);
+    }
 
     fn a_minute_ago() -> hookd::domain::Timestamp {
         now() - TimeDelta::minutes(1)

@@ -138,6 +138,7 @@ pub(crate) fn new_message(
         priority: None,
         only_endpoint: None,
         direct,
+        key: None,
     }
 }
 

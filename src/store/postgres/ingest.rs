@@ -126,6 +126,7 @@ async fn write_in(
                 message: m,
                 claimed,
                 pending,
+                response: None,
             }),
             Ok(_) => Err(StoreError::Conflict(Conflict::EventId)),
             Err(e) => Err(e),

@@ -59,8 +59,11 @@ pub const LOOK_PAST: &str = "SELECT due.id, e.id AS endpoint_id, e.app_id, e.rat
 
 #[async_trait]
 impl QueueStore for PgStore {
-    async fn enqueue_message(&self, new: NewMessage) -> Result<Enqueued> {
-        self.ingest.submit(new).await
+    async fn enqueue_message(&self, mut new: NewMessage) -> Result<Enqueued> {
+        match new.key.take() {
+            Some(key) => crate::store::keyed_in_steps(self, &key, self.ingest.submit(new)).await,
+            None => self.ingest.submit(new).await,
+        }
     }
 
     async fn enqueue_batch(

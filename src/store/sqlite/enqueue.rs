@@ -153,6 +153,7 @@ fn enqueue(
         message,
         claimed,
         pending,
+        response: None,
     }))
 }
 

@@ -72,6 +72,7 @@ fn message(app: &AppId) -> NewMessage {
         priority: None,
         only_endpoint: None,
         direct: None,
+        key: None,
     }
 }
 

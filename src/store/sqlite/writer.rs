@@ -350,7 +350,7 @@ fn commit(conn: &mut Connection, jobs: &Jobs, secrets: &dyn SecretsAtRest) -> Re
         .map(|job| idempotency::run(&tx, job))
         .collect::<Result<Vec<_>>>()?;
     let news: Vec<&NewMessage> = jobs.enqueues.iter().map(|(new, _)| new).collect();
-    let enqueued = enqueue::enqueue_all(&tx, &news, secrets)?;
+    let enqueued = idempotency::enqueue_keyed(&tx, &news, secrets)?;
     let mut batches = Vec::with_capacity(jobs.batches.len());
     for (job, _) in &jobs.batches {
         let savepoint = tx.savepoint()?;
