@@ -259,12 +259,8 @@ async fn an_applications_last_message_id_is_read_from_its_own_index() {
     .await
     .unwrap();
     sqlx::query("ANALYZE message").execute(&pool).await.unwrap();
-    for mode in ["force_custom_plan", "force_generic_plan"] {
-        let mut conn = pool.acquire().await.unwrap();
-        sqlx::query(&format!("SET plan_cache_mode = {mode}"))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+    for mode in PLAN_MODES {
+        let mut conn = planned(&pool, mode).await;
         let ids = vec![quiet.as_str().to_owned(), busy.as_str().to_owned()];
         let plan: Vec<String> = sqlx::query_scalar(&format!(
             "EXPLAIN {}",
@@ -274,12 +270,12 @@ async fn an_applications_last_message_id_is_read_from_its_own_index() {
         .fetch_all(&mut *conn)
         .await
         .unwrap();
-        let plan = plan.join("\n");
-        assert!(
-            plan.contains("using message_by_app on message"),
-            "{mode}:\n{plan}"
+        check_plan(
+            mode,
+            &plan,
+            "using message_by_app on message",
+            "message_pkey",
         );
-        assert!(!plan.contains("message_pkey"), "{mode}:\n{plan}");
         let last: Vec<(String, Option<String>)> =
             sqlx::query_as(hookd::store::postgres::LAST_MESSAGE_IDS)
                 .bind(&ids)
@@ -333,12 +329,8 @@ async fn looking_past_a_backlog_uses_the_per_endpoint_index() {
         .execute(&pool)
         .await
         .unwrap();
-    for mode in ["force_custom_plan", "force_generic_plan"] {
-        let mut conn = pool.acquire().await.unwrap();
-        sqlx::query(&format!("SET plan_cache_mode = {mode}"))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+    for mode in PLAN_MODES {
+        let mut conn = planned(&pool, mode).await;
         let plan: Vec<String> =
             sqlx::query_scalar(&format!("EXPLAIN {}", hookd::store::postgres::LOOK_PAST))
                 .bind(1_000_000_i64)
@@ -347,11 +339,31 @@ async fn looking_past_a_backlog_uses_the_per_endpoint_index() {
                 .fetch_all(&mut *conn)
                 .await
                 .unwrap();
-        let plan = plan.join("\n");
-        assert!(
-            plan.contains("using delivery_due_by_endpoint on delivery"),
-            "{mode}:\n{plan}"
+        check_plan(
+            mode,
+            &plan,
+            "using delivery_due_by_endpoint on delivery",
+            "using delivery_due on",
         );
-        assert!(!plan.contains("using delivery_due on"), "{mode}:\n{plan}");
     }
+}
+
+/// A plan test checks both ways PostgreSQL plans a prepared statement.
+const PLAN_MODES: [&str; 2] = ["force_custom_plan", "force_generic_plan"];
+
+/// A connection that plans its statements in `mode` (one of [`PLAN_MODES`]).
+async fn planned(pool: &sqlx::PgPool, mode: &str) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query(&format!("SET plan_cache_mode = {mode}"))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    conn
+}
+
+/// The `EXPLAIN` lines `plan` mention `uses` and not `avoids`.
+fn check_plan(mode: &str, plan: &[String], uses: &str, avoids: &str) {
+    let plan = plan.join("\n");
+    assert!(plan.contains(uses), "{mode}:\n{plan}");
+    assert!(!plan.contains(avoids), "{mode}:\n{plan}");
 }
