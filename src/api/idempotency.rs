@@ -19,6 +19,7 @@
 //! key, which then failed (5xx) and let the key go, was never run itself and is answered
 //! 409, to be sent again (the ordinary path would run it then).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
@@ -28,8 +29,6 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-
-use std::sync::{Arc, Mutex};
 
 use super::ApiState;
 use super::error::ApiError;
