@@ -178,16 +178,10 @@ pub(super) fn enqueue_keyed(
             match &mut result {
                 Ok(enqueued) => {
                     let response = (key.respond)(&enqueued.message);
-                    conn.prepare_cached(COMPLETE)?.execute(params![
-                        key.key,
-                        i64::from(response.status),
-                        response.body
-                    ])?;
+                    complete(conn, &key.key, &response)?;
                     enqueued.response = Some(response);
                 }
-                Err(_) => {
-                    conn.prepare_cached(RELEASE)?.execute(params![key.key])?;
-                }
+                Err(_) => release(conn, &key.key)?,
             }
         }
         results.push(result);
@@ -204,19 +198,25 @@ pub(super) fn run(conn: &Connection, job: &KeyJob) -> Result<Option<IdempotencyC
             expired_before,
             ..
         } => claim(conn, key, *now, *expired_before).map(Some),
-        KeyJob::Complete { key, response, .. } => {
-            conn.prepare_cached(COMPLETE)?.execute(params![
-                key,
-                i64::from(response.status),
-                response.body
-            ])?;
-            Ok(None)
-        }
-        KeyJob::Release { key, .. } => {
-            conn.prepare_cached(RELEASE)?.execute(params![key])?;
-            Ok(None)
-        }
+        KeyJob::Complete { key, response, .. } => complete(conn, key, response).map(|()| None),
+        KeyJob::Release { key, .. } => release(conn, key).map(|()| None),
     }
+}
+
+/// Stores the response of the request holding `key`.
+fn complete(conn: &Connection, key: &str, response: &StoredResponse) -> Result<()> {
+    conn.prepare_cached(COMPLETE)?.execute(params![
+        key,
+        i64::from(response.status),
+        response.body
+    ])?;
+    Ok(())
+}
+
+/// Lets go of a held key without a response.
+fn release(conn: &Connection, key: &str) -> Result<()> {
+    conn.prepare_cached(RELEASE)?.execute(params![key])?;
+    Ok(())
 }
 
 fn claim(
