@@ -428,3 +428,77 @@ mod store {
         assert_eq!(held, 1);
     }
 }
+
+/// Keys stored before SQLite kept them in arrival order (migration 0024) keep their state:
+/// a completed one still replays its response, one in progress still holds its request.
+#[tokio::test]
+async fn keys_stored_before_the_arrival_order_table_are_kept() {
+    use std::borrow::Cow;
+
+    use hookd::store::sqlite::SqliteStore;
+    use hookd::store::{IdempotencyClaim, IdempotencyStore, StoredResponse};
+    use sqlx::Executor;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("old.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut before = sqlx::migrate!("migrations/sqlite");
+    before.migrations = Cow::Owned(
+        before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 24)
+            .cloned()
+            .collect(),
+    );
+    before.run(&pool).await.unwrap();
+    let now = chrono::Utc::now();
+    let micros = now.timestamp_micros();
+    pool.execute(
+        format!(
+            "INSERT INTO idempotency_key (key, state, status, body, started_at) VALUES \
+             ('done', 1, 202, X'7B7D', {micros}), ('running', 0, NULL, NULL, {micros})"
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = SqliteStore::open_path(&file, 1).await.unwrap();
+    let an_hour_ago = now - chrono::Duration::hours(1);
+    assert_eq!(
+        store
+            .claim_idempotency_key("done", an_hour_ago)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Completed(StoredResponse {
+            status: 202,
+            body: b"{}".to_vec()
+        })
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key("running", an_hour_ago)
+            .await
+            .unwrap(),
+        IdempotencyClaim::InProgress
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key("new", an_hour_ago)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    // The key is still unique: a second claim of a new key finds it held.
+    assert_eq!(
+        store
+            .claim_idempotency_key("new", an_hour_ago)
+            .await
+            .unwrap(),
+        IdempotencyClaim::InProgress
+    );
+    store.close().await;
+}
