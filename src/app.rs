@@ -466,7 +466,7 @@ fn dispatcher(
         signature_headers: config.signature_headers,
         https_only: config.https_only,
         addresses: Arc::new(AddressPolicy::new(networks)),
-    })?;
+    });
     let policies = Policies::new(
         config.default_retry_policy(),
         config.priority_policies()?,

@@ -12,10 +12,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use serde::Deserialize;
 
+use super::client::{ClientError, DeliveryClient};
 use super::policy::parse_retry_after;
-use super::ssrf::{AddressPolicy, GuardedResolver, Refusal};
+#[cfg(doc)]
+use super::ssrf::GuardedResolver;
+use super::ssrf::{AddressPolicy, Refusal};
 use crate::domain::EndpointHeaders;
 use crate::domain::{AttemptError, Endpoint, ErrorClass, SignatureScheme, Timestamp};
 use crate::signing;
@@ -69,7 +74,8 @@ pub struct SendResult {
     pub outcome: Result<Response, AttemptError>,
     /// For an attempt that failed, the headers hookd set on the request (credentials among
     /// the endpoint's custom headers as `[redacted]`); empty when it succeeded or no
-    /// request was made. The HTTP client adds `Host`, `Content-Length` and `User-Agent`.
+    /// request was made. The HTTP client adds `Host`, `Content-Length`, `User-Agent` and
+    /// `Accept` (see `client`).
     pub request_headers: BTreeMap<String, String>,
 }
 
@@ -93,24 +99,15 @@ fn recorded_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
 }
 
 pub struct Sender {
-    client: reqwest::Client,
+    client: DeliveryClient,
     settings: SenderSettings,
 }
 
 impl Sender {
-    pub fn new(settings: SenderSettings) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would be the address checked instead of the endpoint's.
-            .no_proxy()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            .dns_resolver(Arc::new(GuardedResolver::new(settings.addresses.clone())))
-            .user_agent(concat!("hookd/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Self { client, settings })
+    pub fn new(settings: SenderSettings) -> Self {
+        let connect_timeout = settings.timeout.min(Duration::from_secs(10));
+        let client = DeliveryClient::new(settings.addresses.clone(), connect_timeout);
+        Self { client, settings }
     }
 
     /// Sends one attempt of `delivery`, signed for `now`, bounded by `timeout` (its retry
@@ -162,16 +159,14 @@ impl Sender {
                 .to_owned(),
         );
         let headers = self.headers(delivery, now, &body);
+        let timeout = timeout.min(self.settings.timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
         let sent = self
             .client
-            .post(url.clone())
-            .headers(headers)
-            .body(body.clone())
-            .timeout(timeout.min(self.settings.timeout))
-            .send()
+            .post(url, headers, body.clone(), deadline, timeout)
             .await;
         let answer = match sent {
-            Ok(response) => self.read(response).await,
+            Ok(response) => Ok(self.read(response, deadline).await),
             Err(e) => Err(classify(&e)),
         };
         // Kept for the attempts people look into, those that failed; built again (the same
@@ -237,7 +232,13 @@ impl Sender {
         headers
     }
 
-    async fn read(&self, mut response: reqwest::Response) -> Result<Response, AttemptError> {
+    /// The status, headers and the first `max_response_body_bytes` of the body, read
+    /// until `deadline`.
+    async fn read(
+        &self,
+        response: http::Response<Incoming>,
+        deadline: tokio::time::Instant,
+    ) -> Response {
         let status = response.status().as_u16();
         let headers: BTreeMap<String, String> = response
             .headers()
@@ -256,24 +257,27 @@ impl Sender {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         let cap = self.settings.max_response_body_bytes;
+        let mut incoming = response.into_body();
         let mut body = Vec::new();
         // A body that fails or times out half-way still leaves a status code: the attempt
         // is judged on the status, with what was read of the body.
         while body.len() < cap {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = cap - body.len();
-                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            match tokio::time::timeout_at(deadline, incoming.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Some(chunk) = frame.data_ref() {
+                        let room = cap - body.len();
+                        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    }
                 }
-                Ok(None) | Err(_) => break,
+                Ok(None | Some(Err(_))) | Err(_) => break,
             }
         }
-        Ok(Response {
+        Response {
             status,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
             retry_after,
-        })
+        }
     }
 }
 
@@ -323,19 +327,24 @@ fn refused(refusal: &Refusal) -> AttemptError {
 }
 
 /// Sorts a transport failure into an error class, from the error's cause chain.
-fn classify(e: &reqwest::Error) -> AttemptError {
+fn classify(e: &ClientError) -> AttemptError {
     let mut chain = Vec::new();
+    let mut timed_out = matches!(e, ClientError::TimedOut(_));
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if let Some(refusal) = err.downcast_ref::<Refusal>() {
             return refused(refusal);
         }
+        // The connect timeout, or the system's.
+        timed_out |= err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
         chain.push(err.to_string());
         source = err.source();
     }
     let text = chain.join(": ");
     let lower = text.to_ascii_lowercase();
-    let class = if e.is_timeout() {
+    let class = if timed_out {
         ErrorClass::Timeout
     } else if lower.contains("dns error")
         || lower.contains("failed to lookup")

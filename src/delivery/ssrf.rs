@@ -15,13 +15,13 @@
 //!
 //! What the resolver does not see, and the sender must handle:
 //! - **IP-literal URLs** (`http://10.0.0.1/`, and forms the URL parser normalises to one,
-//!   such as `http://2130706433/`) never reach reqwest's resolver: the sender must call
+//!   such as `http://2130706433/`) never reach the client's resolver: the sender must call
 //!   [`AddressPolicy::check_url_host`] on every URL before sending it.
 //! - **Redirects**: each hop is a new URL. Do not follow redirects (webhook receivers answer
 //!   the request; Svix does not follow them), or check every hop with `check_url_host`.
 //! - **Proxies**: through a proxy only the proxy's name is resolved here, and the target is
-//!   resolved by the proxy. Build the client with `no_proxy()`, or reqwest picks up
-//!   `HTTP_PROXY` from the environment and the guard checks the proxy instead of the target.
+//!   resolved by the proxy. The delivery client (`client`) uses none; a client that reads
+//!   `HTTP_PROXY` from the environment would have the guard check the proxy instead.
 //!
 //! A refused connection fails with a [`Refusal`] in its error source chain, so the sender
 //! can tell "the policy refused this endpoint" from a network failure and report it.
@@ -30,7 +30,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
 /// Special-purpose IPv4 ranges that are never a webhook receiver, from the IANA IPv4
@@ -135,7 +134,7 @@ impl AddressPolicy {
         }
     }
 
-    /// [`check`](Self::check) for a URL whose host is an IP literal, which reqwest connects
+    /// [`check`](Self::check) for a URL whose host is an IP literal, which the client connects
     /// to without asking the resolver. Host names pass here: [`GuardedResolver`] checks the
     /// addresses they resolve to.
     pub fn check_url_host(&self, url: &Url) -> Result<(), Refusal> {
@@ -231,7 +230,7 @@ fn embedded_ipv4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     }
 }
 
-/// A reqwest DNS resolver that only returns addresses the [`AddressPolicy`] permits.
+/// A DNS resolver that only returns addresses the [`AddressPolicy`] permits.
 ///
 /// Of a name's addresses it keeps the permitted ones, so a name with one public and one
 /// private address still works, over the public one. If every address is refused, the
@@ -248,20 +247,19 @@ impl GuardedResolver {
     }
 }
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = Arc::clone(&self.policy);
-        Box::pin(async move {
-            // Port 0: reqwest puts the URL's port (or the scheme's) on every address.
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            if resolved.is_empty() {
-                let detail = format!("{} resolved to no addresses", name.as_str());
-                return Err(std::io::Error::new(std::io::ErrorKind::NotFound, detail).into());
-            }
-            let permitted = keep_permitted(&policy, resolved)?;
-            Ok(Box::new(permitted.into_iter()) as Addrs)
-        })
+impl GuardedResolver {
+    /// The permitted addresses of `host` (port 0: the connector puts the URL's port, or
+    /// the scheme's, on each), or the first [`Refusal`] if none is permitted.
+    pub async fn lookup(
+        &self,
+        host: &str,
+    ) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+        let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+        if resolved.is_empty() {
+            let detail = format!("{host} resolved to no addresses");
+            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, detail).into());
+        }
+        Ok(keep_permitted(&self.policy, resolved)?)
     }
 }
 

@@ -83,6 +83,7 @@ async fn a_delivery_is_the_payload_signed_with_standard_webhooks_headers() {
     assert_eq!(delivery.header("svix-id"), msg_id);
     assert_eq!(delivery.header("content-type"), "application/json");
     assert!(delivery.header("user-agent").starts_with("hookd/"));
+    assert_eq!(delivery.header("accept"), "*/*");
     assert_eq!(delivery.header("x-tenant"), "acme");
 
     let timestamp: i64 = delivery.header("webhook-timestamp").parse().unwrap();
@@ -254,6 +255,12 @@ async fn failures_are_classified_and_recorded() {
         (receiver.url("/big"), "http_status", 500),
         (format!("http://{closed}/"), "connect", 0),
         ("http://no-such-host.invalid/".to_owned(), "dns", 0),
+        // A TLS handshake with a server that speaks plain HTTP.
+        (
+            receiver.url("/tls").replace("http://", "https://"),
+            "tls",
+            0,
+        ),
     ] {
         let endpoint = app
             .create_endpoint(
@@ -376,4 +383,25 @@ async fn endpoints_receive_only_the_event_types_and_channels_they_filter_on() {
         .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert_eq!(receiver.requests("/paid-eu").len(), 1);
+}
+
+/// Credentials in an endpoint's URL are sent as HTTP Basic authentication, as browsers and
+/// HTTP clients do, and not in the request line.
+#[tokio::test]
+async fn credentials_in_the_endpoint_url_are_sent_as_basic_auth() {
+    let app = TestApp::builder().delivering_to_loopback().spawn().await;
+    let receiver = Receiver::start().await;
+    let app_id = app.create_app(json!({"name": "basic"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = receiver
+        .url("/basic")
+        .replace("http://", "http://hooks:s%40cret@");
+    app.create_endpoint(&app_id, json!({"url": url})).await;
+    app.create_message(&app_id, json!({"eventType": "a", "payload": {}}))
+        .await;
+    let got = receiver.wait_for("/basic", 1).await;
+    // base64("hooks:s@cret")
+    assert_eq!(got[0].header("authorization"), "Basic aG9va3M6c0BjcmV0");
 }
