@@ -132,6 +132,40 @@ async fn close_ends_the_writer_and_the_file_reopens() {
     reopened.close().await;
 }
 
+/// The writer thread writes the jobs that queue during a batch straight after it, without
+/// letting go of the write lock; it must still let go often enough that management writes
+/// (endpoints, here) get through while messages keep coming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_writes_get_through_a_steady_stream_of_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(&dir.path().join("s.db")).await);
+    let app = app(&store).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut producers = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (store, app, stop) = (store.clone(), app.clone(), stop.clone());
+        producers.spawn(async move {
+            let mut written = 0u64;
+            while !stop.is_cancelled() {
+                store.enqueue_message(message(&app)).await.unwrap();
+                written += 1;
+            }
+            written
+        });
+    }
+    for _ in 0..20 {
+        tokio::time::timeout(std::time::Duration::from_secs(10), endpoint(&store, &app))
+            .await
+            .expect("an endpoint written within 10 s while messages stream in");
+    }
+    stop.cancel();
+    let mut written = 0;
+    while let Some(n) = producers.join_next().await {
+        written += n.unwrap();
+    }
+    assert!(written > 0, "the messages streamed meanwhile");
+}
+
 /// The steps of `sql`'s query plan on a fresh store.
 async fn plan_steps(sql: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();

@@ -5,8 +5,9 @@
 //! and hands it, as one batch, to a dedicated OS thread that owns its own SQLite connection
 //! (`rusqlite`, see `connection`). The thread writes the batch in one `BEGIN IMMEDIATE`
 //! transaction and commits once. While a batch is written, new jobs queue up and form the
-//! next one: under load many messages share one commit, and a lone message is written at
-//! once.
+//! next one, which the thread takes from the queue itself (up to [`MAX_CHAINED`] in a
+//! row, see [`serve`]): under load many messages share one commit, and a lone message is
+//! written at once.
 //!
 //! Callers are answered only once their batch is durable, but the writer thread does not
 //! wait for the disk: its connection commits without syncing (`synchronous = NORMAL`) and
@@ -82,6 +83,14 @@ use crate::store::{
 /// The most jobs one transaction holds.
 const MAX_BATCH: usize = 512;
 
+/// The most transactions the writer thread writes in a row, taking the jobs that queued
+/// during each as the next, before it lets go of the write lock (see [`serve`]).
+const MAX_CHAINED: usize = 8;
+
+/// The queue of jobs, shared by the async side (which waits on it when the writer is idle)
+/// and the writer thread (which takes what queued while it wrote).
+type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<WriteJob>>>;
+
 /// hookd's exit status when an fsync of the SQLite WAL fails (`EX_IOERR` of sysexits.h).
 pub const EXIT_WAL_SYNC_FAILED: i32 = 74;
 
@@ -131,10 +140,12 @@ pub struct WriterThread {
     finished: oneshot::Receiver<()>,
 }
 
-/// The jobs of one transaction, and whom to tell once it has ended.
+/// The jobs of one transaction, whom to tell once the thread lets go of the write lock,
+/// and where to find the jobs that queue meanwhile.
 struct Batch {
     jobs: Vec<WriteJob>,
     ended: oneshot::Sender<()>,
+    queue: Queue,
 }
 
 impl WriterThread {
@@ -162,10 +173,10 @@ impl WriterThread {
         Ok(Self { batches, finished })
     }
 
-    /// Writes one batch on the thread, holding the pool's write connection until the
-    /// transaction has ended. `false`: the thread is gone (the batch's callers see their
+    /// Writes one batch on the thread, and those it chains from `queue`, holding the pool's
+    /// write connection until the thread lets go of it. `false`: the thread is gone (the batch's callers see their
     /// replies dropped, which they report as unavailable).
-    async fn write(&self, pool: &SqlitePool, jobs: Vec<WriteJob>) -> bool {
+    async fn write(&self, pool: &SqlitePool, jobs: Vec<WriteJob>, queue: &Queue) -> bool {
         let write_lock = match pool.acquire().await {
             Ok(conn) => conn,
             Err(e) => {
@@ -174,7 +185,8 @@ impl WriterThread {
             }
         };
         let (ended, end) = oneshot::channel();
-        if self.batches.send(Batch { jobs, ended }).is_err() {
+        let queue = Arc::clone(queue);
+        if self.batches.send(Batch { jobs, ended, queue }).is_err() {
             return false;
         }
         let alive = end.await.is_ok();
@@ -194,31 +206,45 @@ impl WriterThread {
 pub async fn run(
     pool: SqlitePool,
     thread: WriterThread,
-    mut jobs: mpsc::Receiver<WriteJob>,
+    jobs: mpsc::Receiver<WriteJob>,
     stop: CancellationToken,
 ) {
+    let queue: Queue = Arc::new(tokio::sync::Mutex::new(jobs));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        let received = tokio::select! {
-            biased;
-            () = stop.cancelled() => 0,
-            n = jobs.recv_many(&mut batch, MAX_BATCH) => n,
+        let received = {
+            let mut jobs = queue.lock().await;
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => 0,
+                n = jobs.recv_many(&mut batch, MAX_BATCH) => n,
+            }
         };
         if received == 0 {
             break;
         }
-        if !thread.write(&pool, std::mem::take(&mut batch)).await {
+        if !thread
+            .write(&pool, std::mem::take(&mut batch), &queue)
+            .await
+        {
             tracing::error!("the SQLite writer thread ended unexpectedly");
             break;
         }
     }
     // Queued and later writes fail at once as unavailable rather than wait for nothing.
-    drop(jobs);
+    drop(queue);
     thread.finish().await;
 }
 
 /// The writer thread: writes each batch it is handed, until the async side is gone, and
 /// passes it on to be synced and answered.
+///
+/// The jobs that queued while a batch was written are written next, at once, under the
+/// same write lock, up to [`MAX_CHAINED`] transactions in a row. Handing the lock back to
+/// the async side between them cost a round trip through the runtime, where its task waits
+/// its turn behind the requests: under load the thread stood idle about as long as it wrote
+/// (0.7 ms between batches of 0.7 ms), with jobs waiting. After `MAX_CHAINED` the lock goes
+/// back, so a management write waits for at most that many transactions.
 fn serve(
     mut conn: Connection,
     batches: &std_mpsc::Receiver<Batch>,
@@ -226,22 +252,48 @@ fn serve(
     metrics: &BatchMetrics,
     secrets: &dyn SecretsAtRest,
 ) {
-    while let Ok(Batch { jobs, ended }) = batches.recv() {
-        let started = Instant::now();
-        let mut jobs = Jobs::sort(jobs);
-        let mut outcome = commit(&mut conn, &jobs, secrets);
-        // The WAL's fsync, shared by the batches committed meanwhile, is the sync thread's.
-        metrics.batch(jobs.len(), started);
-        // The transaction is over: let management writes have the lock while this one syncs.
-        let _ = ended.send(());
-        answer_keys(&mut jobs, &mut outcome);
-        if let Err(std_mpsc::SendError((jobs, _))) = committed.send((jobs, outcome)) {
-            jobs.fail(StoreError::Unavailable(sqlx::Error::WorkerCrashed));
+    while let Ok(Batch { jobs, ended, queue }) = batches.recv() {
+        let mut next = jobs;
+        for chained in 1..=MAX_CHAINED {
+            let started = Instant::now();
+            let mut jobs = Jobs::sort(next);
+            let mut outcome = commit(&mut conn, &jobs, secrets);
+            // The WAL's fsync, shared by the batches committed meanwhile, is the sync
+            // thread's.
+            metrics.batch(jobs.len(), started);
+            answer_keys(&mut jobs, &mut outcome);
+            if let Err(std_mpsc::SendError((jobs, _))) = committed.send((jobs, outcome)) {
+                jobs.fail(StoreError::Unavailable(sqlx::Error::WorkerCrashed));
+            }
+            if chained == MAX_CHAINED {
+                break;
+            }
+            next = queued(&queue);
+            if next.is_empty() {
+                break;
+            }
         }
+        // The transactions are over: let management writes have the lock while they sync.
+        let _ = ended.send(());
     }
     if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the SQLite writer connection failed");
     }
+}
+
+/// The jobs waiting in `queue`, up to [`MAX_BATCH`]; none if the async side is waiting on
+/// it (it is then empty).
+fn queued(queue: &Queue) -> Vec<WriteJob> {
+    let mut jobs = Vec::new();
+    if let Ok(mut receiver) = queue.try_lock() {
+        while jobs.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+    }
+    jobs
 }
 
 /// Answers the idempotency key jobs of a committed batch now, before the WAL's fsync (see
@@ -573,6 +625,78 @@ mod tests {
             matches!(&heard[0], Some(Err(StoreError::BatchFailed(e))) if matches!(**e, StoreError::Unavailable(_))),
             "{heard:?}"
         );
+    }
+
+    /// A claim job, as the store queues one, and where its caller hears.
+    fn claim_job() -> (WriteJob, ClaimReply) {
+        let (reply, answer) = oneshot::channel();
+        let limits = ClaimLimits {
+            total: 1,
+            per_endpoint: 1,
+            room: HashMap::new(),
+        };
+        let job = WriteJob::Claim {
+            now: now(),
+            lease: now(),
+            limits,
+            reply,
+        };
+        (job, answer)
+    }
+
+    #[tokio::test]
+    async fn the_thread_writes_what_queued_meanwhile_and_lets_go_after_max_chained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        super::super::SqliteStore::open_path(&path, 1)
+            .await
+            .unwrap()
+            .close()
+            .await;
+        let conn = super::super::connection::open(&path).unwrap();
+
+        // Far more jobs waiting than MAX_CHAINED transactions take.
+        let waiting = (MAX_CHAINED + 2) * MAX_BATCH;
+        let (jobs, receiver) = mpsc::channel(waiting);
+        let mut answers = Vec::new();
+        for _ in 0..waiting {
+            let (job, answer) = claim_job();
+            jobs.try_send(job).unwrap();
+            answers.push(answer);
+        }
+        let queue: Queue = Arc::new(tokio::sync::Mutex::new(receiver));
+        let (batches, incoming) = std_mpsc::channel();
+        let (committed, to_sync) = std_mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let metrics = BatchMetrics::noop();
+            serve(
+                conn,
+                &incoming,
+                committed,
+                &metrics,
+                &crate::domain::sealed::Plaintext,
+            );
+        });
+        let (first, first_answer) = claim_job();
+        let (ended, end) = oneshot::channel();
+        let batch = Batch {
+            jobs: vec![first],
+            ended,
+            queue: Arc::clone(&queue),
+        };
+        batches.send(batch).unwrap();
+        end.await.expect("the thread let go of the write lock");
+
+        // It wrote its batch and MAX_CHAINED - 1 more of what was waiting, each a
+        // transaction of its own, and left the rest for the async side.
+        let written: Vec<usize> = to_sync.try_iter().map(|(jobs, _)| jobs.len()).collect();
+        assert_eq!(written.len(), MAX_CHAINED);
+        assert_eq!(written[0], 1);
+        assert!(written[1..].iter().all(|&n| n == MAX_BATCH), "{written:?}");
+        let left = queue.lock().await.len();
+        assert_eq!(left, waiting - (MAX_CHAINED - 1) * MAX_BATCH);
+        drop((batches, first_answer, answers));
+        writer.join().unwrap();
     }
 
     /// A batch of one claim and one idempotency key claim, and where the key's caller hears.
