@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, ApiSettings, ApiState, Authenticator};
+use crate::api::{self, ApiSettings, ApiShared, ApiState, Authenticator};
 use crate::config::{Config, Database};
 use crate::delivery::clock::{Clock, SystemClock};
 use crate::delivery::dispatcher::{DispatchSettings, Dispatcher};
@@ -308,7 +308,7 @@ impl Server {
             Some(&config.admin_token),
             config.token_rate_limit,
         ));
-        let state = ApiState {
+        let state = ApiState::new(ApiShared {
             store: store.clone(),
             auth: auth.clone(),
             settings: Arc::new(ApiSettings {
@@ -343,7 +343,7 @@ impl Server {
             metrics: metrics.api(),
             traces,
             reload: reloader.clone().map(|r| r as Arc<dyn crate::api::Reload>),
-        };
+        });
         let scrape = crate::metrics::router(metrics, store.clone(), clock, &config.metrics_token);
         if config.role.serves_api() {
             let ttl = Duration::from_secs(u64::from(config.idempotency_ttl_hours) * 3600);
