@@ -196,6 +196,7 @@ mod store {
         a_message_whose_key_is_taken_is_not_written,
         a_refused_message_leaves_its_key_free,
         concurrent_messages_with_one_key_write_one,
+        many_keys_at_once_are_each_claimed_and_completed_once,
     );
 
     async fn app(store: &dyn Store) -> AppId {
@@ -426,6 +427,79 @@ mod store {
             }
         }
         assert_eq!(held, 1);
+    }
+
+    /// Claims arriving together (one batch on PostgreSQL): new keys, a key two requests
+    /// carry, and a key completed before; then their responses, stored together too.
+    async fn many_keys_at_once_are_each_claimed_and_completed_once(store: Arc<dyn Store>) {
+        let done = StoredResponse {
+            status: 200,
+            body: b"before".to_vec(),
+        };
+        assert_eq!(
+            store
+                .claim_idempotency_key("k:done", a_minute_ago())
+                .await
+                .unwrap(),
+            IdempotencyClaim::Claimed
+        );
+        store
+            .complete_idempotency_key("k:done", &done)
+            .await
+            .unwrap();
+
+        let mut keys: Vec<String> = (0..40).map(|i| format!("k:{i}")).collect();
+        keys.push("k:7".into());
+        keys.push("k:done".into());
+        let claims = keys.iter().cloned().map(|key| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let claim = store.claim_idempotency_key(&key, a_minute_ago()).await;
+                (key, claim.unwrap())
+            })
+        });
+        let mut held = BTreeMap::new();
+        for claim in futures::future::join_all(claims).await {
+            let (key, claim) = claim.unwrap();
+            match claim {
+                IdempotencyClaim::Claimed => *held.entry(key).or_insert(0) += 1,
+                IdempotencyClaim::InProgress => assert_eq!(key, "k:7"),
+                IdempotencyClaim::Completed(response) => {
+                    assert_eq!((key.as_str(), response), ("k:done", done.clone()));
+                }
+            }
+        }
+        assert_eq!(held.len(), 40, "{held:?}");
+        assert!(held.values().all(|&n| n == 1), "{held:?}");
+
+        let completions = held.keys().cloned().map(|key| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let response = StoredResponse {
+                    status: 202,
+                    body: key.clone().into_bytes(),
+                };
+                store
+                    .complete_idempotency_key(&key, &response)
+                    .await
+                    .unwrap();
+            })
+        });
+        for completion in futures::future::join_all(completions).await {
+            completion.unwrap();
+        }
+        for key in held.keys() {
+            assert_eq!(
+                store
+                    .claim_idempotency_key(key, a_minute_ago())
+                    .await
+                    .unwrap(),
+                IdempotencyClaim::Completed(StoredResponse {
+                    status: 202,
+                    body: key.clone().into_bytes(),
+                })
+            );
+        }
     }
 }
 

@@ -42,7 +42,9 @@ use crate::domain::Timestamp;
 use crate::domain::sealed::{Plaintext, SecretsAtRest};
 use crate::store::engine::{Engine, EngineConn};
 use crate::store::sql::Sql;
-use crate::store::{AttemptRecord, Enqueued, NewMessage, StoreError, StoreMetrics};
+use crate::store::{
+    AttemptRecord, BatchMetrics, Enqueued, IdempotencyClaim, NewMessage, StoreError, StoreMetrics,
+};
 use batch::{Batcher, Target};
 
 pub use ingest::LAST_MESSAGE_IDS;
@@ -86,6 +88,9 @@ pub struct PgStore {
     joined: AtomicBool,
     ingest: Batcher<NewMessage, Enqueued>,
     records: Batcher<AttemptRecord, ()>,
+    /// Idempotency keys' claims and stored responses, each batched (`idempotency`).
+    key_claims: Batcher<idempotency::KeyClaim, IdempotencyClaim>,
+    key_completions: Batcher<idempotency::KeyCompletion, ()>,
     /// Seals and opens endpoint credentials (`domain::sealed`).
     secrets: Arc<dyn SecretsAtRest>,
 }
@@ -163,6 +168,18 @@ impl PgStore {
         Ok(Self {
             ingest: Batcher::spawn(target(), ingest::write, MAX_BATCH, metrics.pg_ingest),
             records: Batcher::spawn(target(), records::write, MAX_BATCH, metrics.pg_records),
+            key_claims: Batcher::spawn(
+                target(),
+                idempotency::claim,
+                MAX_BATCH,
+                BatchMetrics::noop(),
+            ),
+            key_completions: Batcher::spawn(
+                target(),
+                idempotency::complete,
+                MAX_BATCH,
+                BatchMetrics::noop(),
+            ),
             pool,
             node,
             joined: AtomicBool::new(false),
