@@ -4,7 +4,8 @@
 //! are not followed (a 3xx is a failed attempt, to be retried), the whole exchange is bounded
 //! by `request_timeout`, and only the first `max_response_body_bytes` of the answer are
 //! kept. Every address is checked against the SSRF policy: resolved names through
-//! [`GuardedResolver`] (so the address checked is the one connected to), IP literals here.
+//! [`GuardedResolver`](super::ssrf::GuardedResolver) (so the address checked is the one
+//! connected to), IP literals here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,8 +19,6 @@ use serde::Deserialize;
 
 use super::client::{ClientError, DeliveryClient};
 use super::policy::parse_retry_after;
-#[cfg(doc)]
-use super::ssrf::GuardedResolver;
 use super::ssrf::{AddressPolicy, Refusal};
 use crate::domain::EndpointHeaders;
 use crate::domain::{AttemptError, Endpoint, ErrorClass, SignatureScheme, Timestamp};

@@ -174,8 +174,8 @@ impl WriterThread {
     }
 
     /// Writes one batch on the thread, and those it chains from `queue`, holding the pool's
-    /// write connection until the thread lets go of it. `false`: the thread is gone (the batch's callers see their
-    /// replies dropped, which they report as unavailable).
+    /// write connection until the thread lets go of it. `false`: the thread is gone (the
+    /// batch's callers see their replies dropped, which they report as unavailable).
     async fn write(&self, pool: &SqlitePool, jobs: Vec<WriteJob>, queue: &Queue) -> bool {
         let write_lock = match pool.acquire().await {
             Ok(conn) => conn,
