@@ -422,10 +422,11 @@ impl Config {
         if self.sqlite_read_connections == 0 {
             return Err(invalid("sqlite_read_connections", "must be at least 1"));
         }
-        if self.database_pool_max < 2 {
+        if self.database_pool_max < 3 {
             return Err(invalid(
                 "database_pool_max",
-                "must be at least 2 (one connection listens for other nodes' notifications)",
+                "must be at least 3 (one connection writes the batches of messages and \
+                 attempts, one listens for other nodes' notifications, one serves the rest)",
             ));
         }
         if self.database_pool_min > self.database_pool_max {

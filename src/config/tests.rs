@@ -97,6 +97,8 @@ fn invalid_values_are_errors() {
         ("HOOKD_SIGNATURE_HEADERS", "hmac"),
         ("HOOKD_ALLOWED_NETWORKS", "10.0.0.0/33"),
         ("HOOKD_DATABASE_POOL_MAX", "1"),
+        // One for the writer thread, one to listen, one for the rest.
+        ("HOOKD_DATABASE_POOL_MAX", "2"),
         ("HOOKD_ROLE", "everything"),
         // Roles split a service across nodes sharing PostgreSQL, not an SQLite file.
         ("HOOKD_ROLE", "worker"),

@@ -222,11 +222,6 @@ async fn one_node_at_a_time_runs_a_retention_batch() {
     assert_eq!(node.prune_messages(now, 10).await.unwrap(), Some(0));
 }
 
-/// The claim's look past a crowded endpoint reads each other endpoint's due deliveries
-/// through the per-endpoint index, also when one endpoint holds nearly the whole queue:
-/// walking the queue in time order instead (`delivery_due`) read the whole backlog once per
-/// other endpoint, a second per claim at a million (`LOOK_PAST`'s docs). Checked with the
-/// plan PostgreSQL makes for one execution and the generic one it may cache.
 /// The last message id of an application whose messages are all older than another's: the
 /// lookup walks that application's own index, not the whole table from the newest message.
 #[tokio::test]
@@ -291,6 +286,11 @@ async fn an_applications_last_message_id_is_read_from_its_own_index() {
     }
 }
 
+/// The claim's look past a crowded endpoint reads each other endpoint's due deliveries
+/// through the per-endpoint index, also when one endpoint holds nearly the whole queue:
+/// walking the queue in time order instead (`delivery_due`) read the whole backlog once per
+/// other endpoint, a second per claim at a million (`LOOK_PAST`'s docs). Checked with the
+/// plan PostgreSQL makes for one execution and the generic one it may cache.
 #[tokio::test]
 async fn looking_past_a_backlog_uses_the_per_endpoint_index() {
     let database = TestDatabase::require().await;
@@ -346,6 +346,68 @@ async fn looking_past_a_backlog_uses_the_per_endpoint_index() {
             "using delivery_due on",
         );
     }
+}
+
+/// The writer thread's statements are prepared once and soon run on a generic plan, made
+/// once and kept. Made on an empty `delivery` table, with PostgreSQL's default planner
+/// settings, the plan of the attempt records joins the batch against a sequential scan of
+/// the table, which grows by a row per message. With the writer's settings
+/// (`PLANNER`), it looks each delivery up by its key, whatever the table's size when the
+/// plan was made.
+#[tokio::test]
+async fn attempt_records_find_their_deliveries_by_key_on_a_plan_made_for_an_empty_table() {
+    let database = TestDatabase::require().await;
+    let _store = node(&database).await;
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    // The default settings, generic plan: the table is scanned (what the test guards against).
+    let mut conn = planned(&pool, "force_generic_plan").await;
+    let plan = explain_record(&mut conn, "record_default").await;
+    check_plan(
+        "default settings",
+        &plan,
+        "Seq Scan on delivery",
+        "using delivery_pkey",
+    );
+    for mode in PLAN_MODES {
+        let mut conn = planned(&pool, mode).await;
+        for (name, value) in hookd::store::postgres::PLANNER {
+            sqlx::query(&format!("SET {name} = {value}"))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        let plan = explain_record(&mut conn, &format!("record_{mode}")).await;
+        check_plan(
+            mode,
+            &plan,
+            "using delivery_pkey on delivery",
+            "Seq Scan on delivery",
+        );
+    }
+}
+
+/// The plan of `RECORD` on `conn`, prepared by name (`PREPARE`), as the writer's
+/// connections do, and run with no rows.
+async fn explain_record(conn: &mut sqlx::PgConnection, name: &str) -> Vec<String> {
+    let types: Vec<&str> = (1..=21)
+        .map(|n| match n {
+            1..=5 | 8 | 9 | 12 | 13 | 19 | 21 => "text[]",
+            _ => "int8[]",
+        })
+        .collect();
+    sqlx::raw_sql(&format!(
+        "PREPARE {name} ({}) AS {}",
+        types.join(", "),
+        hookd::store::postgres::RECORD
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let nulls = vec!["NULL"; 21].join(", ");
+    sqlx::query_scalar(&format!("EXPLAIN EXECUTE {name} ({nulls})"))
+        .fetch_all(conn)
+        .await
+        .unwrap()
 }
 
 /// A plan test checks both ways PostgreSQL plans a prepared statement.

@@ -50,15 +50,17 @@ where
     I: Send + Sync + 'static,
     O: Send + 'static,
 {
-    /// Starts the writer task; it ends when the batcher is dropped.
+    /// Starts the writer task on `runtime` (the writer thread's); it ends when the batcher
+    /// is dropped.
     pub fn spawn(
+        runtime: &tokio::runtime::Handle,
         target: Target,
         write: WriteBatch<I, O>,
         max_batch: usize,
         metrics: BatchMetrics,
     ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(target, queue, write, max_batch.max(1), metrics));
+        runtime.spawn(run(target, queue, write, max_batch.max(1), metrics));
         Self { jobs }
     }
 

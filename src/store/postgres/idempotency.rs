@@ -18,7 +18,6 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::PgStore;
 use super::batch::Target;
-use super::sql::batch_query;
 use crate::domain::Timestamp;
 use crate::domain::time::{now, to_micros};
 use crate::store::engine::Engine;
@@ -94,7 +93,7 @@ pub(super) fn complete<'a>(
         let keys: Vec<&str> = batch.iter().map(|c| c.key.as_str()).collect();
         let statuses: Vec<i32> = batch.iter().map(|c| i32::from(c.response.status)).collect();
         let bodies: Vec<&[u8]> = batch.iter().map(|c| c.response.body.as_slice()).collect();
-        batch_query(COMPLETE)
+        sqlx::query(COMPLETE)
             .bind(&keys)
             .bind(&statuses)
             .bind(&bodies)

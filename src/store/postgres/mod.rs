@@ -27,6 +27,7 @@ mod nodes;
 mod queue;
 mod records;
 mod sql;
+mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -46,10 +47,13 @@ use crate::store::{
     AttemptRecord, BatchMetrics, Enqueued, IdempotencyClaim, NewMessage, StoreError, StoreMetrics,
 };
 use batch::{Batcher, Target};
+use writer::WriterThread;
 
 pub use ingest::LAST_MESSAGE_IDS;
 pub use listener::listen_for_deliveries;
 pub use queue::LOOK_PAST;
+pub use records::RECORD;
+pub use writer::PLANNER;
 
 /// The channel that tells worker nodes deliveries may have become due.
 pub const CHANNEL: &str = "hookd_deliveries";
@@ -73,14 +77,18 @@ const MAX_BATCH: usize = 256;
 pub struct PoolSettings {
     /// Connections kept open even when idle.
     pub min_connections: u32,
-    /// The most connections this node opens (the LISTEN connection is one of them).
+    /// The most connections this node opens (at least 3): the writer thread's (`writer`),
+    /// and the rest, one of which listens for notifications.
     pub max_connections: u32,
     /// How long a request waits for a connection before it fails as unavailable.
     pub acquire_timeout: Duration,
 }
 
 pub struct PgStore {
+    /// Requests, claims and the LISTEN connection.
     pool: PgPool,
+    /// The batches' connections, opened on the writer thread.
+    writer_pool: PgPool,
     /// This node's id in the node table and in its claims (`delivery.claimed_by`): one per
     /// connected store, drawn at random when it connects.
     node: Arc<str>,
@@ -93,6 +101,8 @@ pub struct PgStore {
     key_completions: Batcher<idempotency::KeyCompletion, ()>,
     /// Seals and opens endpoint credentials (`domain::sealed`).
     secrets: Arc<dyn SecretsAtRest>,
+    /// Runs the batchers; declared last, so that it stops after they are dropped.
+    writer: WriterThread,
 }
 
 impl PgStore {
@@ -141,49 +151,66 @@ impl PgStore {
                 IDLE_IN_TRANSACTION_TIMEOUT,
             ),
         ]);
-        let pool = PgPoolOptions::new()
-            .min_connections(settings.min_connections)
-            .max_connections(settings.max_connections.max(2))
-            .acquire_timeout(settings.acquire_timeout)
-            // A connection that sat idle may have been cut (a server restart, a proxy's
-            // timeout): ping it first, and open another if it does not answer. One in
-            // constant use is not pinged: under load that is a round trip more for every
-            // batch (6 % of the message writer's time in `(a)`), and a connection lost
-            // mid-use fails its statement either way.
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(
-                    async move { Ok(meta.idle_for < PING_AFTER_IDLE || conn.ping().await.is_ok()) },
-                )
-            })
-            .connect_with(options)
+        let (writers, rest) = writer::split(settings.max_connections);
+        let pool = pool_options(settings.min_connections.min(rest), rest, &settings)
+            .connect_with(options.clone())
             .await
+            .map_err(cannot_connect)?;
+        let writer = WriterThread::start().await?;
+        let min = settings.min_connections.min(writers);
+        let writer_pool = writer
+            .run(async move {
+                pool_options(min, writers, &settings)
+                    .connect_with(options.options([
+                        ("enable_seqscan", "off"),
+                        ("enable_hashjoin", "off"),
+                        ("enable_mergejoin", "off"),
+                    ]))
+                    .await
+            })
+            .await?
             .map_err(cannot_connect)?;
         let node: Arc<str> = format!("node_{:016x}", rand::random::<u64>()).into();
         let target = || Target {
-            pool: pool.clone(),
+            pool: writer_pool.clone(),
             node: node.clone(),
             secrets: secrets.clone(),
         };
         Ok(Self {
-            ingest: Batcher::spawn(target(), ingest::write, MAX_BATCH, metrics.pg_ingest),
-            records: Batcher::spawn(target(), records::write, MAX_BATCH, metrics.pg_records),
+            ingest: Batcher::spawn(
+                writer.handle(),
+                target(),
+                ingest::write,
+                MAX_BATCH,
+                metrics.pg_ingest,
+            ),
+            records: Batcher::spawn(
+                writer.handle(),
+                target(),
+                records::write,
+                MAX_BATCH,
+                metrics.pg_records,
+            ),
             key_claims: Batcher::spawn(
+                writer.handle(),
                 target(),
                 idempotency::claim,
                 MAX_BATCH,
                 BatchMetrics::noop(),
             ),
             key_completions: Batcher::spawn(
+                writer.handle(),
                 target(),
                 idempotency::complete,
                 MAX_BATCH,
                 BatchMetrics::noop(),
             ),
             pool,
+            writer_pool,
             node,
             joined: AtomicBool::new(false),
             secrets,
+            writer,
         })
     }
 
@@ -195,7 +222,32 @@ impl PgStore {
     /// Closes the pool, waiting for running queries; later calls fail as unavailable.
     pub async fn close(&self) {
         self.pool.close().await;
+        let writer_pool = self.writer_pool.clone();
+        // On its own thread, whose runtime drives its connections.
+        let _ = self
+            .writer
+            .run(async move { writer_pool.close().await })
+            .await;
     }
+}
+
+/// A pool of at most `max` connections, `min` kept open.
+fn pool_options(min: u32, max: u32, settings: &PoolSettings) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .min_connections(min)
+        .max_connections(max)
+        .acquire_timeout(settings.acquire_timeout)
+        // A connection that sat idle may have been cut (a server restart, a proxy's
+        // timeout): ping it first, and open another if it does not answer. One in
+        // constant use is not pinged: under load that is a round trip more for every
+        // batch (6 % of the message writer's time in `(a)`), and a connection lost
+        // mid-use fails its statement either way.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(
+                async move { Ok(meta.idle_for < PING_AFTER_IDLE || conn.ping().await.is_ok()) },
+            )
+        })
 }
 
 /// What PostgreSQL does its own way for the queries written once (`store::queries`).

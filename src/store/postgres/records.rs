@@ -22,7 +22,6 @@ use sqlx::{PgConnection, PgPool};
 
 use super::batch::Target;
 use super::micros;
-use super::sql::batch_query;
 use crate::domain::time::{now, to_micros};
 use crate::store::fifo;
 use crate::store::health::{EndpointHealthRow, Judged, READ_FOR_RECORD, judge_group};
@@ -54,11 +53,11 @@ async fn write_batch(pool: &PgPool, batch: &[AttemptRecord]) -> Result<Vec<Resul
     ids.sort_unstable();
     ids.dedup();
     let mut tx = pool.begin().await?;
-    batch_query(LOCK_ENDPOINTS)
+    sqlx::query(LOCK_ENDPOINTS)
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
-    let rows = batch_query(&READ_ENDPOINTS)
+    let rows = sqlx::query(&READ_ENDPOINTS)
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
@@ -101,8 +100,40 @@ async fn write_batch(pool: &PgPool, batch: &[AttemptRecord]) -> Result<Vec<Resul
     Ok(batch.iter().map(|_| Ok(())).collect())
 }
 
-/// Inserts the attempts and moves their deliveries on, in one statement; returns the ids of
-/// the attempts inserted (those whose delivery still existed, not written before).
+/// Inserts the attempts and moves their deliveries on: `$1`…`$14` and `$19`…`$21` the
+/// attempts' columns, `$15` their deliveries, `$16` the leases of the claims that made them,
+/// `$17` and `$18` the deliveries' next status and due time. Returns the ids of the attempts
+/// inserted (those whose delivery still existed, not written before). Public for the plan
+/// test (`tests/it/postgres.rs`).
+///
+/// Both parts see the deliveries as they were before the statement: an attempt is kept for
+/// every delivery that still exists, and a delivery moves on only while it carries the
+/// lease of the claim that made the attempt.
+pub const RECORD: &str = "WITH moved AS (
+       UPDATE delivery d SET status = u.status, next_attempt_at = u.next_at,
+         lease_until = NULL, attempts = d.attempts + 1, trigger_type = 0, updated_at = u.at
+       FROM unnest($15::int8[], $16::int8[], $17::int8[], $18::int8[], $14::int8[])
+         AS u(id, lease, status, next_at, at)
+       WHERE d.id = u.id AND d.lease_until = u.lease)
+     INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
+       response, response_headers, duration_ms, trigger_type, error_class, error, created_at,
+       policy, timeout_ms, request_headers)
+     SELECT a.id, a.msg_id, a.endpoint_id, a.app_id, a.url, a.status, a.code, a.response,
+       a.headers, a.duration, a.trigger_type, a.error_class, a.error, a.created_at,
+       a.policy, a.timeout_ms, a.request_headers
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+       $6::int8[], $7::int8[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::text[],
+       $13::text[], $14::int8[], $15::int8[], $19::text[], $20::int8[], $21::text[])
+       AS a(id, msg_id, endpoint_id, app_id, url, status, code, response, headers, duration,
+            trigger_type, error_class, error, created_at, delivery_id, policy, timeout_ms,
+            request_headers)
+     -- A delivery deleted while its attempt was in flight has nothing to record against.
+     WHERE EXISTS (SELECT 1 FROM delivery d WHERE d.id = a.delivery_id)
+     ON CONFLICT (id) DO NOTHING
+     RETURNING id";
+
+/// Inserts the attempts and moves their deliveries on ([`RECORD`]); returns the ids of the
+/// attempts inserted.
 async fn record(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<HashSet<String>> {
     let attempts: Vec<_> = batch.iter().map(|r| &r.attempt).collect();
     let text = |f: fn(&crate::domain::Attempt) -> String| {
@@ -123,61 +154,37 @@ async fn record(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<Hash
     // Both parts see the deliveries as they were before the statement: an attempt is kept
     // for every delivery that still exists, and a delivery moves on only while it carries
     // the lease of the claim that made the attempt.
-    let inserted = batch_query(
-        "WITH moved AS (
-           UPDATE delivery d SET status = u.status, next_attempt_at = u.next_at,
-             lease_until = NULL, attempts = d.attempts + 1, trigger_type = 0,
-             updated_at = u.at
-           FROM unnest($15::int8[], $16::int8[], $17::int8[], $18::int8[], $14::int8[])
-             AS u(id, lease, status, next_at, at)
-           WHERE d.id = u.id AND d.lease_until = u.lease)
-         INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code,
-           response, response_headers, duration_ms, trigger_type, error_class, error, created_at,
-           policy, timeout_ms, request_headers)
-         SELECT a.id, a.msg_id, a.endpoint_id, a.app_id, a.url, a.status, a.code, a.response,
-           a.headers, a.duration, a.trigger_type, a.error_class, a.error, a.created_at,
-           a.policy, a.timeout_ms, a.request_headers
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-           $6::int8[], $7::int8[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::text[],
-           $13::text[], $14::int8[], $15::int8[], $19::text[], $20::int8[], $21::text[])
-           AS a(id, msg_id, endpoint_id, app_id, url, status, code, response, headers, duration,
-                trigger_type, error_class, error, created_at, delivery_id, policy, timeout_ms,
-                request_headers)
-         -- A delivery deleted while its attempt was in flight has nothing to record against.
-         WHERE EXISTS (SELECT 1 FROM delivery d WHERE d.id = a.delivery_id)
-         ON CONFLICT (id) DO NOTHING
-         RETURNING id",
-    )
-    .bind(text(|a| a.id.as_str().to_owned()))
-    .bind(text(|a| a.msg_id.as_str().to_owned()))
-    .bind(text(|a| a.endpoint_id.as_str().to_owned()))
-    .bind(text(|a| a.app_id.as_str().to_owned()))
-    .bind(text(|a| a.url.clone()))
-    .bind(int(|a| a.status.code()))
-    .bind(int(|a| i64::from(a.response_status_code)))
-    .bind(text(|a| a.response_body.clone()))
-    .bind(text(|a| to_json(&a.response_headers)))
-    .bind(int(|a| i64::try_from(a.duration_ms).unwrap_or(i64::MAX)))
-    .bind(int(|a| a.trigger.code()))
-    .bind(opt_text(|a| {
-        a.error.as_ref().map(|e| e.class.as_str().to_owned())
-    }))
-    .bind(opt_text(|a| a.error.as_ref().map(|e| e.message.clone())))
-    .bind(int(|a| micros(a.created_at)))
-    .bind(batch.iter().map(|r| r.delivery_id).collect::<Vec<i64>>())
-    .bind(&leases)
-    .bind(&statuses)
-    .bind(&next_at)
-    .bind(opt_text(|a| a.policy.map(|p| p.as_str().to_owned())))
-    .bind(
-        attempts
-            .iter()
-            .map(|a| a.timeout_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX)))
-            .collect::<Vec<_>>(),
-    )
-    .bind(text(|a| to_json(&a.request_headers)))
-    .fetch_all(conn)
-    .await?;
+    let inserted = sqlx::query(RECORD)
+        .bind(text(|a| a.id.as_str().to_owned()))
+        .bind(text(|a| a.msg_id.as_str().to_owned()))
+        .bind(text(|a| a.endpoint_id.as_str().to_owned()))
+        .bind(text(|a| a.app_id.as_str().to_owned()))
+        .bind(text(|a| a.url.clone()))
+        .bind(int(|a| a.status.code()))
+        .bind(int(|a| i64::from(a.response_status_code)))
+        .bind(text(|a| a.response_body.clone()))
+        .bind(text(|a| to_json(&a.response_headers)))
+        .bind(int(|a| i64::try_from(a.duration_ms).unwrap_or(i64::MAX)))
+        .bind(int(|a| a.trigger.code()))
+        .bind(opt_text(|a| {
+            a.error.as_ref().map(|e| e.class.as_str().to_owned())
+        }))
+        .bind(opt_text(|a| a.error.as_ref().map(|e| e.message.clone())))
+        .bind(int(|a| micros(a.created_at)))
+        .bind(batch.iter().map(|r| r.delivery_id).collect::<Vec<i64>>())
+        .bind(&leases)
+        .bind(&statuses)
+        .bind(&next_at)
+        .bind(opt_text(|a| a.policy.map(|p| p.as_str().to_owned())))
+        .bind(
+            attempts
+                .iter()
+                .map(|a| a.timeout_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX)))
+                .collect::<Vec<_>>(),
+        )
+        .bind(text(|a| to_json(&a.request_headers)))
+        .fetch_all(conn)
+        .await?;
     inserted
         .iter()
         .map(|row| Ok(sqlx::Row::try_get::<String, _>(row, "id")?))
@@ -209,7 +216,7 @@ async fn write_health(
     let alerted: Vec<i64> = counters().map(|c| i64::from(c.alerted)).collect();
     let states: Vec<&str> = counters().map(|c| c.state.as_str()).collect();
     let at: Vec<i64> = judged.iter().map(|(_, j)| to_micros(j.at)).collect();
-    batch_query(
+    sqlx::query(
         "INSERT INTO endpoint_health (endpoint_id, consecutive_failures, failing_since, outcomes,
            last_success_at, last_failure_at, alerted, state, updated_at)
          SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::int8[],
@@ -245,7 +252,7 @@ async fn write_health(
         let payloads: Vec<String> = events().map(|(e, _)| e.payload()).collect();
         let times: Vec<i64> = events().map(|(_, at)| to_micros(*at)).collect();
         // In the order the events happened: the outbox is drained in id order.
-        batch_query(
+        sqlx::query(
             "INSERT INTO operational_event (event_type, payload, created_at)
              SELECT event_type, payload, created_at FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY
                AS e(event_type, payload, created_at, n)

@@ -20,6 +20,10 @@ pub fn id_array<T: AsRef<str>>(ids: &[T]) -> Vec<String> {
 /// table grows: in a fresh benchmark database this was a quarter of the server's CPU. A
 /// statement sent unnamed is planned with the batch's own arrays and the table's current
 /// size, for the cost of a parse and a plan per batch rather than per row.
+///
+/// For claims, on the pool that also serves requests. The writer thread's batches are
+/// prepared once instead, on connections whose planner cannot make that plan
+/// (`writer::PLANNER`).
 pub fn batch_query(sql: &str) -> Query<'_, Postgres, PgArguments> {
     sqlx::query(sql).persistent(false)
 }
