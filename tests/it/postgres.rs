@@ -330,7 +330,7 @@ async fn looking_past_a_backlog_uses_the_per_endpoint_index() {
         .await
         .unwrap();
     for mode in PLAN_MODES {
-        let mut conn = planned(&pool, mode).await;
+        let mut conn = plan_mode(&pool, mode).await;
         let plan: Vec<String> =
             sqlx::query_scalar(&format!("EXPLAIN {}", hookd::store::postgres::LOOK_PAST))
                 .bind(1_000_000_i64)
@@ -360,7 +360,7 @@ async fn attempt_records_find_their_deliveries_by_key_on_a_plan_made_for_an_empt
     let _store = node(&database).await;
     let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
     // The default settings, generic plan: the table is scanned (what the test guards against).
-    let mut conn = planned(&pool, "force_generic_plan").await;
+    let mut conn = plan_mode(&pool, "force_generic_plan").await;
     let plan = explain_record(&mut conn, "record_default").await;
     check_plan(
         "default settings",
@@ -370,12 +370,6 @@ async fn attempt_records_find_their_deliveries_by_key_on_a_plan_made_for_an_empt
     );
     for mode in PLAN_MODES {
         let mut conn = planned(&pool, mode).await;
-        for (name, value) in hookd::store::postgres::PLANNER {
-            sqlx::query(&format!("SET {name} = {value}"))
-                .execute(&mut *conn)
-                .await
-                .unwrap();
-        }
         let plan = explain_record(&mut conn, &format!("record_{mode}")).await;
         check_plan(
             mode,
@@ -413,8 +407,23 @@ async fn explain_record(conn: &mut sqlx::PgConnection, name: &str) -> Vec<String
 /// A plan test checks both ways PostgreSQL plans a prepared statement.
 const PLAN_MODES: [&str; 2] = ["force_custom_plan", "force_generic_plan"];
 
-/// A connection that plans its statements in `mode` (one of [`PLAN_MODES`]).
+/// A connection that plans its statements in `mode` (one of [`PLAN_MODES`]), with the
+/// planner settings of the writer thread's connections, which write the batches
+/// (`PLANNER`).
 async fn planned(pool: &sqlx::PgPool, mode: &str) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    let mut conn = plan_mode(pool, mode).await;
+    for (name, value) in hookd::store::postgres::PLANNER {
+        sqlx::query(&format!("SET {name} = {value}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    conn
+}
+
+/// A connection that plans its statements in `mode`, with the server's planner settings
+/// (those of the connections that claim deliveries and serve requests).
+async fn plan_mode(pool: &sqlx::PgPool, mode: &str) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
     let mut conn = pool.acquire().await.unwrap();
     sqlx::query(&format!("SET plan_cache_mode = {mode}"))
         .execute(&mut *conn)

@@ -137,6 +137,10 @@ async fn every_write_answers_503_with_retry_after_while_postgres_refuses_writes(
             (status == StatusCode::OK).then_some(page)
         })
         .await;
-        assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{path}: {listed}");
+        assert_eq!(
+            listed["data"].as_array().unwrap().len(),
+            1,
+            "{path}: {listed}"
+        );
     }
 }

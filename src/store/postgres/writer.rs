@@ -19,6 +19,7 @@ use std::future::Future;
 
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::store::{Result, StoreError};
 
@@ -79,15 +80,25 @@ impl WriterThread {
         &self.handle
     }
 
-    /// Runs `work` on the writer thread and waits for it.
+    /// Runs `work` on the writer thread and waits for it. Dropping the wait drops the work
+    /// where it stands, as dropping it on the caller's runtime would (an open transaction is
+    /// rolled back).
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl Future<Output = T> + Send + 'static,
     ) -> Result<T> {
-        self.handle
-            .spawn(work)
+        let mut running = AbortOnDrop(self.handle.spawn(work));
+        (&mut running.0)
             .await
             .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))
+    }
+}
+
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -141,6 +152,23 @@ mod tests {
         assert!(
             refused,
             "the writer's runtime still runs after the store is dropped"
+        );
+    }
+
+    #[tokio::test]
+    async fn work_whose_caller_went_away_is_dropped() {
+        let writer = WriterThread::start().await.unwrap();
+        let (held, released) = oneshot::channel::<()>();
+        let waiting = writer.run(async move {
+            let _held = held;
+            std::future::pending::<()>().await
+        });
+        // Started, then given up by its caller.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(50), waiting).await;
+        let dropped = tokio::time::timeout(std::time::Duration::from_secs(5), released).await;
+        assert!(
+            matches!(dropped, Ok(Err(_))),
+            "the work outlived its caller"
         );
     }
 }
