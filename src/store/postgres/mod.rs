@@ -161,11 +161,7 @@ impl PgStore {
         let writer_pool = writer
             .run(async move {
                 pool_options(min, writers, &settings)
-                    .connect_with(options.options([
-                        ("enable_seqscan", "off"),
-                        ("enable_hashjoin", "off"),
-                        ("enable_mergejoin", "off"),
-                    ]))
+                    .connect_with(options.options(writer::PLANNER))
                     .await
             })
             .await?
