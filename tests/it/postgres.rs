@@ -380,18 +380,11 @@ async fn attempt_records_find_their_deliveries_by_key_on_a_plan_made_for_an_empt
     }
 }
 
-/// The plan of `RECORD` on `conn`, prepared by name (`PREPARE`), as the writer's
-/// connections do, and run with no rows.
+/// The plan of `RECORD` on `conn`, prepared by name (`PREPARE`, the parameters' types taken
+/// from the statement's casts), as the writer's connections do, and run with no rows.
 async fn explain_record(conn: &mut sqlx::PgConnection, name: &str) -> Vec<String> {
-    let types: Vec<&str> = (1..=21)
-        .map(|n| match n {
-            1..=5 | 8 | 9 | 12 | 13 | 19 | 21 => "text[]",
-            _ => "int8[]",
-        })
-        .collect();
     sqlx::raw_sql(&format!(
-        "PREPARE {name} ({}) AS {}",
-        types.join(", "),
+        "PREPARE {name} AS {}",
         hookd::store::postgres::RECORD
     ))
     .execute(&mut *conn)
