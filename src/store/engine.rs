@@ -46,6 +46,12 @@ pub trait Engine: Send + Sync + 'static {
     /// Appended to a `SELECT` in a transaction to lock the rows it reads until it ends.
     const FOR_UPDATE: &'static str;
 
+    /// Appended to a `SELECT` in a transaction that will insert rows referring to the rows
+    /// it reads: keeps them from being deleted until it ends. On PostgreSQL the hot tables
+    /// hold no foreign key to what they refer to (its migration 0024): their writers lock
+    /// the rows referred to themselves, and a delete waits for them.
+    const KEY_SHARE: &'static str;
+
     /// Whether a statement that fails (a constraint violated) leaves its transaction unable
     /// to go on (PostgreSQL), so that a caller meaning to go on needs a savepoint; SQLite
     /// undoes the failed statement alone.

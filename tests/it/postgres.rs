@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use hookd::domain::{AppId, AppKey, EventTypeName, Payload};
 use hookd::store::postgres::{PgStore, PoolSettings};
-use hookd::store::{Cursor, MessageFilter, NewApplication, NewMessage, Order, PageQuery, Store};
+use hookd::store::{
+    Cursor, MessageFilter, NewApplication, NewMessage, Order, PageQuery, Store, StoreError,
+};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -15,6 +17,7 @@ use hookd::config::Role;
 use crate::delivery::app_with_endpoint;
 use crate::helpers::TestApp;
 use crate::pg::TestDatabase;
+use crate::queue::new_endpoint;
 use crate::receiver::Receiver;
 
 async fn node(database: &TestDatabase) -> Arc<dyn Store> {
@@ -430,4 +433,192 @@ fn check_plan(mode: &str, plan: &[String], uses: &str, avoids: &str) {
     let plan = plan.join("\n");
     assert!(plan.contains(uses), "{mode}:\n{plan}");
     assert!(!plan.contains(avoids), "{mode}:\n{plan}");
+}
+
+async fn application(store: &Arc<dyn Store>) -> AppId {
+    store
+        .insert_application(NewApplication {
+            uid: None,
+            name: "owner".into(),
+            rate_limit: None,
+            metadata: BTreeMap::new(),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+/// Waits until a session of the test's database waits for a lock another holds.
+async fn until_a_session_waits_for_a_lock(pool: &sqlx::PgPool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no session waited for the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The delivery table holds no foreign key to the endpoint (migration 0024): a batch of
+/// messages that read an endpoint before its delete committed waits for the delete at the
+/// insert and writes no delivery for it, where the foreign key's check failed the whole
+/// batch and no check would leave a delivery no endpoint will ever claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_gets_no_delivery_to_an_endpoint_deleted_while_it_is_written() {
+    let database = TestDatabase::require().await;
+    let store = node(&database).await;
+    let app = application(&store).await;
+    let kept = store.insert_endpoint(new_endpoint(&app)).await.unwrap();
+    let gone = store.insert_endpoint(new_endpoint(&app)).await.unwrap();
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let mut deleting = pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM endpoint WHERE id = $1")
+        .bind(gone.id.as_str())
+        .execute(&mut *deleting)
+        .await
+        .unwrap();
+    let writing = tokio::spawn({
+        let (store, app) = (store.clone(), app.clone());
+        async move { store.enqueue_message(message(&app)).await }
+    });
+    until_a_session_waits_for_a_lock(&pool).await;
+    deleting.commit().await.unwrap();
+    let written = writing.await.unwrap().unwrap();
+    let to: Vec<String> = sqlx::query_scalar("SELECT endpoint_id FROM delivery WHERE msg_id = $1")
+        .bind(written.message.id.as_str())
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(to, vec![kept.id.as_str().to_owned()]);
+}
+
+/// The message table holds no foreign key to the application either: a message whose
+/// application's delete commits while it is written is answered 404, and nothing of it is
+/// left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_an_application_deleted_while_it_is_written_is_not_found() {
+    let database = TestDatabase::require().await;
+    let store = node(&database).await;
+    let app = application(&store).await;
+    store.insert_endpoint(new_endpoint(&app)).await.unwrap();
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let mut deleting = pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM application WHERE id = $1")
+        .bind(app.as_str())
+        .execute(&mut *deleting)
+        .await
+        .unwrap();
+    let writing = tokio::spawn({
+        let (store, app) = (store.clone(), app.clone());
+        async move { store.enqueue_message(message(&app)).await }
+    });
+    until_a_session_waits_for_a_lock(&pool).await;
+    deleting.commit().await.unwrap();
+    let written = writing.await.unwrap();
+    assert!(
+        matches!(written, Err(StoreError::NotFound)),
+        "{:?}",
+        written.map(|w| w.message.id)
+    );
+    for table in ["message", "delivery"] {
+        let left: i64 =
+            sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE app_id = $1"))
+                .bind(app.as_str())
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(left, 0, "{table} rows left for the deleted application");
+    }
+}
+
+/// The other way round: a delete that waits for a writer's lock removes, through its
+/// triggers, what the writer committed meanwhile, as the constraints' cascades did. The
+/// writers here are the statements' shapes by hand: a message and a delivery written under
+/// `FOR KEY SHARE` (accepting), an attempt under `FOR NO KEY UPDATE` (recording).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_that_waited_for_a_writer_removes_what_it_wrote() {
+    let database = TestDatabase::require().await;
+    let store = node(&database).await;
+    let app = application(&store).await;
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    for (deleted, lock) in [
+        ("endpoint", "FOR NO KEY UPDATE"),
+        ("endpoint", "FOR KEY SHARE"),
+        ("application", "FOR KEY SHARE"),
+    ] {
+        let endpoint = store.insert_endpoint(new_endpoint(&app)).await.unwrap();
+        let mut writing = pool.begin().await.unwrap();
+        let locked = format!("SELECT 1 FROM {deleted} WHERE id = $1 {lock}");
+        let id = match deleted {
+            "endpoint" => endpoint.id.as_str(),
+            _ => app.as_str(),
+        };
+        sqlx::query(&locked)
+            .bind(id)
+            .execute(&mut *writing)
+            .await
+            .unwrap();
+        let msg_id = format!("msg_{deleted}_{lock}").replace(' ', "_");
+        for insert in [
+            "INSERT INTO message (id, app_id, event_type, created_at) VALUES ($1, $2, 't', 0)",
+            "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, created_at, updated_at)
+             VALUES ($1, $3, $2, 1, 0, 0)",
+            "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status,
+               response_status_code, response, response_headers, duration_ms, trigger_type,
+               created_at)
+             VALUES ('atmpt_' || $1, $1, $3, $2, 'https://example.com/q', 2, 0, '', '{}', 0, 0, 0)",
+        ] {
+            sqlx::query(insert)
+                .bind(&msg_id)
+                .bind(app.as_str())
+                .bind(endpoint.id.as_str())
+                .execute(&mut *writing)
+                .await
+                .unwrap();
+        }
+        let delete = tokio::spawn({
+            let (pool, deleted, id) = (pool.clone(), deleted, id.to_owned());
+            async move {
+                sqlx::query(&format!("DELETE FROM {deleted} WHERE id = $1"))
+                    .bind(id)
+                    .execute(&pool)
+                    .await
+            }
+        });
+        until_a_session_waits_for_a_lock(&pool).await;
+        writing.commit().await.unwrap();
+        assert_eq!(delete.await.unwrap().unwrap().rows_affected(), 1);
+        let left: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM delivery WHERE endpoint_id = $1),
+                    (SELECT count(*) FROM attempt WHERE endpoint_id = $1)",
+        )
+        .bind(endpoint.id.as_str())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            left,
+            (0, 0),
+            "deliveries and attempts left after deleting the {deleted}"
+        );
+        // The application's messages go with it, and only with it.
+        let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM message WHERE id = $1")
+            .bind(&msg_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            messages,
+            i64::from(deleted == "endpoint"),
+            "{deleted} deleted"
+        );
+    }
 }

@@ -8,8 +8,9 @@
 //! 2. lock each application's message list (all in one statement, in lock-key order, so
 //!    batches on different nodes never deadlock) and draw message ids after the greatest
 //!    stored one (a statement of its own: it must see what the previous holder committed);
-//! 3. insert the messages, `ON CONFLICT DO NOTHING` on `(app_id, event_id)` (a message not
-//!    inserted is a duplicate `eventId`, answered 409 without failing the batch), and in the
+//! 3. lock the applications and endpoints written to (see [`insert`]), insert the messages,
+//!    `ON CONFLICT DO NOTHING` on `(app_id, event_id)` (a message not inserted is a
+//!    duplicate `eventId`, answered 409 without failing the batch), and in the
 //!    same statement one delivery per enabled endpoint that accepts each inserted message:
 //!    claimed if the message's [`crate::store::DirectClaims`] reserves it (and returned, to
 //!    send at once), pending otherwise (due at the message's `deliverAt` if it is scheduled),
@@ -128,6 +129,7 @@ async fn write_in(
                 pending,
                 response: None,
             }),
+            Ok(m) if !written.apps.contains(m.app_id.as_str()) => Err(StoreError::NotFound),
             Ok(_) => Err(StoreError::Conflict(Conflict::EventId)),
             Err(e) => Err(e),
         })
@@ -458,15 +460,25 @@ async fn promote_lines(conn: &mut PgConnection, lines: &[&str], now: Timestamp) 
     Ok(())
 }
 
-/// What one insert wrote: the ids of the messages inserted (the others repeat an `eventId`),
-/// and the ids of the deliveries written claimed.
+/// What one insert wrote: the ids of the messages inserted (the others repeat an `eventId`,
+/// or name an application deleted since it was read), the applications still there, and
+/// the ids of the deliveries written claimed.
 struct Written {
     messages: HashSet<String>,
+    apps: HashSet<String>,
     claimed: HashMap<(String, String), i64>,
 }
 
 /// Inserts the messages and, for those inserted, the planned deliveries, in one statement;
-/// notifies the workers if any delivery is pending. The notification goes out with the
+/// notifies the workers if any delivery is pending.
+///
+/// The statement first locks the batch's applications, then their endpoints that are given
+/// deliveries, `FOR KEY SHARE`: the tables hold no foreign keys to them (migration 0024),
+/// so this is what keeps a delete from orphaning what the batch writes; the delete waits
+/// for the commit, and its triggers then see the batch's rows. An application deleted
+/// since it was read gets no message (404); an endpoint deleted since gets no delivery, as
+/// the delete's cascade would have removed it (its message's count of pending deliveries
+/// may then count it, which only wakes a dispatcher for nothing). The notification goes out with the
 /// commit; sent from this statement, it costs no round trip of its own while the batch
 /// holds its locks.
 async fn insert(
@@ -489,6 +501,7 @@ async fn insert(
     let messages: Vec<&Message> = messages.iter().flatten().collect();
     let mut written = Written {
         messages: HashSet::new(),
+        apps: HashSet::new(),
         claimed: HashMap::new(),
     };
     let Some(first) = messages.first() else {
@@ -496,8 +509,19 @@ async fn insert(
     };
     let column =
         |f: fn(&Message) -> Option<String>| messages.iter().map(|m| f(m)).collect::<Vec<_>>();
+    let mut apps: Vec<&str> = messages.iter().map(|m| m.app_id.as_str()).collect();
+    apps.sort_unstable();
+    apps.dedup();
+    let mut endpoints = plan.endpoint_ids.clone();
+    endpoints.sort_unstable();
+    endpoints.dedup();
     let found = sqlx::query(
-        "WITH m AS (
+        "WITH apps AS MATERIALIZED (
+           SELECT id FROM application WHERE id = ANY($18) FOR KEY SHARE),
+         endpoints AS MATERIALIZED (
+           SELECT e.id FROM endpoint e
+           WHERE e.id = ANY($19) AND e.app_id IN (SELECT id FROM apps) FOR KEY SHARE OF e),
+         m AS (
            INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
              payload_expires_at, deliver_at, priority)
            SELECT id, app_id, event_type, event_id, channels, payload, $7, $7 + keep, deliver_at,
@@ -505,6 +529,7 @@ async fn insert(
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
              $13::bigint[], $14::bigint[], $17::smallint[])
              AS t(id, app_id, event_type, event_id, channels, payload, keep, deliver_at, priority)
+           WHERE app_id IN (SELECT id FROM apps)
            ON CONFLICT (app_id, event_id) WHERE event_id IS NOT NULL DO NOTHING
            RETURNING id),
          d AS (
@@ -515,13 +540,16 @@ async fn insert(
              $7, $7
            FROM unnest($8::text[], $9::text[], $10::text[], $11::bigint[], $15::bigint[])
              AS t(msg_id, endpoint_id, app_id, lease, due)
-           WHERE msg_id IN (SELECT id FROM m)
+           WHERE msg_id IN (SELECT id FROM m) AND endpoint_id IN (SELECT id FROM endpoints)
            RETURNING id, msg_id, endpoint_id, status)
-         SELECT m.id AS msg_id, NULL AS endpoint_id, NULL::bigint AS delivery_id FROM m
+         SELECT m.id AS msg_id, NULL AS endpoint_id, NULL::bigint AS delivery_id,
+           NULL AS app_id FROM m
          UNION ALL
-         SELECT msg_id, endpoint_id, id FROM d WHERE status = 3
+         SELECT msg_id, endpoint_id, id, NULL FROM d WHERE status = 3
          UNION ALL
-         SELECT NULL, NULL, NULL FROM (SELECT pg_notify($12, '')
+         SELECT NULL, NULL, NULL, id FROM apps
+         UNION ALL
+         SELECT NULL, NULL, NULL, NULL FROM (SELECT pg_notify($12, '')
            WHERE EXISTS (SELECT 1 FROM d WHERE status = 1)) AS notified",
     )
     .bind(column(|m| Some(m.id.as_str().to_owned())))
@@ -555,9 +583,14 @@ async fn insert(
             .map(|m| m.priority.map(|p| p.code() as i16))
             .collect::<Vec<_>>(),
     )
+    .bind(&apps)
+    .bind(&endpoints)
     .fetch_all(&mut *conn)
     .await?;
     for row in &found {
+        if let Some(app_id) = row.try_get::<Option<String>, _>("app_id")? {
+            written.apps.insert(app_id);
+        }
         let Some(msg_id) = row.try_get::<Option<String>, _>("msg_id")? else {
             continue;
         };

@@ -286,6 +286,7 @@ impl Engine for PgStore {
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const FAILED_STATEMENT_ABORTS: bool = true;
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const KEY_SHARE: &'static str = " FOR KEY SHARE";
 
     fn push_array_holds(sql: &mut Sql, column: &str, value: &str) {
         sql.push(&format!("({column}::jsonb) ? ")).push_bind(value);

@@ -17,7 +17,9 @@ use crate::store::fifo;
 use crate::store::page::push_page;
 use crate::store::rows::{self, ATTEMPT_COLUMNS, DELIVERY_STATE, StoredRow, counts, prefixed};
 use crate::store::sql::{Conn, Sql};
-use crate::store::{AttemptFilter, DeliveryState, DeliveryStore, MessageFilter, PageQuery, Result};
+use crate::store::{
+    AttemptFilter, DeliveryState, DeliveryStore, MessageFilter, PageQuery, Result, StoreError,
+};
 
 /// Claims given back per statement: well within both engines' parameter limits.
 const RELEASE_CHUNK: usize = 500;
@@ -184,6 +186,18 @@ impl<E: Engine> DeliveryStore for E {
         .bind(app.as_str())
         .bind(now);
         let mut tx = self.writes().begin().await?;
+        // Neither may be deleted before this commits (`Engine::KEY_SHARE`).
+        let both = Sql::new(format!(
+            "SELECT 1 AS found FROM endpoint e, message m
+             WHERE e.id = $1 AND e.app_id = $3 AND m.id = $2 AND m.app_id = $3{}",
+            E::KEY_SHARE
+        ))
+        .bind(endpoint.as_str())
+        .bind(msg.as_str())
+        .bind(app.as_str());
+        if tx.row(&both).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
         tx.exec(&resend).await?;
         E::notify_due(&mut tx).await?;
         tx.commit().await?;

@@ -187,8 +187,10 @@ impl<E: Engine> ReplayStore for E {
         now: Timestamp,
     ) -> Result<ReplayStep> {
         let mut tx = self.writes().begin().await?;
+        // Not to be deleted before this commits (`Engine::KEY_SHARE`).
         let get = Sql::new(format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE id = $1"
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE id = $1{}",
+            E::KEY_SHARE
         ))
         .bind(endpoint.as_str());
         let Some(row) = tx.row(&get).await? else {
@@ -212,7 +214,8 @@ impl<E: Engine> ReplayStore for E {
             )
             .push_bind(endpoint.id.as_str())
             .push(") ORDER BY m.id LIMIT ")
-            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .push(E::KEY_SHARE);
         let found = tx.rows(&select).await?;
 
         let mut insert = Sql::new(

@@ -281,6 +281,8 @@ impl Engine for SqliteStore {
     const SKIP_LOCKED: &'static str = "";
     const FAILED_STATEMENT_ABORTS: bool = false;
     const FOR_UPDATE: &'static str = "";
+    /// Its foreign keys are checked as they were declared.
+    const KEY_SHARE: &'static str = "";
 
     fn push_array_holds(sql: &mut Sql, column: &str, value: &str) {
         sql.push(&format!(
