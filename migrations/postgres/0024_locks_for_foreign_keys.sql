@@ -6,7 +6,7 @@
 -- The writers take those locks themselves, one statement per batch rather than one query
 -- per row, and write nothing for a row that is gone:
 -- - accepting messages (src/store/postgres/ingest.rs) locks the batch's applications, then
---   their endpoints given deliveries, FOR KEY SHARE in the statement that inserts;
+--   their enabled endpoints, FOR KEY SHARE before it inserts;
 -- - recording attempts (src/store/postgres/records.rs) already locks the batch's endpoints
 --   FOR NO KEY UPDATE before it inserts, and inserts an attempt only for a delivery that
 --   still exists;

@@ -260,11 +260,13 @@ async fn an_applications_last_message_id_is_read_from_its_own_index() {
     for mode in PLAN_MODES {
         let mut conn = planned(&pool, mode).await;
         let ids = vec![quiet.as_str().to_owned(), busy.as_str().to_owned()];
+        let endpoints: Vec<String> = Vec::new();
         let plan: Vec<String> = sqlx::query_scalar(&format!(
             "EXPLAIN {}",
-            hookd::store::postgres::LAST_MESSAGE_IDS
+            hookd::store::postgres::LOCK_AND_READ_LAST_IDS
         ))
         .bind(&ids)
+        .bind(&endpoints)
         .fetch_all(&mut *conn)
         .await
         .unwrap();
@@ -274,13 +276,17 @@ async fn an_applications_last_message_id_is_read_from_its_own_index() {
             "using message_by_app on message",
             "message_pkey",
         );
-        let last: Vec<(String, Option<String>)> =
-            sqlx::query_as(hookd::store::postgres::LAST_MESSAGE_IDS)
+        let last: Vec<(Option<String>, Option<String>, Option<String>)> =
+            sqlx::query_as(hookd::store::postgres::LOCK_AND_READ_LAST_IDS)
                 .bind(&ids)
+                .bind(&endpoints)
                 .fetch_all(&mut *conn)
                 .await
                 .unwrap();
-        let last: BTreeMap<_, _> = last.into_iter().collect();
+        let last: BTreeMap<_, _> = last
+            .into_iter()
+            .filter_map(|(app, last, _)| Some((app?, last)))
+            .collect();
         assert_eq!(
             last[quiet.as_str()].as_deref(),
             Some(written.message.id.as_str())
@@ -468,9 +474,9 @@ async fn until_a_session_waits_for_a_lock(pool: &sqlx::PgPool) {
 }
 
 /// The delivery table holds no foreign key to the endpoint (migration 0024): a batch of
-/// messages that read an endpoint before its delete committed waits for the delete at the
-/// insert and writes no delivery for it, where the foreign key's check failed the whole
-/// batch and no check would leave a delivery no endpoint will ever claim.
+/// messages that read an endpoint before its delete committed waits for the delete before
+/// it inserts, and writes no delivery for it, where the foreign key's check failed the
+/// whole batch and no check would leave a delivery no endpoint will ever claim.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_gets_no_delivery_to_an_endpoint_deleted_while_it_is_written() {
     let database = TestDatabase::require().await;

@@ -6,11 +6,12 @@
 //!    taking any list lock); create the inline applications of unknown uids (under the
 //!    `application` list lock, re-checking after taking it: they have no endpoints yet);
 //! 2. lock each application's message list (all in one statement, in lock-key order, so
-//!    batches on different nodes never deadlock) and draw message ids after the greatest
-//!    stored one (a statement of its own: it must see what the previous holder committed);
-//! 3. lock the applications and endpoints written to (see [`insert`]), insert the messages,
-//!    `ON CONFLICT DO NOTHING` on `(app_id, event_id)` (a message not inserted is a
-//!    duplicate `eventId`, answered 409 without failing the batch), and in the
+//!    batches on different nodes never deadlock); then, in a statement of its own (it must
+//!    see what the previous holder committed), lock the applications and their endpoints
+//!    against deletion and read the greatest stored message id of each, to draw the new
+//!    ids after it ([`LOCK_AND_READ_LAST_IDS`]);
+//! 3. insert the messages, `ON CONFLICT DO NOTHING` on `(app_id, event_id)` (a message not
+//!    inserted is a duplicate `eventId`, answered 409 without failing the batch), and in the
 //!    same statement one delivery per enabled endpoint that accepts each inserted message:
 //!    claimed if the message's [`crate::store::DirectClaims`] reserves it (and returned, to
 //!    send at once), pending otherwise (due at the message's `deliverAt` if it is scheduled),
@@ -76,7 +77,7 @@ async fn write_in(
 ) -> Result<Vec<Result<Enqueued>>> {
     let node = &*target.node;
     // Read before taking the lists' locks, so as not to hold them for it.
-    let (apps, endpoints) = resolve_apps(tx, batch, &*target.secrets).await?;
+    let (apps, mut endpoints) = resolve_apps(tx, batch, &*target.secrets).await?;
     let mut app_ids: Vec<String> = apps
         .iter()
         .flatten()
@@ -86,7 +87,27 @@ async fn write_in(
     app_ids.dedup();
     let lists: Vec<String> = app_ids.iter().map(|id| format!("message:{id}")).collect();
     lock_lists(tx, &lists).await?;
-    let mut last = last_message_ids(tx, &app_ids).await?;
+    let endpoint_ids: Vec<&str> = endpoints
+        .values()
+        .flatten()
+        .map(|e| e.id.as_str())
+        .collect();
+    let Locked {
+        mut last,
+        apps: present,
+        endpoints: reachable,
+    } = lock_and_read_last_ids(tx, &app_ids, &endpoint_ids).await?;
+    // What was deleted since it was read gets nothing: a message to a deleted application
+    // is not found, a deleted endpoint no delivery (its delete's cascade would have taken it).
+    let apps = apps.into_iter().map(|app| {
+        app.and_then(|id| match present.contains(id.as_str()) {
+            true => Ok(id),
+            false => Err(StoreError::NotFound),
+        })
+    });
+    for planned in endpoints.values_mut() {
+        planned.retain(|e| reachable.contains(e.id.as_str()));
+    }
 
     let created = now();
     let mut messages = Vec::with_capacity(batch.len());
@@ -129,7 +150,6 @@ async fn write_in(
                 pending,
                 response: None,
             }),
-            Ok(m) if !written.apps.contains(m.app_id.as_str()) => Err(StoreError::NotFound),
             Ok(_) => Err(StoreError::Conflict(Conflict::EventId)),
             Err(e) => Err(e),
         })
@@ -294,8 +314,17 @@ async fn create_inline_apps(
     Ok(())
 }
 
-/// The greatest message id of each application of `$1`. Public for the plan test
-/// (`tests/it/postgres.rs`).
+/// Locks the applications of `$1` and their endpoints of `$2` `FOR KEY SHARE`, in that
+/// order, and reads the greatest message id of each application: rows with `app_id` and
+/// `last` for the applications still there, rows with `endpoint_id` for the endpoints.
+/// Public for the plan test (`tests/it/postgres.rs`).
+///
+/// The tables hold no foreign keys to the applications and endpoints (migration 0024): these
+/// locks are what keeps a delete from orphaning what the batch writes. A delete that began
+/// first is waited for, and what it deleted is not returned; one that begins later waits
+/// for the batch's commit, and its triggers then see the batch's rows. Applications are
+/// locked before endpoints, as a delete of an application locks its row before its
+/// endpoints', so the two never wait for each other in a cycle.
 ///
 /// The planner cannot tell which application each row of `$1` is, so it takes each to hold
 /// the average share of the messages; with few applications it walked the primary key down
@@ -306,27 +335,56 @@ async fn create_inline_apps(
 /// `LOOK_PAST`, a redundant range on the application makes the planner expect few of its
 /// rows, so that walking the primary key to find one looks dear, and takes
 /// `message_by_app`; the plan is checked for custom and generic plans.
-pub const LAST_MESSAGE_IDS: &str = "SELECT a.id AS app_id,
+pub const LOCK_AND_READ_LAST_IDS: &str = "WITH apps AS MATERIALIZED (
+       SELECT id FROM application WHERE id = ANY($1) FOR KEY SHARE),
+     endpoints AS MATERIALIZED (
+       SELECT e.id FROM apps a JOIN endpoint e ON e.app_id = a.id
+       WHERE e.id = ANY($2) FOR KEY SHARE OF e)
+     SELECT a.id AS app_id,
         (SELECT max(m.id) FROM message m
-         WHERE m.app_id = a.id AND m.app_id >= a.id AND m.app_id <= a.id) AS last
-     FROM unnest($1::text[]) AS a(id)";
+         WHERE m.app_id = a.id AND m.app_id >= a.id AND m.app_id <= a.id) AS last,
+        NULL AS endpoint_id
+     FROM apps a
+     UNION ALL
+     SELECT NULL, NULL, id FROM endpoints";
 
-/// The greatest message id of each application (which the caller has locked).
-async fn last_message_ids(
+/// What [`LOCK_AND_READ_LAST_IDS`] found: the greatest message id of each application that
+/// has one, and the applications and endpoints locked.
+struct Locked {
+    last: HashMap<String, String>,
+    apps: HashSet<String>,
+    endpoints: HashSet<String>,
+}
+
+/// Locks the applications and endpoints (see [`LOCK_AND_READ_LAST_IDS`]) and reads the
+/// greatest message id of each application (whose list the caller has locked).
+async fn lock_and_read_last_ids(
     conn: &mut PgConnection,
     app_ids: &[String],
-) -> Result<HashMap<String, String>> {
-    let rows = sqlx::query(LAST_MESSAGE_IDS)
+    endpoint_ids: &[&str],
+) -> Result<Locked> {
+    let rows = sqlx::query(LOCK_AND_READ_LAST_IDS)
         .bind(app_ids)
+        .bind(endpoint_ids)
         .fetch_all(&mut *conn)
         .await?;
-    let mut last = HashMap::new();
+    let mut locked = Locked {
+        last: HashMap::new(),
+        apps: HashSet::new(),
+        endpoints: HashSet::new(),
+    };
     for row in &rows {
-        if let Some(id) = row.try_get::<Option<String>, _>("last")? {
-            last.insert(row.try_get("app_id")?, id);
+        if let Some(id) = row.try_get::<Option<String>, _>("endpoint_id")? {
+            locked.endpoints.insert(id);
+            continue;
         }
+        let app: String = row.try_get("app_id")?;
+        if let Some(id) = row.try_get::<Option<String>, _>("last")? {
+            locked.last.insert(app.clone(), id);
+        }
+        locked.apps.insert(app);
     }
-    Ok(last)
+    Ok(locked)
 }
 
 /// The deliveries to write: one per enabled endpoint accepting each message, claimed for
@@ -460,25 +518,15 @@ async fn promote_lines(conn: &mut PgConnection, lines: &[&str], now: Timestamp) 
     Ok(())
 }
 
-/// What one insert wrote: the ids of the messages inserted (the others repeat an `eventId`,
-/// or name an application deleted since it was read), the applications still there, and
-/// the ids of the deliveries written claimed.
+/// What one insert wrote: the ids of the messages inserted (the others repeat an `eventId`),
+/// and the ids of the deliveries written claimed.
 struct Written {
     messages: HashSet<String>,
-    apps: HashSet<String>,
     claimed: HashMap<(String, String), i64>,
 }
 
 /// Inserts the messages and, for those inserted, the planned deliveries, in one statement;
-/// notifies the workers if any delivery is pending.
-///
-/// The statement first locks the batch's applications, then their endpoints that are given
-/// deliveries, `FOR KEY SHARE`: the tables hold no foreign keys to them (migration 0024),
-/// so this is what keeps a delete from orphaning what the batch writes; the delete waits
-/// for the commit, and its triggers then see the batch's rows. An application deleted
-/// since it was read gets no message (404); an endpoint deleted since gets no delivery, as
-/// the delete's cascade would have removed it (its message's count of pending deliveries
-/// may then count it, which only wakes a dispatcher for nothing). The notification goes out with the
+/// notifies the workers if any delivery is pending. The notification goes out with the
 /// commit; sent from this statement, it costs no round trip of its own while the batch
 /// holds its locks.
 async fn insert(
@@ -501,7 +549,6 @@ async fn insert(
     let messages: Vec<&Message> = messages.iter().flatten().collect();
     let mut written = Written {
         messages: HashSet::new(),
-        apps: HashSet::new(),
         claimed: HashMap::new(),
     };
     let Some(first) = messages.first() else {
@@ -509,19 +556,8 @@ async fn insert(
     };
     let column =
         |f: fn(&Message) -> Option<String>| messages.iter().map(|m| f(m)).collect::<Vec<_>>();
-    let mut apps: Vec<&str> = messages.iter().map(|m| m.app_id.as_str()).collect();
-    apps.sort_unstable();
-    apps.dedup();
-    let mut endpoints = plan.endpoint_ids.clone();
-    endpoints.sort_unstable();
-    endpoints.dedup();
     let found = sqlx::query(
-        "WITH apps AS MATERIALIZED (
-           SELECT id FROM application WHERE id = ANY($18) FOR KEY SHARE),
-         endpoints AS MATERIALIZED (
-           SELECT e.id FROM endpoint e
-           WHERE e.id = ANY($19) AND e.app_id IN (SELECT id FROM apps) FOR KEY SHARE OF e),
-         m AS (
+        "WITH m AS (
            INSERT INTO message (id, app_id, event_type, event_id, channels, payload, created_at,
              payload_expires_at, deliver_at, priority)
            SELECT id, app_id, event_type, event_id, channels, payload, $7, $7 + keep, deliver_at,
@@ -529,7 +565,6 @@ async fn insert(
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
              $13::bigint[], $14::bigint[], $17::smallint[])
              AS t(id, app_id, event_type, event_id, channels, payload, keep, deliver_at, priority)
-           WHERE app_id IN (SELECT id FROM apps)
            ON CONFLICT (app_id, event_id) WHERE event_id IS NOT NULL DO NOTHING
            RETURNING id),
          d AS (
@@ -540,16 +575,13 @@ async fn insert(
              $7, $7
            FROM unnest($8::text[], $9::text[], $10::text[], $11::bigint[], $15::bigint[])
              AS t(msg_id, endpoint_id, app_id, lease, due)
-           WHERE msg_id IN (SELECT id FROM m) AND endpoint_id IN (SELECT id FROM endpoints)
+           WHERE msg_id IN (SELECT id FROM m)
            RETURNING id, msg_id, endpoint_id, status)
-         SELECT m.id AS msg_id, NULL AS endpoint_id, NULL::bigint AS delivery_id,
-           NULL AS app_id FROM m
+         SELECT m.id AS msg_id, NULL AS endpoint_id, NULL::bigint AS delivery_id FROM m
          UNION ALL
-         SELECT msg_id, endpoint_id, id, NULL FROM d WHERE status = 3
+         SELECT msg_id, endpoint_id, id FROM d WHERE status = 3
          UNION ALL
-         SELECT NULL, NULL, NULL, id FROM apps
-         UNION ALL
-         SELECT NULL, NULL, NULL, NULL FROM (SELECT pg_notify($12, '')
+         SELECT NULL, NULL, NULL FROM (SELECT pg_notify($12, '')
            WHERE EXISTS (SELECT 1 FROM d WHERE status = 1)) AS notified",
     )
     .bind(column(|m| Some(m.id.as_str().to_owned())))
@@ -583,14 +615,9 @@ async fn insert(
             .map(|m| m.priority.map(|p| p.code() as i16))
             .collect::<Vec<_>>(),
     )
-    .bind(&apps)
-    .bind(&endpoints)
     .fetch_all(&mut *conn)
     .await?;
     for row in &found {
-        if let Some(app_id) = row.try_get::<Option<String>, _>("app_id")? {
-            written.apps.insert(app_id);
-        }
         let Some(msg_id) = row.try_get::<Option<String>, _>("msg_id")? else {
             continue;
         };

@@ -49,7 +49,7 @@ use crate::store::{
 use batch::{Batcher, Target};
 use writer::WriterThread;
 
-pub use ingest::LAST_MESSAGE_IDS;
+pub use ingest::LOCK_AND_READ_LAST_IDS;
 pub use listener::listen_for_deliveries;
 pub use queue::LOOK_PAST;
 pub use records::RECORD;

@@ -12,7 +12,8 @@
 //! other in a cycle), then reads their counters in a statement of its own, which sees what
 //! the transaction it may have waited for wrote; so each alert threshold is crossed, and
 //! reported, by exactly one transaction. The lock does not conflict with the
-//! `FOR KEY SHARE` that accepting messages takes on the endpoints it writes deliveries for.
+//! `FOR KEY SHARE` that accepting messages takes on the endpoints of the applications it
+//! writes to.
 //! It is also what keeps the endpoint from being deleted before the attempts are in: the
 //! attempt table holds no foreign key to it (migration 0024).
 
