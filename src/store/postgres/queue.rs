@@ -69,8 +69,9 @@ pub const LOOK_PAST: &str = "SELECT due.id, e.id AS endpoint_id, e.app_id, e.rat
 /// (`pg_stat_statements` under `hookd-bench h --database-url …`). A throttled endpoint's
 /// rows are locked whatever its room: those without a token are deferred by the claim, which
 /// moves them out of the head. The rows to lock are named by id (`= ANY`), which the
-/// primary key answers whatever the planner expects of the subquery.
-const HEAD: &str = "WITH head AS (
+/// primary key answers whatever the planner expects of the subquery. Public for the plan
+/// test (`tests/it/postgres.rs`).
+pub const HEAD: &str = "WITH head AS (
        SELECT h.id, h.n <= greatest(coalesce(r.room, $5), 1) OR h.throttled AS fits
        FROM (SELECT d.id, d.endpoint_id, d.throttled,
                row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS n
