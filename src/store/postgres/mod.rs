@@ -51,7 +51,7 @@ use writer::WriterThread;
 
 pub use ingest::LOCK_AND_READ_LAST_IDS;
 pub use listener::listen_for_deliveries;
-pub use queue::{HEAD, LOOK_PAST};
+pub use queue::LOOK_PAST;
 pub use records::RECORD;
 pub use writer::PLANNER;
 

@@ -1,9 +1,9 @@
 //! The hot path on PostgreSQL: accepting messages and recording attempts go through the
 //! batchers (`ingest`, `records`); claims are here.
 //!
-//! A claim reads the due deliveries oldest first ([`HEAD`]) and locks as many of each
-//! endpoint's as it has room for, with `FOR UPDATE SKIP LOCKED` ([`LOCK_FITTING`]: rows
-//! another node is claiming right now are passed over, not waited for), and the UPDATE marks them `sending` with `lease_until` and
+//! A claim is one statement: a CTE picks the due deliveries oldest first and locks them
+//! with `FOR UPDATE SKIP LOCKED` (rows another node is claiming right now are passed over,
+//! not waited for), and the UPDATE marks them `sending` with `lease_until` and
 //! `next_attempt_at` set to the lease's end, so a claim whose node died comes due again when
 //! its lease expires, with no separate sweep; the claim also names its node (`claimed_by`), so
 //! that the nodes can give back a dead node's claims sooner, as soon as its heartbeat goes
@@ -14,7 +14,7 @@
 //! no transaction is open while they are sent. Deliveries of a disabled endpoint are parked
 //! with a NULL `next_attempt_at` and never scanned.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use sqlx::PgConnection;
@@ -57,47 +57,6 @@ pub const LOOK_PAST: &str = "SELECT due.id, e.id AS endpoint_id, e.app_id, e.rat
      WHERE NOT e.disabled AND NOT (e.id = ANY($2::text[]))
      LIMIT $3";
 
-/// What a claim may take of the head of the due queue (`$2` deliveries, oldest first, due
-/// by `$1`), read without a lock: per endpoint, in due order, no more than its room (`$4`
-/// for the endpoints of `$3`, `$5` for the others); one of an endpoint without room, which
-/// tells the claim to look past it (`LOOK_PAST`) if it comes up short; and every one of a
-/// throttled endpoint, as the claim defers those without a token, which moves them out of
-/// the head. The claim then locks them ([`LOCK_FITTING`]). Public for the plan test
-/// (`tests/it/postgres.rs`).
-pub const HEAD: &str = "SELECT h.id, h.endpoint_id, h.app_id, h.rate_limit, h.app_rate,
-       h.ordering, h.fifo_head
-     FROM (SELECT h.*,
-             row_number() OVER (PARTITION BY h.endpoint_id ORDER BY h.next_attempt_at, h.id) AS n
-           FROM (SELECT d.id, d.endpoint_id, d.app_id, d.next_attempt_at, e.rate_limit,
-                   a.rate_limit AS app_rate, e.ordering, e.fifo_head
-                 FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
-                   JOIN application a ON a.id = d.app_id
-                 WHERE d.status IN (1, 3) AND d.next_attempt_at <= $1 AND NOT e.disabled
-                 ORDER BY d.next_attempt_at
-                 LIMIT $2) h) h
-       LEFT JOIN unnest($3::text[], $4::int8[]) AS r(endpoint_id, room)
-         ON r.endpoint_id = h.endpoint_id
-     WHERE h.n <= greatest(coalesce(r.room, $5), 1)
-       OR h.rate_limit IS NOT NULL OR h.app_rate IS NOT NULL
-     ORDER BY h.next_attempt_at, h.id";
-
-/// Locks the deliveries of `$1` that are still due by `$2`; rows another node is claiming
-/// right now are passed over, not waited for, and those it claimed meanwhile are no longer
-/// due.
-///
-/// The claim locks only what it may take ([`HEAD`]). It used to lock the whole head
-/// (`FOR UPDATE SKIP LOCKED` on the read, 4 × `claim_batch` rows) and then take what each
-/// endpoint had room for: draining one endpoint's backlog ((h)), about a thousand rows
-/// locked and read into hookd per claim of seventy, each lock a write of the row and a WAL
-/// record, which made the head's statement the server's dearest (`pg_stat_statements`
-/// under `hookd-bench h --database-url …`). Locking in the read's own statement, after
-/// ranking, needs the rows joined again to `delivery`, for which PostgreSQL's plans read
-/// the table at large under (i); sent unnamed, this statement is planned for the ids at
-/// hand and looks them up by key.
-const LOCK_FITTING: &str = "SELECT id FROM delivery
-     WHERE id = ANY($1) AND status IN (1, 3) AND next_attempt_at <= $2
-     FOR UPDATE SKIP LOCKED";
-
 #[async_trait]
 impl QueueStore for PgStore {
     async fn enqueue_message(&self, mut new: NewMessage) -> Result<Enqueued> {
@@ -127,39 +86,23 @@ impl QueueStore for PgStore {
         limits: &ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>> {
         let mut tx = self.pool.begin().await?;
-        // What the claim may take of the head of the due queue; then those rows, locked.
+        // The head of the due queue, locked; rows other nodes are claiming are passed over.
         let scan = limits.total.saturating_mul(4).max(64);
-        let (room_of, room): (Vec<&str>, Vec<i64>) = limits
-            .room
-            .iter()
-            .map(|(endpoint, room)| (endpoint.as_str(), i64::try_from(*room).unwrap_or(i64::MAX)))
-            .unzip();
-        let head = sqlx::query(HEAD)
-            .bind(micros(now))
-            .bind(i64::try_from(scan).unwrap_or(i64::MAX))
-            .bind(&room_of)
-            .bind(&room)
-            .bind(i64::try_from(limits.per_endpoint).unwrap_or(i64::MAX))
-            .fetch_all(&mut *tx)
-            .await?;
-        let head: Vec<Candidate> = head.iter().map(candidate).collect::<Result<_>>()?;
-        let fits: Vec<i64> = head.iter().map(|c| c.id).collect();
-        let locked: HashSet<i64> = if fits.is_empty() {
-            HashSet::new()
-        } else {
-            batch_query(LOCK_FITTING)
-                .bind(&fits)
-                .bind(micros(now))
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|row| row.int("id"))
-                .collect::<Result<_>>()?
-        };
-        let candidates: Vec<Candidate> = head
-            .into_iter()
-            .filter(|c| locked.contains(&c.id))
-            .collect();
+        let head = sqlx::query(
+            "SELECT d.id, d.endpoint_id, d.app_id, e.rate_limit, a.rate_limit AS app_rate,
+               e.ordering, e.fifo_head
+             FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id
+               JOIN application a ON a.id = d.app_id
+             WHERE d.status IN (1, 3) AND d.next_attempt_at <= $1 AND NOT e.disabled
+             ORDER BY d.next_attempt_at
+             LIMIT $2
+             FOR UPDATE OF d SKIP LOCKED",
+        )
+        .bind(micros(now))
+        .bind(i64::try_from(scan).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        let candidates: Vec<Candidate> = head.iter().map(candidate).collect::<Result<_>>()?;
         let candidates = fifo_gate(&mut tx, candidates, now).await?;
         let mut buckets = Buckets::default();
         lock_buckets(&mut tx, &candidates, &mut buckets).await?;
