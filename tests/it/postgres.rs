@@ -473,6 +473,31 @@ async fn until_a_session_waits_for_a_lock(pool: &sqlx::PgPool) {
     }
 }
 
+/// Writes a message to `app` while the delete of row `id` of `table` is under way: the
+/// delete is made, the message's batch starts and waits for its lock, and then the delete
+/// commits.
+async fn write_while_deleting(
+    store: &Arc<dyn Store>,
+    pool: &sqlx::PgPool,
+    app: &AppId,
+    table: &str,
+    id: &str,
+) -> Result<hookd::store::Enqueued, StoreError> {
+    let mut deleting = pool.begin().await.unwrap();
+    sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(id)
+        .execute(&mut *deleting)
+        .await
+        .unwrap();
+    let writing = tokio::spawn({
+        let (store, app) = (store.clone(), app.clone());
+        async move { store.enqueue_message(message(&app)).await }
+    });
+    until_a_session_waits_for_a_lock(pool).await;
+    deleting.commit().await.unwrap();
+    writing.await.unwrap()
+}
+
 /// The delivery table holds no foreign key to the endpoint (migration 0024): a batch of
 /// messages that read an endpoint before its delete committed waits for the delete before
 /// it inserts, and writes no delivery for it, where the foreign key's check failed the
@@ -485,19 +510,9 @@ async fn a_message_gets_no_delivery_to_an_endpoint_deleted_while_it_is_written()
     let kept = store.insert_endpoint(new_endpoint(&app)).await.unwrap();
     let gone = store.insert_endpoint(new_endpoint(&app)).await.unwrap();
     let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
-    let mut deleting = pool.begin().await.unwrap();
-    sqlx::query("DELETE FROM endpoint WHERE id = $1")
-        .bind(gone.id.as_str())
-        .execute(&mut *deleting)
+    let written = write_while_deleting(&store, &pool, &app, "endpoint", gone.id.as_str())
         .await
         .unwrap();
-    let writing = tokio::spawn({
-        let (store, app) = (store.clone(), app.clone());
-        async move { store.enqueue_message(message(&app)).await }
-    });
-    until_a_session_waits_for_a_lock(&pool).await;
-    deleting.commit().await.unwrap();
-    let written = writing.await.unwrap().unwrap();
     let to: Vec<String> = sqlx::query_scalar("SELECT endpoint_id FROM delivery WHERE msg_id = $1")
         .bind(written.message.id.as_str())
         .fetch_all(&pool)
@@ -516,19 +531,7 @@ async fn a_message_to_an_application_deleted_while_it_is_written_is_not_found() 
     let app = application(&store).await;
     store.insert_endpoint(new_endpoint(&app)).await.unwrap();
     let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
-    let mut deleting = pool.begin().await.unwrap();
-    sqlx::query("DELETE FROM application WHERE id = $1")
-        .bind(app.as_str())
-        .execute(&mut *deleting)
-        .await
-        .unwrap();
-    let writing = tokio::spawn({
-        let (store, app) = (store.clone(), app.clone());
-        async move { store.enqueue_message(message(&app)).await }
-    });
-    until_a_session_waits_for_a_lock(&pool).await;
-    deleting.commit().await.unwrap();
-    let written = writing.await.unwrap();
+    let written = write_while_deleting(&store, &pool, &app, "application", app.as_str()).await;
     assert!(
         matches!(written, Err(StoreError::NotFound)),
         "{:?}",
