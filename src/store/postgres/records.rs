@@ -13,9 +13,8 @@
 //! the transaction it may have waited for wrote; so each alert threshold is crossed, and
 //! reported, by exactly one transaction. The lock does not conflict with the
 //! `FOR KEY SHARE` that accepting messages takes on the endpoints of the applications it
-//! writes to.
-//! It is also what keeps the endpoint from being deleted before the attempts are in: the
-//! attempt table holds no foreign key to it (migration 0024).
+//! writes to. It is also what keeps the endpoint from being deleted before the attempts are
+//! in: the attempt table holds no foreign key to it (migration 0024).
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -154,9 +153,6 @@ async fn record(conn: &mut PgConnection, batch: &[AttemptRecord]) -> Result<Hash
         statuses.push(status.code());
         next_at.push(next.map(micros));
     }
-    // Both parts see the deliveries as they were before the statement: an attempt is kept
-    // for every delivery that still exists, and a delivery moves on only while it carries
-    // the lease of the claim that made the attempt.
     let inserted = sqlx::query(RECORD)
         .bind(text(|a| a.id.as_str().to_owned()))
         .bind(text(|a| a.msg_id.as_str().to_owned()))
