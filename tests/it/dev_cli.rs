@@ -218,11 +218,19 @@ async fn hookd_replay_sends_an_endpoints_messages_again_and_waits_for_the_task()
     app.create_app(json!({"name": "shop", "uid": "shop"})).await;
     app.create_endpoint("shop", json!({"url": receiver.url("/r"), "uid": "ep"}))
         .await;
+    let mut sent = Vec::new();
     for n in 0..3 {
-        app.create_message("shop", json!({"eventType": "a", "payload": {"n": n}}))
+        let message = app
+            .create_message("shop", json!({"eventType": "a", "payload": {"n": n}}))
             .await;
+        sent.push(message["id"].as_str().unwrap().to_owned());
     }
     receiver.wait_for("/r", 3).await;
+    // The replay sends again what was delivered: wait until each attempt is recorded (the
+    // receiver sees a request before its outcome is written).
+    for msg_id in &sent {
+        crate::delivery::delivery_state(&app, "shop", msg_id, "success").await;
+    }
     let replay = |extra: &[&str]| {
         let mut command = hookd();
         command
