@@ -84,13 +84,17 @@ impl StoredRow for PgRow {
         Ok(self.try_get(column)?)
     }
     /// Small codes are SMALLINT or INTEGER columns on PostgreSQL; times and counts BIGINT.
+    /// The column is looked up by name once, then read by position (a claim reads these for
+    /// every row of the queue's head).
     fn opt_int(&self, column: &str) -> Result<Option<i64>> {
-        let type_name = self.try_column(column)?.type_info().name().to_owned();
-        Ok(match type_name.as_str() {
-            "INT2" => self.try_get::<Option<i16>, _>(column)?.map(i64::from),
-            "INT4" => self.try_get::<Option<i32>, _>(column)?.map(i64::from),
-            _ => self.try_get(column)?,
-        })
+        let found = self.try_column(column)?;
+        let at = found.ordinal();
+        let value = match found.type_info().name() {
+            "INT2" => self.try_get::<Option<i16>, _>(at).map(|v| v.map(i64::from)),
+            "INT4" => self.try_get::<Option<i32>, _>(at).map(|v| v.map(i64::from)),
+            _ => self.try_get(at),
+        };
+        value.map_err(|e| corrupt(column, e))
     }
     fn flag(&self, column: &str) -> Result<bool> {
         Ok(self.try_get(column)?)

@@ -84,6 +84,7 @@ conformance!(
     old_finished_messages_are_pruned_in_batches,
     a_record_for_a_deleted_delivery_is_dropped_quietly,
     deliveries_reserved_for_direct_claims_are_written_claimed,
+    a_claim_looks_past_a_head_that_one_endpoint_fills,
 );
 
 pub(crate) fn none() -> HashMap<EndpointId, usize> {
@@ -311,6 +312,37 @@ async fn a_release_gives_back_only_the_claims_still_held(store: Arc<dyn Store>) 
     let mut ids: Vec<i64> = again.iter().map(|c| c.id).collect();
     ids.sort_unstable();
     assert_eq!(ids, [claims[0].id, claims[1].id]);
+}
+
+/// A claim reads as many rows at the head of the queue as it may take. When one endpoint's
+/// backlog fills the head and it has room for only part of it, the endpoints behind are
+/// still found (through the per-endpoint due index).
+async fn a_claim_looks_past_a_head_that_one_endpoint_fills(store: Arc<dyn Store>) {
+    let busy = seed(store.as_ref(), 4).await;
+    let other = store
+        .insert_endpoint(new_endpoint(&busy.app_id))
+        .await
+        .unwrap();
+    store
+        .enqueue_message(new_message(&busy.app_id, "{}", None))
+        .await
+        .unwrap();
+
+    // The head (4 rows) is all `busy`'s, and it may take only 2 of them.
+    let t = now();
+    let room = HashMap::from([(busy.id.clone(), 2)]);
+    let claimed = store
+        .claim_due(t, t + TimeDelta::seconds(30), &limits(4, &room))
+        .await
+        .unwrap();
+    let to = |endpoint: &EndpointId| {
+        claimed
+            .iter()
+            .filter(|c| &c.endpoint.id == endpoint)
+            .count()
+    };
+    assert_eq!(to(&busy.id), 2);
+    assert_eq!(to(&other.id), 1, "found past the head");
 }
 
 async fn skipped_and_disabled_endpoints_are_not_claimed(store: Arc<dyn Store>) {

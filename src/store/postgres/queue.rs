@@ -86,8 +86,13 @@ impl QueueStore for PgStore {
         limits: &ClaimLimits,
     ) -> Result<Vec<ClaimedDelivery>> {
         let mut tx = self.pool.begin().await?;
-        // The head of the due queue, locked; rows other nodes are claiming are passed over.
-        let scan = limits.total.saturating_mul(4).max(64);
+        // The head of the due queue, as many rows as the claim may take, locked; rows other
+        // nodes are claiming are passed over. Reading more to look past endpoints without
+        // room cost more than it found: during a drain, one endpoint's backlog fills any
+        // head, and each row read is locked, sent and decoded (step 24 in
+        // `docs/performance.md`). What lies past the head is found through the per-endpoint
+        // due index instead (`LOOK_PAST`).
+        let scan = limits.total.max(1);
         let head = sqlx::query(
             "SELECT d.id, d.endpoint_id, d.app_id, e.rate_limit, a.rate_limit AS app_rate,
                e.ordering, e.fifo_head
@@ -107,14 +112,13 @@ impl QueueStore for PgStore {
         let mut buckets = Buckets::default();
         lock_buckets(&mut tx, &candidates, &mut buckets).await?;
         let mut picked = buckets.pick(&candidates, limits, 0, now);
-        let crowded_out = picked.ids.len() < limits.total
-            && (!picked.deferred.is_empty()
-                || candidates
-                    .iter()
-                    .any(|c| limits.room.get(&c.endpoint).is_some_and(|room| *room == 0)));
+        // A full head that did not fill the claim: endpoints in it ran out of room (or
+        // tokens), and others may be due behind them. A head that was not full held all
+        // that was due and not being claimed elsewhere.
+        let crowded_out = picked.ids.len() < limits.total && head.len() == scan;
         if crowded_out {
-            // Look past endpoints without room (or tokens), one due delivery per other
-            // endpoint, through the per-endpoint due index: their backlog is never scanned.
+            // Look past those endpoints, one due delivery per other endpoint, through the
+            // per-endpoint due index: their backlog is never scanned.
             let excluded: Vec<EndpointId> = candidates
                 .iter()
                 .map(|c| c.endpoint.clone())

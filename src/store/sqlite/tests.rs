@@ -1,21 +1,17 @@
-//! What only the SQLite store does: its claim's short head of the queue, closing its writer
-//! thread, and the indexes its queries rely on. The behaviour both backends share is in
-//! `tests/it/queue.rs`.
+//! What only the SQLite store does: closing its writer thread, and the indexes its queries
+//! rely on. The behaviour both backends share is in `tests/it/queue.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono::TimeDelta;
-
 use super::SqliteStore;
-use crate::domain::time::now;
 use crate::domain::{
     AppId, AppKey, Endpoint, EndpointHeaders, EndpointUrl, EventTypeName, MessageKey, Payload,
     SigningSecret, Subscription,
 };
 use crate::store::{
-    ApplicationStore, ClaimLimits, EndpointStore, MessageStore, NewApplication, NewEndpoint,
-    NewMessage, QueueStore, StoreError,
+    ApplicationStore, EndpointStore, MessageStore, NewApplication, NewEndpoint, NewMessage,
+    QueueStore, StoreError,
 };
 
 async fn open(path: &Path) -> SqliteStore {
@@ -74,39 +70,6 @@ fn message(app: &AppId) -> NewMessage {
         direct: None,
         key: None,
     }
-}
-
-#[tokio::test]
-async fn a_claim_looks_past_a_head_that_one_endpoint_fills() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir.path().join("s.db")).await;
-    let app = app(&store).await;
-    let busy = endpoint(&store, &app).await;
-    for _ in 0..4 {
-        store.enqueue_message(message(&app)).await.unwrap();
-    }
-    let other = endpoint(&store, &app).await;
-    store.enqueue_message(message(&app)).await.unwrap();
-
-    // The head (4 rows) is all `busy`'s, and it may take only 2 of them.
-    let t = now();
-    let limits = ClaimLimits {
-        total: 4,
-        per_endpoint: 2,
-        room: HashMap::new(),
-    };
-    let claimed = store
-        .claim_due(t, t + TimeDelta::seconds(30), &limits)
-        .await
-        .unwrap();
-    let to = |endpoint: &Endpoint| {
-        claimed
-            .iter()
-            .filter(|c| c.endpoint.id == endpoint.id)
-            .count()
-    };
-    assert_eq!(to(&busy), 2);
-    assert_eq!(to(&other), 1, "found past the head");
 }
 
 #[tokio::test]
