@@ -74,6 +74,9 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
     )?;
     fill::settle(bed.store())?;
 
+    // The server's CPU from the first start to the drain's end: the backlog's claims and
+    // records, and the new messages'.
+    let database_cpu_before = bed.postgres().then(procfs::postgres_cpu).flatten();
     let start_micros = now_micros();
     let starting = Instant::now();
     let healthy_s = bed.start_node().await?.as_secs_f64();
@@ -86,6 +89,9 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
     };
     let d = drain_with_flow(args, &mut bed, &flow, &target, &backlog, m, &probe).await?;
 
+    let database_cpu_s = procfs::postgres_cpu()
+        .zip(database_cpu_before)
+        .map(|(after, before)| after.saturating_sub(before).as_secs_f64());
     let drained = backlog.delivered.load(Ordering::Relaxed);
     let last = backlog.last_delivery.load(Ordering::Relaxed);
     let drain_s = last.saturating_sub(start_micros) as f64 / 1e6;
@@ -147,6 +153,7 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
         ingest_latency: Some(Latency::of(sent.ingest_micros())),
         ingest_worst_ms_by_second: sent.ingest_worst_by_second(FLOW_RATE),
         hookd_rss_samples_mib: d.rss_samples.clone(),
+        database_cpu_s,
         driver_cpu_s: sent.cpu.as_secs_f64(),
         receiver_cpu_s: receivers_cpu,
         wall_s: started.elapsed().as_secs_f64(),
