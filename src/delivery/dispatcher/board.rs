@@ -8,6 +8,8 @@
 //! `claim_ahead` windows, into a small local queue: when one of its attempts ends the next
 //! starts at once, without waiting for a claim to come back from the store, so one
 //! endpoint's throughput is not bounded by how many claims per second the store commits.
+//! What it holds so is capped at a quarter of the node's room, so that on a small node one
+//! endpoint's queue cannot fill the node.
 //! An endpoint not known to be fast is claimed only up to its free slots, so a slow
 //! endpoint's backlog stays in the store, where no lease runs out while it waits; a paused
 //! endpoint gives its queue back. Queued deliveries have their own node-wide budget (as many
@@ -133,10 +135,13 @@ impl Board {
         }
     }
 
-    /// How many deliveries `load` may hold: in flight, queued and reserved.
+    /// How many deliveries `load` may hold: in flight, queued and reserved. Claimed ahead, a
+    /// fast endpoint holds no more than a quarter of the node's room (nor less than its
+    /// limit), so that on a small node one endpoint's queue cannot take the room of all the
+    /// others.
     fn window(&self, load: &Load) -> usize {
         if load.fast {
-            load.limit * self.ahead
+            (load.limit * self.ahead).min((self.max_held() / 4).max(load.limit))
         } else {
             load.limit
         }

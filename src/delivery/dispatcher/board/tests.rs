@@ -257,6 +257,36 @@ fn a_fast_endpoint_is_claimed_ahead() {
 }
 
 #[test]
+fn claimed_ahead_an_endpoint_holds_at_most_a_quarter_of_the_node() {
+    let t = now();
+    let lease = t + TimeDelta::seconds(45);
+    let ep = endpoint();
+    // Eight windows of 2 would be 16, the whole room of a node of 8 attempts in flight.
+    let mut board = Board::new(2, 8, 8, TimeDelta::seconds(20));
+    board.admit(vec![claimed(&ep, 1, lease), claimed(&ep, 2, lease)], t);
+    board.finish(&ep.id, Some(&answered(200, None)), t);
+    assert_eq!(board.room(t)[&ep.id], 3, "a quarter of 16, 1 in flight");
+    for _ in 0..3 {
+        assert!(board.reserve(&ep.id, t));
+    }
+    assert!(
+        !board.reserve(&ep.id, t),
+        "the rest is left to other endpoints"
+    );
+
+    // Never below the endpoint's own limit.
+    let ep = endpoint();
+    let mut board = Board::new(8, 4, 8, TimeDelta::seconds(20));
+    board.admit(vec![claimed(&ep, 1, lease), claimed(&ep, 2, lease)], t);
+    board.finish(&ep.id, Some(&answered(200, None)), t);
+    assert_eq!(
+        board.room(t)[&ep.id],
+        7,
+        "one window of 8 (not 16 / 4), 1 in flight"
+    );
+}
+
+#[test]
 fn queued_deliveries_wait_for_a_node_wide_slot() {
     let t = now();
     let lease = t + TimeDelta::seconds(45);
