@@ -89,9 +89,7 @@ pub async fn execute(args: &Args, binary: Option<&std::path::Path>) -> anyhow::R
     };
     let d = drain_with_flow(args, &mut bed, &flow, &target, &backlog, m, &probe).await?;
 
-    let database_cpu_s = procfs::postgres_cpu()
-        .zip(database_cpu_before)
-        .map(|(after, before)| after.saturating_sub(before).as_secs_f64());
+    let database_cpu_s = procfs::postgres_cpu_since(database_cpu_before);
     let drained = backlog.delivered.load(Ordering::Relaxed);
     let last = backlog.last_delivery.load(Ordering::Relaxed);
     let drain_s = last.saturating_sub(start_micros) as f64 / 1e6;

@@ -108,9 +108,7 @@ pub async fn measure(
     drain(&tally, expected).await;
     sampling.store(false, Ordering::Relaxed);
     let rss_samples = sampler.await.unwrap_or_default();
-    let database_cpu_s = procfs::postgres_cpu()
-        .zip(database_cpu_before)
-        .map(|(after, before)| after.saturating_sub(before).as_secs_f64());
+    let database_cpu_s = procfs::postgres_cpu_since(database_cpu_before);
 
     let secs_since_start = |micros: u64| (micros.saturating_sub(sent.start_micros)) as f64 / 1e6;
     let delivered = tally.delivered.load(Ordering::Relaxed);

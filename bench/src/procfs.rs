@@ -71,6 +71,14 @@ pub fn machine_steal() -> Option<Duration> {
     Some(Duration::from_millis(steal * 1000 / ticks_per_second()))
 }
 
+/// Seconds of the PostgreSQL server's CPU since `before` (a [`postgres_cpu`] reading), or
+/// `None` when either reading is missing.
+pub fn postgres_cpu_since(before: Option<Duration>) -> Option<f64> {
+    postgres_cpu()
+        .zip(before)
+        .map(|(after, before)| after.saturating_sub(before).as_secs_f64())
+}
+
 /// CPU time used so far by a PostgreSQL server running on this machine: the user and system
 /// time of every `postgres` process, plus what the postmaster collected from children that
 /// have exited (backends of closed connections, autovacuum workers). `None` if no

@@ -1,18 +1,20 @@
 //! The hot path on PostgreSQL: accepting messages and recording attempts go through the
 //! batchers (`ingest`, `records`); claims are here.
 //!
-//! A claim is one statement: a CTE picks the due deliveries oldest first and locks them
-//! with `FOR UPDATE SKIP LOCKED` (rows another node is claiming right now are passed over,
-//! not waited for), and the UPDATE marks them `sending` with `lease_until` and
+//! A claim is one transaction: it locks the head of the due queue (as many rows as it may
+//! take, oldest first, `FOR UPDATE SKIP LOCKED`: rows another node is claiming right now
+//! are passed over, not waited for), picks from it within each endpoint's room, looks past
+//! the head through the per-endpoint due index when the head did not fill it
+//! ([`LOOK_PAST`]), and marks what it took `sending` with `lease_until` and
 //! `next_attempt_at` set to the lease's end, so a claim whose node died comes due again when
-//! its lease expires, with no separate sweep; the claim also names its node (`claimed_by`), so
-//! that the nodes can give back a dead node's claims sooner, as soon as its heartbeat goes
-//! stale (`nodes`). Deliveries of throttled endpoints and
-//! applications are taken within their token buckets (`store::throttle`), whose rows the
-//! claim locks (after its deliveries, in key order) so claims on every node take turns on
-//! them; those without a token are deferred. It commits before the claims are returned:
-//! no transaction is open while they are sent. Deliveries of a disabled endpoint are parked
-//! with a NULL `next_attempt_at` and never scanned.
+//! its lease expires, with no separate sweep. The claim also names its node (`claimed_by`),
+//! so that the nodes can give back a dead node's claims sooner, as soon as its heartbeat
+//! goes stale (`nodes`). Deliveries of throttled endpoints and applications are taken within
+//! their token buckets (`store::throttle`), whose rows the claim locks (after its
+//! deliveries, in key order) so claims on every node take turns on them; those without a
+//! token are deferred. It commits before the claims are returned: no transaction is open
+//! while they are sent. Deliveries of a disabled endpoint are parked with a NULL
+//! `next_attempt_at` and never scanned.
 
 use std::collections::HashMap;
 
