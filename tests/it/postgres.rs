@@ -1,9 +1,10 @@
 //! What only PostgreSQL can do: several nodes on one database, and sessions that drop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::TimeDelta;
 use hookd::domain::{AppId, AppKey, EventTypeName, Payload};
 use hookd::store::postgres::{PgStore, PoolSettings};
 use hookd::store::{
@@ -293,6 +294,57 @@ async fn an_applications_last_message_id_is_read_from_its_own_index() {
         );
         assert_eq!(last[busy.as_str()].as_deref(), Some("msg_~00050000"));
     }
+}
+
+/// A look past a crowded head that found nothing is not repeated for `LOOK_PAST_PAUSE`:
+/// during a drain it found nothing on nearly every claim, at a millisecond of the
+/// database's time each. What comes due behind the backlog meanwhile is found by the first
+/// claim after the pause.
+#[tokio::test]
+async fn a_look_past_the_head_that_found_nothing_pauses_the_next() {
+    use crate::queue::{limits, new_message, seed};
+    use hookd::store::postgres::LOOK_PAST_PAUSE;
+
+    let database = TestDatabase::require().await;
+    let store = node(&database).await;
+    let busy = seed(store.as_ref(), 10).await;
+    let other = store
+        .insert_endpoint(new_endpoint(&busy.app_id))
+        .await
+        .unwrap();
+    // Every claim's head (4 rows) is `busy`'s, and it may take 2 of them.
+    let room = HashMap::from([(busy.id.clone(), 2)]);
+    let t = hookd::domain::time::now() + TimeDelta::seconds(1);
+    let claim = |at| {
+        let (store, room, other) = (store.clone(), room.clone(), other.id.clone());
+        async move {
+            let claimed = store
+                .claim_due(at, at + TimeDelta::seconds(30), &limits(4, &room))
+                .await
+                .unwrap();
+            let to_other = claimed.iter().filter(|c| c.endpoint.id == other);
+            (claimed.len(), to_other.count())
+        }
+    };
+    assert_eq!(
+        claim(t).await,
+        (2, 0),
+        "nothing past the head: the look pauses"
+    );
+    store
+        .enqueue_message(new_message(&busy.app_id, "{}", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(t + LOOK_PAST_PAUSE / 2).await,
+        (2, 0),
+        "within the pause, the claim does not look past the head"
+    );
+    assert_eq!(
+        claim(t + LOOK_PAST_PAUSE).await,
+        (3, 1),
+        "after it, the claim finds the other endpoint's delivery"
+    );
 }
 
 /// The claim's look past a crowded endpoint reads each other endpoint's due deliveries

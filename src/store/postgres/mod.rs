@@ -31,7 +31,7 @@ mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -51,7 +51,7 @@ use writer::WriterThread;
 
 pub use ingest::LOCK_AND_READ_LAST_IDS;
 pub use listener::listen_for_deliveries;
-pub use queue::LOOK_PAST;
+pub use queue::{LOOK_PAST, LOOK_PAST_PAUSE};
 pub use records::RECORD;
 pub use writer::PLANNER;
 
@@ -94,6 +94,9 @@ pub struct PgStore {
     node: Arc<str>,
     /// Whether this node's heartbeat has been written before.
     joined: AtomicBool,
+    /// When (microseconds) this node's claims may next look past the head of the due
+    /// queue: a look that found nothing pauses them (`queue::LOOK_PAST_PAUSE`).
+    look_past_from: AtomicI64,
     ingest: Batcher<NewMessage, Enqueued>,
     records: Batcher<AttemptRecord, ()>,
     /// Idempotency keys' claims and stored responses, each batched (`idempotency`).
@@ -205,6 +208,7 @@ impl PgStore {
             writer_pool,
             node,
             joined: AtomicBool::new(false),
+            look_past_from: AtomicI64::new(i64::MIN),
             secrets,
             writer,
         })

@@ -5,20 +5,22 @@
 //! take, oldest first, `FOR UPDATE SKIP LOCKED`: rows another node is claiming right now
 //! are passed over, not waited for), picks from it within each endpoint's room, looks past
 //! the head through the per-endpoint due index when the head did not fill it
-//! ([`LOOK_PAST`]), and marks what it took `sending` with `lease_until` and
-//! `next_attempt_at` set to the lease's end, so a claim whose node died comes due again when
-//! its lease expires, with no separate sweep. The claim also names its node (`claimed_by`),
-//! so that the nodes can give back a dead node's claims sooner, as soon as its heartbeat
-//! goes stale (`nodes`). Deliveries of throttled endpoints and applications are taken within
-//! their token buckets (`store::throttle`), whose rows the claim locks (after its
-//! deliveries, in key order) so claims on every node take turns on them; those without a
-//! token are deferred. It commits before the claims are returned: no transaction is open
-//! while they are sent. Deliveries of a disabled endpoint are parked with a NULL
-//! `next_attempt_at` and never scanned.
+//! ([`LOOK_PAST`]; not again for [`LOOK_PAST_PAUSE`] after a look that found nothing), and
+//! marks what it took `sending` with `lease_until` and `next_attempt_at` set to the lease's
+//! end, so a claim whose node died comes due again when its lease expires, with no separate
+//! sweep. The claim also names its node (`claimed_by`), so that the nodes can give back a
+//! dead node's claims sooner, as soon as its heartbeat goes stale (`nodes`). Deliveries of
+//! throttled endpoints and applications are taken within their token buckets
+//! (`store::throttle`), whose rows the claim locks (after its deliveries, in key order) so
+//! claims on every node take turns on them; those without a token are deferred. It commits
+//! before the claims are returned: no transaction is open while they are sent. Deliveries
+//! of a disabled endpoint are parked with a NULL `next_attempt_at` and never scanned.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
+use chrono::TimeDelta;
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 
@@ -58,6 +60,18 @@ pub const LOOK_PAST: &str = "SELECT due.id, e.id AS endpoint_id, e.app_id, e.rat
         FOR UPDATE OF d SKIP LOCKED) due
      WHERE NOT e.disabled AND NOT (e.id = ANY($2::text[]))
      LIMIT $3";
+
+/// How long a node's claims do not look past the head after a look that found nothing.
+///
+/// During a drain one endpoint's backlog fills every head, each claim was crowded out, and
+/// each looked past it: a look costs about a millisecond of the database's time (one probe
+/// of the per-endpoint due index per endpoint, over the dead entries the claims and records
+/// leave until a vacuum), and with direct claims taking the other endpoints' new messages it
+/// nearly always found nothing — a tenth of the database's time in the drain (step 26 in
+/// `docs/performance.md`). A delivery that comes due behind a backlog within the pause (a
+/// retry, or a message no node could claim directly) waits up to this much longer; a look
+/// that finds something does not pause.
+pub const LOOK_PAST_PAUSE: TimeDelta = TimeDelta::milliseconds(100);
 
 #[async_trait]
 impl QueueStore for PgStore {
@@ -118,9 +132,10 @@ impl QueueStore for PgStore {
         // tokens), and others may be due behind them. A head that was not full held all
         // that was due and not being claimed elsewhere.
         let crowded_out = picked.ids.len() < limits.total && head.len() == scan;
-        if crowded_out {
+        if crowded_out && micros(now) >= self.look_past_from.load(Ordering::Relaxed) {
             // Look past those endpoints, one due delivery per other endpoint, through the
-            // per-endpoint due index: their backlog is never scanned.
+            // per-endpoint due index: their backlog is never scanned. Unless a look in the
+            // last `LOOK_PAST_PAUSE` found nothing.
             let excluded: Vec<EndpointId> = candidates
                 .iter()
                 .map(|c| c.endpoint.clone())
@@ -132,6 +147,10 @@ impl QueueStore for PgStore {
                 .bind(i64::try_from(limits.total - picked.ids.len()).unwrap_or(i64::MAX))
                 .fetch_all(&mut *tx)
                 .await?;
+            if more.is_empty() {
+                self.look_past_from
+                    .store(micros(now + LOOK_PAST_PAUSE), Ordering::Relaxed);
+            }
             let more: Vec<Candidate> = more.iter().map(candidate).collect::<Result<_>>()?;
             let more = fifo_gate(&mut tx, more, now).await?;
             lock_buckets(&mut tx, &more, &mut buckets).await?;
