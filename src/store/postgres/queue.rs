@@ -67,7 +67,7 @@ pub const LOOK_PAST: &str = "SELECT due.id, e.id AS endpoint_id, e.app_id, e.rat
 /// each looked past it: a look costs about a millisecond of the database's time (one probe
 /// of the per-endpoint due index per endpoint, over the dead entries the claims and records
 /// leave until a vacuum), and with direct claims taking the other endpoints' new messages it
-/// nearly always found nothing — a tenth of the database's time in the drain (step 26 in
+/// nearly always found nothing: a tenth of the statements' time in the drain (step 26 in
 /// `docs/performance.md`). A delivery that comes due behind a backlog within the pause (a
 /// retry, or a message no node could claim directly) waits up to this much longer; a look
 /// that finds something does not pause.
