@@ -282,6 +282,14 @@ impl ClaimLimits {
             .collect()
     }
 
+    /// Whether a claim should look past the head of the due queue: the head was full (`head`
+    /// rows read of `total`) and yet did not fill the claim (`picked`), so endpoints in it
+    /// ran out of room (or tokens) and others may be due behind them. A head that was not
+    /// full held all that was due and not being claimed elsewhere.
+    pub fn crowded_out(&self, picked: usize, head: usize) -> bool {
+        picked < self.total && head == self.total
+    }
+
     /// Chooses, from candidates in due order, what this claim takes: at most `total`, and per
     /// endpoint no more than its room.
     pub fn pick<'c, T>(&self, candidates: &'c [(T, EndpointId)]) -> Vec<&'c T> {

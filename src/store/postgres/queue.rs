@@ -128,10 +128,7 @@ impl QueueStore for PgStore {
         let mut buckets = Buckets::default();
         lock_buckets(&mut tx, &candidates, &mut buckets).await?;
         let mut picked = buckets.pick(&candidates, limits, 0, now);
-        // A full head that did not fill the claim: endpoints in it ran out of room (or
-        // tokens), and others may be due behind them. A head that was not full held all
-        // that was due and not being claimed elsewhere.
-        let crowded_out = picked.ids.len() < limits.total && head.len() == scan;
+        let crowded_out = limits.crowded_out(picked.ids.len(), head.len());
         if crowded_out && micros(now) >= self.look_past_from.load(Ordering::Relaxed) {
             // Look past those endpoints, one due delivery per other endpoint, through the
             // per-endpoint due index: their backlog is never scanned. Unless a look in the

@@ -77,10 +77,7 @@ pub(super) fn claim(
     let mut buckets = Buckets::default();
     load_buckets(conn, &candidates, &mut buckets)?;
     let mut picked = buckets.pick(&candidates, limits, 0, now);
-    // A full head that did not fill the claim: endpoints in it ran out of room (or tokens),
-    // and others may be due behind them. A head that was not full holds everything due.
-    let crowded_out = picked.ids.len() < limits.total && head_len == limits.total;
-    if crowded_out {
+    if limits.crowded_out(picked.ids.len(), head_len) {
         let seen: HashSet<&EndpointId> = candidates.iter().map(|c| &c.endpoint).collect();
         let more = past_the_head(conn, now, limits, &seen, limits.total - picked.ids.len())?;
         let more = fifo_gate(conn, more, now)?;
